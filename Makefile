@@ -1,0 +1,43 @@
+# ordergate: `make run` to start a gateway, `make test` to run every check. Nothing else to install.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+
+.PHONY: run test lint typecheck pytest install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## run: install, prepare this folder as the home (catalogue, profiles) and serve on $(HOST):$(PORT)
+run: $(VENV)/.installed
+	$(BIN)/ordergate init --home .
+	@test -f Jsons/user_profile.json || $(BIN)/ordergate generate --home .
+	$(BIN)/ordergate serve --home . --host $(HOST) --port $(PORT)
+
+## test: lint, type-check and run the whole suite
+test: lint typecheck pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests Scripts
+	$(BIN)/ruff format --check src tests Scripts
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed-test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,21 @@
+"""The original kit's handler: ``uvicorn Scripts.Order_Handler:app --host 0.0.0.0 --port 8080``.
+
+A thin shim over the ordergate application, configured from ``ORDERGATE_*`` variables (home: the
+current folder). Start-up problems (profiles, a store in use) stop uvicorn with one line and exit 2.
+"""
+
+import sys
+
+from ordergate.api.app import create_app
+from ordergate.config import Settings
+from ordergate.errors import StartupError
+from ordergate.service.gateway import Gateway
+
+settings = Settings()
+try:
+    gateway = Gateway.prepare(settings)
+except StartupError as exc:
+    print(f"error: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+app = create_app(settings, gateway)

@@ -1,0 +1,5 @@
+"""Allows ``python -m ordergate``."""
+
+from ordergate.cli import main
+
+main()

@@ -1,0 +1,64 @@
+"""Turn stored records into the JSON answers of the API (plain dicts, serialised with orjson)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ordergate.domain.book import Position
+from ordergate.domain.model import Decision, Order
+from ordergate.domain.record import OrderRecord, Trade
+
+
+def decision_fields(order: Order, decision: Decision) -> dict[str, Any]:
+    return {
+        "status": decision.status,
+        "reason": decision.reason,
+        "strategy": order.strategy,
+        "instrument": order.instrument,
+        "side": order.side,
+        "applied": [
+            {"user": e.user, "action": e.action, "position_strategy": e.position_strategy} for e in decision.applied
+        ],
+        "rejected_for": [{"user": r.user, "reason": r.reason} for r in decision.rejected_for],
+    }
+
+
+def order_answer(record: OrderRecord, *, replayed: bool = False) -> dict[str, Any]:
+    answer = {"order_id": record.order_id, **decision_fields(record.order, record.decision)}
+    answer["client_order_id"] = record.client_order_id
+    answer["received_at"] = record.received_at
+    answer["replayed"] = replayed
+    return answer
+
+
+def legacy_answer(record: OrderRecord) -> dict[str, Any]:
+    return {
+        "RESPONSE": record.decision.status,
+        "ORDER_ID": record.order_id,
+        "REASON": record.decision.reason,
+        "USERS": [e.user for e in record.decision.applied],
+    }
+
+
+def position_answer(position: Position) -> dict[str, Any]:
+    return {
+        "user": position.user,
+        "strategy": position.strategy,
+        "instrument": position.instrument,
+        "opened_order_id": position.opened_order_id,
+        "opened_at": position.opened_at,
+    }
+
+
+def trade_answer(trade: Trade) -> dict[str, Any]:
+    return {
+        "trade_id": trade.trade_id,
+        "user": trade.user,
+        "strategy": trade.strategy,
+        "instrument": trade.instrument,
+        "opened_order_id": trade.opened_order_id,
+        "opened_at": trade.opened_at,
+        "closed_order_id": trade.closed_order_id,
+        "closed_at": trade.closed_at,
+        "closing_strategy": trade.closing_strategy,
+    }

@@ -1,0 +1,119 @@
+"""Read side: one order, the order log with filters and cursor paging, positions, trades, profiles.
+
+Everything here reads committed state from the store, never the sequencer's in-flight book, so a
+reader can never see an order that a crash could still take back.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
+
+from ordergate.api.answers import order_answer, position_answer, trade_answer
+from ordergate.api.deps import SequencerDep, StoreDep
+from ordergate.api.http import ClientError, json_response
+from ordergate.api.schemas import OrderOut, OrderPage, PositionPage, Problem, StrategyOut, TradePage, UserOut
+from ordergate.domain.model import Side, Status
+from ordergate.domain.names import MAX_NAME_LENGTH
+from ordergate.store.base import MAX_PAGE, OrderQuery, PositionQuery, TradeQuery
+
+router = APIRouter()
+
+NameFilter = Annotated[str | None, Query(min_length=1, max_length=MAX_NAME_LENGTH)]
+After = Annotated[int, Query(ge=0, description="Cursor: the `next` of the previous page.")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+
+
+@router.get(
+    "/v1/orders/{order_id}",
+    tags=["orders"],
+    response_model=OrderOut,
+    responses={404: {"model": Problem, "description": "No such order."}},
+)
+async def get_order(order_id: Annotated[int, Path(ge=1)], store: StoreDep) -> Response:
+    record = await store.get_order(order_id)
+    if record is None:
+        raise ClientError(404, f"order {order_id} does not exist")
+    return json_response(order_answer(record))
+
+
+@router.get("/v1/orders", tags=["orders"], response_model=OrderPage, summary="The order log, ascending")
+async def list_orders(
+    store: StoreDep,
+    strategy: NameFilter = None,
+    instrument: NameFilter = None,
+    user: Annotated[
+        str | None,
+        Query(min_length=1, max_length=MAX_NAME_LENGTH, description="Orders applied for this user."),
+    ] = None,
+    status: Status | None = None,
+    side: Side | None = None,
+    after: After = 0,
+    limit: Limit = 100,
+) -> Response:
+    page = await store.list_orders(
+        OrderQuery(
+            strategy=strategy,
+            instrument=instrument,
+            user=user,
+            status=status,
+            side=side,
+            after=after,
+            limit=limit,
+        )
+    )
+    return json_response({"items": [order_answer(r) for r in page.items], "next": page.next})
+
+
+@router.get("/v1/positions", tags=["book"], response_model=PositionPage, summary="Open positions")
+async def list_positions(
+    store: StoreDep,
+    user: NameFilter = None,
+    strategy: NameFilter = None,
+    instrument: NameFilter = None,
+    after: After = 0,
+    limit: Limit = 100,
+) -> Response:
+    page = await store.list_positions(
+        PositionQuery(user=user, strategy=strategy, instrument=instrument, after=after, limit=limit)
+    )
+    return json_response({"items": [position_answer(p) for p in page.items], "next": page.next})
+
+
+@router.get("/v1/trades", tags=["book"], response_model=TradePage, summary="Closed round trips")
+async def list_trades(
+    store: StoreDep,
+    user: NameFilter = None,
+    strategy: NameFilter = None,
+    instrument: NameFilter = None,
+    after: After = 0,
+    limit: Limit = 100,
+) -> Response:
+    page = await store.list_trades(
+        TradeQuery(user=user, strategy=strategy, instrument=instrument, after=after, limit=limit)
+    )
+    return json_response({"items": [trade_answer(t) for t in page.items], "next": page.next})
+
+
+@router.get("/v1/users", tags=["profiles"], response_model=list[UserOut])
+async def list_users(sequencer: SequencerDep) -> Response:
+    profiles = sequencer.registry.profiles()
+    return json_response(
+        [
+            {"user": user, "strategies": {s: sorted(i) for s, i in strategies.items()}}
+            for user, strategies in profiles.items()
+        ]
+    )
+
+
+@router.get("/v1/strategies", tags=["profiles"], response_model=list[StrategyOut])
+async def list_strategies(sequencer: SequencerDep) -> Response:
+    registry = sequencer.registry
+    answer = []
+    for strategy in registry.strategies:
+        subscribers = registry.subscribers(strategy)
+        instruments = sorted(set().union(*(s.instruments for s in subscribers)))
+        answer.append({"strategy": strategy, "subscribers": [s.user for s in subscribers], "instruments": instruments})
+    return json_response(answer)

@@ -1,0 +1,186 @@
+"""Request and response schemas of the HTTP API, the single source of its OpenAPI document.
+
+Requests are validated with these pydantic models straight from the raw body bytes (one pass in
+pydantic-core), so the documented schema and the enforced one cannot drift apart. Responses are
+documented here and built by :mod:`ordergate.api.answers`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+
+from ordergate.domain.model import Action, Reason, Side, Status
+from ordergate.domain.names import MAX_NAME_LENGTH, name_problem
+
+_CLIENT_ORDER_ID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def _valid_name(value: str) -> str:
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _upper_side(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+def client_order_id_problem(value: str) -> str | None:
+    if _CLIENT_ORDER_ID.fullmatch(value) is None:
+        return "must be 1 to 128 printable ASCII characters without spaces"
+    return None
+
+
+def _valid_client_order_id(value: str) -> str:
+    problem = client_order_id_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Name = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=MAX_NAME_LENGTH, examples=["STRATEGY_A"]),
+    AfterValidator(_valid_name),
+]
+SideIn = Annotated[Side, BeforeValidator(_upper_side), Field(description="BUY or SELL, in any letter case.")]
+ClientOrderId = Annotated[
+    StrictStr,
+    Field(
+        min_length=1,
+        max_length=128,
+        description="Your id for this order: resending it returns the stored decision.",
+    ),
+    AfterValidator(_valid_client_order_id),
+]
+
+
+class LegacyOrderIn(BaseModel):
+    """The original kit's order body; extra fields are ignored as the original handler did."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    STRATEGY: Name
+    INSTRUMENT: Name
+    POSITION: SideIn
+
+
+class LegacyOrderOut(BaseModel):
+    RESPONSE: Status
+    ORDER_ID: int
+    REASON: Reason | None
+    USERS: list[str] = Field(description="The users the order was applied for.")
+
+
+class LegacyInvalidOut(BaseModel):
+    RESPONSE: Literal["REJECTED"]
+    REASON: Literal["INVALID_ORDER"]
+    DETAIL: str
+
+
+class OrderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Name
+    instrument: Name
+    side: SideIn
+    client_order_id: ClientOrderId | None = None
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    orders: list[OrderIn] = Field(min_length=1, max_length=1000)
+
+
+class AppliedOut(BaseModel):
+    user: str
+    action: Action
+    position_strategy: str = Field(description="The strategy that opened the position.")
+
+
+class RejectedForOut(BaseModel):
+    user: str
+    reason: Reason
+
+
+class OrderOut(BaseModel):
+    order_id: int
+    status: Status
+    reason: Reason | None
+    strategy: str
+    instrument: str
+    side: Side
+    client_order_id: str | None
+    received_at: str
+    applied: list[AppliedOut]
+    rejected_for: list[RejectedForOut]
+    replayed: bool = False
+
+
+class BatchOut(BaseModel):
+    results: list[OrderOut]
+
+
+class CheckOut(BaseModel):
+    status: Status
+    reason: Reason | None
+    strategy: str
+    instrument: str
+    side: Side
+    applied: list[AppliedOut]
+    rejected_for: list[RejectedForOut]
+
+
+class OrderPage(BaseModel):
+    items: list[OrderOut]
+    next: int | None
+
+
+class PositionOut(BaseModel):
+    user: str
+    strategy: str = Field(description="The strategy that opened the position.")
+    instrument: str
+    opened_order_id: int
+    opened_at: str
+
+
+class PositionPage(BaseModel):
+    items: list[PositionOut]
+    next: int | None
+
+
+class TradeOut(BaseModel):
+    trade_id: int
+    user: str
+    strategy: str = Field(description="The strategy that opened the position.")
+    instrument: str
+    opened_order_id: int
+    opened_at: str
+    closed_order_id: int
+    closed_at: str
+    closing_strategy: str
+
+
+class TradePage(BaseModel):
+    items: list[TradeOut]
+    next: int | None
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class UserOut(BaseModel):
+    user: str
+    strategies: dict[str, list[str]]
+
+
+class StrategyOut(BaseModel):
+    strategy: str
+    subscribers: list[str]
+    instruments: list[str] = Field(description="Union of the instruments its subscribers trade under it.")

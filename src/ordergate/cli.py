@@ -1,0 +1,236 @@
+"""The ``ordergate`` command line (Typer + Rich): one command per verb of SPEC section 5.
+
+Commands build :class:`~ordergate.config.Settings` from their options (and ``ORDERGATE_*``
+variables) and call the package; errors a user can fix end with one line on stderr and exit code 2
+(exit 1 is reserved for ``verify`` finding a difference).
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from ordergate.config import LogFormat, Settings
+from ordergate.domain.model import Scope
+from ordergate.errors import StartupError
+from ordergate.store.base import Durability
+
+
+class ProduceMode(StrEnum):
+    UNIFORM = "uniform"
+    UNIVERSE = "universe"
+
+
+class ProduceApi(StrEnum):
+    LEGACY = "legacy"
+    V1 = "v1"
+
+
+app = typer.Typer(
+    name="ordergate",
+    help="The order gateway of a multi-user algorithmic trading system.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Home folder (Jsons/, Logs/, data/). Default: ORDERGATE_HOME or the current folder."),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL; default: SQLite under <home>/data/. Env: ORDERGATE_DB."),
+]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def settings_from(**options: object) -> Settings:
+    """Settings from the given options, falling back to ``ORDERGATE_*`` variables and defaults."""
+    given = {name: value for name, value in options.items() if value is not None}
+    try:
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValueError as exc:
+        fail(str(exc).splitlines()[0])
+
+
+@app.command()
+def init(home: HomeOption = None) -> None:
+    """Create a home: Jsons/ with the default catalogue, Logs/ and data/."""
+    from ordergate.home import init_home
+
+    settings = settings_from(home=home)
+    created = init_home(settings.home)
+    for path in created:
+        console.print(f"created {path}", highlight=False)
+    console.print(f"home ready at {settings.home}", highlight=False)
+
+
+@app.command()
+def generate(
+    users: Annotated[int, typer.Option("--users", min=1, help="How many users.")] = 3,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed: the same seed gives the same profiles.")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Write random user profiles to Jsons/user_profile.json, as the original kit does."""
+    from ordergate.tools.catalogue import load_catalogue
+    from ordergate.tools.generate import generate_profiles, write_profiles
+
+    settings = settings_from(home=home)
+    try:
+        catalogue = load_catalogue(settings.catalogue_path)
+    except StartupError as exc:
+        fail(str(exc))
+    profiles = generate_profiles(catalogue, users, seed)
+    write_profiles(profiles, settings.profile_path)
+    strategies = {s for p in profiles.values() for s in p}
+    console.print(
+        f"wrote {len(profiles)} users subscribed to {len(strategies)} strategies to {settings.profile_path}",
+        highlight=False,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on. Env: ORDERGATE_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port. Env: ORDERGATE_PORT.")] = None,
+    scope: Annotated[Scope | None, typer.Option(help="Position scope (SPEC section 2).")] = None,
+    db: DbOption = None,
+    durability: Annotated[
+        Durability | None, typer.Option(help="full: fsync every commit; fast: survive kill -9.")
+    ] = None,
+    log_format: Annotated[LogFormat | None, typer.Option(help="Decision log format in Logs/.")] = None,
+    access_log: Annotated[
+        bool | None, typer.Option("--access-log/--no-access-log", help="One log line per request.")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Run the gateway (HTTP API on --host:--port)."""
+    import uvicorn
+
+    from ordergate.api.app import create_app
+    from ordergate.service.gateway import Gateway
+
+    settings = settings_from(
+        host=host,
+        port=port,
+        scope=scope,
+        db=db,
+        durability=durability,
+        log_format=log_format,
+        access_log=access_log,
+        home=home,
+    )
+    try:
+        gateway = Gateway.prepare(settings)
+    except StartupError as exc:
+        fail(str(exc))
+    err_console.print(
+        f"ordergate {settings.scope} scope, {settings.durability} durability, store {gateway.store.path}",
+        highlight=False,
+    )
+    uvicorn.run(
+        create_app(settings, gateway),
+        host=settings.host,
+        port=settings.port,
+        access_log=settings.access_log,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def produce(
+    url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8080",
+    count: Annotated[int, typer.Option(min=1, help="How many orders to send.")] = 300,
+    interval: Annotated[float, typer.Option(min=0.0, help="Seconds between a worker's sends.")] = 1.0,
+    rate: Annotated[
+        float | None, typer.Option(min=0.001, help="Orders per second overall (replaces --interval).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Orders in flight at once.")] = 1,
+    mode: Annotated[
+        ProduceMode,
+        typer.Option(help="uniform: any catalogue names; universe: each strategy's own instruments."),
+    ] = ProduceMode.UNIFORM,
+    api: Annotated[
+        ProduceApi, typer.Option(help="legacy: POST /create_order; v1: POST /v1/orders.")
+    ] = ProduceApi.LEGACY,
+    seed: Annotated[int | None, typer.Option(help="Random seed for the orders drawn.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Send random orders, as the original kit's producer does, and print a summary."""
+    from ordergate.profiles import load_registry
+    from ordergate.tools.catalogue import load_catalogue
+    from ordergate.tools.produce import ProducerConfig, render_summary
+    from ordergate.tools.produce import produce as run
+
+    settings = settings_from(home=home)
+    try:
+        catalogue = load_catalogue(settings.catalogue_path)
+        profiles = load_registry(settings.profile_path).to_document() if mode is ProduceMode.UNIVERSE else None
+        config = ProducerConfig(
+            url=url.rstrip("/"),
+            count=count,
+            interval=interval,
+            rate=rate,
+            concurrency=concurrency,
+            mode=mode.value,
+            api=api.value,
+            seed=seed,
+        )
+    except (StartupError, ValueError) as exc:
+        fail(str(exc))
+    summary = run(config, catalogue, profiles, console=err_console)
+    console.print(render_summary(summary))
+    if summary.errors:
+        fail(
+            f"{summary.errors} of {summary.sent} orders got no decision (see the table); is the gateway at {url}?",
+            1,
+        )
+
+
+@app.command()
+def verify(home: HomeOption = None, db: DbOption = None) -> None:
+    """Replay the order log and compare it with the open positions; exit 1 on any difference."""
+    from ordergate.service.gateway import sqlite_path
+    from ordergate.service.verify import verify_log
+    from ordergate.store.sqlite import SQLiteLogReader
+
+    settings = settings_from(home=home, db=db)
+    try:
+        reader = SQLiteLogReader(sqlite_path(settings))
+    except StartupError as exc:
+        fail(str(exc))
+    try:
+        report = verify_log(reader)
+    finally:
+        reader.close()
+    if not report.ok:
+        err_console.print(f"[bold red]verify failed:[/] {report.problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(
+        f"ok: {report.orders} orders replay to the {report.open_positions} open positions "
+        f"({report.redecided} decisions re-derived from their profiles)",
+        highlight=False,
+    )
+
+
+def main(argv: list[str] | None = None, prog_name: str = "ordergate") -> None:
+    app(args=argv if argv is not None else sys.argv[1:], prog_name=prog_name)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

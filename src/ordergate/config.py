@@ -1,0 +1,58 @@
+"""Settings of a gateway process (pydantic-settings), built once by the entry point.
+
+Every setting can come from the command line, from an ``ORDERGATE_*`` environment variable, or
+from its default; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ordergate.domain.model import Scope
+from ordergate.store.base import Durability
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDERGATE_", extra="ignore")
+
+    home: Path = Field(default_factory=Path.cwd, description="Folder holding Jsons/, Logs/ and data/.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    scope: Scope = Scope.ACCOUNT
+    db: str | None = Field(default=None, description="Database URL; none means SQLite under <home>/data/.")
+    durability: Durability = Durability.FULL
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    """Largest request body accepted; larger bodies get 413."""
+    max_batch_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    log_format: LogFormat = LogFormat.TEXT
+    access_log: bool = False
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, home: Path) -> Path:
+        return home.expanduser().resolve()
+
+    @property
+    def profile_path(self) -> Path:
+        return self.home / "Jsons" / "user_profile.json"
+
+    @property
+    def catalogue_path(self) -> Path:
+        return self.home / "Jsons" / "raw_details.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "Logs"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.home / "data" / "ordergate.sqlite3"

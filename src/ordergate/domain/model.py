@@ -1,0 +1,89 @@
+"""The values of the trading domain: sides, scopes, reasons, orders, effects and decisions.
+
+Enums carry the exact wire values of the spec, so they can be serialised as they are. A rejection
+is a value (a :class:`Reason`), never an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class Scope(StrEnum):
+    """Who owns a position: the user alone (``account``) or the user under one strategy (``strategy``)."""
+
+    ACCOUNT = "account"
+    STRATEGY = "strategy"
+
+
+class Status(StrEnum):
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+
+
+class Reason(StrEnum):
+    """Why an order, or one subscriber's share of it, was not applied."""
+
+    UNKNOWN_STRATEGY = "UNKNOWN_STRATEGY"
+    INSTRUMENT_NOT_TRADED = "INSTRUMENT_NOT_TRADED"
+    ALREADY_HOLDING = "ALREADY_HOLDING"
+    NO_OPEN_POSITION = "NO_OPEN_POSITION"
+
+
+class Action(StrEnum):
+    OPENED = "OPENED"
+    CLOSED = "CLOSED"
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """What a strategy asks for. Names are already validated by the entrypoint."""
+
+    strategy: str
+    instrument: str
+    side: Side
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """One subscriber's applied share of an order.
+
+    ``position_strategy`` is the strategy that opened the position: for an OPENED effect the order's
+    own strategy, for a CLOSED effect the strategy that opened the position being closed (which in
+    ``account`` scope may differ from the order's strategy).
+    """
+
+    user: str
+    action: Action
+    position_strategy: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One subscriber for whom the order was not valid, and why."""
+
+    user: str
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one order: applied for exactly ``applied``, refused for ``rejected_for``.
+
+    ``reason`` is set exactly when ``status`` is REJECTED.
+    """
+
+    status: Status
+    reason: Reason | None
+    applied: tuple[Effect, ...]
+    rejected_for: tuple[Refusal, ...]
+
+    @property
+    def is_accepted(self) -> bool:
+        return self.status is Status.ACCEPTED

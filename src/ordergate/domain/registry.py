@@ -1,0 +1,142 @@
+"""The registry: who subscribes to which strategy, and which instruments each subscriber trades there.
+
+It is built from the original kit's ``user_profile.json`` shape, ``{user: {strategy: [instrument,
+...]}}``, already parsed. The instrument list is per user *and* strategy: the generator gives every
+subscriber of a strategy the same list, but nothing here assumes it. Problems are reported as a
+:class:`ProfileError` carrying the JSON path, so the caller can name file and place in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import orjson
+
+from ordergate.domain.names import name_problem
+
+
+class ProfileError(ValueError):
+    """A profile document of the wrong shape; ``path`` is a JSONPath such as ``$["Ann"]["S1"][2]``."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One subscriber of a strategy and the instruments that subscriber trades under it."""
+
+    user: str
+    instruments: frozenset[str]
+
+
+def json_path(*keys: str | int) -> str:
+    """Render a JSONPath the way jq and most tools print it: ``$["a"][0]``."""
+    parts = ["$"]
+    for key in keys:
+        parts.append(f"[{key}]" if isinstance(key, int) else f"[{orjson.dumps(key).decode()}]")
+    return "".join(parts)
+
+
+class Registry:
+    """Immutable view of the profiles, indexed by strategy for the decision's fan-out."""
+
+    __slots__ = ("_by_strategy", "_profiles", "fingerprint")
+
+    def __init__(self, profiles: Mapping[str, Mapping[str, frozenset[str]]]) -> None:
+        self._profiles = profiles
+        by_strategy: dict[str, list[Subscription]] = {}
+        for user, strategies in profiles.items():
+            for strategy, instruments in strategies.items():
+                by_strategy.setdefault(strategy, []).append(Subscription(user, instruments))
+        self._by_strategy = {strategy: tuple(subs) for strategy, subs in by_strategy.items()}
+        self.fingerprint = fingerprint_of(profiles)
+
+    @classmethod
+    def from_document(cls, document: object) -> Registry:
+        """Validate a parsed ``user_profile.json`` and build the registry, or raise :class:`ProfileError`."""
+        if not isinstance(document, dict):
+            raise ProfileError("$", f"must be an object of users, not {_json_type(document)}")
+        interned: dict[frozenset[str], frozenset[str]] = {}
+        profiles: dict[str, dict[str, frozenset[str]]] = {}
+        for user, strategies in document.items():
+            _check_name(user, json_path(user), "user name")
+            if not isinstance(strategies, dict):
+                raise ProfileError(json_path(user), f"must be an object of strategies, not {_json_type(strategies)}")
+            profile: dict[str, frozenset[str]] = {}
+            for strategy, instruments in strategies.items():
+                _check_name(strategy, json_path(user, strategy), "strategy name")
+                if not isinstance(instruments, list):
+                    raise ProfileError(
+                        json_path(user, strategy),
+                        f"must be a list of instruments, not {_json_type(instruments)}",
+                    )
+                for index, instrument in enumerate(instruments):
+                    problem = name_problem(instrument)
+                    if problem is not None:
+                        raise ProfileError(json_path(user, strategy, index), f"instrument name {problem}")
+                traded = frozenset(instruments)
+                profile[strategy] = interned.setdefault(traded, traded)
+            profiles[user] = profile
+        return cls(profiles)
+
+    def subscribers(self, strategy: str) -> tuple[Subscription, ...]:
+        return self._by_strategy.get(strategy, ())
+
+    def is_subscribed(self, user: str, strategy: str) -> bool:
+        return strategy in self._profiles.get(user, {})
+
+    @property
+    def users(self) -> list[str]:
+        return list(self._profiles)
+
+    @property
+    def strategies(self) -> list[str]:
+        return list(self._by_strategy)
+
+    def profiles(self) -> Mapping[str, Mapping[str, frozenset[str]]]:
+        return self._profiles
+
+    def to_document(self) -> dict[str, dict[str, list[str]]]:
+        """The canonical JSON form (sorted instrument lists); what the fingerprint is taken over."""
+        return _canonical(self._profiles)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._profiles)
+
+
+def fingerprint_of(profiles: Mapping[str, Mapping[str, frozenset[str]]]) -> str:
+    """A short, stable digest of the profiles: equal profiles give equal fingerprints, in any key order."""
+    canonical = orjson.dumps(_canonical(profiles), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def _canonical(profiles: Mapping[str, Mapping[str, frozenset[str]]]) -> dict[str, dict[str, list[str]]]:
+    return {
+        user: {strategy: sorted(instruments) for strategy, instruments in strategies.items()}
+        for user, strategies in profiles.items()
+    }
+
+
+def _check_name(value: str, path: str, what: str) -> None:
+    problem = name_problem(value)
+    if problem is not None:
+        raise ProfileError(path, f"{what} {problem}")
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"

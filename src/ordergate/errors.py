@@ -1,0 +1,36 @@
+"""The exceptions ordergate raises on purpose, in one tree.
+
+    OrdergateError
+    ├── StartupError        configuration, profiles or store cannot be used: exit 2 with one line
+    │   └── StoreLocked     another process holds the embedded store
+    ├── StoreUnavailable    the store could not commit or answer now: HTTP 503 with Retry-After
+    └── ClientOrderIdConflict  a client order id reused for another order: HTTP 409
+
+Order rejections are not exceptions (they are values of the domain); everything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class OrdergateError(Exception):
+    """Base of every deliberate ordergate error; ``str()`` is a message for the user."""
+
+
+class StartupError(OrdergateError):
+    """The gateway cannot start; the message says what to fix."""
+
+
+class StoreLocked(StartupError):
+    """The embedded store is already open in another process."""
+
+
+class StoreUnavailable(OrdergateError):
+    """The store failed to commit or to answer; the caller may retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ClientOrderIdConflict(OrdergateError):
+    """A client order id was reused for a different order (HTTP 409)."""

@@ -1,0 +1,231 @@
+"""The sequencer: linearizable decisions, gapless order ids, group commit, and exact rollback.
+
+Every order is decided synchronously on the event loop against the in-memory book, which makes the
+decisions a serial order by construction: nothing can interleave between reading the book and
+changing it. The decision is applied to the book at once (so the next order sees it) and queued;
+one committer task writes whatever has queued as a single transaction while new orders keep
+queuing behind it. A caller learns its decision only once its group is committed.
+
+If a commit fails, the failed group *and every order decided after it* (they were decided against
+effects that will never exist) are undone in the book in reverse order, their order ids are handed
+out again, and their callers get :class:`~ordergate.errors.StoreUnavailable` (HTTP 503). Nothing of
+them remains, in memory or on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ordergate.domain.book import Book, Position, Undo
+from ordergate.domain.model import Action, Decision, Order
+from ordergate.domain.record import OrderRecord
+from ordergate.domain.registry import Registry
+from ordergate.domain.rules import decide
+from ordergate.errors import ClientOrderIdConflict, StoreUnavailable
+from ordergate.service.clock import Clock, utc_now
+from ordergate.store.base import Store
+
+log = logging.getLogger(__name__)
+
+MAX_GROUP = 1000
+"""Orders per transaction at most: bounds the latency one commit adds to the orders behind it."""
+
+CommitListener = Callable[[Sequence[OrderRecord]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    record: OrderRecord
+    replayed: bool
+
+
+@dataclass(slots=True)
+class _Pending:
+    record: OrderRecord
+    undo: Undo
+    future: asyncio.Future[OrderRecord]
+
+
+class Sequencer:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        book: Book,
+        last_order_id: int,
+        *,
+        clock: Clock = utc_now,
+        max_group: int = MAX_GROUP,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._book = book
+        self._next_id = last_order_id + 1
+        self._clock = clock
+        self._max_group = max_group
+        self._queue: list[_Pending] = []
+        self._by_client_id: dict[str, _Pending] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._committer: asyncio.Task[None] | None = None
+        self._listeners: list[CommitListener] = []
+        self._failed_at: float | None = None
+
+    def failing(self, within: float = 5.0) -> bool:
+        """Whether the last commit failed less than ``within`` seconds ago (readiness turns 503).
+
+        It clears on the next successful commit, and by itself after ``within`` seconds so that a
+        load balancer that stopped sending traffic lets the gateway try again.
+        """
+        return self._failed_at is not None and time.monotonic() - self._failed_at < within
+
+    @property
+    def registry(self) -> Registry:
+        return self._registry
+
+    @property
+    def book(self) -> Book:
+        return self._book
+
+    def on_commit(self, listener: CommitListener) -> None:
+        """Call ``listener`` with each committed group, in order_id order (decision log, events)."""
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        self._committer = asyncio.get_running_loop().create_task(self._commit_forever(), name="committer")
+
+    async def stop(self) -> None:
+        """Commit what is already decided, then stop; callers in flight get their answers."""
+        await self._idle.wait()
+        if self._committer is not None:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
+            self._committer = None
+
+    # -- deciding -------------------------------------------------------------------------------
+
+    def check(self, order: Order) -> Decision:
+        """The decision ``order`` would get now; nothing is stored or changed."""
+        return decide(order, self._registry, self._book)
+
+    async def submit(self, order: Order, client_order_id: str | None = None) -> Outcome:
+        """Decide ``order``, wait until it is committed, and return the stored record.
+
+        With a ``client_order_id`` already used, returns the stored decision (``replayed``) when the
+        order is the same and raises :class:`ClientOrderIdConflict` when it is not.
+        """
+        if client_order_id is not None:
+            known = self._by_client_id.get(client_order_id)
+            if known is None:
+                stored = await self._store.find_client_order(client_order_id)
+                if stored is not None:
+                    return _replay(stored, order)
+                known = self._by_client_id.get(client_order_id)  # decided while we looked
+            if known is not None:
+                if known.record.order != order:
+                    raise _conflict(known.record)
+                return _replay(await asyncio.shield(known.future), order)
+        pending = self._decide(order, client_order_id)
+        return Outcome(await asyncio.shield(pending.future), replayed=False)
+
+    def _decide(self, order: Order, client_order_id: str | None) -> _Pending:
+        decision = decide(order, self._registry, self._book)
+        order_id = self._next_id
+        at = self._clock()
+        undo = self._book.apply(order, decision.applied, order_id, at)
+        record = OrderRecord(
+            order_id=order_id,
+            received_at=at,
+            order=order,
+            decision=decision,
+            scope=self._book.scope,
+            profile_fingerprint=self._registry.fingerprint,
+            client_order_id=client_order_id,
+            opened=tuple(
+                Position(e.user, order.strategy, order.instrument, order_id, at)
+                for e in decision.applied
+                if e.action is Action.OPENED
+            ),
+            closed=tuple(change.before for change in undo if change.before is not None),
+        )
+        self._next_id += 1
+        pending = _Pending(record, undo, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        if client_order_id is not None:
+            self._by_client_id[client_order_id] = pending
+        self._idle.clear()
+        self._wake.set()
+        return pending
+
+    # -- committing -----------------------------------------------------------------------------
+
+    async def _commit_forever(self) -> None:
+        while True:
+            if not self._queue:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            group = self._queue[: self._max_group]
+            del self._queue[: len(group)]
+            try:
+                await self._store.commit([p.record for p in group])
+            except StoreUnavailable as exc:
+                log.error(
+                    "commit of orders %d..%d failed: %s",
+                    group[0].record.order_id,
+                    group[-1].record.order_id,
+                    exc,
+                )
+                self._roll_back(group, exc)
+                continue
+            except Exception as exc:  # a bug: still never leave half-decided orders behind
+                log.exception("commit failed unexpectedly")
+                self._roll_back(group, StoreUnavailable(f"commit failed: {type(exc).__name__}"))
+                continue
+            self._failed_at = None
+            records = [p.record for p in group]
+            for p in group:
+                if not p.future.done():
+                    p.future.set_result(p.record)
+            for listener in self._listeners:
+                try:
+                    listener(records)
+                except Exception:
+                    log.exception("a commit listener failed")
+
+    def _roll_back(self, group: list[_Pending], exc: StoreUnavailable) -> None:
+        self._failed_at = time.monotonic()
+        victims = group + self._queue
+        self._queue = []
+        for pending in reversed(victims):
+            self._book.undo(pending.undo)
+            if pending.record.client_order_id is not None:
+                self._by_client_id.pop(pending.record.client_order_id, None)
+        self._next_id = group[0].record.order_id
+        for pending in victims:
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+            # a caller that went away will never read it; mark it retrieved to keep the log quiet
+            pending.future.exception()
+
+
+def _replay(record: OrderRecord, order: Order) -> Outcome:
+    if record.order != order:
+        raise _conflict(record)
+    return Outcome(record, replayed=True)
+
+
+def _conflict(record: OrderRecord) -> ClientOrderIdConflict:
+    o = record.order
+    return ClientOrderIdConflict(
+        f"client_order_id {record.client_order_id!r} was already used by order {record.order_id} "
+        f"({o.strategy} {o.instrument} {o.side.value}); use a new id for a different order"
+    )

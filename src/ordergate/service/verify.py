@@ -1,0 +1,103 @@
+"""``verify``: replay the order log in order_id order and compare it with the stored book.
+
+Three checks, stopping at the first difference so an operator knows where to look:
+
+1. every order's effects are possible on the book replayed so far (no double open, no close of
+   nothing), and order ids strictly increase;
+2. where the profiles an order was decided against are stored (they are, for every order this
+   version writes), ``decide()`` run again gives the stored decision exactly;
+3. the replayed book equals the stored open positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from ordergate.domain.book import Book, Position
+from ordergate.domain.model import Decision
+from ordergate.domain.registry import ProfileError, Registry
+from ordergate.domain.rules import decide
+from ordergate.store.base import LogReader
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    orders: int
+    open_positions: int
+    redecided: int
+    """How many orders were decided again against their own profiles and matched."""
+    problem: str | None
+    """The first difference found, or ``None`` when the log and the book agree."""
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def verify_log(reader: LogReader) -> VerifyReport:
+    book: Book | None = None
+    registries: dict[str, Registry | None] = {}
+    count = redecided = 0
+    last_id = 0
+
+    def report(problem: str | None) -> VerifyReport:
+        return VerifyReport(count, len(book) if book is not None else 0, redecided, problem)
+
+    for record in reader.iter_orders():
+        count += 1
+        if record.order_id <= last_id:
+            return report(f"order {record.order_id}: order ids go backwards (after {last_id})")
+        last_id = record.order_id
+        if book is None or book.scope is not record.scope:
+            if book is not None and len(book):
+                return report(
+                    f"order {record.order_id}: scope changes to {record.scope} while {len(book)} positions are open"
+                )
+            book = Book(record.scope)
+        registry = _registry(reader, registries, record.profile_fingerprint)
+        if registry is not None:
+            expected = decide(record.order, registry, book)
+            if expected != record.decision:
+                return report(
+                    f"order {record.order_id}: stored decision {_show(record.decision)} but the rules give "
+                    f"{_show(expected)}"
+                )
+            redecided += 1
+        try:
+            book.apply(record.order, record.decision.applied, record.order_id, record.received_at)
+        except ValueError as exc:
+            return report(f"order {record.order_id}: its effects do not fit the replayed book: {exc}")
+
+    replayed = {_row(p) for p in book} if book is not None else set()
+    stored = {_row(p) for p in reader.open_positions()}
+    for row in sorted(stored - replayed):
+        return report(f"position {_show_row(row)} is open in the store but not in the replayed log")
+    for row in sorted(replayed - stored):
+        return report(f"position {_show_row(row)} is open in the replayed log but missing from the store")
+    return report(None)
+
+
+def _registry(reader: LogReader, cache: dict[str, Registry | None], fingerprint: str) -> Registry | None:
+    if fingerprint not in cache:
+        document = reader.profiles(fingerprint)
+        try:
+            cache[fingerprint] = None if document is None else Registry.from_document(orjson.loads(document))
+        except (ProfileError, orjson.JSONDecodeError):
+            cache[fingerprint] = None
+    return cache[fingerprint]
+
+
+def _row(p: Position) -> tuple[str, str, str, int, str]:
+    return (p.user, p.strategy, p.instrument, p.opened_order_id, p.opened_at)
+
+
+def _show_row(row: tuple[str, str, str, int, str]) -> str:
+    user, strategy, instrument, opened_order_id, _ = row
+    return f"{user} / {instrument} (opened by {strategy}, order {opened_order_id})"
+
+
+def _show(decision: Decision) -> str:
+    users = ", ".join(f"{e.user} {e.action}" for e in decision.applied) or "nobody"
+    return f"{decision.status}({decision.reason or users})"

@@ -1,0 +1,1 @@
+"""Durable storage behind one narrow interface (:mod:`ordergate.store.base`), one module per engine."""

@@ -1,0 +1,123 @@
+"""The store interface: what the service needs from durable storage, and nothing more.
+
+A store persists groups of :class:`~ordergate.domain.record.OrderRecord` atomically and durably,
+restores the committed state at start, and answers the read queries of the API and the CLI. It
+never decides anything. Each engine (SQLite now, PostgreSQL later) implements :class:`Store`; the
+rules and the HTTP layer only see this protocol. Every failure to commit or to read is raised as
+:class:`~ordergate.errors.StoreUnavailable`, after rolling back whatever was not committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Generic, Protocol, TypeVar
+
+from ordergate.domain.book import Position
+from ordergate.domain.model import Scope, Side, Status
+from ordergate.domain.record import OrderRecord, Trade
+
+MAX_PAGE = 1000
+
+
+class Durability(StrEnum):
+    """``full``: every commit is fsync'ed (survives power loss); ``fast``: survives a killed process."""
+
+    FULL = "full"
+    FAST = "fast"
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The committed state a gateway starts from."""
+
+    positions: list[Position]
+    last_order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderQuery:
+    strategy: str | None = None
+    instrument: str | None = None
+    user: str | None = None
+    status: Status | None = None
+    side: Side | None = None
+    after: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class PositionQuery:
+    user: str | None = None
+    strategy: str | None = None
+    instrument: str | None = None
+    after: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class TradeQuery:
+    user: str | None = None
+    strategy: str | None = None
+    instrument: str | None = None
+    after: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next: int | None
+    """Cursor to pass as ``after`` for the next page; ``None`` on the last page."""
+
+
+class Store(Protocol):
+    async def open(self, scope: Scope) -> Snapshot:
+        """Migrate the schema if needed and return the committed state.
+
+        Raises :class:`~ordergate.errors.StartupError` when the store cannot serve ``scope``
+        (for example it holds open positions keyed by the other scope).
+        """
+        ...
+
+    async def record_profiles(self, fingerprint: str, document: str) -> None:
+        """Keep the profiles a fingerprint stands for (idempotent), so the log can be re-decided."""
+        ...
+
+    async def commit(self, records: Sequence[OrderRecord]) -> None:
+        """Persist the records and their effects in one transaction, durably, or nothing of them."""
+        ...
+
+    async def get_order(self, order_id: int) -> OrderRecord | None: ...
+
+    async def find_client_order(self, client_order_id: str) -> OrderRecord | None: ...
+
+    async def list_orders(self, query: OrderQuery) -> Page[OrderRecord]: ...
+
+    async def list_positions(self, query: PositionQuery) -> Page[Position]: ...
+
+    async def list_trades(self, query: TradeQuery) -> Page[Trade]: ...
+
+    async def ping(self) -> None:
+        """Raise :class:`~ordergate.errors.StoreUnavailable` unless the store answers now."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class LogReader(Protocol):
+    """Synchronous, read-only access to the whole log, for ``verify`` and exports."""
+
+    def iter_orders(self) -> Iterator[OrderRecord]:
+        """Every order in order_id order, streamed."""
+        ...
+
+    def open_positions(self) -> list[Position]: ...
+
+    def profiles(self, fingerprint: str) -> str | None: ...
+
+    def close(self) -> None: ...

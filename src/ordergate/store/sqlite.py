@@ -1,0 +1,389 @@
+"""The embedded store: one SQLite file in WAL mode, owned by exactly one gateway process.
+
+Writes run on one dedicated thread (one transaction and one fsync per group of orders), reads on
+another with their own connection, so the event loop never blocks on the disk and readers never wait
+for a commit. ``synchronous=FULL`` makes every commit survive power loss; ``fast`` durability uses
+``NORMAL``, which in WAL mode still survives a killed process. An exclusive ``flock`` on a lock file
+beside the database refuses a second process: scaling out is PostgreSQL's job (SPEC section 6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ordergate.domain.book import Position
+from ordergate.domain.model import Scope
+from ordergate.domain.record import OrderRecord, Trade
+from ordergate.errors import StartupError, StoreLocked, StoreUnavailable
+from ordergate.store.base import (
+    Durability,
+    OrderQuery,
+    Page,
+    PositionQuery,
+    Snapshot,
+    TradeQuery,
+)
+from ordergate.store.changes import group_changes
+from ordergate.store.codec import decode_record, encode_applied, encode_rejected_for
+from ordergate.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
+
+R = TypeVar("R")
+
+_ORDER_COLUMNS = (
+    "order_id, received_at, strategy, instrument, side, status, reason, scope, "
+    "profile_fingerprint, client_order_id, applied, rejected_for"
+)
+_POSITION_COLUMNS = "position_id, user, strategy, instrument, opened_order_id, opened_at"
+_TRADE_COLUMNS = (
+    "trade_id, user, strategy, instrument, opened_order_id, opened_at, closed_order_id, closed_at, closing_strategy"
+)
+
+
+def connect(path: Path, durability: Durability, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection configured the way every ordergate connection must be."""
+    if read_only:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    if not read_only:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durability is Durability.FULL else 'NORMAL'}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema to the latest version, one transaction per migration."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > LATEST_VERSION:
+        raise StartupError(
+            f"the store's schema version {version} is newer than this ordergate knows ({LATEST_VERSION}); "
+            "upgrade ordergate"
+        )
+    for target, script in MIGRATIONS:
+        if target <= version:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {target}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+class SQLiteStore:
+    """The :class:`~ordergate.store.base.Store` of one process over one SQLite file."""
+
+    def __init__(self, path: Path, durability: Durability = Durability.FULL) -> None:
+        self.path = path
+        self.durability = durability
+        self._scope = Scope.ACCOUNT
+        self._lock_fd: int | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ordergate-sqlite-write")
+        self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="ordergate-sqlite-read")
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Take the exclusive process lock now (idempotent); raises :class:`StoreLocked`."""
+        if self._lock_fd is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StartupError(f"cannot open the store at {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreLocked(
+                f"the store {self.path} is already in use by another ordergate process; stop it, or run "
+                "several processes on one PostgreSQL database with --db postgresql://..."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    async def open(self, scope: Scope) -> Snapshot:
+        self.lock()
+        self._scope = scope
+        try:
+            return await self._in(self._write_thread, self._open_sync, scope)
+        except sqlite3.Error as exc:
+            raise StartupError(f"cannot open the store at {self.path}: {exc}") from None
+
+    def _open_sync(self, scope: Scope) -> Snapshot:
+        writer = connect(self.path, self.durability)
+        migrate(writer)
+        held = writer.execute("SELECT value FROM meta WHERE key = 'scope'").fetchone()
+        count: int = writer.execute("SELECT count(*) FROM positions").fetchone()[0]
+        if held is not None and held[0] != scope.value and count:
+            writer.close()
+            raise StartupError(
+                f"the store {self.path} holds {count} open positions keyed by scope '{held[0]}'; "
+                f"start with --scope {held[0]} (or use a new home for scope '{scope.value}')"
+            )
+        writer.execute(
+            "INSERT INTO meta (key, value) VALUES ('scope', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (scope.value,),
+        )
+        positions = [
+            Position(user, strategy, instrument, opened_order_id, opened_at)
+            for user, strategy, instrument, opened_order_id, opened_at in writer.execute(
+                "SELECT user, strategy, instrument, opened_order_id, opened_at FROM positions"
+            )
+        ]
+        last: int = writer.execute("SELECT coalesce(max(order_id), 0) FROM orders").fetchone()[0]
+        self._writer = writer
+        self._read_thread.submit(self._open_reader).result()
+        return Snapshot(positions=positions, last_order_id=last)
+
+    def _open_reader(self) -> None:
+        self._reader = connect(self.path, self.durability)
+
+    async def close(self) -> None:
+        for pool, attr in ((self._write_thread, "_writer"), (self._read_thread, "_reader")):
+            conn = getattr(self, attr)
+            if conn is not None:
+                await asyncio.get_running_loop().run_in_executor(pool, conn.close)
+                setattr(self, attr, None)
+            pool.shutdown(wait=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- writes -------------------------------------------------------------------------------
+
+    async def record_profiles(self, fingerprint: str, document: str) -> None:
+        await self._in(self._write_thread, self._write_profiles, fingerprint, document)
+
+    def _write_profiles(self, fingerprint: str, document: str) -> None:
+        self._writing().execute(
+            "INSERT INTO profiles (fingerprint, document) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (fingerprint, document),
+        )
+
+    async def commit(self, records: Sequence[OrderRecord]) -> None:
+        await self._in(self._write_thread, self._commit_sync, records)
+
+    def _commit_sync(self, records: Sequence[OrderRecord]) -> None:
+        conn = self._writing()
+        changes = group_changes(self._scope, records)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.order_id,
+                        r.received_at,
+                        r.order.strategy,
+                        r.order.instrument,
+                        r.order.side.value,
+                        r.decision.status.value,
+                        r.decision.reason.value if r.decision.reason is not None else None,
+                        r.scope.value,
+                        r.profile_fingerprint,
+                        r.client_order_id,
+                        encode_applied(r.decision),
+                        encode_rejected_for(r.decision),
+                    )
+                    for r in records
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO order_users (user, order_id) VALUES (?, ?)",
+                [(effect.user, r.order_id) for r in records for effect in r.decision.applied],
+            )
+            if changes.deletes:
+                deleted = conn.executemany(
+                    "DELETE FROM positions WHERE user = ? AND scope_strategy = ? AND instrument = ?",
+                    changes.deletes,
+                ).rowcount
+                if deleted != len(changes.deletes):
+                    raise sqlite3.IntegrityError(
+                        f"closed {deleted} positions where the group closes {len(changes.deletes)}"
+                    )
+            scoped = self._scope is Scope.STRATEGY
+            conn.executemany(
+                "INSERT INTO positions (user, scope_strategy, instrument, strategy, opened_order_id, opened_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        p.user,
+                        p.strategy if scoped else "",
+                        p.instrument,
+                        p.strategy,
+                        p.opened_order_id,
+                        p.opened_at,
+                    )
+                    for p in changes.inserts
+                ],
+            )
+            conn.executemany(
+                f"INSERT INTO trades ({_TRADE_COLUMNS.removeprefix('trade_id, ')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                changes.trades,
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def get_order(self, order_id: int) -> OrderRecord | None:
+        rows = await self._read(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = ?", (order_id,))
+        return decode_record(*rows[0]) if rows else None
+
+    async def find_client_order(self, client_order_id: str) -> OrderRecord | None:
+        rows = await self._read(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id = ?", (client_order_id,))
+        return decode_record(*rows[0]) if rows else None
+
+    async def list_orders(self, query: OrderQuery) -> Page[OrderRecord]:
+        where = ["o.order_id > ?"]
+        params: list[object] = [query.after]
+        join = ""
+        if query.user is not None:
+            join = " JOIN order_users u ON u.order_id = o.order_id AND u.user = ?"
+            params.insert(0, query.user)
+        for column, value in (
+            ("strategy", query.strategy),
+            ("instrument", query.instrument),
+            ("status", query.status),
+            ("side", query.side),
+        ):
+            if value is not None:
+                where.append(f"o.{column} = ?")
+                params.append(value)
+        columns = ", ".join(f"o.{c.strip()}" for c in _ORDER_COLUMNS.split(","))
+        rows = await self._read(
+            f"SELECT {columns} FROM orders o{join} WHERE {' AND '.join(where)} ORDER BY o.order_id LIMIT ?",
+            (*params, query.limit + 1),
+        )
+        return _page([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id)
+
+    async def list_positions(self, query: PositionQuery) -> Page[Position]:
+        rows = await self._filtered(
+            "positions",
+            _POSITION_COLUMNS,
+            "position_id",
+            query.after,
+            query.limit,
+            user=query.user,
+            strategy=query.strategy,
+            instrument=query.instrument,
+        )
+        page = _page(rows, query.limit, lambda row: int(row[0]))
+        return Page([Position(*row[1:]) for row in page.items], page.next)
+
+    async def list_trades(self, query: TradeQuery) -> Page[Trade]:
+        rows = await self._filtered(
+            "trades",
+            _TRADE_COLUMNS,
+            "trade_id",
+            query.after,
+            query.limit,
+            user=query.user,
+            strategy=query.strategy,
+            instrument=query.instrument,
+        )
+        return _page([Trade(*row) for row in rows], query.limit, lambda t: t.trade_id)
+
+    async def ping(self) -> None:
+        await self._read("SELECT 1", ())
+
+    async def _filtered(
+        self, table: str, columns: str, id_column: str, after: int, limit: int, **filters: str | None
+    ) -> list[tuple[Any, ...]]:
+        where = [f"{id_column} > ?"]
+        params: list[object] = [after]
+        for column, value in filters.items():
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        return await self._read(
+            f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} ORDER BY {id_column} LIMIT ?",
+            (*params, limit + 1),
+        )
+
+    async def _read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        def run() -> list[tuple[Any, ...]]:
+            if self._reader is None:
+                raise sqlite3.OperationalError("the store is not open")
+            return self._reader.execute(sql, params).fetchall()
+
+        return await self._in(self._read_thread, run)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _writing(self) -> sqlite3.Connection:
+        if self._writer is None:
+            raise sqlite3.OperationalError("the store is not open")
+        return self._writer
+
+    async def _in(self, pool: ThreadPoolExecutor, fn: Callable[..., R], *args: Any) -> R:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+        except RuntimeError as exc:  # executor shut down
+            raise StoreUnavailable(f"SQLite store {self.path} is closed") from exc
+
+
+def _page(items: list[R], limit: int, cursor_of: Callable[[R], int]) -> Page[R]:
+    if len(items) > limit:
+        items = items[:limit]
+        return Page(items, cursor_of(items[-1]))
+    return Page(items, None)
+
+
+class SQLiteLogReader:
+    """Read-only, lock-free access to a store's log for ``verify`` and exports.
+
+    It reads one consistent snapshot (a single read transaction) even while a gateway writes.
+    """
+
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            raise StartupError(f"no store at {path}: start the gateway once, or pass the right --home/--db")
+        self._conn = connect(path, Durability.FULL, read_only=True)
+        self._conn.execute("BEGIN")
+
+    def iter_orders(self) -> Iterator[OrderRecord]:
+        for row in self._conn.execute(f"SELECT {_ORDER_COLUMNS} FROM orders ORDER BY order_id"):
+            yield decode_record(*row)
+
+    def open_positions(self) -> list[Position]:
+        return [
+            Position(*row)
+            for row in self._conn.execute(
+                "SELECT user, strategy, instrument, opened_order_id, opened_at FROM positions ORDER BY position_id"
+            )
+        ]
+
+    def scope(self) -> Scope | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'scope'").fetchone()
+        return Scope(row[0]) if row else None
+
+    def profiles(self, fingerprint: str) -> str | None:
+        row = self._conn.execute("SELECT document FROM profiles WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def close(self) -> None:
+        self._conn.close()

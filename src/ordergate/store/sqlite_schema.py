@@ -1,0 +1,67 @@
+"""The SQLite schema as forward-only migrations; the version lives in ``PRAGMA user_version``.
+
+Never edit a migration that has shipped: add the next one. Each runs in its own transaction.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE meta (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE profiles (
+            fingerprint TEXT PRIMARY KEY,
+            document    TEXT NOT NULL
+        );
+        CREATE TABLE orders (
+            order_id            INTEGER PRIMARY KEY,
+            received_at         TEXT NOT NULL,
+            strategy            TEXT NOT NULL,
+            instrument          TEXT NOT NULL,
+            side                TEXT NOT NULL CHECK (side IN ('BUY', 'SELL')),
+            status              TEXT NOT NULL CHECK (status IN ('ACCEPTED', 'REJECTED')),
+            reason              TEXT,
+            scope               TEXT NOT NULL CHECK (scope IN ('account', 'strategy')),
+            profile_fingerprint TEXT NOT NULL,
+            client_order_id     TEXT UNIQUE,
+            applied             TEXT NOT NULL,
+            rejected_for        TEXT NOT NULL
+        );
+        CREATE INDEX orders_by_strategy ON orders (strategy, order_id);
+        CREATE INDEX orders_by_instrument ON orders (instrument, order_id);
+        CREATE TABLE order_users (
+            user     TEXT NOT NULL,
+            order_id INTEGER NOT NULL,
+            PRIMARY KEY (user, order_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE positions (
+            position_id     INTEGER PRIMARY KEY,
+            user            TEXT NOT NULL,
+            scope_strategy  TEXT NOT NULL,
+            instrument      TEXT NOT NULL,
+            strategy        TEXT NOT NULL,
+            opened_order_id INTEGER NOT NULL,
+            opened_at       TEXT NOT NULL,
+            UNIQUE (user, scope_strategy, instrument)
+        );
+        CREATE TABLE trades (
+            trade_id         INTEGER PRIMARY KEY,
+            user             TEXT NOT NULL,
+            strategy         TEXT NOT NULL,
+            instrument       TEXT NOT NULL,
+            opened_order_id  INTEGER NOT NULL,
+            opened_at        TEXT NOT NULL,
+            closed_order_id  INTEGER NOT NULL,
+            closed_at        TEXT NOT NULL,
+            closing_strategy TEXT NOT NULL
+        );
+        CREATE INDEX trades_by_user ON trades (user, trade_id);
+        """,
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,160 @@
+"""A store that cannot commit (disk full) gives 503 with Retry-After and leaves no trace of those orders.
+
+The disk is filled for real: SQLite's ``max_page_count`` caps the database file at its current size,
+so the next commit that needs a new page fails with SQLITE_FULL exactly as on a full disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ordergate.service.gateway import Gateway
+from ordergate.service.verify import verify_log
+from ordergate.store.sqlite import SQLiteLogReader
+from tests.conftest import write_home
+from tests.integration.conftest import OpenGateway
+
+pytestmark = pytest.mark.anyio
+
+PROFILES = {f"User {n}": {"S1": ["ACC", "INFY", "TCS", "WIPRO"], "S2": ["ACC", "SBIN"]} for n in range(8)}
+
+
+async def cap_database_size(gateway: Gateway, pages: int | None) -> None:
+    """Limit the file to its current size (``None``) or to ``pages`` pages, on the writer's own thread."""
+    store = gateway.store
+
+    def cap() -> None:
+        conn = store._writer
+        assert conn is not None
+        limit = pages if pages is not None else conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {limit}")
+
+    await asyncio.get_running_loop().run_in_executor(store._write_thread, cap)
+
+
+async def refuse_writes(gateway: Gateway, refuse: bool) -> None:
+    """Make every commit fail (SQLITE_READONLY) or work again, on the writer's own thread."""
+    store = gateway.store
+
+    def switch() -> None:
+        assert store._writer is not None
+        store._writer.execute(f"PRAGMA query_only = {int(refuse)}")
+
+    await asyncio.get_running_loop().run_in_executor(store._write_thread, switch)
+
+
+def random_order(rng: random.Random) -> dict[str, str]:
+    strategy = rng.choice(["S1", "S2"])
+    return {
+        "strategy": strategy,
+        "instrument": rng.choice(["ACC", "INFY", "TCS", "WIPRO", "SBIN"]),
+        "side": rng.choice(["BUY", "SELL"]),
+    }
+
+
+async def test_failed_commits_answer_503_and_leave_nothing_in_memory_or_on_disk(
+    tmp_path: Path, open_gateway: OpenGateway
+) -> None:
+    home = write_home(tmp_path / "home", PROFILES)
+    rng = random.Random(7)
+    answered: dict[int, dict[str, object]] = {}
+    refused = 0
+    async with open_gateway(home) as (client, gateway):
+        await cap_database_size(gateway, None)
+        for _ in range(40):  # bounded: the cap is reached after a few dozen orders
+            wave = await asyncio.gather(*(client.post("/v1/orders", json=random_order(rng)) for _ in range(32)))
+            for answer in wave:
+                if answer.status_code == 201:
+                    answered[answer.json()["order_id"]] = answer.json()
+                else:
+                    assert answer.status_code == 503
+                    assert answer.headers["Retry-After"] == "1"
+                    assert "not stored" in answer.json()["detail"]
+                    refused += 1
+            if refused:
+                break
+        assert refused, "the capped store never failed"
+
+        # the disk has room again: the gateway recovers by itself and continues as if nothing failed
+        await cap_database_size(gateway, 1_000_000)
+        for _ in range(64):
+            answer = await client.post("/v1/orders", json=random_order(rng))
+            assert answer.status_code == 201
+            answered[answer.json()["order_id"]] = answer.json()
+        assert (await client.get("/readyz")).status_code == 200
+
+        stored = []
+        after = 0
+        while True:
+            page = (await client.get("/v1/orders", params={"after": after, "limit": 1000})).json()
+            stored += page["items"]
+            if page["next"] is None:
+                break
+            after = page["next"]
+
+    # exactly the answered orders are stored, with gapless ids, and nothing else
+    assert sorted(answered) == list(range(1, len(answered) + 1))
+    assert {o["order_id"]: o for o in stored} == answered
+    # every decision (made after the failure too) re-derives from the stored log alone: nothing of the
+    # failed orders lingered in the in-memory book
+    reader = SQLiteLogReader(home / "data" / "ordergate.sqlite3")
+    try:
+        report = verify_log(reader)
+    finally:
+        reader.close()
+    assert report.ok, report.problem
+    assert report.redecided == len(answered)
+
+
+async def test_idempotent_retry_after_a_503_is_decided_fresh(tmp_path: Path, open_gateway: OpenGateway) -> None:
+    home = write_home(tmp_path / "home", PROFILES)
+    order = {"strategy": "S1", "instrument": "ACC", "side": "BUY", "client_order_id": "retry-me"}
+    async with open_gateway(home) as (client, gateway):
+        await refuse_writes(gateway, True)
+        failed = await client.post("/v1/orders", json=order)
+        assert failed.status_code == 503
+        assert (await client.get("/readyz")).status_code == 503
+        await refuse_writes(gateway, False)
+        retried = await client.post("/v1/orders", json=order)
+        replayed = await client.post("/v1/orders", json=order)
+        ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert (retried.status_code, retried.json()["replayed"]) == (201, False)
+    assert (replayed.status_code, replayed.json()["order_id"]) == (200, retried.json()["order_id"])
+
+
+async def test_legacy_endpoint_gets_503_too(tmp_path: Path, open_gateway: OpenGateway) -> None:
+    home = write_home(tmp_path / "home", PROFILES)
+    async with open_gateway(home) as (client, gateway):
+        await refuse_writes(gateway, True)
+        answer = await client.post("/create_order", json={"STRATEGY": "S1", "INSTRUMENT": "ACC", "POSITION": "BUY"})
+        assert (answer.status_code, answer.headers["Retry-After"]) == (503, "1")
+        assert (await client.get("/v1/positions")).json()["items"] == []
+
+
+async def test_unreachable_store_after_client_disconnect_still_commits(client: httpx.AsyncClient) -> None:
+    """A caller that gives up does not take its order with it: the decision is committed regardless."""
+    task = asyncio.ensure_future(
+        client.post(
+            "/v1/orders",
+            json={"strategy": "STRATEGY_B", "instrument": "MINDA", "side": "BUY", "client_order_id": "gone"},
+        )
+    )
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        answer = await client.post(
+            "/v1/orders",
+            json={"strategy": "STRATEGY_B", "instrument": "MINDA", "side": "BUY", "client_order_id": "gone"},
+        )
+        if answer.status_code in (200, 201):
+            break
+    assert answer.status_code in (200, 201)
+    assert len((await client.get("/v1/positions")).json()["items"]) == 1
