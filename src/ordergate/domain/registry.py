@@ -62,24 +62,28 @@ class Registry:
         if not isinstance(document, dict):
             raise ProfileError("$", f"must be an object of users, not {_json_type(document)}")
         interned: dict[frozenset[str], frozenset[str]] = {}
+        valid_instruments: set[str] = set()  # 100,000 users share a few hundred names: check each once
         profiles: dict[str, dict[str, frozenset[str]]] = {}
         for user, strategies in document.items():
-            _check_name(user, json_path(user), "user name")
+            _check_name(user, "user name", user)
             if not isinstance(strategies, dict):
                 raise ProfileError(json_path(user), f"must be an object of strategies, not {_json_type(strategies)}")
             profile: dict[str, frozenset[str]] = {}
             for strategy, instruments in strategies.items():
-                _check_name(strategy, json_path(user, strategy), "strategy name")
+                _check_name(strategy, "strategy name", user, strategy)
                 if not isinstance(instruments, list):
                     raise ProfileError(
                         json_path(user, strategy),
                         f"must be a list of instruments, not {_json_type(instruments)}",
                     )
-                for index, instrument in enumerate(instruments):
-                    problem = name_problem(instrument)
-                    if problem is not None:
-                        raise ProfileError(json_path(user, strategy, index), f"instrument name {problem}")
-                traded = frozenset(instruments)
+                traded = frozenset(instruments) if all(type(i) is str for i in instruments) else None
+                if traded is None or not traded <= valid_instruments:
+                    for index, instrument in enumerate(instruments):
+                        problem = name_problem(instrument)
+                        if problem is not None:
+                            raise ProfileError(json_path(user, strategy, index), f"instrument name {problem}")
+                    traded = frozenset(instruments)
+                    valid_instruments |= traded
                 profile[strategy] = interned.setdefault(traded, traded)
             profiles[user] = profile
         return cls(profiles)
@@ -122,10 +126,10 @@ def _canonical(profiles: Mapping[str, Mapping[str, frozenset[str]]]) -> dict[str
     }
 
 
-def _check_name(value: str, path: str, what: str) -> None:
+def _check_name(value: str, what: str, *keys: str) -> None:
     problem = name_problem(value)
     if problem is not None:
-        raise ProfileError(path, f"{what} {problem}")
+        raise ProfileError(json_path(*keys), f"{what} {problem}")
 
 
 def _json_type(value: object) -> str:

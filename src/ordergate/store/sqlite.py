@@ -124,8 +124,12 @@ class SQLiteStore:
         self._scope = scope
         try:
             return await self._in(self._write_thread, self._open_sync, scope)
-        except sqlite3.Error as exc:
-            raise StartupError(f"cannot open the store at {self.path}: {exc}") from None
+        except StoreUnavailable as exc:
+            await self.close()
+            raise StartupError(f"cannot open the store at {self.path}: {exc.__cause__ or exc}") from None
+        except BaseException:
+            await self.close()
+            raise
 
     def _open_sync(self, scope: Scope) -> Snapshot:
         writer = connect(self.path, self.durability)
