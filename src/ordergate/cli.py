@@ -7,12 +7,14 @@ variables) and call the package; errors a user can fix end with one line on stde
 
 from __future__ import annotations
 
+import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from ordergate.config import LogFormat, Settings
@@ -61,8 +63,11 @@ def settings_from(**options: object) -> Settings:
     given = {name: value for name, value in options.items() if value is not None}
     try:
         return Settings(**given)  # type: ignore[arg-type]
-    except ValueError as exc:
-        fail(str(exc).splitlines()[0])
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        fail(f"invalid setting ({problems}); check the option or its ORDERGATE_* variable")
 
 
 @app.command()
@@ -138,6 +143,7 @@ def serve(
         gateway = Gateway.prepare(settings)
     except StartupError as exc:
         fail(str(exc))
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     err_console.print(
         f"ordergate {settings.scope} scope, {settings.durability} durability, store {gateway.store.path}",
         highlight=False,

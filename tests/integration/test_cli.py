@@ -120,3 +120,13 @@ async def test_verify_names_a_position_missing_from_the_store(seed_home: Path, o
     assert code == 1
     assert "GRASIM" in err
     assert "missing from the store" in err
+
+
+def test_invalid_setting_from_the_environment_exits_2_naming_it(
+    seed_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDERGATE_PORT", "eighty")
+    code, _, err = invoke("serve", "--home", str(seed_home))
+    assert code == 2
+    assert "port" in err
+    assert "ORDERGATE_" in err
