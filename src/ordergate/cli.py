@@ -185,8 +185,9 @@ def produce(
 
     settings = settings_from(home=home)
     try:
-        catalogue = load_catalogue(settings.catalogue_path)
-        profiles = load_registry(settings.profile_path).to_document() if mode is ProduceMode.UNIVERSE else None
+        universe = mode is ProduceMode.UNIVERSE
+        catalogue = None if universe else load_catalogue(settings.catalogue_path)
+        profiles = load_registry(settings.profile_path).to_document() if universe else None
         config = ProducerConfig(
             url=url.rstrip("/"),
             count=count,

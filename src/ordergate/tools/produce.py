@@ -132,8 +132,12 @@ class OrderDrawer:
         return cls(strategy_universe(profiles), seed)
 
     @classmethod
-    def for_mode(cls, mode: Mode, catalogue: Catalogue, profiles: Profiles | None, seed: int | None) -> OrderDrawer:
+    def for_mode(
+        cls, mode: Mode, catalogue: Catalogue | None, profiles: Profiles | None, seed: int | None
+    ) -> OrderDrawer:
         if mode == "uniform":
+            if catalogue is None:
+                raise ValueError("uniform mode draws from the catalogue; none was given")
             return cls.uniform(catalogue, seed)
         if profiles is None:
             raise ValueError("universe mode draws from the profiles; none were given")
@@ -296,7 +300,7 @@ def render_summary(summary: ProducerSummary) -> Table:
 
 async def run_producer(
     config: ProducerConfig,
-    catalogue: Catalogue,
+    catalogue: Catalogue | None,
     profiles: Profiles | None,
     *,
     progress: bool = True,
@@ -338,7 +342,7 @@ async def run_producer(
 
 def produce(
     config: ProducerConfig,
-    catalogue: Catalogue,
+    catalogue: Catalogue | None,
     profiles: Profiles | None,
     *,
     progress: bool = True,
