@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     """Largest request body accepted; larger bodies get 413."""
     max_batch_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    fast_path: bool = True
+    """Serve order entry from raw ASGI (same code and answers as the FastAPI routes, faster)."""
     log_format: LogFormat = LogFormat.TEXT
     access_log: bool = False
 

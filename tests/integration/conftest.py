@@ -33,7 +33,9 @@ def open_gateway() -> OpenGateway:
     return running_gateway
 
 
-@pytest.fixture
-async def client(seed_home: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async with running_gateway(seed_home) as (http, _):
+@pytest.fixture(params=[True, False], ids=["fast-path", "fastapi-routes"])
+async def client(seed_home: Path, request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a gateway on the seed profiles, once through the fast path and once through the
+    documented FastAPI routes: every test using it proves both doors give the same answers."""
+    async with running_gateway(seed_home, fast_path=request.param) as (http, _):
         yield http

@@ -158,3 +158,21 @@ async def test_unreachable_store_after_client_disconnect_still_commits(client: h
             break
     assert answer.status_code in (200, 201)
     assert len((await client.get("/v1/positions")).json()["items"]) == 1
+
+
+async def test_batch_items_of_a_failed_commit_report_503_and_are_not_stored(
+    tmp_path: Path, open_gateway: OpenGateway
+) -> None:
+    home = write_home(tmp_path / "home", PROFILES)
+    async with open_gateway(home) as (client, gateway):
+        await refuse_writes(gateway, True)
+        batch = {"orders": [{"strategy": "S1", "instrument": "ACC", "side": "BUY"}] * 3}
+        answer = await client.post("/v1/orders/batch", json=batch)
+        assert [r["error"]["status"] for r in answer.json()["results"]] == [503, 503, 503]
+        await refuse_writes(gateway, False)
+        again = await client.post("/v1/orders/batch", json=batch)
+    assert [(r["order_id"], r["status"]) for r in again.json()["results"]] == [
+        (1, "ACCEPTED"),
+        (2, "REJECTED"),
+        (3, "REJECTED"),
+    ]

@@ -18,12 +18,13 @@ from pydantic.json_schema import models_json_schema
 
 import ordergate
 from ordergate.api.errors import install_error_handlers
+from ordergate.api.fastpath import OrderFastPath
 from ordergate.api.routes import health, orders, queries
-from ordergate.api.schemas import LegacyOrderIn, OrderIn
+from ordergate.api.schemas import BatchIn, LegacyOrderIn, OrderIn
 from ordergate.config import Settings
 from ordergate.service.gateway import Gateway
 
-BODY_MODELS = (LegacyOrderIn, OrderIn)
+BODY_MODELS = (LegacyOrderIn, OrderIn, BatchIn)
 """Request bodies validated by the routes themselves, added to the OpenAPI components."""
 
 
@@ -45,6 +46,8 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    if settings.fast_path:
+        app.add_middleware(OrderFastPath, owner=app)
     app.include_router(orders.router)
     app.include_router(queries.router)
     app.include_router(health.router)

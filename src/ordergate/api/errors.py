@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from ordergate.api.http import ClientError, describe, json_response
+from ordergate.api.ordering import error_reply
 from ordergate.errors import ClientOrderIdConflict, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -22,18 +23,9 @@ log = logging.getLogger(__name__)
 LEGACY_PATH = "/create_order"
 
 
-def _is_legacy(request: Request) -> bool:
-    return request.url.path == LEGACY_PATH
-
-
-async def _client_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ClientError)
-    if _is_legacy(request) and exc.status == 422:
-        return json_response({"RESPONSE": "REJECTED", "REASON": "INVALID_ORDER", "DETAIL": exc.message}, 422)
-    body: dict[str, object] = {"detail": exc.errors if exc.errors is not None else exc.message}
-    if exc.errors is not None:
-        body["message"] = exc.message
-    return json_response(body, exc.status)
+async def _known_error(request: Request, exc: Exception) -> Response:
+    reply = error_reply(exc, legacy=request.url.path == LEGACY_PATH)
+    return Response(reply.body, status_code=reply.status, headers=dict(reply.headers))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -45,27 +37,13 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return json_response({"detail": errors, "message": describe(errors)}, 422)
 
 
-async def _conflict(request: Request, exc: Exception) -> Response:
-    return json_response({"detail": str(exc)}, 409)
-
-
-async def _unavailable(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StoreUnavailable)
-    return json_response(
-        {"detail": f"the order was not stored, retry later: {exc}"},
-        503,
-        headers={"Retry-After": str(exc.retry_after)},
-    )
-
-
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return json_response({"detail": "internal error; the server log has the details"}, 500)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ClientError, _client_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(ClientOrderIdConflict, _conflict)
-    app.add_exception_handler(StoreUnavailable, _unavailable)
+    for known in (ClientError, ClientOrderIdConflict, StoreUnavailable):
+        app.add_exception_handler(known, _known_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -122,8 +122,17 @@ class OrderOut(BaseModel):
     replayed: bool = False
 
 
+class BatchError(BaseModel):
+    status: int = Field(description="409: client_order_id reused for another order; 503: not stored, retry.")
+    detail: str
+
+
+class BatchErrorOut(BaseModel):
+    error: BatchError
+
+
 class BatchOut(BaseModel):
-    results: list[OrderOut]
+    results: list[OrderOut | BatchErrorOut] = Field(description="One result per order, in the order sent.")
 
 
 class CheckOut(BaseModel):

@@ -26,7 +26,7 @@ from ordergate.domain.model import Action, Decision, Order
 from ordergate.domain.record import OrderRecord
 from ordergate.domain.registry import Registry
 from ordergate.domain.rules import decide
-from ordergate.errors import ClientOrderIdConflict, StoreUnavailable
+from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
 from ordergate.service.clock import Clock, utc_now
 from ordergate.store.base import Store
 
@@ -134,6 +134,40 @@ class Sequencer:
                 return _replay(await asyncio.shield(known.future), order)
         pending = self._decide(order, client_order_id)
         return Outcome(await asyncio.shield(pending.future), replayed=False)
+
+    async def submit_many(self, items: Sequence[tuple[Order, str | None]]) -> list[Outcome | OrdergateError]:
+        """Decide a batch in its order, each order atomic on its own; one result per item.
+
+        An item's result is its :class:`Outcome`, or the error that item alone got
+        (:class:`ClientOrderIdConflict`, or :class:`StoreUnavailable` if its group failed to commit).
+        Client order ids are looked up in one store query, then every fresh order is decided without
+        yielding the event loop, so a batch lands in as few commit groups as possible.
+        """
+        unknown = [c for _, c in items if c is not None and c not in self._by_client_id]
+        stored = await self._store.find_client_orders(unknown) if unknown else {}
+        waits: list[tuple[_Pending, bool] | Outcome | OrdergateError] = []
+        for order, client_order_id in items:
+            if client_order_id is not None:
+                known = self._by_client_id.get(client_order_id)
+                if known is not None:
+                    waits.append((known, True) if known.record.order == order else _conflict(known.record))
+                    continue
+                record = stored.get(client_order_id)
+                if record is not None:
+                    waits.append(Outcome(record, True) if record.order == order else _conflict(record))
+                    continue
+            waits.append((self._decide(order, client_order_id), False))
+        results: list[Outcome | OrdergateError] = []
+        for wait in waits:
+            if isinstance(wait, tuple):
+                pending, replayed = wait
+                try:
+                    results.append(Outcome(await asyncio.shield(pending.future), replayed))
+                except StoreUnavailable as exc:
+                    results.append(exc)
+            else:
+                results.append(wait)
+        return results
 
     def _decide(self, order: Order, client_order_id: str | None) -> _Pending:
         decision = decide(order, self._registry, self._book)

@@ -259,6 +259,20 @@ class SQLiteStore:
         rows = await self._read(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id = ?", (client_order_id,))
         return decode_record(*rows[0]) if rows else None
 
+    async def find_client_orders(self, client_order_ids: Sequence[str]) -> dict[str, OrderRecord]:
+        found: dict[str, OrderRecord] = {}
+        for start in range(0, len(client_order_ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = client_order_ids[start : start + 500]
+            rows = await self._read(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for row in rows:
+                record = decode_record(*row)
+                assert record.client_order_id is not None
+                found[record.client_order_id] = record
+        return found
+
     async def list_orders(self, query: OrderQuery) -> Page[OrderRecord]:
         where = ["o.order_id > ?"]
         params: list[object] = [query.after]

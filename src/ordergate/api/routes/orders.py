@@ -1,8 +1,7 @@
-"""Order entry: ``POST /create_order`` (the original kit's contract) and ``POST /v1/orders``.
+"""Order entry routes: ``POST /create_order`` (the original kit's contract) and ``/v1/orders[...]``.
 
-Bodies are read with a size limit and validated from raw bytes against the schemas that the OpenAPI
-document shows (see :func:`ordergate.api.app.create_app`); the decision comes from the sequencer,
-which answers only once the order is committed.
+These routes document the endpoints in OpenAPI and serve them when the fast path is off; the work is
+done by :mod:`ordergate.api.ordering`, which the fast path of :mod:`ordergate.api.fastpath` calls too.
 """
 
 from __future__ import annotations
@@ -12,10 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
-from ordergate.api.answers import decision_fields, legacy_answer, order_answer
+from ordergate.api import ordering
 from ordergate.api.deps import GatewayDep, SequencerDep
-from ordergate.api.http import ClientError, json_response, parse, read_body
+from ordergate.api.http import read_body
 from ordergate.api.schemas import (
+    BatchIn,
+    BatchOut,
     CheckOut,
     LegacyInvalidOut,
     LegacyOrderIn,
@@ -23,9 +24,7 @@ from ordergate.api.schemas import (
     OrderIn,
     OrderOut,
     Problem,
-    client_order_id_problem,
 )
-from ordergate.domain.model import Order
 
 router = APIRouter()
 
@@ -36,32 +35,19 @@ IdempotencyKey = Annotated[
 
 
 def request_body(model: type[Any]) -> dict[str, Any]:
-    """``openapi_extra`` documenting a JSON body validated by the route itself."""
+    """``openapi_extra`` documenting a JSON body validated by :mod:`ordergate.api.ordering`."""
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
+def _response(reply: ordering.Reply) -> Response:
+    return Response(reply.body, status_code=reply.status, headers=dict(reply.headers))
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": Problem, "description": "Body over the size limit."},
-    503: {
-        "model": Problem,
-        "description": "The store could not commit; nothing was stored. See Retry-After.",
-    },
+    503: {"model": Problem, "description": "The store could not commit; nothing was stored. See Retry-After."},
 }
-
-
-def _checked_key(key: str | None, legacy: bool) -> str | None:
-    if key is None:
-        return None
-    problem = client_order_id_problem(key)
-    if problem is not None:
-        where = "Idempotency-Key header"
-        raise ClientError(
-            422,
-            f"{where}: {problem}",
-            None if legacy else [{"loc": ["header", "idempotency-key"], "msg": problem, "type": "value_error"}],
-        )
-    return key
 
 
 @router.post(
@@ -75,10 +61,8 @@ def _checked_key(key: str | None, legacy: bool) -> str | None:
 async def create_order_legacy(
     request: Request, gateway: GatewayDep, sequencer: SequencerDep, idempotency_key: IdempotencyKey = None
 ) -> Response:
-    body = parse(LegacyOrderIn, await read_body(request, gateway.settings.max_body_bytes))
-    key = _checked_key(idempotency_key, legacy=True)
-    outcome = await sequencer.submit(Order(body.STRATEGY, body.INSTRUMENT, body.POSITION), key)
-    return json_response(legacy_answer(outcome.record))
+    body = await read_body(request, gateway.settings.max_body_bytes)
+    return _response(await ordering.place_legacy(sequencer, body, idempotency_key))
 
 
 @router.post(
@@ -97,12 +81,21 @@ async def create_order_legacy(
 async def create_order(
     request: Request, gateway: GatewayDep, sequencer: SequencerDep, idempotency_key: IdempotencyKey = None
 ) -> Response:
-    body = parse(OrderIn, await read_body(request, gateway.settings.max_body_bytes))
-    key = _checked_key(idempotency_key, legacy=False)
-    if key is not None and body.client_order_id is not None and key != body.client_order_id:
-        raise ClientError(422, "Idempotency-Key header and client_order_id differ; send one of them, or equal values")
-    outcome = await sequencer.submit(Order(body.strategy, body.instrument, body.side), key or body.client_order_id)
-    return json_response(order_answer(outcome.record, replayed=outcome.replayed), 200 if outcome.replayed else 201)
+    body = await read_body(request, gateway.settings.max_body_bytes)
+    return _response(await ordering.place_order(sequencer, body, idempotency_key))
+
+
+@router.post(
+    "/v1/orders/batch",
+    tags=["orders"],
+    summary="Place up to 1000 orders, in order, each atomic on its own",
+    response_model=BatchOut,
+    responses=_ERRORS,
+    openapi_extra=request_body(BatchIn),
+)
+async def create_orders(request: Request, gateway: GatewayDep, sequencer: SequencerDep) -> Response:
+    body = await read_body(request, gateway.settings.max_batch_body_bytes)
+    return _response(await ordering.place_batch(sequencer, body))
 
 
 @router.post(
@@ -114,6 +107,5 @@ async def create_order(
     openapi_extra=request_body(OrderIn),
 )
 async def check_order(request: Request, gateway: GatewayDep, sequencer: SequencerDep) -> Response:
-    body = parse(OrderIn, await read_body(request, gateway.settings.max_body_bytes))
-    order = Order(body.strategy, body.instrument, body.side)
-    return json_response(decision_fields(order, sequencer.check(order)))
+    body = await read_body(request, gateway.settings.max_body_bytes)
+    return _response(ordering.check_order(sequencer, body))

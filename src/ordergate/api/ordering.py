@@ -1,0 +1,163 @@
+"""Order entry, independent of the web framework: body bytes in, a complete HTTP reply out.
+
+Both doors into order entry call these functions: the FastAPI routes of
+:mod:`ordergate.api.routes.orders` (which also document the endpoints in OpenAPI) and the raw ASGI
+fast path of :mod:`ordergate.api.fastpath` that serves the same URLs without FastAPI's per-request
+routing, dependency injection and serialisation. One implementation means the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ordergate.api.answers import decision_fields, legacy_answer, order_answer
+from ordergate.api.http import ClientError, parse
+from ordergate.api.schemas import BatchIn, LegacyOrderIn, OrderIn, client_order_id_problem
+from ordergate.api.validation import legacy_order, v1_order
+from ordergate.domain.model import Order
+from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
+from ordergate.service.sequencer import Outcome, Sequencer
+
+JSON = (("content-type", "application/json"),)
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = JSON
+
+
+def reply(content: Any, status: int = 200, extra_headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    return Reply(status, orjson.dumps(content), JSON + extra_headers)
+
+
+def error_reply(exc: Exception, *, legacy: bool = False) -> Reply:
+    """The reply for an error a request can meet; anything else is a bug and re-raised."""
+    if isinstance(exc, ClientError):
+        if legacy and exc.status == 422:
+            return reply({"RESPONSE": "REJECTED", "REASON": "INVALID_ORDER", "DETAIL": exc.message}, 422)
+        body: dict[str, object] = {"detail": exc.errors if exc.errors is not None else exc.message}
+        if exc.errors is not None:
+            body["message"] = exc.message
+        return reply(body, exc.status)
+    if isinstance(exc, ClientOrderIdConflict):
+        return reply({"detail": str(exc)}, 409)
+    if isinstance(exc, StoreUnavailable):
+        return reply(
+            {"detail": f"the order was not stored, retry later: {exc}"},
+            503,
+            (("retry-after", str(exc.retry_after)),),
+        )
+    raise exc
+
+
+def _decode(body: bytes) -> object:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None  # the model's parser produces the message
+
+
+def _checked_key(key: str | None) -> str | None:
+    if key is not None:
+        problem = client_order_id_problem(key)
+        if problem is not None:
+            raise ClientError(
+                422,
+                f"Idempotency-Key header: {problem}",
+                [{"loc": ["header", "idempotency-key"], "msg": problem, "type": "value_error"}],
+            )
+    return key
+
+
+async def place_legacy(sequencer: Sequencer, body: bytes, idempotency_key: str | None) -> Reply:
+    try:
+        order = legacy_order(_decode(body))
+        if order is None:
+            model = parse(LegacyOrderIn, body)
+            order = Order(model.STRATEGY, model.INSTRUMENT, model.POSITION)
+        outcome = await sequencer.submit(order, _checked_key(idempotency_key))
+    except OrdergateError as exc:
+        return error_reply(exc, legacy=True)
+    except ClientError as exc:
+        return error_reply(exc, legacy=True)
+    return reply(legacy_answer(outcome.record))
+
+
+def _v1(document: object, body: bytes) -> tuple[Order, str | None]:
+    parsed = v1_order(document)
+    if parsed is None:
+        model = parse(OrderIn, body)
+        parsed = Order(model.strategy, model.instrument, model.side), model.client_order_id
+    return parsed
+
+
+async def place_order(sequencer: Sequencer, body: bytes, idempotency_key: str | None) -> Reply:
+    try:
+        order, client_order_id = _v1(_decode(body), body)
+        key = _checked_key(idempotency_key)
+        if key is not None and client_order_id is not None and key != client_order_id:
+            raise ClientError(
+                422, "Idempotency-Key header and client_order_id differ; send one of them, or equal values"
+            )
+        outcome = await sequencer.submit(order, key or client_order_id)
+    except (OrdergateError, ClientError) as exc:
+        return error_reply(exc)
+    return reply(order_answer(outcome.record, replayed=outcome.replayed), 200 if outcome.replayed else 201)
+
+
+async def place_batch(sequencer: Sequencer, body: bytes) -> Reply:
+    """Up to 1000 orders, decided in their order, each atomic on its own (SPEC section 4)."""
+    try:
+        items = _batch_items(_decode(body))
+        if items is None:
+            model = parse(BatchIn, body)
+            items = [(Order(o.strategy, o.instrument, o.side), o.client_order_id) for o in model.orders]
+        results = await sequencer.submit_many(items)
+    except (OrdergateError, ClientError) as exc:
+        return error_reply(exc)
+    return reply({"results": [_batch_item(result) for result in results]})
+
+
+def _batch_items(document: object) -> list[tuple[Order, str | None]] | None:
+    if type(document) is not dict or document.keys() != {"orders"}:
+        return None
+    orders = document["orders"]
+    if type(orders) is not list or not 0 < len(orders) <= MAX_BATCH:
+        return None
+    items = []
+    for order in orders:
+        item = v1_order(order)
+        if item is None:
+            return None
+        items.append(item)
+    return items
+
+
+def _batch_item(result: Outcome | OrdergateError) -> dict[str, Any]:
+    if isinstance(result, Outcome):
+        return order_answer(result.record, replayed=result.replayed)
+    failed = error_reply(result)
+    return {"error": {"status": failed.status, "detail": orjson.loads(failed.body)["detail"]}}
+
+
+def check_order(sequencer: Sequencer, body: bytes) -> Reply:
+    try:
+        order, _ = _v1(_decode(body), body)
+    except ClientError as exc:
+        return error_reply(exc)
+    return reply(decision_fields(order, sequencer.check(order)))
+
+
+def header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """A request header from raw ASGI headers (``name`` in lower case), decoded as Latin-1."""
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
