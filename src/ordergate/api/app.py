@@ -18,7 +18,7 @@ from pydantic.json_schema import models_json_schema
 
 import ordergate
 from ordergate.api.errors import install_error_handlers
-from ordergate.api.fastpath import OrderFastPath
+from ordergate.api.fastpath import GatewayApp
 from ordergate.api.routes import health, orders, queries
 from ordergate.api.schemas import BatchIn, LegacyOrderIn, OrderIn
 from ordergate.config import Settings
@@ -28,7 +28,7 @@ BODY_MODELS = (LegacyOrderIn, OrderIn, BatchIn)
 """Request bodies validated by the routes themselves, added to the OpenAPI components."""
 
 
-def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
+def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         running = gateway if gateway is not None else Gateway.prepare(settings)
@@ -39,15 +39,14 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         finally:
             await running.stop()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="ordergate",
         version=ordergate.__version__,
         summary="The order gateway: decides, applies and durably records strategy orders.",
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    if settings.fast_path:
-        app.add_middleware(OrderFastPath, owner=app)
+    app.fast_path = settings.fast_path
     app.include_router(orders.router)
     app.include_router(queries.router)
     app.include_router(health.router)

@@ -1,4 +1,4 @@
-"""The raw ASGI fast path for order entry, in front of FastAPI.
+"""The raw ASGI fast path for order entry, in front of FastAPI's whole stack.
 
 Order entry is the hot path: a trivial FastAPI endpoint manages about a quarter of what the server
 stack can carry, so ``POST`` to the order URLs is served here straight from ASGI messages, calling
@@ -9,10 +9,10 @@ the same :mod:`ordergate.api.ordering` functions as the documented FastAPI route
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from ordergate.api import ordering
 from ordergate.api.http import ClientError
@@ -22,9 +22,6 @@ from ordergate.service.sequencer import Sequencer
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 Handler = Callable[[Sequencer, bytes, str | None], Awaitable[ordering.Reply]]
 
 
@@ -45,48 +42,48 @@ ROUTES: dict[str, tuple[Handler, bool, bool]] = {
 }
 
 
-class OrderFastPath:
-    """ASGI middleware: serves ``POST`` on :data:`ROUTES` itself, passes everything else on."""
+class GatewayApp(FastAPI):
+    """The FastAPI application, with ``POST`` on :data:`ROUTES` served before FastAPI's own stack.
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], owner: FastAPI) -> None:
-        self.app = app
-        self.owner = owner
+    Taking the fast path at the outermost ASGI call skips Starlette's middleware stack as well as
+    FastAPI's routing, dependency injection and serialisation; every other request is FastAPI's.
+    """
+
+    fast_path: bool = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if self.fast_path and scope["type"] == "http" and scope["method"] == "POST":
             route = ROUTES.get(scope["path"])
             if route is not None:
-                await self._serve(route, scope, receive, send)
+                await serve(self.state.gateway, route, scope, receive, send)
                 return
-        await self.app(scope, receive, send)
-
-    async def _serve(self, route: tuple[Handler, bool, bool], scope: Scope, receive: Receive, send: Send) -> None:
-        handler, legacy, batch = route
-        gateway: Gateway = self.owner.state.gateway
-        limit = gateway.settings.max_batch_body_bytes if batch else gateway.settings.max_body_bytes
-        headers = scope["headers"]
-        try:
-            body = await _read_body(receive, headers, limit)
-            sequencer = gateway.sequencer
-            if sequencer is None:
-                raise StoreUnavailable("the gateway is still starting")
-            reply = await handler(sequencer, body, ordering.header(headers, b"idempotency-key"))
-        except (ClientError, StoreUnavailable) as exc:
-            reply = ordering.error_reply(exc, legacy=legacy)
-        except Exception:
-            log.exception("unexpected error on POST %s", scope["path"])
-            reply = ordering.reply({"detail": "internal error; the server log has the details"}, 500)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": reply.status,
-                "headers": [(k.encode(), v.encode()) for k, v in reply.headers],
-            }
-        )
-        await send({"type": "http.response.body", "body": reply.body})
+        await super().__call__(scope, receive, send)
 
 
-async def _read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit: int) -> bytes:
+async def serve(
+    gateway: Gateway, route: tuple[Handler, bool, bool], scope: Scope, receive: Receive, send: Send
+) -> None:
+    handler, legacy, batch = route
+    limit = gateway.settings.max_batch_body_bytes if batch else gateway.settings.max_body_bytes
+    request_headers = scope["headers"]
+    try:
+        body = await _read_body(receive, request_headers, limit)
+        sequencer = gateway.sequencer
+        if sequencer is None:
+            raise StoreUnavailable("the gateway is still starting")
+        reply = await handler(sequencer, body, ordering.header(request_headers, b"idempotency-key"))
+    except (ClientError, StoreUnavailable) as exc:
+        reply = ordering.error_reply(exc, legacy=legacy)
+    except Exception:
+        log.exception("unexpected error on POST %s", scope["path"])
+        reply = ordering.reply({"detail": "internal error; the server log has the details"}, 500)
+    headers = [(k.encode(), v.encode()) for k, v in reply.headers]
+    headers.append((b"content-length", str(len(reply.body)).encode()))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+async def _read_body(receive: Receive, headers: Sequence[tuple[bytes, bytes]], limit: int) -> bytes:
     declared = ordering.header(headers, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ClientError(413, f"request body is larger than the limit of {limit} bytes")

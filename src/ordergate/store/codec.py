@@ -13,11 +13,11 @@ from ordergate.domain.record import OrderRecord
 
 
 def encode_applied(decision: Decision) -> str:
-    return orjson.dumps([[e.user, e.action.value, e.position_strategy] for e in decision.applied]).decode()
+    return orjson.dumps([[e.user, e.action, e.position_strategy] for e in decision.applied]).decode()
 
 
 def encode_rejected_for(decision: Decision) -> str:
-    return orjson.dumps([[r.user, r.reason.value] for r in decision.rejected_for]).decode()
+    return orjson.dumps([[r.user, r.reason] for r in decision.rejected_for]).decode()
 
 
 def decode_record(

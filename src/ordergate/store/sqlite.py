@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
+import itertools
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -40,10 +42,12 @@ _ORDER_COLUMNS = (
     "order_id, received_at, strategy, instrument, side, status, reason, scope, "
     "profile_fingerprint, client_order_id, applied, rejected_for"
 )
+_ORDER_FIELDS = tuple(column.strip() for column in _ORDER_COLUMNS.split(","))
 _POSITION_COLUMNS = "position_id, user, strategy, instrument, opened_order_id, opened_at"
 _TRADE_COLUMNS = (
     "trade_id, user, strategy, instrument, opened_order_id, opened_at, closed_order_id, closed_at, closing_strategy"
 )
+_TRADE_FIELDS = tuple(column.strip() for column in _TRADE_COLUMNS.split(","))[1:]
 
 
 def connect(path: Path, durability: Durability, *, read_only: bool = False) -> sqlite3.Connection:
@@ -186,22 +190,30 @@ class SQLiteStore:
         await self._in(self._write_thread, self._commit_sync, records)
 
     def _commit_sync(self, records: Sequence[OrderRecord]) -> None:
+        """One transaction, and one multi-row statement per table and group.
+
+        Each SQLite step releases the GIL and must win it back from a busy event loop, so a
+        statement per row would make a commit wait on the loop hundreds of times.
+        """
         conn = self._writing()
         changes = group_changes(self._scope, records)
+        scoped = self._scope is Scope.STRATEGY
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _insert(
+                conn,
+                "orders",
+                _ORDER_FIELDS,
                 [
                     (
                         r.order_id,
                         r.received_at,
                         r.order.strategy,
                         r.order.instrument,
-                        r.order.side.value,
-                        r.decision.status.value,
-                        r.decision.reason.value if r.decision.reason is not None else None,
-                        r.scope.value,
+                        r.order.side,  # str enums bind as their text
+                        r.decision.status,
+                        r.decision.reason,
+                        r.scope,
                         r.profile_fingerprint,
                         r.client_order_id,
                         encode_applied(r.decision),
@@ -210,39 +222,27 @@ class SQLiteStore:
                     for r in records
                 ],
             )
-            conn.executemany(
-                "INSERT INTO order_users (user, order_id) VALUES (?, ?)",
+            _insert(
+                conn,
+                "order_users",
+                ("user", "order_id"),
                 [(effect.user, r.order_id) for r in records for effect in r.decision.applied],
             )
-            if changes.deletes:
-                deleted = conn.executemany(
-                    "DELETE FROM positions WHERE user = ? AND scope_strategy = ? AND instrument = ?",
-                    changes.deletes,
-                ).rowcount
-                if deleted != len(changes.deletes):
-                    raise sqlite3.IntegrityError(
-                        f"closed {deleted} positions where the group closes {len(changes.deletes)}"
-                    )
-            scoped = self._scope is Scope.STRATEGY
-            conn.executemany(
-                "INSERT INTO positions (user, scope_strategy, instrument, strategy, opened_order_id, opened_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+            deleted = _delete_positions(conn, changes.deletes)
+            if deleted != len(changes.deletes):
+                raise sqlite3.IntegrityError(
+                    f"closed {deleted} positions where the group closes {len(changes.deletes)}"
+                )
+            _insert(
+                conn,
+                "positions",
+                ("user", "scope_strategy", "instrument", "strategy", "opened_order_id", "opened_at"),
                 [
-                    (
-                        p.user,
-                        p.strategy if scoped else "",
-                        p.instrument,
-                        p.strategy,
-                        p.opened_order_id,
-                        p.opened_at,
-                    )
+                    (p.user, p.strategy if scoped else "", p.instrument, p.strategy, p.opened_order_id, p.opened_at)
                     for p in changes.inserts
                 ],
             )
-            conn.executemany(
-                f"INSERT INTO trades ({_TRADE_COLUMNS.removeprefix('trade_id, ')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                changes.trades,
-            )
+            _insert(conn, "trades", _TRADE_FIELDS, changes.trades)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -362,6 +362,37 @@ class SQLiteStore:
             raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
         except RuntimeError as exc:  # executor shut down
             raise StoreUnavailable(f"SQLite store {self.path} is closed") from exc
+
+
+_MAX_PARAMETERS = 32_000
+"""Bound parameters per statement; SQLite (3.32 and later) allows 32,766."""
+
+
+@functools.lru_cache(maxsize=256)
+def _rows_sql(prefix: str, width: int, count: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return prefix + ", ".join([row] * count)
+
+
+def _insert(conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` with as few statements as the parameter limit allows."""
+    prefix = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    step = _MAX_PARAMETERS // len(columns)
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        conn.execute(_rows_sql(prefix, len(columns), len(chunk)), list(itertools.chain.from_iterable(chunk)))
+
+
+def _delete_positions(conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]) -> int:
+    """Delete open positions by key, in as few statements as possible; returns how many were deleted."""
+    deleted = 0
+    step = _MAX_PARAMETERS // 3
+    prefix = "DELETE FROM positions WHERE (user, scope_strategy, instrument) IN (VALUES "
+    for start in range(0, len(keys), step):
+        chunk = keys[start : start + step]
+        cursor = conn.execute(_rows_sql(prefix, 3, len(chunk)) + ")", list(itertools.chain.from_iterable(chunk)))
+        deleted += cursor.rowcount
+    return deleted
 
 
 def _page(items: list[R], limit: int, cursor_of: Callable[[R], int]) -> Page[R]:
