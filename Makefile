@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck pytest install clean
+.PHONY: run test lint typecheck pytest install clean bench bench-quick wrk
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,14 +30,25 @@ run: $(VENV)/.installed
 test: lint typecheck pytest
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests Scripts
-	$(BIN)/ruff format --check src tests Scripts
+	$(BIN)/ruff check src tests Scripts benchmarks
+	$(BIN)/ruff format --check src tests Scripts benchmarks
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 pytest: $(VENV)/.installed-test
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+wrk:
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+
+## bench: every scenario of the benchmark harness; the table goes to benchmarks/results.md
+bench: $(VENV)/.installed-test wrk
+	$(BIN)/python -m benchmarks
+
+## bench-quick: the same scenarios, short and smaller (about a minute)
+bench-quick: $(VENV)/.installed-test wrk
+	$(BIN)/python -m benchmarks --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,70 @@
+"""``python -m benchmarks [--quick]``: run every scenario, print the table, write benchmarks/results.md."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks import scenarios
+from benchmarks.harness import Row, machine, markdown
+
+RESULTS = Path(__file__).resolve().parent / "results.md"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short runs and smaller books (about a minute)")
+    parser.add_argument("--only", nargs="*", default=None, help="scenarios to run, e.g. S1 S5")
+    args = parser.parse_args()
+    console = Console(width=200)
+    wanted = {s.upper() for s in args.only} if args.only else None
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="ordergate-bench-") as work:
+        plan = scenarios.Plan(quick=args.quick, work=Path(work))
+        with console.status("baselines: HTTP ceiling and naive gateway"):
+            top, slow = scenarios.run_baselines(plan)
+        rows += scenarios.baseline_rows(top, slow)
+        s1_load = None
+        steps = [
+            ("S1", lambda: scenarios.s1(plan, top, slow)),
+            ("S2", lambda: scenarios.s2(plan)),
+            ("S3", lambda: scenarios.s3(plan)),
+            ("S4", lambda: scenarios.s4(plan)),
+            ("S5", lambda: scenarios.s5(plan)),
+        ]
+        for name, step in steps:
+            if wanted and name not in wanted and not (name == "S1" and "S6" in wanted):
+                continue
+            with console.status(f"{name} running"):
+                result = step()
+            if name == "S1":
+                row, s1_load = result
+                rows.append(row)
+            else:
+                rows.append(result)
+        if (not wanted or "S6" in wanted) and s1_load is not None:
+            with console.status("S6 running (filling the log first)"):
+                rows.append(scenarios.s6(plan, top, slow, s1_load))
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    mode = "quick" if args.quick else "full"
+    header = (
+        f"Measured {when} ({mode} run) on {machine()}. Load generators (wrk, or the Python client for S2-S4) "
+        f"run on the same machine and share its cores with the server."
+    )
+    table = Table(title="ordergate benchmarks", caption=header)
+    for column in ("Scenario", "What", "Throughput", "p50", "p99", "Errors", "Ratio", "Target", "Result"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r.scenario, r.what, r.throughput, r.p50, r.p99, r.errors, r.ratios, r.target, r.result)
+    console.print(table)
+    RESULTS.write_text("# ordergate benchmark results\n\n" + markdown(rows, header))
+    console.print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

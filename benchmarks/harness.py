@@ -1,0 +1,210 @@
+"""The machinery of ``make bench``: server processes, load generators, and the results table.
+
+Load comes from ``wrk`` (C, with ``orders.lua`` replaying prepared bodies) where answers need not be
+read, and from a small asyncio httpx client where they must be checked. Both share the machine's
+cores with the server under test, and the table says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = Path(__file__).resolve().parent / "orders.lua"
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A server process on 127.0.0.1, ready when ``ready_path`` answers 200."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        port: int | None = None,
+        ready_path: str = "/healthz",
+        log: Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.args = [a.replace("{port}", str(self.port)) for a in args]
+        self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
+        self.ready_path = ready_path
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        self.ready_after = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120.0) -> Server:
+        out = self.log.open("ab") if self.log else subprocess.DEVNULL
+        self.started_at = time.perf_counter()
+        self.process = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}: {' '.join(self.args)}")
+            try:
+                if httpx.get(self.url + self.ready_path, timeout=1.0).status_code == 200:
+                    self.ready_after = time.perf_counter() - self.started_at
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout} s: {' '.join(self.args)}")
+
+    def rss_mb(self) -> float:
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        return kb / 1024
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class LoadResult:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise SystemExit("wrk is not installed: run 'make bench' (it installs Debian's wrk) or apt-get install wrk")
+    return found
+
+
+def run_wrk(url: str, path: str, bodies: Path, *, seconds: float, connections: int, threads: int = 2) -> LoadResult:
+    """Replay ``bodies`` against ``url + path`` for ``seconds``; errors count sockets and non-2xx answers."""
+    command = [
+        ensure_wrk(),
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+    ]
+    env = {**os.environ, "ORDERS_FILE": str(bodies), "ORDERS_PATH": path}
+    output = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("WRK_JSON "))
+    data = json.loads(line.removeprefix("WRK_JSON "))
+    errors = sum(data[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return LoadResult(data["requests"], data["duration_us"] / 1e6, data["p50_us"] / 1000, data["p99_us"] / 1000, errors)
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]  # nearest rank
+
+
+def ordergate(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "ordergate"), *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def verify(home: Path) -> str:
+    """``ordergate verify`` on a home: 'ok' or the first difference."""
+    result = ordergate("verify", "--home", str(home), timeout=1800)
+    return "ok" if result.returncode == 0 else (result.stderr.strip() or result.stdout.strip())
+
+
+@dataclass
+class Row:
+    scenario: str
+    what: str
+    throughput: str
+    p50: str = "-"
+    p99: str = "-"
+    errors: str = "-"
+    ratios: str = "-"
+    target: str = "-"
+    result: str = "-"
+    notes: list[str] = field(default_factory=list)
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    memory = next(
+        int(line.split()[1]) // 1024 // 1024
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    return (
+        f"{os.cpu_count()} cores ({model}), {memory} GiB RAM, Linux {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def markdown(rows: Sequence[Row], header: str) -> str:
+    lines = [
+        header,
+        "",
+        "| Scenario | What | Throughput | p50 | p99 | Errors | Ratio | Target | Result |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.scenario} | {r.what} | {r.throughput} | {r.p50} | {r.p99} | {r.errors} | {r.ratios} "
+            f"| {r.target} | {r.result} |"
+        )
+    notes = [f"- **{r.scenario}**: {note}" for r in rows for note in r.notes]
+    if notes:
+        lines += ["", *notes]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,379 @@
+"""The scenarios of ``make bench`` (issue 3): baselines, then S1 to S6, each returning table rows.
+
+Every ordergate scenario ends with ``ordergate verify`` on its home: a fast wrong answer does not count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+
+from benchmarks.harness import BIN, PYTHON, ROOT, LoadResult, Row, Server, ordergate, percentile, run_wrk, verify
+from ordergate.domain.book import Book
+from ordergate.domain.model import Order, Scope, Side
+from ordergate.domain.registry import Registry
+from ordergate.domain.rules import decide
+from ordergate.tools.produce import OrderDrawer
+
+
+@dataclass
+class Plan:
+    """How big and how long: the full run, or the quick one (about a minute)."""
+
+    quick: bool
+    work: Path
+
+    @property
+    def seconds(self) -> float:
+        return 4 if self.quick else 15
+
+    @property
+    def fanout_users(self) -> int:
+        return 100_000
+
+    @property
+    def fanout_orders(self) -> int:
+        return 2 if self.quick else 10
+
+    @property
+    def book_users(self) -> int:
+        return 10_000 if self.quick else 100_000
+
+    @property
+    def history_orders(self) -> int:
+        return 50_000 if self.quick else 1_000_000
+
+
+CONNECTIONS = 64
+S1_USERS = 20
+
+
+def fmt_rate(value: float, unit: str = "req/s") -> str:
+    return f"{value:,.0f} {unit}"
+
+
+def fmt_ms(value: float) -> str:
+    return f"{value:.1f} ms" if value < 100 else f"{value:,.0f} ms"
+
+
+def new_home(plan: Plan, name: str, users: int = S1_USERS) -> Path:
+    home = plan.work / name
+    ordergate("init", "--home", str(home))
+    ordergate("generate", "--home", str(home), "--users", str(users), "--seed", "1")
+    return home
+
+
+def write_bodies(home: Path, count: int = 5000, legacy: bool = True) -> Path:
+    """A realistic mix: each strategy's own instruments (the 'universe' of its subscribers), random sides."""
+    profiles = orjson.loads((home / "Jsons" / "user_profile.json").read_bytes())
+    drawer = OrderDrawer.universe(profiles, seed=7)
+    path = home / "bodies.jsonl"
+    with path.open("wb") as out:
+        for _ in range(count):
+            o = drawer.draw()
+            doc = (
+                {"STRATEGY": o.strategy, "INSTRUMENT": o.instrument, "POSITION": o.side}
+                if legacy
+                else {"strategy": o.strategy, "instrument": o.instrument, "side": o.side}
+            )
+            out.write(orjson.dumps(doc) + b"\n")
+    return path
+
+
+def serve(home: Path, *extra: str) -> Server:
+    return Server(
+        [str(BIN / "ordergate"), "serve", "--home", str(home), "--port", "{port}", *extra],
+        ready_path="/readyz",
+        log=home / "server.log",
+    )
+
+
+def run_baselines(plan: Plan) -> tuple[LoadResult, LoadResult]:
+    home = new_home(plan, "naive")
+    bodies = write_bodies(home)
+    with Server(
+        [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "benchmarks.baselines.ceiling:app",
+            "--port",
+            "{port}",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+    ) as ceiling:
+        top = run_wrk(ceiling.url, "/create_order", bodies, seconds=plan.seconds, connections=CONNECTIONS)
+    with Server(
+        [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "benchmarks.baselines.naive_gateway:app",
+            "--port",
+            "{port}",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={"NAIVE_HOME": str(home)},
+        ready_path="/openapi.json",
+    ) as naive:
+        slow = run_wrk(naive.url, "/create_order", bodies, seconds=plan.seconds, connections=CONNECTIONS)
+    return top, slow
+
+
+def baseline_rows(top: LoadResult, slow: LoadResult) -> list[Row]:
+    return [
+        Row(
+            "B1",
+            "HTTP ceiling: raw ASGI, constant answer",
+            fmt_rate(top.rate),
+            fmt_ms(top.p50_ms),
+            fmt_ms(top.p99_ms),
+            str(top.errors),
+            "1.00x ceiling",
+        ),
+        Row(
+            "B2",
+            "naive gateway: FastAPI, JSON files, fsync per order",
+            fmt_rate(slow.rate),
+            fmt_ms(slow.p50_ms),
+            fmt_ms(slow.p99_ms),
+            str(slow.errors),
+            f"{slow.rate / top.rate:.2f}x ceiling",
+        ),
+    ]
+
+
+def s1(
+    plan: Plan, top: LoadResult, slow: LoadResult, name: str = "s1", home: Path | None = None
+) -> tuple[Row, LoadResult]:
+    home = home or new_home(plan, name)
+    bodies = write_bodies(home)
+    with serve(home) as server:
+        load = run_wrk(server.url, "/create_order", bodies, seconds=plan.seconds, connections=CONNECTIONS)
+    checked = verify(home)
+    vs_top, vs_naive = load.rate / top.rate, load.rate / slow.rate if slow.rate else float("inf")
+    met = vs_top >= 0.5 and vs_naive >= 20 and load.p99_ms <= 10 and load.errors == 0 and checked == "ok"
+    row = Row(
+        "S1",
+        f"POST /create_order, {CONNECTIONS} connections, durability full, {S1_USERS} users",
+        fmt_rate(load.rate),
+        fmt_ms(load.p50_ms),
+        fmt_ms(load.p99_ms),
+        str(load.errors),
+        f"{vs_top:.2f}x ceiling, {vs_naive:.1f}x naive",
+        ">= 0.5x ceiling, >= 20x naive, p99 <= 10 ms, 0 errors",
+        _result(met, checked),
+    )
+    return row, load
+
+
+async def _batches(url: str, bodies: list[bytes], seconds: float, clients: int) -> tuple[int, list[float], int]:
+    done = 0
+    errors = 0
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def worker(n: int) -> None:
+        nonlocal done, errors
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            i = n
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                answer = await client.post(
+                    "/v1/orders/batch", content=bodies[i % len(bodies)], headers={"content-type": "application/json"}
+                )
+                latencies.append(time.perf_counter() - started)
+                results = answer.json().get("results", []) if answer.status_code == 200 else []
+                good = sum(1 for r in results if "order_id" in r)
+                done += good
+                errors += 1000 - good
+                i += clients
+
+    await asyncio.gather(*(worker(n) for n in range(clients)))
+    return done, latencies, errors
+
+
+def s2(plan: Plan) -> Row:
+    home = new_home(plan, "s2")
+    profiles = orjson.loads((home / "Jsons" / "user_profile.json").read_bytes())
+    drawer = OrderDrawer.universe(profiles, seed=9)
+    bodies = [
+        orjson.dumps(
+            {
+                "orders": [
+                    {"strategy": o.strategy, "instrument": o.instrument, "side": o.side}
+                    for o in (drawer.draw() for _ in range(1000))
+                ]
+            }
+        )
+        for _ in range(50)
+    ]
+    with serve(home) as server:
+        started = time.perf_counter()
+        done, latencies, errors = asyncio.run(_batches(server.url, bodies, plan.seconds, clients=4))
+        elapsed = time.perf_counter() - started
+    checked = verify(home)
+    rate = done / elapsed
+    return Row(
+        "S2",
+        "POST /v1/orders/batch, 1000 orders per request, 4 clients, checked answers",
+        fmt_rate(rate, "orders/s"),
+        fmt_ms(percentile(latencies, 50) * 1000),
+        fmt_ms(percentile(latencies, 99) * 1000),
+        str(errors),
+        "-",
+        ">= 100,000 orders/s durable",
+        _result(rate >= 100_000 and errors == 0, checked),
+        ["p50/p99 are per batch of 1000 orders"],
+    )
+
+
+def _one_strategy_home(plan: Plan, name: str, users: int, instruments: list[str]) -> Path:
+    home = plan.work / name
+    (home / "Jsons").mkdir(parents=True, exist_ok=True)
+    profile = {f"User {n:06d}": {"FANOUT": instruments} for n in range(users)}
+    (home / "Jsons" / "user_profile.json").write_bytes(orjson.dumps(profile))
+    return home
+
+
+def _post_all(url: str, orders: list[Order], expect_users: int) -> tuple[list[float], int]:
+    latencies, errors = [], 0
+    with httpx.Client(base_url=url, timeout=600) as client:
+        for o in orders:
+            started = time.perf_counter()
+            answer = client.post(
+                "/create_order", json={"STRATEGY": o.strategy, "INSTRUMENT": o.instrument, "POSITION": o.side}
+            )
+            latencies.append(time.perf_counter() - started)
+            body = answer.json()
+            if answer.status_code != 200 or body.get("RESPONSE") != "ACCEPTED" or len(body["USERS"]) != expect_users:
+                errors += 1
+    return latencies, errors
+
+
+def s3(plan: Plan) -> Row:
+    users = plan.fanout_users
+    home = _one_strategy_home(plan, "s3", users, ["ACC"])
+    orders = [Order("FANOUT", "ACC", Side.BUY if n % 2 == 0 else Side.SELL) for n in range(plan.fanout_orders)]
+    with serve(home) as server:
+        latencies, errors = _post_all(server.url, orders, users)
+    checked = verify(home)
+    p99 = percentile(latencies, 99)
+    return Row(
+        "S3",
+        f"fan-out: {users:,} subscribers of one strategy, alternating BUY/SELL",
+        fmt_rate(len(orders) / sum(latencies), "orders/s"),
+        fmt_ms(percentile(latencies, 50) * 1000),
+        fmt_ms(p99 * 1000),
+        str(errors),
+        "-",
+        "<= 1 s per order, durable",
+        _result(p99 <= 1.0 and errors == 0, checked),
+        [f"{len(orders)} orders, each applied for {users:,} users"],
+    )
+
+
+def s4(plan: Plan) -> Row:
+    users = plan.book_users
+    instruments = [f"INST{n}" for n in range(10)]
+    home = _one_strategy_home(plan, "s4", users, instruments)
+    orders = [Order("FANOUT", i, Side.BUY) for i in instruments]
+    with serve(home) as server:
+        _, errors = _post_all(server.url, orders, users)
+    restarted = serve(home)
+    with restarted:
+        ready = restarted.ready_after
+        rss = restarted.rss_mb()
+        positions = httpx.get(restarted.url + "/v1/positions", params={"limit": 1}).status_code
+    checked = verify(home)
+    met = ready <= 5 and rss <= 600 and errors == 0 and positions == 200
+    scale = "" if users == 100_000 else f" (quick: {users:,} users)"
+    return Row(
+        "S4",
+        f"big book: {users * 10:,} open positions ({users:,} users x 10 instruments){scale}",
+        f"ready in {ready:.2f} s",
+        "-",
+        "-",
+        str(errors),
+        f"RSS {rss:,.0f} MB",
+        "restart to ready <= 5 s, RSS <= 600 MB",
+        _result(met, checked),
+    )
+
+
+def s5(plan: Plan) -> Row:
+    registry = Registry.from_document(
+        {user: {"S1": ["ACC", "INFY", "TCS"], "S2": ["ACC", "SBIN"]} for user in ("Ann", "Bob", "Cid")}
+    )
+    book = Book(Scope.ACCOUNT)
+    drawer = OrderDrawer({"S1": ["ACC", "INFY", "TCS"], "S2": ["ACC", "SBIN"]}, seed=3)
+    orders = [drawer.draw() for _ in range(200_000)]
+    best = 0.0
+    for _ in range(3):
+        started = time.perf_counter()
+        for order_id, order in enumerate(orders, start=1):
+            decision = decide(order, registry, book)
+            book.apply(order, decision.applied, order_id, "t")
+        best = max(best, len(orders) / (time.perf_counter() - started))
+    return Row(
+        "S5",
+        "decide() and book.apply() in process, 3-user fan-out",
+        fmt_rate(best, "orders/s"),
+        target=">= 300,000 orders/s",
+        result=_result(best >= 300_000, "ok"),
+    )
+
+
+def s6(plan: Plan, top: LoadResult, slow: LoadResult, s1_load: LoadResult) -> Row:
+    home = new_home(plan, "s6")
+    profiles = orjson.loads((home / "Jsons" / "user_profile.json").read_bytes())
+    drawer = OrderDrawer.universe(profiles, seed=11)
+    body = orjson.dumps(
+        {
+            "orders": [
+                {"strategy": o.strategy, "instrument": o.instrument, "side": o.side}
+                for o in (drawer.draw() for _ in range(1000))
+            ]
+        }
+    )
+    with serve(home) as server:
+        asyncio.run(_fill(server.url, body, plan.history_orders // 1000))
+    row, load = s1(plan, top, slow, home=home)
+    ratio = load.rate / s1_load.rate
+    row.scenario, row.what = "S6", f"S1 again after {plan.history_orders:,} logged orders"
+    row.ratios = f"{ratio:.2f}x S1"
+    row.target = "within 10% of S1"
+    row.result = _result(ratio >= 0.9 and load.errors == 0, verify(home))
+    return row
+
+
+async def _fill(url: str, body: bytes, batches: int) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        for _ in range(batches):
+            answer = await client.post("/v1/orders/batch", content=body, headers={"content-type": "application/json"})
+            answer.raise_for_status()
+
+
+def _result(met: bool, checked: str) -> str:
+    if checked != "ok":
+        return f"FAILED verify: {checked}"
+    return "met" if met else "missed"
