@@ -8,17 +8,27 @@ failed: nothing uncommitted may survive in memory (ENGINEERING convention 3).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 from ordergate.domain.model import Action, Effect, Order, Scope
 
-PositionKey = tuple[str, str, str]
-"""(user, strategy-or-empty, instrument): the strategy part is ``""`` in ``account`` scope."""
+PositionKey = tuple[str, ...]
+"""(user, instrument) in ``account`` scope, (user, strategy, instrument) in ``strategy`` scope."""
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+_OPENED = Action.OPENED
+
+
+def _account_key(user: str, strategy: str, instrument: str) -> PositionKey:
+    return (user, instrument)
+
+
+def _strategy_key(user: str, strategy: str, instrument: str) -> PositionKey:
+    return (user, strategy, instrument)
+
+
+class Position(NamedTuple):
     user: str
     strategy: str
     instrument: str
@@ -26,22 +36,20 @@ class Position:
     opened_at: str
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One key's value before an order changed it (``None``: it was not open)."""
-
-    key: PositionKey
-    before: Position | None
-
+Change = tuple[PositionKey, Position | None]
+"""One key, and its position before an order changed it (``None``: it was not open)."""
 
 Undo = tuple[Change, ...]
 
 
 class Book:
-    __slots__ = ("_positions", "scope")
+    """Open positions by key. The key function is chosen once per scope: this is the innermost loop."""
+
+    __slots__ = ("_positions", "key", "scope")
 
     def __init__(self, scope: Scope, positions: Iterable[Position] = ()) -> None:
         self.scope = scope
+        self.key: Callable[[str, str, str], PositionKey] = _strategy_key if scope is Scope.STRATEGY else _account_key
         self._positions: dict[PositionKey, Position] = {}
         for position in positions:
             key = self.key(position.user, position.strategy, position.instrument)
@@ -49,40 +57,46 @@ class Book:
                 raise ValueError(f"two open positions share the key {key!r}")
             self._positions[key] = position
 
-    def key(self, user: str, strategy: str, instrument: str) -> PositionKey:
-        return (user, strategy if self.scope is Scope.STRATEGY else "", instrument)
-
     def position(self, user: str, strategy: str, instrument: str) -> Position | None:
         """The open position ``user`` holds in ``instrument`` as seen by an order of ``strategy``."""
         return self._positions.get(self.key(user, strategy, instrument))
 
+    def holdings(self, strategy: str, instrument: str) -> Callable[[str], Position | None]:
+        """``user -> open position`` for one order: what ``decide()`` asks once per subscriber."""
+        get = self._positions.get
+        if self.scope is Scope.STRATEGY:
+            return lambda user: get((user, strategy, instrument))
+        return lambda user: get((user, instrument))
+
     def apply(self, order: Order, effects: Iterable[Effect], order_id: int, at: str) -> Undo:
         """Apply a decision's effects; raises ``ValueError`` if an effect contradicts the book."""
         changes: list[Change] = []
+        positions, key_of = self._positions, self.key
+        strategy, instrument = order.strategy, order.instrument
         try:
-            for effect in effects:
-                key = self.key(effect.user, order.strategy, order.instrument)
-                before = self._positions.get(key)
-                if effect.action is Action.OPENED:
+            for user, action, _ in effects:
+                key = key_of(user, strategy, instrument)
+                before = positions.get(key)
+                if action is _OPENED:
                     if before is not None:
-                        raise ValueError(f"{effect.user} already holds {order.instrument}")
-                    self._positions[key] = Position(effect.user, order.strategy, order.instrument, order_id, at)
+                        raise ValueError(f"{user} already holds {instrument}")
+                    positions[key] = Position(user, strategy, instrument, order_id, at)
                 else:
                     if before is None:
-                        raise ValueError(f"{effect.user} holds no {order.instrument} to close")
-                    del self._positions[key]
-                changes.append(Change(key, before))
+                        raise ValueError(f"{user} holds no {instrument} to close")
+                    del positions[key]
+                changes.append((key, before))
         except ValueError:
             self.undo(tuple(changes))
             raise
         return tuple(changes)
 
     def undo(self, changes: Undo) -> None:
-        for change in reversed(changes):
-            if change.before is None:
-                self._positions.pop(change.key, None)
+        for key, before in reversed(changes):
+            if before is None:
+                self._positions.pop(key, None)
             else:
-                self._positions[change.key] = change.before
+                self._positions[key] = before
 
     def __len__(self) -> int:
         return len(self._positions)

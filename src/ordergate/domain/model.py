@@ -6,8 +6,8 @@ is a value (a :class:`Reason`), never an exception.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Side(StrEnum):
@@ -41,8 +41,7 @@ class Action(StrEnum):
     CLOSED = "CLOSED"
 
 
-@dataclass(frozen=True, slots=True)
-class Order:
+class Order(NamedTuple):
     """What a strategy asks for. Names are already validated by the entrypoint."""
 
     strategy: str
@@ -50,8 +49,7 @@ class Order:
     side: Side
 
 
-@dataclass(frozen=True, slots=True)
-class Effect:
+class Effect(NamedTuple):
     """One subscriber's applied share of an order.
 
     ``position_strategy`` is the strategy that opened the position: for an OPENED effect the order's
@@ -64,16 +62,14 @@ class Effect:
     position_strategy: str
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
+class Refusal(NamedTuple):
     """One subscriber for whom the order was not valid, and why."""
 
     user: str
     reason: Reason
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """The outcome of one order: applied for exactly ``applied``, refused for ``rejected_for``.
 
     ``reason`` is set exactly when ``status`` is REJECTED.

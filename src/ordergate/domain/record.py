@@ -7,14 +7,13 @@ closed. Stores persist records; they never decide.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ordergate.domain.book import Position
 from ordergate.domain.model import Decision, Order, Scope
 
 
-@dataclass(frozen=True, slots=True)
-class OrderRecord:
+class OrderRecord(NamedTuple):
     order_id: int
     received_at: str
     order: Order
@@ -28,8 +27,7 @@ class OrderRecord:
     """Positions this order closed (SELL), as they were just before it."""
 
 
-@dataclass(frozen=True, slots=True)
-class Trade:
+class Trade(NamedTuple):
     """A closed round trip: the position as opened, and the order that closed it."""
 
     trade_id: int

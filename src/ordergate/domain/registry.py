@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
@@ -26,8 +26,7 @@ class ProfileError(ValueError):
         self.problem = problem
 
 
-@dataclass(frozen=True, slots=True)
-class Subscription:
+class Subscription(NamedTuple):
     """One subscriber of a strategy and the instruments that subscriber trades under it."""
 
     user: str

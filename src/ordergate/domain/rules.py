@@ -13,6 +13,14 @@ from ordergate.domain.book import Book
 from ordergate.domain.model import Action, Decision, Effect, Order, Reason, Refusal, Side, Status
 from ordergate.domain.registry import Registry
 
+# module-level names: this is the innermost loop of the gateway, and enum attribute lookups add up
+INSTRUMENT_NOT_TRADED, ALREADY_HOLDING, NO_OPEN_POSITION = (
+    Reason.INSTRUMENT_NOT_TRADED,
+    Reason.ALREADY_HOLDING,
+    Reason.NO_OPEN_POSITION,
+)
+OPENED, CLOSED = Action.OPENED, Action.CLOSED
+
 
 def decide(order: Order, registry: Registry, book: Book) -> Decision:
     """Decide ``order`` against the registry and the book (whose scope keys the positions).
@@ -25,25 +33,27 @@ def decide(order: Order, registry: Registry, book: Book) -> Decision:
 
     applied: list[Effect] = []
     refused: list[Refusal] = []
+    strategy, instrument = order.strategy, order.instrument
+    held_by = book.holdings(strategy, instrument)
     if order.side is Side.BUY:
         trades_it = False
-        for sub in subscribers:
-            if order.instrument not in sub.instruments:
-                refused.append(Refusal(sub.user, Reason.INSTRUMENT_NOT_TRADED))
-                continue
-            trades_it = True
-            if book.position(sub.user, order.strategy, order.instrument) is not None:
-                refused.append(Refusal(sub.user, Reason.ALREADY_HOLDING))
+        for user, instruments in subscribers:
+            if instrument not in instruments:
+                refused.append(Refusal(user, INSTRUMENT_NOT_TRADED))
+            elif held_by(user) is not None:
+                trades_it = True
+                refused.append(Refusal(user, ALREADY_HOLDING))
             else:
-                applied.append(Effect(sub.user, Action.OPENED, order.strategy))
+                trades_it = True
+                applied.append(Effect(user, OPENED, strategy))
         empty_reason = Reason.ALREADY_HOLDING if trades_it else Reason.INSTRUMENT_NOT_TRADED
     else:
-        for sub in subscribers:
-            held = book.position(sub.user, order.strategy, order.instrument)
+        for user, _ in subscribers:
+            held = held_by(user)
             if held is None:
-                refused.append(Refusal(sub.user, Reason.NO_OPEN_POSITION))
+                refused.append(Refusal(user, NO_OPEN_POSITION))
             else:
-                applied.append(Effect(sub.user, Action.CLOSED, held.strategy))
+                applied.append(Effect(user, CLOSED, held.strategy))
         empty_reason = Reason.NO_OPEN_POSITION
 
     if applied:

@@ -187,7 +187,7 @@ class Sequencer:
                 for e in decision.applied
                 if e.action is Action.OPENED
             ),
-            closed=tuple(change.before for change in undo if change.before is not None),
+            closed=tuple(before for _, before in undo if before is not None),
         )
         self._next_id += 1
         pending = _Pending(record, undo, asyncio.get_running_loop().create_future())
