@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     fast_path: bool = True
     """Serve order entry from raw ASGI (same code and answers as the FastAPI routes, faster)."""
     log_format: LogFormat = LogFormat.TEXT
+    event_buffer: int = Field(default=10_000, ge=1)
+    """Orders an event-stream client may fall behind by before it is dropped with a ``resync`` event."""
+    event_heartbeat: float = Field(default=15.0, gt=0)
+    """Seconds of silence after which an event stream sends a keep-alive comment."""
     access_log: bool = False
 
     @field_validator("home")

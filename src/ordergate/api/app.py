@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 import ordergate
 from ordergate.api.errors import install_error_handlers
 from ordergate.api.fastpath import GatewayApp
+from ordergate.api.operator import install_operator_routes
 from ordergate.api.routes import health, orders, queries
 from ordergate.api.schemas import BatchIn, LegacyOrderIn, OrderIn
 from ordergate.config import Settings
@@ -44,12 +45,15 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp
         version=ordergate.__version__,
         summary="The order gateway: decides, applies and durably records strategy orders.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by install_operator_routes
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.fast_path = settings.fast_path
     app.include_router(orders.router)
     app.include_router(queries.router)
     app.include_router(health.router)
+    install_operator_routes(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -2,11 +2,13 @@
 
 :meth:`Gateway.prepare` does the synchronous checks that must stop start-up with one clear line
 (profiles, store lock) before any server starts; :meth:`Gateway.start` restores the committed state
-inside the server's event loop.
+inside the server's event loop and registers the sequencer's commit listeners: the decision log,
+the telemetry behind ``/v1/stats`` and ``/metrics``, and the event hub behind ``/v1/events``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +20,12 @@ from ordergate.domain.registry import Registry
 from ordergate.errors import StartupError
 from ordergate.profiles import load_registry
 from ordergate.service.decision_log import DecisionLog
+from ordergate.service.events import EventHub
+from ordergate.service.exit_signals import ExitSignalHook
 from ordergate.service.sequencer import Sequencer
+from ordergate.service.telemetry import LogTotals, MeteredStore, Telemetry, totals_from_rows
 from ordergate.store.sqlite import SQLiteStore
+from ordergate.store.sqlite_snapshot import SQLiteSnapshot
 
 
 def sqlite_path(settings: Settings) -> Path:
@@ -41,7 +47,10 @@ class Gateway:
     store: SQLiteStore
     sequencer: Sequencer | None = None
     ready: bool = False
+    telemetry: Telemetry | None = None
+    events: EventHub | None = None
     _decision_log: DecisionLog | None = field(default=None, repr=False)
+    _exit_hook: ExitSignalHook | None = field(default=None, repr=False)
 
     @classmethod
     def prepare(cls, settings: Settings) -> Gateway:
@@ -55,9 +64,16 @@ class Gateway:
         snapshot = await self.store.open(self.settings.scope)
         await self.store.record_profiles(self.registry.fingerprint, orjson.dumps(self.registry.to_document()).decode())
         book = Book(self.settings.scope, snapshot.positions)
-        sequencer = Sequencer(self.store, self.registry, book, snapshot.last_order_id)
+        telemetry = Telemetry(await asyncio.to_thread(_log_totals, self.store.path), len(snapshot.positions))
+        events = EventHub(snapshot.last_order_id, self.settings.event_buffer)
+        sequencer = Sequencer(MeteredStore(self.store, telemetry), self.registry, book, snapshot.last_order_id)
         self._decision_log = DecisionLog(self.settings.logs_dir, json_lines=self.settings.log_format is LogFormat.JSON)
         sequencer.on_commit(self._decision_log)
+        sequencer.on_commit(telemetry.on_commit)
+        sequencer.on_commit(events.publish)  # last: a client that reads stats then events sees no gap
+        self._exit_hook = ExitSignalHook(events.close)
+        self._exit_hook.install()
+        self.telemetry, self.events = telemetry, events
         sequencer.start()
         self.sequencer = sequencer
         self.ready = True
@@ -65,8 +81,18 @@ class Gateway:
 
     async def stop(self) -> None:
         self.ready = False
+        if self._exit_hook is not None:
+            self._exit_hook.uninstall()
+        if self.events is not None:
+            self.events.close()
         if self.sequencer is not None:
             await self.sequencer.stop()
         await self.store.close()
         if self._decision_log is not None:
             self._decision_log.close()
+
+
+def _log_totals(path: Path) -> LogTotals:
+    with SQLiteSnapshot(path) as snapshot:
+        rows, last_order_id = snapshot.order_totals()
+    return totals_from_rows(rows, last_order_id)

@@ -1,0 +1,302 @@
+"""What the gateway has decided, counted for people and for Prometheus: ``GET /v1/stats`` and ``/metrics``.
+
+:class:`Telemetry` is a commit listener, so it counts committed orders only. It starts from the
+log's own totals (read once at start-up), so the counters describe the whole order log and never go
+back on a restart. Per group it does plain integer arithmetic on the event loop (no locks, no
+allocation per order beyond a dict lookup); the Prometheus families are built only when ``/metrics``
+is scraped (:meth:`Telemetry.collect`, the prometheus-client custom collector protocol).
+
+The decision latency is the time from an order's decision until its group was durably committed,
+which is what the sequencer adds to a request (a caller is answered right after). The throughput
+window keeps accepted and rejected orders per second of decision for the last five minutes.
+
+:class:`MeteredStore` wraps the store the sequencer uses and counts its failures (HTTP 503s).
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from ordergate.domain.book import Position
+from ordergate.domain.model import Action, Reason, Scope, Side, Status
+from ordergate.domain.record import OrderRecord, Trade
+from ordergate.errors import StoreUnavailable
+from ordergate.store.base import OrderQuery, Page, PositionQuery, Snapshot, Store, TradeQuery
+
+WINDOW_SECONDS = 300
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+GROUP_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+CountKey = tuple[Status, Side, Reason | None]
+"""(status, side, reason): the labels of ``ordergate_orders_total``."""
+
+
+@dataclass(slots=True)
+class LogTotals:
+    """Totals of an order log: orders by (status, side, reason), and its last order id."""
+
+    counts: dict[CountKey, int] = field(default_factory=dict)
+    last_order_id: int = 0
+
+
+class _Histogram:
+    """Cumulative-at-scrape histogram: one ``bisect`` and two additions per observation."""
+
+    __slots__ = ("bounds", "buckets", "count", "total")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.buckets = [0] * (len(self.bounds) + 1)
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, value: float, times: int = 1) -> None:
+        self.buckets[bisect.bisect_left(self.bounds, value)] += times
+        self.count += times
+        self.total += value * times
+
+    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
+        cumulative: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip((*self.bounds, float("inf")), self.buckets, strict=True):
+            running += count
+            cumulative.append(("+Inf" if bound == float("inf") else _number(bound), running))
+        family = HistogramMetricFamily(name, documentation)
+        family.add_metric([], cumulative, self.total)
+        return family
+
+
+class Telemetry:
+    """Counters of the committed log; a prometheus-client collector (:meth:`collect`)."""
+
+    def __init__(
+        self,
+        totals: LogTotals,
+        open_positions: int,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        window: int = WINDOW_SECONDS,
+    ) -> None:
+        self._counts = dict(totals.counts)
+        self.last_order_id = totals.last_order_id
+        self.open_positions = open_positions
+        self._clock = wall_clock
+        self._window = window
+        self._accepted = [0] * window
+        self._rejected = [0] * window
+        self._slot_second = [-1] * window
+        self._latency = _Histogram(LATENCY_BUCKETS)
+        self._group_size = _Histogram(GROUP_SIZE_BUCKETS)
+        self._store_errors: dict[str, int] = {}
+        self._seconds: dict[str, int] = {}
+        self.started_at = datetime.fromtimestamp(wall_clock(), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    # -- the commit listener ----------------------------------------------------------------------
+
+    def on_commit(self, records: Sequence[OrderRecord]) -> None:
+        now = self._clock()
+        counts = self._counts
+        self._group_size.observe(len(records))
+        for record in records:
+            decision = record.decision
+            key = (decision.status, record.order.side, decision.reason)
+            counts[key] = counts.get(key, 0) + 1
+            for effect in decision.applied:
+                self.open_positions += 1 if effect.action is Action.OPENED else -1
+            decided = self._epoch(record.received_at)
+            if decided is None:
+                continue
+            self._latency.observe(max(0.0, now - decided))
+            second = int(decided)
+            slot = second % self._window
+            if self._slot_second[slot] != second:
+                if second < self._slot_second[slot]:
+                    continue  # older than the window
+                self._slot_second[slot] = second
+                self._accepted[slot] = self._rejected[slot] = 0
+            if decision.status is Status.ACCEPTED:
+                self._accepted[slot] += 1
+            else:
+                self._rejected[slot] += 1
+        self.last_order_id = records[-1].order_id if records else self.last_order_id
+
+    def record_store_error(self, operation: str) -> None:
+        self._store_errors[operation] = self._store_errors.get(operation, 0) + 1
+
+    def _epoch(self, stamp: str) -> float | None:
+        """Seconds since the epoch of a ``2026-01-02T03:04:05.123456Z`` stamp (the second part is cached)."""
+        head = stamp[:19]
+        second = self._seconds.get(head)
+        if second is None:
+            try:
+                second = int(datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp())
+            except ValueError:
+                return None
+            if len(self._seconds) > 4 * self._window:
+                self._seconds.clear()
+            self._seconds[head] = second
+        fraction = stamp[20:26]
+        return second + (int(fraction) / 10 ** len(fraction) if fraction.isdigit() else 0.0)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def totals(self) -> dict[str, Any]:
+        """The counters of ``GET /v1/stats``: orders, by status, by reason and by side, positions."""
+        accepted = rejected = 0
+        by_reason = {reason.value: 0 for reason in Reason}
+        by_side = {side.value: 0 for side in Side}
+        for (status, side, reason), count in self._counts.items():
+            by_side[side] += count
+            if status is Status.ACCEPTED:
+                accepted += count
+            else:
+                rejected += count
+                if reason is not None:
+                    by_reason[reason] += count
+        return {
+            "orders": accepted + rejected,
+            "accepted": accepted,
+            "rejected": rejected,
+            "rejected_by_reason": by_reason,
+            "by_side": by_side,
+            "open_positions": self.open_positions,
+            "last_order_id": self.last_order_id,
+        }
+
+    def throughput(self) -> dict[str, Any]:
+        """Accepted and rejected orders per second of decision, oldest first; the last entry is ``until``."""
+        until = int(self._clock())
+        accepted: list[int] = []
+        rejected: list[int] = []
+        for second in range(until - self._window + 1, until + 1):
+            slot = second % self._window
+            held = self._slot_second[slot] == second
+            accepted.append(self._accepted[slot] if held else 0)
+            rejected.append(self._rejected[slot] if held else 0)
+        return {"until": until, "seconds": self._window, "accepted": accepted, "rejected": rejected}
+
+    def collect(self) -> Iterable[Metric]:
+        orders = CounterMetricFamily(
+            "ordergate_orders",
+            "Orders decided and committed, over the whole order log, by status, side and reason.",
+            labels=("status", "side", "reason"),
+        )
+        for (status, side, reason), count in sorted(self._counts.items(), key=lambda item: str(item[0])):
+            orders.add_metric([status.value, side.value, reason.value if reason is not None else ""], count)
+        yield orders
+        yield self._latency.family(
+            "ordergate_decision_latency_seconds",
+            "Seconds from an order's decision until it was durably committed and its caller answered.",
+        )
+        yield self._group_size.family(
+            "ordergate_commit_group_size", "Orders per committed group (one transaction and one fsync per group)."
+        )
+        yield GaugeMetricFamily("ordergate_open_positions", "Open positions, committed.", value=self.open_positions)
+        yield GaugeMetricFamily(
+            "ordergate_last_order_id", "The last committed order id.", value=float(self.last_order_id)
+        )
+        errors = CounterMetricFamily(
+            "ordergate_store_errors",
+            "Store operations that failed (each failed commit answers its orders 503).",
+            labels=("operation",),
+        )
+        for operation in ("commit", "read"):
+            errors.add_metric([operation], self._store_errors.get(operation, 0))
+        yield errors
+
+
+class MeteredStore:
+    """The :class:`~ordergate.store.base.Store` given to the sequencer, counting failures in telemetry.
+
+    Every call goes to ``inner``; a :class:`StoreUnavailable` is counted (``commit`` or ``read``)
+    and re-raised unchanged, so the sequencer's rollback and 503 answers are untouched.
+    """
+
+    def __init__(self, inner: Store, telemetry: Telemetry) -> None:
+        self.inner = inner
+        self._telemetry = telemetry
+
+    async def open(self, scope: Scope) -> Snapshot:
+        return await self.inner.open(scope)
+
+    async def record_profiles(self, fingerprint: str, document: str) -> None:
+        await self.inner.record_profiles(fingerprint, document)
+
+    async def commit(self, records: Sequence[OrderRecord]) -> None:
+        try:
+            await self.inner.commit(records)
+        except StoreUnavailable:
+            self._telemetry.record_store_error("commit")
+            raise
+
+    async def get_order(self, order_id: int) -> OrderRecord | None:
+        try:
+            return await self.inner.get_order(order_id)
+        except StoreUnavailable:
+            self._telemetry.record_store_error("read")
+            raise
+
+    async def find_client_order(self, client_order_id: str) -> OrderRecord | None:
+        try:
+            return await self.inner.find_client_order(client_order_id)
+        except StoreUnavailable:
+            self._telemetry.record_store_error("read")
+            raise
+
+    async def find_client_orders(self, client_order_ids: Sequence[str]) -> dict[str, OrderRecord]:
+        try:
+            return await self.inner.find_client_orders(client_order_ids)
+        except StoreUnavailable:
+            self._telemetry.record_store_error("read")
+            raise
+
+    async def list_orders(self, query: OrderQuery) -> Page[OrderRecord]:
+        try:
+            return await self.inner.list_orders(query)
+        except StoreUnavailable:
+            self._telemetry.record_store_error("read")
+            raise
+
+    async def list_positions(self, query: PositionQuery) -> Page[Position]:
+        try:
+            return await self.inner.list_positions(query)
+        except StoreUnavailable:
+            self._telemetry.record_store_error("read")
+            raise
+
+    async def list_trades(self, query: TradeQuery) -> Page[Trade]:
+        try:
+            return await self.inner.list_trades(query)
+        except StoreUnavailable:
+            self._telemetry.record_store_error("read")
+            raise
+
+    async def ping(self) -> None:
+        try:
+            await self.inner.ping()
+        except StoreUnavailable:
+            self._telemetry.record_store_error("read")
+            raise
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def _number(value: float) -> str:
+    return repr(float(value))
+
+
+def totals_from_rows(rows: Iterable[tuple[str, str, str | None, int]], last_order_id: int) -> LogTotals:
+    """Build :class:`LogTotals` from ``(status, side, reason, count)`` rows of a store."""
+    counts: dict[CountKey, int] = {}
+    for status, side, reason, count in rows:
+        key = (Status(status), Side(side), Reason(reason) if reason is not None else None)
+        counts[key] = counts.get(key, 0) + count
+    return LogTotals(counts, last_order_id)

@@ -1,0 +1,56 @@
+// The dashboard's HTTP client: relative URLs, so the page works behind any path prefix.
+
+export class HttpError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// What a JSON error body says, in one line: "detail", "message" or the raw text.
+export function describeError(status, body) {
+  if (body && typeof body === 'object') {
+    if (typeof body.message === 'string') return body.message;
+    if (typeof body.detail === 'string') return body.detail;
+    if (Array.isArray(body.detail)) return body.detail.map((e) => `${(e.loc || []).join('.')}: ${e.msg}`).join('; ');
+  }
+  return `HTTP ${status}`;
+}
+
+async function readBody(response) {
+  const text = await response.text();
+  try {
+    return text ? JSON.parse(text) : null;
+  } catch {
+    return text;
+  }
+}
+
+export async function getJSON(path) {
+  const response = await fetch(path, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+  const body = await readBody(response);
+  if (!response.ok) throw new HttpError(response.status, describeError(response.status, body));
+  return body;
+}
+
+// Every item of a paged listing (/v1/positions, /v1/orders, /v1/trades), following "next".
+export async function getAllPages(path, { pageSize = 1000, maxPages = 500 } = {}) {
+  const items = [];
+  let after = 0;
+  for (let page = 0; page < maxPages; page += 1) {
+    const body = await getJSON(`${path}?limit=${pageSize}&after=${after}`);
+    items.push(...body.items);
+    if (body.next === null || body.next === undefined) return { items, complete: true };
+    after = body.next;
+  }
+  return { items, complete: false };
+}
+
+export async function postJSON(path, document) {
+  const response = await fetch(path, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: JSON.stringify(document),
+  });
+  return { status: response.status, ok: response.ok, body: await readBody(response) };
+}

@@ -1,0 +1,128 @@
+// The ordergate dashboard. State comes from a snapshot (GET /v1/stats, /v1/positions,
+// /v1/strategies, the latest /v1/orders) and is then kept current by the event stream
+// (GET /v1/events): every committed order updates the counters, the chart, the feed and the grid.
+//
+// Consistency: the snapshot is taken after the stream is open. /v1/stats names the last order its
+// counters include (last_order_id = L); positions are read after it, so they include at least L.
+// Events up to L are ignored and later ones applied in order, which gives exactly the state after
+// the newest event whatever the timing. Every (re)connection, and every "resync" event, takes a
+// fresh snapshot. The browser's EventSource reconnects by itself (sending Last-Event-ID); if it
+// gives up, the dashboard opens a new one.
+
+import { getAllPages, getJSON } from './api.js';
+import { ThroughputChart } from './chart.js';
+import { Counters } from './counters.js';
+import { renderSoon } from './dom.js';
+import { Feed } from './feed.js';
+import { OrderForm } from './orderform.js';
+import { PositionsGrid } from './positions.js';
+import { StrategiesTable } from './strategies.js';
+
+const RECONNECT_MS = 2000;
+const FEED_SIZE = 100;
+
+class Dashboard {
+  constructor() {
+    const $ = (selector) => document.querySelector(selector);
+    this.counters = new Counters($('.counters'), $('#reasons'));
+    this.chart = new ThroughputChart($('#throughput'), $('#throughput-summary'));
+    this.feed = new Feed($('#feed'), $('#feed-empty'), FEED_SIZE);
+    this.positions = new PositionsGrid($('#positions-grid'), $('#positions-empty'), $('#positions-summary'), $('#position-filter'));
+    this.strategies = new StrategiesTable($('#strategies'));
+    this.form = new OrderForm($('#order-form'), $('#decision'), $('#strategy-names'), $('#instrument-names'));
+    this.connectionLabel = $('#connection');
+    this.banner = $('#offline-banner');
+    this.scope = $('#scope');
+    this.applied = 0; // the last order id reflected on the page
+    this.pending = null; // events that arrive while a snapshot loads
+    this.generation = 0;
+    this.source = null;
+  }
+
+  start() {
+    this.connect();
+    setInterval(() => {
+      this.counters.setRate(this.chart.rate(10));
+      renderSoon(this.chart);
+    }, 1000);
+    window.addEventListener('resize', () => renderSoon(this.chart));
+  }
+
+  setConnection(state) {
+    document.body.dataset.connection = state;
+    const labels = { live: 'Live', connecting: 'Connecting…', disconnected: 'Disconnected — reconnecting…' };
+    this.connectionLabel.textContent = labels[state];
+    this.banner.hidden = state !== 'disconnected';
+  }
+
+  connect() {
+    const source = new EventSource('v1/events');
+    this.source = source;
+    source.addEventListener('open', () => {
+      this.setConnection('live');
+      this.reload();
+    });
+    source.addEventListener('order', (event) => this.onOrder(JSON.parse(event.data)));
+    source.addEventListener('resync', () => this.reload());
+    source.addEventListener('error', () => {
+      if (this.source !== source) return;
+      this.setConnection('disconnected');
+      if (source.readyState === EventSource.CLOSED) {
+        source.close();
+        setTimeout(() => this.connect(), RECONNECT_MS);
+      }
+    });
+  }
+
+  onOrder(order) {
+    if (this.pending) this.pending.push(order);
+    else this.apply(order);
+  }
+
+  apply(order) {
+    if (order.order_id <= this.applied) return;
+    this.applied = order.order_id;
+    this.counters.apply(order);
+    this.chart.apply(order);
+    this.feed.apply(order);
+    this.positions.apply(order);
+  }
+
+  async reload() {
+    const generation = ++this.generation;
+    this.pending = [];
+    try {
+      const stats = await getJSON('v1/stats');
+      const last = stats.last_order_id;
+      const [positions, strategies, recent] = await Promise.all([
+        getAllPages('v1/positions'),
+        getJSON('v1/strategies'),
+        getJSON(`v1/orders?after=${Math.max(0, last - FEED_SIZE)}&limit=${FEED_SIZE}`),
+      ]);
+      if (generation !== this.generation) return;
+      this.scope.textContent = `${stats.scope} scope`;
+      this.counters.load(stats);
+      this.chart.load(stats.throughput);
+      this.feed.load(recent.items.filter((order) => order.order_id <= last));
+      this.positions.load(positions.items, positions.complete);
+      this.strategies.load(strategies);
+      this.form.setStrategies(strategies);
+      this.applied = last;
+      const pending = this.pending;
+      this.pending = null;
+      for (const order of pending) this.apply(order);
+      renderSoon(this.chart);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      const pending = this.pending || [];
+      this.pending = null;
+      for (const order of pending) this.apply(order);
+      console.warn('could not load the gateway state; retrying', error);
+      setTimeout(() => {
+        if (generation === this.generation && this.source && this.source.readyState === EventSource.OPEN) this.reload();
+      }, RECONNECT_MS);
+    }
+  }
+}
+
+new Dashboard().start();

@@ -1,0 +1,153 @@
+"""``GET /v1/events``: committed orders only, in order, resumable from the log, and slow clients dropped.
+
+The stream is read through the app's ASGI interface (see :mod:`tests.integration.sse`); orders are
+sent over HTTP to the same in-process gateway, on a real SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_home
+from tests.integration.sse import EventStreamClient, refuse_writes, running
+
+pytestmark = pytest.mark.anyio
+
+PROFILES = {f"User {n}": {"S1": ["ACC", "INFY", "TCS"], "S2": ["ACC", "SBIN"]} for n in range(4)}
+ORDERS = [
+    ("S1", "ACC", "BUY"),
+    ("S1", "ACC", "BUY"),
+    ("S2", "SBIN", "SELL"),
+    ("S2", "ACC", "SELL"),
+    ("S9", "ACC", "BUY"),
+    ("S1", "TCS", "BUY"),
+]
+
+
+def body(strategy: str, instrument: str, side: str) -> dict[str, str]:
+    return {"strategy": strategy, "instrument": instrument, "side": side}
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return write_home(tmp_path / "home", PROFILES)
+
+
+async def test_each_committed_order_is_one_event_in_order_with_the_answer_as_data(home: Path) -> None:
+    async with running(home) as gw, EventStreamClient(gw.app) as stream:
+        assert stream.status == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        answers = await asyncio.gather(*(gw.client.post("/v1/orders", json=body(*o)) for o in ORDERS * 5))
+        events = await stream.events(len(answers))
+        stored = (await gw.client.get("/v1/orders", params={"limit": 1000})).json()["items"]
+    assert [e.event for e in events] == ["order"] * 30
+    assert [int(e.id or 0) for e in events] == list(range(1, 31))
+    assert [e.json() for e in events] == stored
+    by_id = {a.json()["order_id"]: a.json() for a in answers}
+    assert all(e.json() == by_id[int(e.id or 0)] for e in events)
+
+
+async def test_an_order_whose_commit_failed_never_appears_and_its_id_is_reused(home: Path) -> None:
+    async with running(home) as gw, EventStreamClient(gw.app) as stream:
+        first = await gw.client.post("/v1/orders", json=body("S1", "ACC", "BUY"))
+        await refuse_writes(gw.gateway, True)
+        failed = await gw.client.post("/v1/orders", json=body("S1", "INFY", "BUY"))
+        await refuse_writes(gw.gateway, False)
+        retried = await gw.client.post("/v1/orders", json=body("S1", "TCS", "BUY"))
+        events = await stream.events(2)
+        extra = await stream.nothing_more()
+    assert (first.status_code, failed.status_code, retried.status_code) == (201, 503, 201)
+    assert [(e.id, e.json()["instrument"]) for e in events] == [("1", "ACC"), ("2", "TCS")]
+    assert extra == []
+
+
+async def test_reconnecting_with_last_event_id_gets_the_missed_orders_from_the_log_then_live_ones(
+    home: Path,
+) -> None:
+    async with running(home) as gw:
+        for order in ORDERS:
+            await gw.client.post("/v1/orders", json=body(*order))
+        async with EventStreamClient(gw.app, headers={"Last-Event-ID": "2"}) as stream:
+            missed = await stream.events(4)
+            live = await gw.client.post("/v1/orders", json=body("S2", "ACC", "BUY"))
+            after = await stream.events(1)
+        async with EventStreamClient(gw.app, query="after=5", headers={"Last-Event-ID": "7"}) as stream:
+            header_wins = await stream.nothing_more()
+        async with EventStreamClient(gw.app, query="after=5") as stream:
+            from_query = await stream.events(2)
+        stored = (await gw.client.get("/v1/orders")).json()["items"]
+    assert [e.json() for e in missed] == stored[2:6]
+    assert [e.id for e in after] == [str(live.json()["order_id"])] == ["7"]
+    assert header_wins == []
+    assert [e.id for e in from_query] == ["6", "7"]
+
+
+async def test_resuming_across_many_pages_of_the_log_has_no_gap_or_duplicate(home: Path) -> None:
+    async with running(home) as gw:
+        batch = {"orders": [body(*o) for o in ORDERS] * 150}  # 900 orders
+        for _ in range(3):
+            assert (await gw.client.post("/v1/orders/batch", json=batch)).status_code == 200
+        async with EventStreamClient(gw.app, headers={"Last-Event-ID": "10"}) as stream:
+            sending = asyncio.create_task(gw.client.post("/v1/orders/batch", json=batch))  # while it catches up
+            events = await stream.events(2700 - 10 + 900, timeout=30)
+            await sending
+    assert [int(e.id or 0) for e in events] == list(range(11, 3601))
+
+
+async def test_a_client_that_stops_reading_is_dropped_with_resync_and_never_slows_orders(home: Path) -> None:
+    async with running(home, event_buffer=50) as gw, EventStreamClient(gw.app) as slow:
+        slow.pause()
+        started = time.monotonic()
+        answers = []
+        for _ in range(40):  # 240 orders, well past the 50 the client may fall behind
+            answers += await asyncio.gather(*(gw.client.post("/v1/orders", json=body(*o)) for o in ORDERS))
+        elapsed = time.monotonic() - started
+        assert all(a.status_code == 201 for a in answers)
+        hub = gw.gateway.events
+        assert hub is not None
+        assert (hub.clients, hub.dropped_total) == (0, 1)
+        slow.resume()
+        events = await slow.until_end()
+        metrics = (await gw.client.get("/metrics")).text
+    assert elapsed < 10, f"240 orders took {elapsed:.1f}s with a stuck event client"
+    assert events[-1].event == "resync"
+    delivered = [int(e.id or 0) for e in events if e.event == "order"]
+    assert delivered == list(range(1, len(delivered) + 1))
+    assert len(delivered) < 240
+    assert events[-1].json() == {"reason": "slow_client", "last_order_id": delivered[-1] if delivered else 0}
+    assert "ordergate_event_clients_dropped_total 1.0" in metrics
+
+
+async def test_a_last_event_id_past_the_end_of_the_log_asks_the_client_to_resync(home: Path) -> None:
+    async with running(home) as gw:
+        await gw.client.post("/v1/orders", json=body("S1", "ACC", "BUY"))
+        async with EventStreamClient(gw.app, headers={"Last-Event-ID": "500"}) as stream:
+            resync = await stream.events(1)
+            await gw.client.post("/v1/orders", json=body("S1", "INFY", "BUY"))
+            live = await stream.events(1)
+    assert (resync[0].event, resync[0].json()) == ("resync", {"reason": "ahead_of_log", "last_order_id": 1})
+    assert [e.id for e in live] == ["2"]
+
+
+async def test_a_last_event_id_that_is_not_an_order_id_is_a_422(home: Path) -> None:
+    async with running(home) as gw:
+        answer = await gw.client.get("/v1/events", headers={"Last-Event-ID": "yesterday"})
+        negative = await gw.client.get("/v1/events", params={"after": -1})
+    assert answer.status_code == 422
+    assert "Last-Event-ID" in answer.json()["message"]
+    assert negative.status_code == 422
+
+
+async def test_stopping_the_gateway_ends_open_streams(home: Path) -> None:
+    async with running(home) as gw:
+        stream = EventStreamClient(gw.app)
+        await stream.__aenter__()
+        hub = gw.gateway.events
+        assert hub is not None
+        assert hub.clients == 1
+    assert await stream.until_end(timeout=5) == []
+    await stream.__aexit__()

@@ -1,0 +1,153 @@
+"""Telemetry: counts of the committed log, the throughput window, and the Prometheus families."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ordergate.domain.model import Action, Decision, Effect, Order, Reason, Scope, Side, Status
+from ordergate.domain.record import OrderRecord
+from ordergate.errors import StoreUnavailable
+from ordergate.service.telemetry import LogTotals, MeteredStore, Telemetry, totals_from_rows
+
+NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+STAMP = "2027-01-15T08:00:00"
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def record(
+    order_id: int, side: Side, status: Status, reason: Reason | None, effects: Sequence[Effect], at: str
+) -> OrderRecord:
+    return OrderRecord(
+        order_id=order_id,
+        received_at=at,
+        order=Order("S1", "ACC", side),
+        decision=Decision(status, reason, tuple(effects), ()),
+        scope=Scope.ACCOUNT,
+        profile_fingerprint="f",
+        client_order_id=None,
+    )
+
+
+def opened(user: str) -> Effect:
+    return Effect(user, Action.OPENED, "S1")
+
+
+def closed(user: str) -> Effect:
+    return Effect(user, Action.CLOSED, "S1")
+
+
+def samples(telemetry: Telemetry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    registry = CollectorRegistry()
+    registry.register(telemetry)
+    text = generate_latest(registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_counts_start_from_the_log_and_follow_committed_groups() -> None:
+    baseline = totals_from_rows([("ACCEPTED", "BUY", None, 5), ("REJECTED", "SELL", "NO_OPEN_POSITION", 2)], 7)
+    clock = Clock(NOW)
+    telemetry = Telemetry(baseline, open_positions=5, wall_clock=clock)
+    clock.now = NOW + 0.25
+    telemetry.on_commit(
+        [
+            record(8, Side.BUY, Status.ACCEPTED, None, [opened("a"), opened("b")], f"{STAMP}.100000Z"),
+            record(9, Side.SELL, Status.ACCEPTED, None, [closed("a")], f"{STAMP}.200000Z"),
+            record(10, Side.BUY, Status.REJECTED, Reason.ALREADY_HOLDING, [], f"{STAMP}.200000Z"),
+        ]
+    )
+    totals = telemetry.totals()
+    assert totals == {
+        "orders": 10,
+        "accepted": 7,
+        "rejected": 3,
+        "rejected_by_reason": {
+            "UNKNOWN_STRATEGY": 0,
+            "INSTRUMENT_NOT_TRADED": 0,
+            "ALREADY_HOLDING": 1,
+            "NO_OPEN_POSITION": 2,
+        },
+        "by_side": {"BUY": 7, "SELL": 3},
+        "open_positions": 6,
+        "last_order_id": 10,
+    }
+    values = samples(telemetry)
+    assert values[("ordergate_orders_total", (("reason", ""), ("side", "BUY"), ("status", "ACCEPTED")))] == 6
+    assert (
+        values[("ordergate_orders_total", (("reason", "ALREADY_HOLDING"), ("side", "BUY"), ("status", "REJECTED")))]
+        == 1
+    )
+    assert values[("ordergate_decision_latency_seconds_count", ())] == 3
+    assert values[("ordergate_decision_latency_seconds_sum", ())] == pytest.approx(0.15 + 0.05 + 0.05)
+    assert values[("ordergate_decision_latency_seconds_bucket", (("le", "0.1"),))] == 2
+    assert values[("ordergate_commit_group_size_count", ())] == 1
+    assert values[("ordergate_commit_group_size_bucket", (("le", "2.0"),))] == 0
+    assert values[("ordergate_commit_group_size_bucket", (("le", "5.0"),))] == 1
+    assert values[("ordergate_open_positions", ())] == 6
+    assert values[("ordergate_last_order_id", ())] == 10
+
+
+def test_throughput_counts_accepted_and_rejected_per_second_of_decision_for_five_minutes() -> None:
+    clock = Clock(NOW)
+    telemetry = Telemetry(LogTotals(), 0, wall_clock=clock)
+    telemetry.on_commit([record(1, Side.BUY, Status.ACCEPTED, None, [opened("a")], f"{STAMP}.5Z")])
+    telemetry.on_commit(
+        [
+            record(2, Side.SELL, Status.REJECTED, Reason.NO_OPEN_POSITION, [], "2027-01-15T08:00:02.000000Z"),
+            record(3, Side.SELL, Status.REJECTED, Reason.NO_OPEN_POSITION, [], "2027-01-15T08:00:02.900000Z"),
+        ]
+    )
+    clock.now = NOW + 2
+    window = telemetry.throughput()
+    assert (window["until"], window["seconds"], len(window["accepted"])) == (int(NOW) + 2, 300, 300)
+    assert window["accepted"][-3:] == [1, 0, 0]
+    assert window["rejected"][-3:] == [0, 0, 2]
+    clock.now = NOW + 301  # the first second has left the window, the last one not yet
+    window = telemetry.throughput()
+    assert sum(window["accepted"]) == 0
+    assert sum(window["rejected"]) == 2
+    clock.now = NOW + 400
+    assert sum(telemetry.throughput()["rejected"]) == 0
+
+
+def test_a_timestamp_it_cannot_read_still_counts_the_order() -> None:
+    telemetry = Telemetry(LogTotals(), 0, wall_clock=Clock(NOW))
+    telemetry.on_commit([record(1, Side.BUY, Status.ACCEPTED, None, [opened("a")], "not a time")])
+    assert telemetry.totals()["orders"] == 1
+    assert samples(telemetry)[("ordergate_decision_latency_seconds_count", ())] == 0
+
+
+class FailingStore:
+    async def commit(self, records: Sequence[OrderRecord]) -> None:
+        raise StoreUnavailable("disk full")
+
+    async def ping(self) -> None:
+        raise StoreUnavailable("gone")
+
+
+@pytest.mark.anyio
+async def test_the_metered_store_counts_failures_and_passes_them_on() -> None:
+    telemetry = Telemetry(LogTotals(), 0, wall_clock=Clock(NOW))
+    store = MeteredStore(FailingStore(), telemetry)  # type: ignore[arg-type]
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable, match="disk full"):
+            await store.commit([])
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+    values = samples(telemetry)
+    assert values[("ordergate_store_errors_total", (("operation", "commit"),))] == 2
+    assert values[("ordergate_store_errors_total", (("operation", "read"),))] == 1
