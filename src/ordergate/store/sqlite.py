@@ -55,7 +55,7 @@ def connect(path: Path, durability: Durability, *, read_only: bool = False) -> s
     if read_only:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     else:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=2048)
     conn.execute("PRAGMA busy_timeout = 5000")
     if not read_only:
         conn.execute("PRAGMA journal_mode = WAL")
@@ -222,12 +222,6 @@ class SQLiteStore:
                     for r in records
                 ],
             )
-            _insert(
-                conn,
-                "order_users",
-                ("user", "order_id"),
-                [(effect.user, r.order_id) for r in records for effect in r.decision.applied],
-            )
             deleted = _delete_positions(conn, changes.deletes)
             if deleted != len(changes.deletes):
                 raise sqlite3.IntegrityError(
@@ -276,10 +270,15 @@ class SQLiteStore:
     async def list_orders(self, query: OrderQuery) -> Page[OrderRecord]:
         where = ["o.order_id > ?"]
         params: list[object] = [query.after]
-        join = ""
         if query.user is not None:
-            join = " JOIN order_users u ON u.order_id = o.order_id AND u.user = ?"
-            params.insert(0, query.user)
+            # Every effect applied for a user opened a position (still open, or closed since: a trade)
+            # or closed one (a trade), so those two tables index the user's orders without a third.
+            where.append(
+                "o.order_id IN (SELECT opened_order_id FROM positions WHERE user = ?"
+                " UNION SELECT opened_order_id FROM trades WHERE user = ?"
+                " UNION SELECT closed_order_id FROM trades WHERE user = ?)"
+            )
+            params += [query.user] * 3
         for column, value in (
             ("strategy", query.strategy),
             ("instrument", query.instrument),
@@ -291,7 +290,7 @@ class SQLiteStore:
                 params.append(value)
         columns = ", ".join(f"o.{c.strip()}" for c in _ORDER_COLUMNS.split(","))
         rows = await self._read(
-            f"SELECT {columns} FROM orders o{join} WHERE {' AND '.join(where)} ORDER BY o.order_id LIMIT ?",
+            f"SELECT {columns} FROM orders o WHERE {' AND '.join(where)} ORDER BY o.order_id LIMIT ?",
             (*params, query.limit + 1),
         )
         return _page([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id)

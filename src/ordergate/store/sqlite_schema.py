@@ -62,6 +62,12 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX trades_by_user ON trades (user, trade_id);
         """,
     ),
+    (
+        2,
+        """
+        DROP TABLE order_users;
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]
