@@ -24,6 +24,7 @@ from ordergate.api.routes import health, orders, queries
 from ordergate.api.schemas import BatchIn, LegacyOrderIn, OrderIn
 from ordergate.config import Settings
 from ordergate.service.gateway import Gateway
+from ordergate.service.runtime import settle_after_recovery
 
 BODY_MODELS = (LegacyOrderIn, OrderIn, BatchIn)
 """Request bodies validated by the routes themselves, added to the OpenAPI components."""
@@ -35,6 +36,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp
         running = gateway if gateway is not None else Gateway.prepare(settings)
         app.state.gateway = running
         await running.start()
+        settle_after_recovery()
         try:
             yield
         finally:

@@ -50,12 +50,13 @@ class Book:
     def __init__(self, scope: Scope, positions: Iterable[Position] = ()) -> None:
         self.scope = scope
         self.key: Callable[[str, str, str], PositionKey] = _strategy_key if scope is Scope.STRATEGY else _account_key
-        self._positions: dict[PositionKey, Position] = {}
-        for position in positions:
-            key = self.key(position.user, position.strategy, position.instrument)
-            if key in self._positions:
-                raise ValueError(f"two open positions share the key {key!r}")
-            self._positions[key] = position
+        listed = positions if isinstance(positions, list) else list(positions)
+        if scope is Scope.STRATEGY:
+            self._positions: dict[PositionKey, Position] = {(p[0], p[1], p[2]): p for p in listed}
+        else:
+            self._positions = {(p[0], p[2]): p for p in listed}
+        if len(self._positions) != len(listed):
+            raise ValueError("two open positions share a key")
 
     def position(self, user: str, strategy: str, instrument: str) -> Position | None:
         """The open position ``user`` holds in ``instrument`` as seen by an order of ``strategy``."""

@@ -75,8 +75,11 @@ class Registry:
                         json_path(user, strategy),
                         f"must be a list of instruments, not {_json_type(instruments)}",
                     )
-                traded = frozenset(instruments) if all(type(i) is str for i in instruments) else None
-                if traded is None or not traded <= valid_instruments:
+                try:
+                    traded: frozenset[str] | None = frozenset(instruments)
+                except TypeError:  # an unhashable item: the check below names it
+                    traded = None
+                if traded is None or not traded <= valid_instruments:  # only checked names are in there
                     for index, instrument in enumerate(instruments):
                         problem = name_problem(instrument)
                         if problem is not None:
@@ -119,10 +122,15 @@ def fingerprint_of(profiles: Mapping[str, Mapping[str, frozenset[str]]]) -> str:
 
 
 def _canonical(profiles: Mapping[str, Mapping[str, frozenset[str]]]) -> dict[str, dict[str, list[str]]]:
-    return {
-        user: {strategy: sorted(instruments) for strategy, instruments in strategies.items()}
-        for user, strategies in profiles.items()
-    }
+    ordered: dict[frozenset[str], list[str]] = {}  # subscribers share lists: sort each distinct one once
+
+    def sort(instruments: frozenset[str]) -> list[str]:
+        found = ordered.get(instruments)
+        if found is None:
+            found = ordered[instruments] = sorted(instruments)
+        return found
+
+    return {user: {strategy: sort(i) for strategy, i in strategies.items()} for user, strategies in profiles.items()}
 
 
 def _check_name(value: str, what: str, *keys: str) -> None:

@@ -15,6 +15,7 @@ import functools
 import itertools
 import os
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -150,9 +151,12 @@ class SQLiteStore:
             "INSERT INTO meta (key, value) VALUES ('scope', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (scope.value,),
         )
+        # A book of a million positions repeats a few thousand names and timestamps: share one string
+        # per value (sys.intern) instead of one per row, or the book needs several times the memory.
+        share = sys.intern
         positions = [
-            Position(user, strategy, instrument, opened_order_id, opened_at)
-            for user, strategy, instrument, opened_order_id, opened_at in writer.execute(
+            Position(share(user), share(strategy), share(instrument), order_id, share(at))
+            for user, strategy, instrument, order_id, at in writer.execute(
                 "SELECT user, strategy, instrument, opened_order_id, opened_at FROM positions"
             )
         ]
