@@ -18,9 +18,10 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from ordergate.config import LogFormat, Settings
-from ordergate.domain.model import Scope
+from ordergate.domain.model import Scope, Side, Status
 from ordergate.errors import StartupError
 from ordergate.store.base import Durability
+from ordergate.tools.export import ExportFormat, ExportWhat
 
 
 class ProduceMode(StrEnum):
@@ -233,6 +234,147 @@ def verify(home: HomeOption = None, db: DbOption = None) -> None:
         f"({report.redecided} decisions re-derived from their profiles)",
         highlight=False,
     )
+
+
+# -- operator commands: listings, export, demo --------------------------------------------------------
+
+UrlOption = Annotated[
+    str,
+    typer.Option("--url", envvar="ORDERGATE_URL", help="Base URL of the running gateway. Env: ORDERGATE_URL."),
+]
+FilterOption = Annotated[str | None, typer.Option(help="Only this name (exact match).")]
+AfterOption = Annotated[int, typer.Option(min=0, help="Cursor: the 'next' of the previous page.")]
+LimitOption = Annotated[int, typer.Option(min=1, max=1000, help="Items per page (at most 1000).")]
+JsonOption = Annotated[bool, typer.Option("--json", help='Print the API\'s page as JSON: {"items", "next"}.')]
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _list(listing: str, url: str, as_json: bool, **filters: object) -> None:
+    import orjson
+
+    from ordergate.tools.listing import ListingError, fetch_page, render
+
+    try:
+        page = fetch_page(url, listing, filters)  # type: ignore[arg-type]
+    except ListingError as exc:
+        fail(str(exc))
+    if as_json:
+        sys.stdout.write(orjson.dumps(page, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode())
+    else:
+        console.print(render(listing, page))  # type: ignore[arg-type]
+
+
+@app.command()
+def orders(
+    strategy: FilterOption = None,
+    instrument: FilterOption = None,
+    user: Annotated[str | None, typer.Option(help="Only orders applied for this user.")] = None,
+    status: Annotated[Status | None, typer.Option(case_sensitive=False, help="ACCEPTED or REJECTED.")] = None,
+    side: Annotated[Side | None, typer.Option(case_sensitive=False, help="BUY or SELL.")] = None,
+    after: AfterOption = 0,
+    limit: LimitOption = 100,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """The order log of a running gateway (GET /v1/orders), oldest first, with the API's filters."""
+    _list(
+        "orders",
+        url,
+        as_json,
+        strategy=strategy,
+        instrument=instrument,
+        user=user,
+        status=status.value if status else None,
+        side=side.value if side else None,
+        after=after,
+        limit=limit,
+    )
+
+
+@app.command()
+def positions(
+    user: FilterOption = None,
+    strategy: Annotated[str | None, typer.Option(help="Only positions opened by this strategy.")] = None,
+    instrument: FilterOption = None,
+    after: AfterOption = 0,
+    limit: LimitOption = 100,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Open positions of a running gateway (GET /v1/positions), with the API's filters."""
+    _list("positions", url, as_json, user=user, strategy=strategy, instrument=instrument, after=after, limit=limit)
+
+
+@app.command()
+def trades(
+    user: FilterOption = None,
+    strategy: Annotated[str | None, typer.Option(help="Only round trips opened by this strategy.")] = None,
+    instrument: FilterOption = None,
+    after: AfterOption = 0,
+    limit: LimitOption = 100,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Closed round trips of a running gateway (GET /v1/trades), with the API's filters."""
+    _list("trades", url, as_json, user=user, strategy=strategy, instrument=instrument, after=after, limit=limit)
+
+
+@app.command()
+def export(
+    what: Annotated[ExportWhat, typer.Option("--what", help="What to export.")] = ExportWhat.ORDERS,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl, csv or json.")] = ExportFormat.JSONL,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: standard output).")
+    ] = None,
+    home: HomeOption = None,
+    db: DbOption = None,
+) -> None:
+    """Stream the order log, the open positions or the closed trades from the store, whole."""
+    from ordergate.service.gateway import sqlite_path
+    from ordergate.store.sqlite_snapshot import SQLiteSnapshot
+    from ordergate.tools.export import COLUMNS, rows, write
+
+    settings = settings_from(home=home, db=db)
+    try:
+        snapshot = SQLiteSnapshot(sqlite_path(settings))
+    except StartupError as exc:
+        fail(str(exc))
+    with snapshot:
+        try:
+            target = sys.stdout if output is None else output.open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc.strerror}")
+        try:
+            count = write(rows(snapshot, what), COLUMNS[what], fmt, target)
+        finally:
+            if output is not None:
+                target.close()
+    err_console.print(f"exported {count} {what} to {output or 'standard output'}", highlight=False)
+
+
+@app.command()
+def demo(
+    home: HomeOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8080,
+    users: Annotated[int, typer.Option(min=1, help="Users to generate when there are no profiles yet.")] = 5,
+    count: Annotated[int, typer.Option(min=1, help="Orders to send.")] = 200,
+    rate: Annotated[float, typer.Option(min=0.001, help="Orders per second.")] = 40.0,
+    seed: Annotated[int | None, typer.Option(help="Random seed for the profiles and the orders.")] = None,
+) -> None:
+    """Prepare a home, start the gateway, send orders for a while, then serve the dashboard until Ctrl-C."""
+    import asyncio
+
+    from ordergate.tools.demo import DemoConfig, run_demo
+
+    settings = settings_from(home=home, host=host, port=port)
+    try:
+        asyncio.run(run_demo(settings, DemoConfig(users, count, rate, seed), console, err_console))
+    except StartupError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+    console.print("gateway stopped", highlight=False)
 
 
 def main(argv: list[str] | None = None, prog_name: str = "ordergate") -> None:
