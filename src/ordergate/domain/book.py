@@ -36,8 +36,8 @@ class Position(NamedTuple):
     opened_at: str
 
 
-Change = tuple[PositionKey, Position | None]
-"""One key, and its position before an order changed it (``None``: it was not open)."""
+Change = tuple[PositionKey, Position | None, Position | None]
+"""One key, its position before an order changed it and after (``None``: not open)."""
 
 Undo = tuple[Change, ...]
 
@@ -81,19 +81,20 @@ class Book:
                 if action is _OPENED:
                     if before is not None:
                         raise ValueError(f"{user} already holds {instrument}")
-                    positions[key] = Position(user, strategy, instrument, order_id, at)
+                    after = positions[key] = Position(user, strategy, instrument, order_id, at)
+                    changes.append((key, None, after))
                 else:
                     if before is None:
                         raise ValueError(f"{user} holds no {instrument} to close")
                     del positions[key]
-                changes.append((key, before))
+                    changes.append((key, before, None))
         except ValueError:
             self.undo(tuple(changes))
             raise
         return tuple(changes)
 
     def undo(self, changes: Undo) -> None:
-        for key, before in reversed(changes):
+        for key, before, _ in reversed(changes):
             if before is None:
                 self._positions.pop(key, None)
             else:

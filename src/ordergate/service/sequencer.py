@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ordergate.domain.book import Book, Position, Undo
-from ordergate.domain.model import Action, Decision, Order
+from ordergate.domain.book import Book, Undo
+from ordergate.domain.model import Decision, Order
 from ordergate.domain.record import OrderRecord
 from ordergate.domain.registry import Registry
 from ordergate.domain.rules import decide
@@ -182,12 +182,8 @@ class Sequencer:
             scope=self._book.scope,
             profile_fingerprint=self._registry.fingerprint,
             client_order_id=client_order_id,
-            opened=tuple(
-                Position(e.user, order.strategy, order.instrument, order_id, at)
-                for e in decision.applied
-                if e.action is Action.OPENED
-            ),
-            closed=tuple(before for _, before in undo if before is not None),
+            opened=tuple(after for _, _, after in undo if after is not None),
+            closed=tuple(before for _, before, _ in undo if before is not None),
         )
         self._next_id += 1
         pending = _Pending(record, undo, asyncio.get_running_loop().create_future())

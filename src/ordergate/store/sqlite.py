@@ -390,10 +390,11 @@ def _delete_positions(conn: sqlite3.Connection, keys: Sequence[tuple[str, str, s
     """Delete open positions by key, in as few statements as possible; returns how many were deleted."""
     deleted = 0
     step = _MAX_PARAMETERS // 3
-    prefix = "DELETE FROM positions WHERE (user, scope_strategy, instrument) IN (VALUES "
+    # "IN (SELECT ... FROM (VALUES ...))" searches the unique index; a bare "IN (VALUES ...)" scans the table
+    prefix = "DELETE FROM positions WHERE (user, scope_strategy, instrument) IN (SELECT * FROM (VALUES "
     for start in range(0, len(keys), step):
         chunk = keys[start : start + step]
-        cursor = conn.execute(_rows_sql(prefix, 3, len(chunk)) + ")", list(itertools.chain.from_iterable(chunk)))
+        cursor = conn.execute(_rows_sql(prefix, 3, len(chunk)) + "))", list(itertools.chain.from_iterable(chunk)))
         deleted += cursor.rowcount
     return deleted
 
