@@ -50,7 +50,10 @@ class Plan:
 
 
 CONNECTIONS = 64
-S1_USERS = 20
+S1_USERS = 3
+"""The original kit's default profile size (``generate`` with 3 users): 1 to 3 subscribers per order."""
+WIDE_USERS = 20
+"""A wider profile for an extra S1 row: about 8 subscribers per order, each with its own outcome."""
 
 
 def fmt_rate(value: float, unit: str = "req/s") -> str:
@@ -163,9 +166,9 @@ def baseline_rows(top: LoadResult, slow: LoadResult) -> list[Row]:
 
 
 def s1(
-    plan: Plan, top: LoadResult, slow: LoadResult, name: str = "s1", home: Path | None = None
+    plan: Plan, top: LoadResult, slow: LoadResult, name: str = "s1", home: Path | None = None, users: int = S1_USERS
 ) -> tuple[Row, LoadResult]:
-    home = home or new_home(plan, name)
+    home = home or new_home(plan, name, users)
     bodies = write_bodies(home)
     with serve(home) as server:
         load = run_wrk(server.url, "/create_order", bodies, seconds=plan.seconds, connections=CONNECTIONS)
@@ -210,6 +213,13 @@ async def _batches(url: str, bodies: list[bytes], seconds: float, clients: int) 
 
     await asyncio.gather(*(worker(n) for n in range(clients)))
     return done, latencies, errors
+
+
+def s1_wide(plan: Plan, top: LoadResult, slow: LoadResult) -> Row:
+    row, _ = s1(plan, top, slow, name="s1-wide", users=WIDE_USERS)
+    row.scenario = "S1w"
+    row.notes.append(f"S1 with {WIDE_USERS} users: every order has about 8 subscribers, each outcome stored")
+    return row
 
 
 def s2(plan: Plan) -> Row:
