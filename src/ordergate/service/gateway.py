@@ -9,6 +9,7 @@ the telemetry behind ``/v1/stats`` and ``/metrics``, and the event hub behind ``
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from ordergate.service.sequencer import Sequencer
 from ordergate.service.telemetry import LogTotals, MeteredStore, Telemetry, totals_from_rows
 from ordergate.store.sqlite import SQLiteStore
 from ordergate.store.sqlite_snapshot import SQLiteSnapshot
+
+log = logging.getLogger(__name__)
 
 
 def sqlite_path(settings: Settings) -> Path:
@@ -51,6 +54,7 @@ class Gateway:
     events: EventHub | None = None
     _decision_log: DecisionLog | None = field(default=None, repr=False)
     _exit_hook: ExitSignalHook | None = field(default=None, repr=False)
+    _history: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     def prepare(cls, settings: Settings) -> Gateway:
@@ -64,7 +68,8 @@ class Gateway:
         snapshot = await self.store.open(self.settings.scope)
         await self.store.record_profiles(self.registry.fingerprint, orjson.dumps(self.registry.to_document()).decode())
         book = Book(self.settings.scope, snapshot.positions)
-        telemetry = Telemetry(await asyncio.to_thread(_log_totals, self.store.path), len(snapshot.positions))
+        telemetry = Telemetry(snapshot.last_order_id, len(snapshot.positions))
+        self._history = asyncio.create_task(self._read_history(telemetry, snapshot.last_order_id))
         events = EventHub(snapshot.last_order_id, self.settings.event_buffer)
         sequencer = Sequencer(MeteredStore(self.store, telemetry), self.registry, book, snapshot.last_order_id)
         self._decision_log = DecisionLog(self.settings.logs_dir, json_lines=self.settings.log_format is LogFormat.JSON)
@@ -79,8 +84,20 @@ class Gateway:
         self.ready = True
         return sequencer
 
+    async def _read_history(self, telemetry: Telemetry, until: int) -> None:
+        """Give the telemetry the log's totals before the start, read on a thread while serving."""
+        try:
+            totals = await asyncio.to_thread(_log_totals, self.store.path, until)
+        except Exception as exc:
+            log.exception("cannot read the order log's totals for /v1/stats")
+            telemetry.history_failed(f"{type(exc).__name__}: {exc}")
+        else:
+            telemetry.set_history(totals)
+
     async def stop(self) -> None:
         self.ready = False
+        if self._history is not None and not self._history.done():
+            self._history.cancel()
         if self._exit_hook is not None:
             self._exit_hook.uninstall()
         if self.events is not None:
@@ -92,7 +109,6 @@ class Gateway:
             self._decision_log.close()
 
 
-def _log_totals(path: Path) -> LogTotals:
+def _log_totals(path: Path, until: int) -> LogTotals:
     with SQLiteSnapshot(path) as snapshot:
-        rows, last_order_id = snapshot.order_totals()
-    return totals_from_rows(rows, last_order_id)
+        return totals_from_rows(snapshot.order_totals(until), until)

@@ -15,6 +15,7 @@ window keeps accepted and rejected orders per second of decision for the last fi
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -25,7 +26,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from ordergate.domain.book import Position
-from ordergate.domain.model import Action, Reason, Scope, Side, Status
+from ordergate.domain.model import Reason, Scope, Side, Status
 from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StoreUnavailable
 from ordergate.store.base import OrderQuery, Page, PositionQuery, Snapshot, Store, TradeQuery
@@ -78,14 +79,20 @@ class Telemetry:
 
     def __init__(
         self,
-        totals: LogTotals,
+        last_order_id: int,
         open_positions: int,
         *,
         wall_clock: Callable[[], float] = time.time,
         window: int = WINDOW_SECONDS,
     ) -> None:
-        self._counts = dict(totals.counts)
-        self.last_order_id = totals.last_order_id
+        self._counts: dict[CountKey, int] = {}
+        """Orders committed by this process."""
+        self._history: dict[CountKey, int] | None = None
+        """Orders of the log up to ``_history_until``, once read."""
+        self._history_until = last_order_id
+        self._history_problem: str | None = None
+        self._history_read = asyncio.Event()
+        self.last_order_id = last_order_id
         self.open_positions = open_positions
         self._clock = wall_clock
         self._window = window
@@ -108,8 +115,7 @@ class Telemetry:
             decision = record.decision
             key = (decision.status, record.order.side, decision.reason)
             counts[key] = counts.get(key, 0) + 1
-            for effect in decision.applied:
-                self.open_positions += 1 if effect.action is Action.OPENED else -1
+            self.open_positions += len(record.opened) - len(record.closed)
             decided = self._epoch(record.received_at)
             if decided is None:
                 continue
@@ -126,6 +132,26 @@ class Telemetry:
             else:
                 self._rejected[slot] += 1
         self.last_order_id = records[-1].order_id if records else self.last_order_id
+
+    def set_history(self, totals: LogTotals) -> None:
+        """The log's totals before this process started (up to the last order id it started from)."""
+        if totals.last_order_id != self._history_until:
+            raise ValueError(f"history up to order {totals.last_order_id}, expected {self._history_until}")
+        self._history = dict(totals.counts)
+        self._history_read.set()
+
+    def history_failed(self, problem: str) -> None:
+        self._history_problem = problem
+        self._history_read.set()
+
+    async def wait_for_history(self, timeout: float = 30.0) -> None:
+        """Return once :meth:`totals` is exact; raise :class:`StoreUnavailable` if it cannot be."""
+        try:
+            await asyncio.wait_for(self._history_read.wait(), timeout)
+        except TimeoutError:
+            raise StoreUnavailable("still reading the order log's totals", retry_after=5) from None
+        if self._history_problem is not None:
+            raise StoreUnavailable(f"could not read the order log's totals: {self._history_problem}")
 
     def record_store_error(self, operation: str) -> None:
         self._store_errors[operation] = self._store_errors.get(operation, 0) + 1
@@ -148,11 +174,14 @@ class Telemetry:
     # -- reading ----------------------------------------------------------------------------------
 
     def totals(self) -> dict[str, Any]:
-        """The counters of ``GET /v1/stats``: orders, by status, by reason and by side, positions."""
+        """The counters of ``GET /v1/stats`` over the whole log (after :meth:`wait_for_history`)."""
         accepted = rejected = 0
         by_reason = {reason.value: 0 for reason in Reason}
         by_side = {side.value: 0 for side in Side}
-        for (status, side, reason), count in self._counts.items():
+        combined = dict(self._history or {})
+        for key, count in self._counts.items():
+            combined[key] = combined.get(key, 0) + count
+        for (status, side, reason), count in combined.items():
             by_side[side] += count
             if status is Status.ACCEPTED:
                 accepted += count
@@ -185,7 +214,7 @@ class Telemetry:
     def collect(self) -> Iterable[Metric]:
         orders = CounterMetricFamily(
             "ordergate_orders",
-            "Orders decided and committed, over the whole order log, by status, side and reason.",
+            "Orders decided and committed by this process, by status, side and reason.",
             labels=("status", "side", "reason"),
         )
         for (status, side, reason), count in sorted(self._counts.items(), key=lambda item: str(item[0])):

@@ -55,13 +55,13 @@ class SQLiteSnapshot:
         for row in self._conn.execute(_TRADES):
             yield Trade(*row)
 
-    def order_totals(self) -> tuple[list[tuple[str, str, str | None, int]], int]:
-        """``(status, side, reason, count)`` rows over the whole log, and its last order id."""
+    def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
+        """``(status, side, reason, count)`` rows over the orders up to order id ``until``."""
         rows = self._conn.execute(
-            "SELECT status, side, reason, count(*) FROM orders GROUP BY status, side, reason"
+            "SELECT status, side, reason, count(*) FROM orders WHERE order_id <= ? GROUP BY status, side, reason",
+            (until,),
         ).fetchall()
-        last: int = self._conn.execute("SELECT coalesce(max(order_id), 0) FROM orders").fetchone()[0]
-        return [(str(s), str(side), None if r is None else str(r), int(n)) for s, side, r, n in rows], last
+        return [(str(s), str(side), None if r is None else str(r), int(n)) for s, side, r, n in rows]
 
     def close(self) -> None:
         self._conn.close()

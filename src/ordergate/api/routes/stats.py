@@ -70,10 +70,11 @@ def _instruments(registry: Registry) -> int:
     return count
 
 
-def stats_answer(gateway: Gateway) -> dict[str, Any]:
+async def stats_answer(gateway: Gateway) -> dict[str, Any]:
     telemetry, events, sequencer = gateway.telemetry, gateway.events, gateway.sequencer
     if telemetry is None or events is None or sequencer is None:
         raise StoreUnavailable("the gateway is still starting")
+    await telemetry.wait_for_history()
     registry = sequencer.registry
     return {
         **telemetry.totals(),
@@ -87,9 +88,15 @@ def stats_answer(gateway: Gateway) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/stats", tags=["stats"], response_model=StatsOut, summary="Counters of the committed order log")
+@router.get(
+    "/v1/stats",
+    tags=["stats"],
+    response_model=StatsOut,
+    summary="Counters of the committed order log",
+    responses={503: {"description": "The store could not be read; see Retry-After."}},
+)
 async def get_stats(gateway: GatewayDep) -> Response:
-    return json_response(stats_answer(gateway))
+    return json_response(await stats_answer(gateway))
 
 
 @router.get(
