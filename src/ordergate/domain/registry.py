@@ -59,21 +59,21 @@ class Registry:
     def from_document(cls, document: object) -> Registry:
         """Validate a parsed ``user_profile.json`` and build the registry, or raise :class:`ProfileError`."""
         if not isinstance(document, dict):
-            raise ProfileError("$", f"must be an object of users, not {_json_type(document)}")
+            raise ProfileError("$", f"must be an object of users, not {json_type(document)}")
         interned: dict[frozenset[str], frozenset[str]] = {}
         valid_instruments: set[str] = set()  # 100,000 users share a few hundred names: check each once
         profiles: dict[str, dict[str, frozenset[str]]] = {}
         for user, strategies in document.items():
             _check_name(user, "user name", user)
             if not isinstance(strategies, dict):
-                raise ProfileError(json_path(user), f"must be an object of strategies, not {_json_type(strategies)}")
+                raise ProfileError(json_path(user), f"must be an object of strategies, not {json_type(strategies)}")
             profile: dict[str, frozenset[str]] = {}
             for strategy, instruments in strategies.items():
                 _check_name(strategy, "strategy name", user, strategy)
                 if not isinstance(instruments, list):
                     raise ProfileError(
                         json_path(user, strategy),
-                        f"must be a list of instruments, not {_json_type(instruments)}",
+                        f"must be a list of instruments, not {json_type(instruments)}",
                     )
                 try:
                     traded: frozenset[str] | None = frozenset(instruments)
@@ -139,7 +139,8 @@ def _check_name(value: str, what: str, *keys: str) -> None:
         raise ProfileError(json_path(*keys), f"{what} {problem}")
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """How a JSON value is named in error messages: 'a list', 'null', ..."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -2,17 +2,22 @@
 
 A store persists groups of :class:`~ordergate.domain.record.OrderRecord` atomically and durably,
 restores the committed state at start, and answers the read queries of the API and the CLI. It
-never decides anything. Each engine (SQLite now, PostgreSQL later) implements :class:`Store`; the
-rules and the HTTP layer only see this protocol. Every failure to commit or to read is raised as
+never decides anything. Each engine (SQLite, PostgreSQL) implements :class:`Store`; the rules and
+the HTTP layer only see this protocol. Every failure to commit or to read is raised as
 :class:`~ordergate.errors.StoreUnavailable`, after rolling back whatever was not committed.
+
+A store that several gateway processes share (PostgreSQL) also implements :class:`SharedStore`: there
+the book in one process's memory is not authoritative, so each group of orders is decided inside a
+transaction that holds the locks of its instruments (:meth:`SharedStore.lock_group`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeAlias, TypeVar
 
 from ordergate.domain.book import Position
 from ordergate.domain.model import Scope, Side, Status
@@ -51,7 +56,9 @@ class OrderQuery:
 
 
 @dataclass(frozen=True, slots=True)
-class PositionQuery:
+class BookQuery:
+    """Filters and paging of open positions and of closed trades (the same for both)."""
+
     user: str | None = None
     strategy: str | None = None
     instrument: str | None = None
@@ -59,13 +66,8 @@ class PositionQuery:
     limit: int = 100
 
 
-@dataclass(frozen=True, slots=True)
-class TradeQuery:
-    user: str | None = None
-    strategy: str | None = None
-    instrument: str | None = None
-    after: int = 0
-    limit: int = 100
+PositionQuery: TypeAlias = BookQuery
+TradeQuery: TypeAlias = BookQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +127,45 @@ class LogReader(Protocol):
     def profiles(self, fingerprint: str) -> str | None: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LockedGroup:
+    """What a shared store read for a group of orders once it held the group's locks."""
+
+    scope: Scope | None
+    """The scope the database is kept in now (``None``: not recorded yet)."""
+    positions: list[Position]
+    """Every open position in the group's instruments: authoritative until the transaction ends."""
+    stored: dict[str, OrderRecord]
+    """Orders already stored under the group's client order ids, by client order id."""
+    order_ids: list[int]
+    """Fresh order ids, ascending, drawn after the locks were taken (one per order of the group)."""
+
+
+class OrderGroup(Protocol):
+    """One open transaction of a :class:`SharedStore` that holds the locks of a group of orders."""
+
+    @property
+    def locked(self) -> LockedGroup: ...
+
+    async def commit(self, records: Sequence[OrderRecord]) -> None:
+        """Write the records and their effects and commit; on failure nothing of them is stored."""
+        ...
+
+
+class SharedStore(Store, Protocol):
+    def lock_group(
+        self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int
+    ) -> AbstractAsyncContextManager[OrderGroup]:
+        """Open a transaction holding the locks of ``instruments`` and ``client_order_ids`` and read them.
+
+        While it is open no other process can change a position in those instruments or store an
+        order under those client order ids. Leaving it without :meth:`OrderGroup.commit` rolls back.
+        Raises :class:`~ordergate.errors.StoreUnavailable` when the store cannot be reached.
+        """
+        ...
+
+    async def order_totals(self) -> tuple[list[tuple[str, str, str | None, int]], int]:
+        """``(status, side, reason, count)`` rows over the whole log, and its last order id."""
+        ...

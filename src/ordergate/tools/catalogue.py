@@ -14,7 +14,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from ordergate.domain.names import name_problem
-from ordergate.domain.registry import ProfileError, json_path
+from ordergate.domain.registry import ProfileError, json_path, json_type
 from ordergate.errors import StartupError
 
 _SECTIONS = (("USERS", "user"), ("STRATEGIES", "strategy"), ("INSTRUMENTS", "instrument"))
@@ -35,7 +35,7 @@ def parse_catalogue(document: object) -> Catalogue:
     Keys other than the three sections are ignored so that a catalogue may carry notes of its own.
     """
     if not isinstance(document, dict):
-        raise ProfileError("$", f"must be an object with USERS, STRATEGIES and INSTRUMENTS, not {_kind(document)}")
+        raise ProfileError("$", f"must be an object with USERS, STRATEGIES and INSTRUMENTS, not {json_type(document)}")
     sections = [_parse_section(document, key, what) for key, what in _SECTIONS]
     return Catalogue(users=sections[0], strategies=sections[1], instruments=sections[2])
 
@@ -75,7 +75,7 @@ def _parse_section(document: dict[object, object], key: str, what: str) -> tuple
         raise ProfileError("$", f'missing "{key}" (a list of {what} names)')
     values = document[key]
     if not isinstance(values, list):
-        raise ProfileError(json_path(key), f"must be a list of {what} names, not {_kind(values)}")
+        raise ProfileError(json_path(key), f"must be a list of {what} names, not {json_type(values)}")
     if not values:
         raise ProfileError(json_path(key), f"must list at least one {what} name")
     first_seen: dict[str, int] = {}
@@ -89,17 +89,3 @@ def _parse_section(document: dict[object, object], key: str, what: str) -> tuple
             )
         first_seen[value] = index
     return tuple(first_seen)
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
