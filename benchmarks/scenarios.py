@@ -177,7 +177,7 @@ def s1(
     met = vs_top >= 0.5 and vs_naive >= 20 and load.p99_ms <= 10 and load.errors == 0 and checked == "ok"
     row = Row(
         "S1",
-        f"POST /create_order, {CONNECTIONS} connections, durability full, {S1_USERS} users",
+        f"POST /create_order, {CONNECTIONS} connections, durability full, {users} users",
         fmt_rate(load.rate),
         fmt_ms(load.p50_ms),
         fmt_ms(load.p99_ms),
@@ -291,7 +291,7 @@ def s3(plan: Plan) -> Row:
     return Row(
         "S3",
         f"fan-out: {users:,} subscribers of one strategy, alternating BUY/SELL",
-        fmt_rate(len(orders) / sum(latencies), "orders/s"),
+        f"{len(orders) / sum(latencies):.1f} orders/s ({len(orders) * users / sum(latencies):,.0f} effects/s)",
         fmt_ms(percentile(latencies, 50) * 1000),
         fmt_ms(p99 * 1000),
         str(errors),
