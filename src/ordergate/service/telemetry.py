@@ -108,30 +108,57 @@ class Telemetry:
     # -- the commit listener ----------------------------------------------------------------------
 
     def on_commit(self, records: Sequence[OrderRecord]) -> None:
+        if not records:
+            return
         now = self._clock()
         counts = self._counts
+        latency = self._latency
+        bounds, buckets = latency.bounds, latency.buckets
         self._group_size.observe(len(records))
+        opened = closed = 0
+        last_head = ""
+        second = slot = -1
         for record in records:
             decision = record.decision
             key = (decision.status, record.order.side, decision.reason)
             counts[key] = counts.get(key, 0) + 1
-            self.open_positions += len(record.opened) - len(record.closed)
-            decided = self._epoch(record.received_at)
-            if decided is None:
+            opened += len(record.opened)
+            closed += len(record.closed)
+            stamp = record.received_at
+            head = stamp[:19]
+            if head != last_head:  # a group's orders mostly share their second
+                known = self._second_of(head)
+                if known is None:
+                    continue
+                last_head, second = head, known
+                slot = self._slot(second)
+            try:
+                decided = second + int(stamp[20:26]) * 1e-6
+            except ValueError:
+                decided = float(second)
+            waited = now - decided if now > decided else 0.0
+            buckets[bisect.bisect_left(bounds, waited)] += 1
+            latency.count += 1
+            latency.total += waited
+            if slot < 0:
                 continue
-            self._latency.observe(max(0.0, now - decided))
-            second = int(decided)
-            slot = second % self._window
-            if self._slot_second[slot] != second:
-                if second < self._slot_second[slot]:
-                    continue  # older than the window
-                self._slot_second[slot] = second
-                self._accepted[slot] = self._rejected[slot] = 0
             if decision.status is Status.ACCEPTED:
                 self._accepted[slot] += 1
             else:
                 self._rejected[slot] += 1
-        self.last_order_id = records[-1].order_id if records else self.last_order_id
+        self.open_positions += opened - closed
+        self.last_order_id = records[-1].order_id
+
+    def _slot(self, second: int) -> int:
+        """The window slot counting ``second`` (reset if it held an older second); -1 if too old."""
+        slot = second % self._window
+        held = self._slot_second[slot]
+        if held != second:
+            if second < held:
+                return -1
+            self._slot_second[slot] = second
+            self._accepted[slot] = self._rejected[slot] = 0
+        return slot
 
     def set_history(self, totals: LogTotals) -> None:
         """The log's totals before this process started (up to the last order id it started from)."""
@@ -156,9 +183,8 @@ class Telemetry:
     def record_store_error(self, operation: str) -> None:
         self._store_errors[operation] = self._store_errors.get(operation, 0) + 1
 
-    def _epoch(self, stamp: str) -> float | None:
-        """Seconds since the epoch of a ``2026-01-02T03:04:05.123456Z`` stamp (the second part is cached)."""
-        head = stamp[:19]
+    def _second_of(self, head: str) -> int | None:
+        """Unix second of a ``2026-01-02T03:04:05`` (UTC) stamp head; ``None`` if it is not one."""
         second = self._seconds.get(head)
         if second is None:
             try:
@@ -168,8 +194,7 @@ class Telemetry:
             if len(self._seconds) > 4 * self._window:
                 self._seconds.clear()
             self._seconds[head] = second
-        fraction = stamp[20:26]
-        return second + (int(fraction) / 10 ** len(fraction) if fraction.isdigit() else 0.0)
+        return second
 
     # -- reading ----------------------------------------------------------------------------------
 
