@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -184,3 +185,20 @@ async def test_users_and_strategies_describe_the_profiles(client: httpx.AsyncCli
 async def test_probes_answer(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_simultaneous_copies_of_one_client_order_id_are_decided_once(
+    seed_home: Path, open_gateway: OpenGateway
+) -> None:
+    order = {"strategy": "STRATEGY_B", "instrument": "MINDA", "side": "BUY", "client_order_id": "same"}
+    async with open_gateway(seed_home) as (client, gateway):
+        answers = await asyncio.gather(*(client.post("/v1/orders", json=order) for _ in range(20)))
+        assert sorted(a.status_code for a in answers) == [200] * 19 + [201]
+        assert {a.json()["order_id"] for a in answers} == {1}
+        # once committed and no lookup is running, the ids live in the store, not in memory
+        for n in range(50):
+            await client.post("/v1/orders", json={**order, "client_order_id": f"id-{n}"})
+        assert gateway.sequencer is not None
+        assert gateway.sequencer.tracked_client_order_ids == 0
+        again = await client.post("/v1/orders", json={**order, "client_order_id": "id-7"})
+    assert (again.status_code, again.json()["replayed"], again.json()["order_id"]) == (200, True, 9)

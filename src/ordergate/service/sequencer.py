@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -70,6 +71,11 @@ class Sequencer:
         self._max_group = max_group
         self._queue: list[_Pending] = []
         self._by_client_id: dict[str, _Pending] = {}
+        # Client order ids stay in _by_client_id while undecided, and after their commit only as long
+        # as a store lookup that began before that commit is still running (it may not see it).
+        self._commits = 0
+        self._lookups: dict[int, int] = {}  # commit count when a lookup began -> lookups running
+        self._committed_ids: deque[tuple[int, str]] = deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -84,6 +90,11 @@ class Sequencer:
         load balancer that stopped sending traffic lets the gateway try again.
         """
         return self._failed_at is not None and time.monotonic() - self._failed_at < within
+
+    @property
+    def tracked_client_order_ids(self) -> int:
+        """Client order ids held in memory (undecided, or committed during a running lookup)."""
+        return len(self._by_client_id)
 
     @property
     def registry(self) -> Registry:
@@ -124,7 +135,11 @@ class Sequencer:
         if client_order_id is not None:
             known = self._by_client_id.get(client_order_id)
             if known is None:
-                stored = await self._store.find_client_order(client_order_id)
+                began = self._begin_lookup()
+                try:
+                    stored = await self._store.find_client_order(client_order_id)
+                finally:
+                    self._end_lookup(began)
                 if stored is not None:
                     return _replay(stored, order)
                 known = self._by_client_id.get(client_order_id)  # decided while we looked
@@ -143,8 +158,14 @@ class Sequencer:
         Client order ids are looked up in one store query, then every fresh order is decided without
         yielding the event loop, so a batch lands in as few commit groups as possible.
         """
-        unknown = [c for _, c in items if c is not None and c not in self._by_client_id]
-        stored = await self._store.find_client_orders(unknown) if unknown else {}
+        ids = [c for _, c in items if c is not None]
+        stored: dict[str, OrderRecord] = {}
+        if ids:
+            began = self._begin_lookup()
+            try:
+                stored = await self._store.find_client_orders(ids)
+            finally:
+                self._end_lookup(began)
         waits: list[tuple[_Pending, bool] | Outcome | OrdergateError] = []
         for order, client_order_id in items:
             if client_order_id is not None:
@@ -225,11 +246,38 @@ class Sequencer:
             for p in group:
                 if not p.future.done():
                     p.future.set_result(p.record)
+                if p.record.client_order_id is not None:
+                    self._committed_ids.append((self._commits, p.record.client_order_id))
+            self._commits += 1
+            self._forget_committed_ids()
             for listener in self._listeners:
                 try:
                     listener(records)
                 except Exception:
                     log.exception("a commit listener failed")
+
+    # -- client order ids ----------------------------------------------------------------------
+
+    def _begin_lookup(self) -> int:
+        began = self._commits
+        self._lookups[began] = self._lookups.get(began, 0) + 1
+        return began
+
+    def _end_lookup(self, began: int) -> None:
+        left = self._lookups[began] - 1
+        if left:
+            self._lookups[began] = left
+        else:
+            del self._lookups[began]
+            self._forget_committed_ids()
+
+    def _forget_committed_ids(self) -> None:
+        """Drop committed ids every running lookup will find in the store: memory stays bounded."""
+        oldest = min(self._lookups) if self._lookups else self._commits
+        committed = self._committed_ids
+        while committed and committed[0][0] < oldest:
+            _, client_order_id = committed.popleft()
+            self._by_client_id.pop(client_order_id, None)
 
     def _roll_back(self, group: list[_Pending], exc: StoreUnavailable) -> None:
         self._failed_at = time.monotonic()
