@@ -50,7 +50,11 @@ HomeOption = Annotated[
 ]
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL; default: SQLite under <home>/data/. Env: ORDERGATE_DB."),
+    typer.Option(
+        "--db",
+        help="Database URL: postgresql://USER@HOST:PORT/DB shares one database between gateway processes; "
+        "default: SQLite under <home>/data/. Env: ORDERGATE_DB.",
+    ),
 ]
 
 
@@ -213,13 +217,12 @@ def produce(
 @app.command()
 def verify(home: HomeOption = None, db: DbOption = None) -> None:
     """Replay the order log and compare it with the open positions; exit 1 on any difference."""
-    from ordergate.service.gateway import sqlite_path
+    from ordergate.service.gateway import open_log_reader
     from ordergate.service.verify import verify_log
-    from ordergate.store.sqlite import SQLiteLogReader
 
     settings = settings_from(home=home, db=db)
     try:
-        reader = SQLiteLogReader(sqlite_path(settings))
+        reader = open_log_reader(settings)
     except StartupError as exc:
         fail(str(exc))
     try:

@@ -166,6 +166,6 @@ class SharedStore(Store, Protocol):
         """
         ...
 
-    async def order_totals(self) -> tuple[list[tuple[str, str, str | None, int]], int]:
-        """``(status, side, reason, count)`` rows over the whole log, and its last order id."""
+    async def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
+        """``(status, side, reason, count)`` rows over the orders up to order id ``until``."""
         ...

@@ -1,0 +1,623 @@
+"""The shared store: one PostgreSQL database behind any number of gateway processes (SPEC section 6).
+
+psycopg 3 in async mode, with a :class:`psycopg_pool.AsyncConnectionPool` per process; nothing here
+blocks the event loop. PostgreSQL is the point of consistency: each group of orders is decided in
+one transaction that holds its locks (:meth:`PostgresStore.lock_group`, used by
+:mod:`ordergate.service.shared_sequencer`, whose docstring explains the protocol).
+
+The locks are transaction-scoped advisory locks in three spaces of the two-key form, so they never
+meet another application's single-key advisory locks:
+
+- the *schema lock* (``LOCK_SPACE_SCHEMA``, 0): exclusive while migrating or changing the recorded
+  scope, shared by every group transaction, so no process can switch the scope under another's feet;
+- one lock per instrument (``LOCK_SPACE_INSTRUMENT``, 32-bit hash of the name): orders on different
+  instruments never interact, in either scope, so they never wait for each other (a hash collision
+  only makes two instruments share a lock);
+- one lock per client order id (``LOCK_SPACE_CLIENT_ORDER``): the same id sent to two processes at
+  once is stored once, and the other process answers from the stored order.
+
+Every transaction takes its locks in one global order (space, then key), so lock waits cannot form a
+cycle. Sessions set ``lock_timeout`` and ``idle_in_transaction_session_timeout``, so a stuck process
+cannot hold a lock for long; a killed process's locks vanish with its connection.
+
+A commit whose outcome the client could not learn (the connection broke during ``COMMIT``) is
+resolved before anyone is answered: once that session is gone, the order rows say whether it
+committed. ``full`` durability is ``synchronous_commit = on``; ``fast`` is ``off``, which survives
+a killed gateway (and a killed PostgreSQL backend) but may lose the last commits if the database
+server itself crashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+from ordergate.domain.book import Position
+from ordergate.domain.model import Scope
+from ordergate.domain.record import OrderRecord, Trade
+from ordergate.errors import StartupError, StoreUnavailable
+from ordergate.store.base import (
+    Durability,
+    LockedGroup,
+    OrderQuery,
+    Page,
+    PositionQuery,
+    Snapshot,
+    TradeQuery,
+)
+from ordergate.store.changes import group_changes
+from ordergate.store.codec import decode_record, encode_applied, encode_rejected_for
+from ordergate.store.postgres_schema import BOOTSTRAP, LATEST_VERSION, MIGRATIONS
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+LOCK_SPACE_SCHEMA = 0x4F470000
+LOCK_SPACE_INSTRUMENT = LOCK_SPACE_SCHEMA + 1
+LOCK_SPACE_CLIENT_ORDER = LOCK_SPACE_SCHEMA + 2
+
+POOL_SIZE = 8
+"""Connections per gateway process at most: one committer and the readers of the API."""
+CONNECT_TIMEOUT = 2.0
+"""Seconds a request waits for a connection before it is answered 503 (database down)."""
+LOCK_TIMEOUT = "5s"
+IDLE_IN_TRANSACTION_TIMEOUT = "10s"
+RESOLVE_SECONDS = 30.0
+"""How long an interrupted ``COMMIT`` is looked into before its orders are answered 503 as unknown."""
+
+_ORDER_COLUMNS = (
+    "order_id, received_at, strategy, instrument, side, status, reason, scope, "
+    "profile_fingerprint, client_order_id, applied, rejected_for"
+)
+_POSITION_COLUMNS = "position_id, user_name, strategy, instrument, opened_order_id, opened_at"
+_TRADE_COLUMNS = (
+    "trade_id, user_name, strategy, instrument, opened_order_id, opened_at, closed_order_id, closed_at, "
+    "closing_strategy"
+)
+_INSERT_ORDERS = f"""
+INSERT INTO orders ({_ORDER_COLUMNS})
+SELECT * FROM unnest(
+    %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+"""
+_DELETE_POSITIONS = """
+DELETE FROM positions WHERE (user_name, scope_strategy, instrument) IN (
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))
+"""
+_INSERT_POSITIONS = """
+INSERT INTO positions (user_name, scope_strategy, instrument, strategy, opened_order_id, opened_at)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[])
+"""
+_INSERT_TRADES = """
+INSERT INTO trades (user_name, strategy, instrument, opened_order_id, opened_at, closed_order_id, closed_at,
+                    closing_strategy)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::text[],
+                     %s::text[])
+"""
+
+
+@functools.lru_cache(maxsize=65_536)
+def lock_key(name: str) -> int:
+    """The 32-bit advisory-lock key of a name (signed, as PostgreSQL's ``int4`` wants it)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "big", signed=True)
+
+
+def display_url(url: str) -> str:
+    """The database URL as shown to people: without its password."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return url.split("@")[-1]
+    host, port, dbname = params.get("host", "localhost"), params.get("port", "5432"), params.get("dbname", "")
+    user = f"{params['user']}@" if "user" in params else ""
+    return f"postgresql://{user}{host}:{port}/{dbname}"
+
+
+def _problem(exc: BaseException) -> str:
+    """The first line of a driver error: what went wrong, without the driver's context lines."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _conninfo(url: str, durability: Durability) -> str:
+    """The URL with ordergate's session settings added to whatever ``options`` it already has."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise StartupError(f"--db: not a valid PostgreSQL URL: {_problem(exc)}") from None
+    settings = (
+        f"-c synchronous_commit={'on' if durability is Durability.FULL else 'off'} "
+        f"-c lock_timeout={LOCK_TIMEOUT} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}"
+    )
+    options = str(params.get("options") or "")
+    params["options"] = f"{options} {settings}".strip()
+    params.setdefault("application_name", "ordergate")
+    params.setdefault("connect_timeout", str(max(1, int(CONNECT_TIMEOUT))))
+    return make_conninfo("", **params)
+
+
+class PostgresStore:
+    """The :class:`~ordergate.store.base.SharedStore` of one gateway process over one PostgreSQL database."""
+
+    def __init__(self, url: str, durability: Durability = Durability.FULL, *, pool_size: int = POOL_SIZE) -> None:
+        self.url = url
+        self.durability = durability
+        self._conninfo = _conninfo(url, durability)
+        self._pool_size = pool_size
+        self._pool: AsyncConnectionPool | None = None
+        self._scope = Scope.ACCOUNT
+
+    @property
+    def path(self) -> str:
+        """Where the store lives, for messages: the database URL without its password."""
+        return display_url(self.url)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def probe(self, scope: Scope) -> None:
+        """Before any server starts: the database answers and can serve ``scope``, or :class:`StartupError`."""
+        try:
+            with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                row = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+                if row is None or not row[0]:
+                    return  # a new database: open() creates the schema
+                held = conn.execute("SELECT value FROM meta WHERE key = 'scope'").fetchone()
+                if held is None or held[0] == scope.value:
+                    return
+                count_row = conn.execute("SELECT count(*) FROM positions").fetchone()
+                _refuse_other_scope(str(held[0]), int(count_row[0]) if count_row else 0, scope, self.path)
+        except psycopg.Error as exc:
+            raise StartupError(f"cannot connect to PostgreSQL at {self.path}: {_problem(exc)}") from None
+
+    async def open(self, scope: Scope) -> Snapshot:
+        """Connect, migrate (once, whichever process comes first), record the scope, read the book."""
+        self._scope = scope
+        try:
+            first = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise StartupError(f"cannot connect to PostgreSQL at {self.path}: {_problem(exc)}") from None
+        try:
+            async with first:
+                await _migrate(first, self.path)
+                await _record_scope(first, scope, self.path)
+                cursor = await first.execute(
+                    "SELECT user_name, strategy, instrument, opened_order_id, opened_at FROM positions"
+                )
+                shared: dict[str, str] = {}
+                name = shared.setdefault
+                positions = [
+                    Position(name(u, u), name(s, s), name(i, i), order_id, name(at, at))
+                    for u, s, i, order_id, at in await cursor.fetchall()
+                ]
+                last_row = await (await first.execute("SELECT coalesce(max(order_id), 0) FROM orders")).fetchone()
+        except psycopg.Error as exc:
+            raise StartupError(f"cannot open the store at {self.path}: {_problem(exc)}") from None
+        self._pool = AsyncConnectionPool(
+            self._conninfo,
+            kwargs={"autocommit": True},
+            min_size=1,
+            max_size=self._pool_size,
+            open=False,
+            check=AsyncConnectionPool.check_connection,
+            timeout=CONNECT_TIMEOUT,
+            name="ordergate",
+        )
+        await self._pool.open(wait=False)
+        return Snapshot(positions=positions, last_order_id=int(last_row[0]) if last_row else 0)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close(timeout=5.0)
+
+    # -- the shared group transaction ------------------------------------------------------------
+
+    @asynccontextmanager
+    async def lock_group(
+        self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int
+    ) -> AsyncIterator[_Group]:
+        try:
+            async with self._pooled().connection() as conn:
+                group = _Group(self, conn)
+                try:
+                    await group.lock(instruments, client_order_ids, reserve)
+                    yield group
+                finally:
+                    if not group.finished:
+                        with contextlib.suppress(psycopg.Error):
+                            await conn.execute("ROLLBACK")
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL {self.path}: {_problem(exc)}") from exc
+
+    async def _resolve(self, backend_pid: int, order_id: int) -> bool | None:
+        """Whether the group holding ``order_id`` committed, once its session ``backend_pid`` is gone.
+
+        ``None`` when that could not be learned within :data:`RESOLVE_SECONDS` (database unreachable).
+        """
+        deadline = time.monotonic() + RESOLVE_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                async with self._pooled().connection() as conn:
+                    cursor = await conn.execute(
+                        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = %s),"
+                        " EXISTS (SELECT 1 FROM orders WHERE order_id = %s)",
+                        (backend_pid, order_id),
+                    )
+                    row = await cursor.fetchone()
+                if row is not None and not row[0]:
+                    return bool(row[1])
+            except psycopg.Error as exc:
+                log.warning("cannot learn yet whether order %d committed: %s", order_id, _problem(exc))
+            await asyncio.sleep(0.2)
+        return None
+
+    # -- writes outside the group transaction ------------------------------------------------------
+
+    async def record_profiles(self, fingerprint: str, document: str) -> None:
+        await self._run(
+            "INSERT INTO profiles (fingerprint, document) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (fingerprint, document),
+        )
+
+    async def commit(self, records: Sequence[OrderRecord]) -> None:
+        """Not used with several processes: orders are committed inside :meth:`lock_group`."""
+        raise StoreUnavailable("the PostgreSQL store commits orders only inside a locked group transaction")
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def get_order(self, order_id: int) -> OrderRecord | None:
+        rows = await self._run(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = %s", (order_id,))
+        return decode_record(*rows[0]) if rows else None
+
+    async def find_client_order(self, client_order_id: str) -> OrderRecord | None:
+        rows = await self._run(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id = %s", (client_order_id,))
+        return decode_record(*rows[0]) if rows else None
+
+    async def find_client_orders(self, client_order_ids: Sequence[str]) -> dict[str, OrderRecord]:
+        if not client_order_ids:
+            return {}
+        rows = await self._run(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id = ANY(%s)", (list(client_order_ids),)
+        )
+        return _by_client_order_id(rows)
+
+    async def list_orders(self, query: OrderQuery) -> Page[OrderRecord]:
+        where = ["order_id > %s"]
+        params: list[object] = [query.after]
+        if query.user is not None:
+            # as in SQLite: a user's effects opened a position (still open or since closed) or closed one
+            where.append(
+                "order_id IN (SELECT opened_order_id FROM positions WHERE user_name = %s"
+                " UNION SELECT opened_order_id FROM trades WHERE user_name = %s"
+                " UNION SELECT closed_order_id FROM trades WHERE user_name = %s)"
+            )
+            params += [query.user] * 3
+        for column, value in (
+            ("strategy", query.strategy),
+            ("instrument", query.instrument),
+            ("status", query.status),
+            ("side", query.side),
+        ):
+            if value is not None:
+                where.append(f"{column} = %s")
+                params.append(str(value))
+        rows = await self._run(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {' AND '.join(where)} ORDER BY order_id LIMIT %s",
+            (*params, query.limit + 1),
+        )
+        return _page([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id)
+
+    async def list_positions(self, query: PositionQuery) -> Page[Position]:
+        rows = await self._filtered(
+            "positions", _POSITION_COLUMNS, "position_id", query.after, query.limit,
+            user_name=query.user, strategy=query.strategy, instrument=query.instrument,
+        )  # fmt: skip
+        page = _page(rows, query.limit, lambda row: int(row[0]))
+        return Page([Position(*row[1:]) for row in page.items], page.next)
+
+    async def list_trades(self, query: TradeQuery) -> Page[Trade]:
+        rows = await self._filtered(
+            "trades", _TRADE_COLUMNS, "trade_id", query.after, query.limit,
+            user_name=query.user, strategy=query.strategy, instrument=query.instrument,
+        )  # fmt: skip
+        return _page([Trade(*row) for row in rows], query.limit, lambda t: t.trade_id)
+
+    async def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
+        rows = await self._run(
+            "SELECT status, side, reason, count(*) FROM orders WHERE order_id <= %s GROUP BY status, side, reason",
+            (until,),
+        )
+        return [(str(s), str(side), None if r is None else str(r), int(n)) for s, side, r, n in rows]
+
+    async def ping(self) -> None:
+        await self._run("SELECT 1", ())
+
+    async def _filtered(
+        self, table: str, columns: str, id_column: str, after: int, limit: int, **filters: str | None
+    ) -> list[tuple[Any, ...]]:
+        where = [f"{id_column} > %s"]
+        params: list[object] = [after]
+        for column, value in filters.items():
+            if value is not None:
+                where.append(f"{column} = %s")
+                params.append(value)
+        return await self._run(
+            f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} ORDER BY {id_column} LIMIT %s",
+            (*params, limit + 1),
+        )
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _pooled(self) -> AsyncConnectionPool:
+        if self._pool is None:
+            raise StoreUnavailable(f"PostgreSQL store {self.path} is not open")
+        return self._pool
+
+    async def _run(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        """One statement on a pooled connection (autocommit); its rows, or [] when it returns none."""
+        try:
+            async with self._pooled().connection() as conn:
+                cursor = await conn.execute(sql, params)
+                return await cursor.fetchall() if cursor.description is not None else []
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL {self.path}: {_problem(exc)}") from exc
+
+
+class _Group:
+    """The :class:`~ordergate.store.base.OrderGroup` of :meth:`PostgresStore.lock_group`."""
+
+    def __init__(self, store: PostgresStore, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._store = store
+        self._conn = conn
+        self._locked: LockedGroup | None = None
+        self.finished = False
+
+    @property
+    def locked(self) -> LockedGroup:
+        assert self._locked is not None
+        return self._locked
+
+    async def lock(self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int) -> None:
+        """Begin, take the locks in the global order, then read what the group is decided against.
+
+        One round trip: the statements go out as a pipeline and run in order on the server, so
+        every read below happens after every lock is held.
+        """
+        keys = sorted(
+            {(LOCK_SPACE_INSTRUMENT, lock_key(i)) for i in instruments}
+            | {(LOCK_SPACE_CLIENT_ORDER, lock_key(c)) for c in client_order_ids}
+        )
+        conn = self._conn
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            await conn.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", (LOCK_SPACE_SCHEMA,))
+            await conn.execute(
+                "SELECT count(pg_advisory_xact_lock(s, k)) FROM unnest(%s::int4[], %s::int4[]) AS l(s, k)",
+                ([s for s, _ in keys], [k for _, k in keys]),
+            )
+            scope = await conn.execute("SELECT value FROM meta WHERE key = 'scope'")
+            positions = await conn.execute(
+                "SELECT user_name, strategy, instrument, opened_order_id, opened_at FROM positions"
+                " WHERE instrument = ANY(%s)",
+                (list(instruments),),
+            )
+            stored = (
+                await conn.execute(
+                    f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id = ANY(%s)", (list(client_order_ids),)
+                )
+                if client_order_ids
+                else None
+            )
+            ids = await conn.execute("SELECT nextval('order_ids') FROM generate_series(1, %s)", (reserve,))
+        scope_row = await scope.fetchone()
+        self._locked = LockedGroup(
+            scope=Scope(scope_row[0]) if scope_row is not None else None,
+            positions=[Position(*row) for row in await positions.fetchall()],
+            stored=_by_client_order_id(await stored.fetchall()) if stored is not None else {},
+            order_ids=sorted(int(row[0]) for row in await ids.fetchall()),
+        )
+
+    async def commit(self, records: Sequence[OrderRecord]) -> None:
+        """Write the group (one statement per table), check it, and commit; see the module docstring."""
+        store, conn = self._store, self._conn
+        changes = group_changes(store._scope, records)
+        scoped = store._scope is Scope.STRATEGY
+        try:
+            async with conn.pipeline():
+                await conn.execute(
+                    _INSERT_ORDERS,
+                    (
+                        [r.order_id for r in records],
+                        [r.received_at for r in records],
+                        [r.order.strategy for r in records],
+                        [r.order.instrument for r in records],
+                        [r.order.side.value for r in records],
+                        [r.decision.status.value for r in records],
+                        [r.decision.reason.value if r.decision.reason is not None else None for r in records],
+                        [r.scope.value for r in records],
+                        [r.profile_fingerprint for r in records],
+                        [r.client_order_id for r in records],
+                        [encode_applied(r.decision) for r in records],
+                        [encode_rejected_for(r.decision) for r in records],
+                    ),
+                )
+                deleted = (
+                    await conn.execute(
+                        _DELETE_POSITIONS,
+                        (
+                            [k[0] for k in changes.deletes],
+                            [k[1] for k in changes.deletes],
+                            [k[2] for k in changes.deletes],
+                        ),
+                    )
+                    if changes.deletes
+                    else None
+                )
+                if changes.inserts:
+                    await conn.execute(
+                        _INSERT_POSITIONS,
+                        (
+                            [p.user for p in changes.inserts],
+                            [p.strategy if scoped else "" for p in changes.inserts],
+                            [p.instrument for p in changes.inserts],
+                            [p.strategy for p in changes.inserts],
+                            [p.opened_order_id for p in changes.inserts],
+                            [p.opened_at for p in changes.inserts],
+                        ),
+                    )
+                if changes.trades:
+                    await conn.execute(
+                        _INSERT_TRADES, tuple(list(column) for column in zip(*changes.trades, strict=True))
+                    )
+            if deleted is not None and deleted.rowcount != len(changes.deletes):
+                raise StoreUnavailable(
+                    f"PostgreSQL {store.path}: closed {deleted.rowcount} positions where the group closes "
+                    f"{len(changes.deletes)}; nothing was stored"
+                )
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL {store.path}: {_problem(exc)}") from exc
+        backend_pid = conn.info.backend_pid
+        try:
+            await conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            if not conn.broken:  # the server answered: it refused the commit, and rolled back
+                raise StoreUnavailable(f"PostgreSQL {store.path}: {_problem(exc)}") from exc
+            self.finished = True
+            first = records[0].order_id
+            log.error("the connection broke during COMMIT of orders %d..%d: finding out whether it committed",
+                      first, records[-1].order_id)  # fmt: skip
+            committed = await store._resolve(backend_pid, first)
+            if committed:
+                log.warning("orders %d..%d did commit", first, records[-1].order_id)
+                return
+            if committed is None:
+                raise StoreUnavailable(
+                    f"PostgreSQL {store.path}: the connection broke during COMMIT and the database stayed "
+                    "unreachable; retry with the same client_order_id to learn the outcome",
+                    retry_after=5,
+                ) from exc
+            raise StoreUnavailable(f"PostgreSQL {store.path}: {_problem(exc)}") from exc
+        self.finished = True
+
+
+async def _migrate(conn: psycopg.AsyncConnection[Any], where: str) -> None:
+    """Bring the schema to the latest version in one transaction under the exclusive schema lock."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_SPACE_SCHEMA,))
+        await conn.execute(BOOTSTRAP)
+        row = await (await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")).fetchone()
+        version = int(row[0]) if row else 0
+        if version > LATEST_VERSION:
+            raise StartupError(
+                f"the store {where} has schema version {version}, newer than this ordergate knows "
+                f"({LATEST_VERSION}); upgrade ordergate"
+            )
+        for target, script in MIGRATIONS:
+            if target <= version:
+                continue
+            for statement in script.split(";"):
+                if statement.strip():
+                    await conn.execute(statement)
+            await conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (target,))
+
+
+async def _record_scope(conn: psycopg.AsyncConnection[Any], scope: Scope, where: str) -> None:
+    """Record ``scope``, refusing it while positions keyed by the other scope are open.
+
+    The exclusive schema lock waits for every group transaction in flight, and the shared lock each
+    of them takes makes them re-read the scope: no process decides with a stale one.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_SPACE_SCHEMA,))
+        held = await (await conn.execute("SELECT value FROM meta WHERE key = 'scope'")).fetchone()
+        if held is not None and held[0] == scope.value:
+            return
+        if held is not None:
+            count_row = await (await conn.execute("SELECT count(*) FROM positions")).fetchone()
+            _refuse_other_scope(str(held[0]), int(count_row[0]) if count_row else 0, scope, where)
+        await conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('scope', %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (scope.value,),
+        )
+
+
+def _refuse_other_scope(held: str, open_positions: int, scope: Scope, where: str) -> None:
+    if open_positions:
+        raise StartupError(
+            f"the store {where} holds {open_positions} open positions keyed by scope '{held}'; "
+            f"start with --scope {held} (or use another database for scope '{scope.value}')"
+        )
+
+
+def _by_client_order_id(rows: Sequence[tuple[Any, ...]]) -> dict[str, OrderRecord]:
+    found: dict[str, OrderRecord] = {}
+    for row in rows:
+        record = decode_record(*row)
+        assert record.client_order_id is not None
+        found[record.client_order_id] = record
+    return found
+
+
+def _page(items: list[R], limit: int, cursor_of: Callable[[R], int]) -> Page[R]:
+    if len(items) > limit:
+        items = items[:limit]
+        return Page(items, cursor_of(items[-1]))
+    return Page(items, None)
+
+
+class PostgresLogReader:
+    """Read-only access to the whole log of a PostgreSQL store, for ``verify``: one consistent snapshot.
+
+    It reads in a ``REPEATABLE READ`` transaction (so orders and positions describe one instant even
+    while gateways write) and streams the orders through a server-side cursor.
+    """
+
+    def __init__(self, url: str) -> None:
+        where = display_url(url)
+        try:
+            self._conn = psycopg.connect(_conninfo(url, Durability.FULL))
+        except psycopg.Error as exc:
+            raise StartupError(f"cannot connect to PostgreSQL at {where}: {_problem(exc)}") from None
+        self._conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        self._conn.read_only = True
+        row = self._conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        if row is None or not row[0]:
+            self._conn.close()
+            raise StartupError(f"no ordergate store in {where}: start a gateway with --db on it once")
+
+    def iter_orders(self) -> Iterator[OrderRecord]:
+        with self._conn.cursor(name="ordergate_log") as cursor:
+            cursor.itersize = 5000
+            cursor.execute(f"SELECT {_ORDER_COLUMNS} FROM orders ORDER BY order_id")
+            for row in cursor:
+                yield decode_record(*row)
+
+    def open_positions(self) -> list[Position]:
+        return [
+            Position(*row)
+            for row in self._conn.execute(
+                "SELECT user_name, strategy, instrument, opened_order_id, opened_at FROM positions ORDER BY position_id"
+            )
+        ]
+
+    def scope(self) -> Scope | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'scope'").fetchone()
+        return Scope(row[0]) if row else None
+
+    def profiles(self, fingerprint: str) -> str | None:
+        row = self._conn.execute("SELECT document FROM profiles WHERE fingerprint = %s", (fingerprint,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def close(self) -> None:
+        self._conn.close()

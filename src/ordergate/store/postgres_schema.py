@@ -1,0 +1,79 @@
+"""The PostgreSQL schema as forward-only migrations; applied versions are rows of ``schema_migrations``.
+
+The tables mean what their SQLite namesakes mean (:mod:`ordergate.store.sqlite_schema`), at the
+SQLite schema's latest version; only the spelling differs where PostgreSQL asks for it (``user`` is
+a reserved word, so the column is ``user_name``). ``order_ids`` is the sequence the shared sequencer
+draws order ids from inside its locked section; it must keep ``CACHE 1`` so that ids are handed out
+in the real-time order of the calls, across sessions (a per-session cache would break that).
+
+Never edit a migration that has shipped: add the next one. All of them run in one transaction that
+holds the schema lock, so processes starting together migrate once.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE meta (
+            key   text PRIMARY KEY,
+            value text NOT NULL
+        );
+        CREATE TABLE profiles (
+            fingerprint text PRIMARY KEY,
+            document    text NOT NULL
+        );
+        CREATE SEQUENCE order_ids AS bigint START 1 CACHE 1;
+        CREATE TABLE orders (
+            order_id            bigint PRIMARY KEY,
+            received_at         text NOT NULL,
+            strategy            text NOT NULL,
+            instrument          text NOT NULL,
+            side                text NOT NULL CHECK (side IN ('BUY', 'SELL')),
+            status              text NOT NULL CHECK (status IN ('ACCEPTED', 'REJECTED')),
+            reason              text,
+            scope               text NOT NULL CHECK (scope IN ('account', 'strategy')),
+            profile_fingerprint text NOT NULL,
+            client_order_id     text UNIQUE,
+            applied             text NOT NULL,
+            rejected_for        text NOT NULL
+        );
+        CREATE INDEX orders_by_strategy ON orders (strategy, order_id);
+        CREATE INDEX orders_by_instrument ON orders (instrument, order_id);
+        CREATE TABLE positions (
+            position_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            user_name       text NOT NULL,
+            scope_strategy  text NOT NULL,
+            instrument      text NOT NULL,
+            strategy        text NOT NULL,
+            opened_order_id bigint NOT NULL,
+            opened_at       text NOT NULL,
+            UNIQUE (user_name, scope_strategy, instrument)
+        );
+        CREATE INDEX positions_by_instrument ON positions (instrument);
+        CREATE TABLE trades (
+            trade_id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            user_name        text NOT NULL,
+            strategy         text NOT NULL,
+            instrument       text NOT NULL,
+            opened_order_id  bigint NOT NULL,
+            opened_at        text NOT NULL,
+            closed_order_id  bigint NOT NULL,
+            closed_at        text NOT NULL,
+            closing_strategy text NOT NULL
+        );
+        CREATE INDEX trades_by_user ON trades (user_name, trade_id);
+        """,
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+BOOTSTRAP = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+"""The one table that exists before any migration: which migrations have run."""
