@@ -191,56 +191,63 @@ class SQLiteStore:
         )
 
     async def commit(self, records: Sequence[OrderRecord]) -> None:
-        await self._in(self._write_thread, self._commit_sync, records)
+        # The statements are built here, on the event loop, which has time while it waits for the
+        # previous commit; the writer thread then only runs SQLite, which releases the GIL.
+        statements = self._statements(records)
+        await self._in(self._write_thread, self._execute, statements)
 
-    def _commit_sync(self, records: Sequence[OrderRecord]) -> None:
-        """One transaction, and one multi-row statement per table and group.
+    def _statements(self, records: Sequence[OrderRecord]) -> list[Statement]:
+        """One multi-row statement per table (and parameter-limit chunk) for the whole group.
 
         Each SQLite step releases the GIL and must win it back from a busy event loop, so a
         statement per row would make a commit wait on the loop hundreds of times.
         """
-        conn = self._writing()
         changes = group_changes(self._scope, records)
         scoped = self._scope is Scope.STRATEGY
+        statements = _inserts(
+            "orders",
+            _ORDER_FIELDS,
+            [
+                (
+                    r.order_id,
+                    r.received_at,
+                    r.order.strategy,
+                    r.order.instrument,
+                    r.order.side,  # str enums bind as their text
+                    r.decision.status,
+                    r.decision.reason,
+                    r.scope,
+                    r.profile_fingerprint,
+                    r.client_order_id,
+                    encode_applied(r.decision),
+                    encode_rejected_for(r.decision),
+                )
+                for r in records
+            ],
+        )
+        statements += _position_deletes(changes.deletes)
+        statements += _inserts(
+            "positions",
+            ("user", "scope_strategy", "instrument", "strategy", "opened_order_id", "opened_at"),
+            [
+                (p.user, p.strategy if scoped else "", p.instrument, p.strategy, p.opened_order_id, p.opened_at)
+                for p in changes.inserts
+            ],
+        )
+        statements += _inserts("trades", _TRADE_FIELDS, changes.trades)
+        return statements
+
+    def _execute(self, statements: Sequence[Statement]) -> None:
+        """Run a group's statements as one transaction; a delete that misses a position aborts it."""
+        conn = self._writing()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            _insert(
-                conn,
-                "orders",
-                _ORDER_FIELDS,
-                [
-                    (
-                        r.order_id,
-                        r.received_at,
-                        r.order.strategy,
-                        r.order.instrument,
-                        r.order.side,  # str enums bind as their text
-                        r.decision.status,
-                        r.decision.reason,
-                        r.scope,
-                        r.profile_fingerprint,
-                        r.client_order_id,
-                        encode_applied(r.decision),
-                        encode_rejected_for(r.decision),
+            for sql, params, must_change in statements:
+                changed = conn.execute(sql, params).rowcount
+                if must_change is not None and changed != must_change:
+                    raise sqlite3.IntegrityError(
+                        f"closed {changed} open positions where the group closes {must_change}"
                     )
-                    for r in records
-                ],
-            )
-            deleted = _delete_positions(conn, changes.deletes)
-            if deleted != len(changes.deletes):
-                raise sqlite3.IntegrityError(
-                    f"closed {deleted} positions where the group closes {len(changes.deletes)}"
-                )
-            _insert(
-                conn,
-                "positions",
-                ("user", "scope_strategy", "instrument", "strategy", "opened_order_id", "opened_at"),
-                [
-                    (p.user, p.strategy if scoped else "", p.instrument, p.strategy, p.opened_order_id, p.opened_at)
-                    for p in changes.inserts
-                ],
-            )
-            _insert(conn, "trades", _TRADE_FIELDS, changes.trades)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -377,26 +384,29 @@ def _rows_sql(prefix: str, width: int, count: int) -> str:
     return prefix + ", ".join([row] * count)
 
 
-def _insert(conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` with as few statements as the parameter limit allows."""
+Statement = tuple[str, list[Any], int | None]
+"""SQL, its parameters, and how many rows it must change (``None``: any number)."""
+
+
+def _inserts(table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> list[Statement]:
+    """Statements inserting ``rows``, as few as the parameter limit allows."""
     prefix = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
     step = _MAX_PARAMETERS // len(columns)
-    for start in range(0, len(rows), step):
-        chunk = rows[start : start + step]
-        conn.execute(_rows_sql(prefix, len(columns), len(chunk)), list(itertools.chain.from_iterable(chunk)))
+    return [
+        (_rows_sql(prefix, len(columns), len(chunk)), list(itertools.chain.from_iterable(chunk)), None)
+        for chunk in (rows[start : start + step] for start in range(0, len(rows), step))
+    ]
 
 
-def _delete_positions(conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]) -> int:
-    """Delete open positions by key, in as few statements as possible; returns how many were deleted."""
-    deleted = 0
+def _position_deletes(keys: Sequence[tuple[str, str, str]]) -> list[Statement]:
+    """Statements closing open positions by key; each must delete exactly its keys."""
     step = _MAX_PARAMETERS // 3
     # "IN (SELECT ... FROM (VALUES ...))" searches the unique index; a bare "IN (VALUES ...)" scans the table
     prefix = "DELETE FROM positions WHERE (user, scope_strategy, instrument) IN (SELECT * FROM (VALUES "
-    for start in range(0, len(keys), step):
-        chunk = keys[start : start + step]
-        cursor = conn.execute(_rows_sql(prefix, 3, len(chunk)) + "))", list(itertools.chain.from_iterable(chunk)))
-        deleted += cursor.rowcount
-    return deleted
+    return [
+        (_rows_sql(prefix, 3, len(chunk)) + "))", list(itertools.chain.from_iterable(chunk)), len(chunk))
+        for chunk in (keys[start : start + step] for start in range(0, len(keys), step))
+    ]
 
 
 def _page(items: list[R], limit: int, cursor_of: Callable[[R], int]) -> Page[R]:
