@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="scenarios to run, e.g. S1 S5")
     args = parser.parse_args()
     console = Console(width=200)
-    wanted = {s.upper() for s in args.only} if args.only else None
+    wanted = {s.upper() for s in args.only} if args.only else None  # compared upper-cased
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="ordergate-bench-") as work:
         plan = scenarios.Plan(quick=args.quick, work=Path(work))
@@ -39,7 +39,7 @@ def main() -> None:
             ("S5", lambda: scenarios.s5(plan)),
         ]
         for name, step in steps:
-            if wanted and name not in wanted and not (name == "S1" and "S6" in wanted):
+            if wanted and name.upper() not in wanted and not (name == "S1" and "S6" in wanted):
                 continue
             with console.status(f"{name} running"):
                 result = step()
