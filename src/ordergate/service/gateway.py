@@ -30,6 +30,7 @@ from ordergate.profiles import load_registry
 from ordergate.service.decision_log import DecisionLog
 from ordergate.service.events import EventHub
 from ordergate.service.exit_signals import ExitSignalHook
+from ordergate.service.runtime import collector_paused
 from ordergate.service.sequencer import Sequencer
 from ordergate.service.shared_sequencer import SharedSequencer
 from ordergate.service.telemetry import LogTotals, MeteredStore, Telemetry, totals_from_rows
@@ -107,7 +108,8 @@ class Gateway:
         The SQLite store is locked to this process. A PostgreSQL store is shared (no lock): it is
         only probed here, so that an unreachable database or a scope it cannot serve is one line.
         """
-        registry = load_registry(settings.profile_path)
+        with collector_paused():
+            registry = load_registry(settings.profile_path)
         if uses_postgres(settings):
             shared = postgres_store(settings)
             shared.probe(settings.scope)
@@ -118,14 +120,16 @@ class Gateway:
 
     async def start(self) -> Sequencer:
         store = self.store
-        snapshot = await store.open(self.settings.scope)
+        with collector_paused():  # nothing else runs before the gateway is ready
+            snapshot = await store.open(self.settings.scope)
         await store.record_profiles(self.registry.fingerprint, orjson.dumps(self.registry.to_document()).decode())
         telemetry = Telemetry(snapshot.last_order_id, len(snapshot.positions))
         self._history = asyncio.create_task(self._read_history(telemetry, snapshot.last_order_id))
         events = EventHub(snapshot.last_order_id, self.settings.event_buffer)
         sequencer: Sequencer
         if isinstance(store, SQLiteStore):
-            book = Book(self.settings.scope, snapshot.positions)
+            with collector_paused():
+                book = Book(self.settings.scope, snapshot.positions)
             sequencer = Sequencer(MeteredStore(store, telemetry), self.registry, book, snapshot.last_order_id)
         else:
             sequencer = SharedSequencer(
