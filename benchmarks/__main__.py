@@ -63,6 +63,9 @@ def main() -> None:
     for r in rows:
         table.add_row(r.scenario, r.what, r.throughput, r.p50, r.p99, r.errors, r.ratios, r.target, r.result)
     console.print(table)
+    if wanted:
+        console.print(f"a partial run (--only): {RESULTS} keeps the last complete table")
+        return
     RESULTS.write_text("# ordergate benchmark results\n\n" + markdown(rows, header))
     console.print(f"written to {RESULTS}")
 
