@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from ordergate.config import LogFormat, Settings
 from ordergate.domain.model import Scope, Side, Status
@@ -147,7 +148,7 @@ def serve(
     try:
         gateway = Gateway.prepare(settings)
     except StartupError as exc:
-        fail(str(exc))
+        fail(escape(str(exc)))  # the message may name the extra 'ordergate[postgres]', not markup
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     err_console.print(
         f"ordergate {settings.scope} scope, {settings.durability} durability, store {gateway.store.path}",
@@ -224,7 +225,7 @@ def verify(home: HomeOption = None, db: DbOption = None) -> None:
     try:
         reader = open_log_reader(settings)
     except StartupError as exc:
-        fail(str(exc))
+        fail(escape(str(exc)))
     try:
         report = verify_log(reader)
     finally:

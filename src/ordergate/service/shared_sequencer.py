@@ -55,7 +55,7 @@ from ordergate.domain.rules import decide
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
 from ordergate.service.clock import Clock, utc_now
 from ordergate.service.sequencer import MAX_GROUP, CommitListener, Outcome, Sequencer
-from ordergate.store.base import SharedStore
+from ordergate.store.base import CommitInDoubt, SharedStore
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ class SharedSequencer(Sequencer):
         self._idle = asyncio.Event()
         self._idle.set()
         self._committer: asyncio.Task[None] | None = None
+        self._settling: set[asyncio.Task[None]] = set()
         self._listeners: list[CommitListener] = []
         self._failed_at: float | None = None
 
@@ -134,6 +135,8 @@ class SharedSequencer(Sequencer):
     async def stop(self) -> None:
         """Commit what is queued, then stop; callers in flight get their answers."""
         await self._idle.wait()
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
         if self._committer is not None:
             self._committer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -199,7 +202,15 @@ class SharedSequencer(Sequencer):
             group = self._arrivals[: self._max_group]
             del self._arrivals[: len(group)]
             try:
-                results, records = await self._decide_and_commit(group)
+                decided = await self._decide_and_commit(group)
+            except _InDoubt as doubt:
+                # Its callers wait for the outcome; the next groups need not: whatever it was, they
+                # read it from the database under the same locks.
+                self._failed_at = time.monotonic()
+                task = asyncio.get_running_loop().create_task(self._settle(group, doubt), name="settle-in-doubt")
+                self._settling.add(task)
+                task.add_done_callback(self._settling.discard)
+                continue
             except StoreUnavailable as exc:
                 log.error("a group of %d orders was not stored: %s", len(group), exc)
                 self._fail(group, exc)
@@ -208,22 +219,47 @@ class SharedSequencer(Sequencer):
                 log.exception("a group transaction failed unexpectedly")
                 self._fail(group, StoreUnavailable(f"commit failed: {type(exc).__name__}"))
                 continue
-            self._failed_at = None
-            self._forget(group)
-            for waiting, result in zip(group, results, strict=True):
-                if waiting.future.done():
-                    continue
-                if isinstance(result, Outcome):
-                    waiting.future.set_result(result)
-                else:
-                    waiting.future.set_exception(result)
-                    waiting.future.exception()  # retrieved even if its caller went away
-            if records:
-                for listener in self._listeners:
-                    try:
-                        listener(records)
-                    except Exception:
-                        log.exception("a commit listener failed")
+            self._answer(group, *decided)
+
+    async def _settle(self, group: list[_Waiting], doubt: _InDoubt) -> None:
+        committed = await doubt.cause.outcome()
+        if committed:
+            for instrument, book in doubt.books.items():
+                if self._view.get(instrument) is doubt.seen.get(instrument):  # no later group refreshed it
+                    self._view[instrument] = book
+            self._answer(group, doubt.results, doubt.records)
+        elif committed is None:
+            self._fail(
+                group,
+                StoreUnavailable(
+                    f"{doubt.cause}; the database stayed unreachable, so whether the order was stored is unknown: "
+                    "retry with the same client_order_id to learn it",
+                    retry_after=5,
+                ),
+            )
+        else:
+            self._fail(group, doubt.cause)
+
+    def _answer(
+        self, group: list[_Waiting], results: list[Outcome | ClientOrderIdConflict], records: list[OrderRecord]
+    ) -> None:
+        """Answer a committed group and hand its records to the commit listeners."""
+        self._failed_at = None
+        self._forget(group)
+        for waiting, result in zip(group, results, strict=True):
+            if waiting.future.done():
+                continue
+            if isinstance(result, Outcome):
+                waiting.future.set_result(result)
+            else:
+                waiting.future.set_exception(result)
+                waiting.future.exception()  # retrieved even if its caller went away
+        if records:
+            for listener in self._listeners:
+                try:
+                    listener(records)
+                except Exception:
+                    log.exception("a commit listener failed")
 
     async def _decide_and_commit(
         self, group: list[_Waiting]
@@ -272,7 +308,11 @@ class SharedSequencer(Sequencer):
                 records.append(record)
                 results.append(Outcome(record, False))
             if records:
-                await transaction.commit(records)
+                try:
+                    await transaction.commit(records)
+                except CommitInDoubt as exc:
+                    seen = {instrument: self._view.get(instrument) for instrument in books}
+                    raise _InDoubt(exc, books, seen, results, records) from exc
         self._view.update(books)  # committed: this is now what the database holds for these instruments
         return results, records
 
@@ -291,6 +331,21 @@ class SharedSequencer(Sequencer):
             key = waiting.client_order_id
             if key is not None and self._in_flight.get(key) is waiting:
                 del self._in_flight[key]
+
+
+class _InDoubt(Exception):
+    """A group whose ``COMMIT`` may or may not have happened, with what it would have answered."""
+
+    def __init__(
+        self,
+        cause: CommitInDoubt,
+        books: dict[str, Book],
+        seen: dict[str, Book | None],
+        results: list[Outcome | ClientOrderIdConflict],
+        records: list[OrderRecord],
+    ) -> None:
+        super().__init__(str(cause))
+        self.cause, self.books, self.seen, self.results, self.records = cause, books, seen, results, records
 
 
 def _stored_conflict(record: OrderRecord) -> ClientOrderIdConflict:

@@ -13,7 +13,7 @@ transaction that holds the locks of its instruments (:meth:`SharedStore.lock_gro
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,6 +22,7 @@ from typing import Generic, Protocol, TypeAlias, TypeVar
 from ordergate.domain.book import Position
 from ordergate.domain.model import Scope, Side, Status
 from ordergate.domain.record import OrderRecord, Trade
+from ordergate.errors import StoreUnavailable
 
 MAX_PAGE = 1000
 
@@ -129,6 +130,22 @@ class LogReader(Protocol):
     def close(self) -> None: ...
 
 
+class CommitInDoubt(StoreUnavailable):
+    """The connection broke while ``COMMIT`` was on its way: the group may or may not be stored.
+
+    :meth:`outcome` finds out, once the database answers again (and the session that was
+    committing is gone): ``True`` committed, ``False`` not, ``None`` still unknown after waiting.
+    Nobody may be answered before that.
+    """
+
+    def __init__(self, message: str, outcome: Callable[[], Awaitable[bool | None]]) -> None:
+        super().__init__(message)
+        self._outcome = outcome
+
+    async def outcome(self) -> bool | None:
+        return await self._outcome()
+
+
 @dataclass(frozen=True, slots=True)
 class LockedGroup:
     """What a shared store read for a group of orders once it held the group's locks."""
@@ -150,7 +167,10 @@ class OrderGroup(Protocol):
     def locked(self) -> LockedGroup: ...
 
     async def commit(self, records: Sequence[OrderRecord]) -> None:
-        """Write the records and their effects and commit; on failure nothing of them is stored."""
+        """Write the records and their effects and commit; on failure nothing of them is stored.
+
+        Raises :class:`CommitInDoubt` when the outcome cannot be known at once.
+        """
         ...
 
 

@@ -48,6 +48,7 @@ from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StartupError, StoreUnavailable
 from ordergate.store.base import (
+    CommitInDoubt,
     Durability,
     LockedGroup,
     OrderQuery,
@@ -246,6 +247,7 @@ class PostgresStore:
         ``None`` when that could not be learned within :data:`RESOLVE_SECONDS` (database unreachable).
         """
         deadline = time.monotonic() + RESOLVE_SECONDS
+        problem = "no answer"
         while time.monotonic() < deadline:
             try:
                 async with self._pooled().connection() as conn:
@@ -256,10 +258,13 @@ class PostgresStore:
                     )
                     row = await cursor.fetchone()
                 if row is not None and not row[0]:
+                    log.warning("order %d %s", order_id, "did commit" if row[1] else "did not commit")
                     return bool(row[1])
-            except psycopg.Error as exc:
-                log.warning("cannot learn yet whether order %d committed: %s", order_id, _problem(exc))
+                problem = f"its session {backend_pid} is still running"
+            except (psycopg.Error, StoreUnavailable) as exc:
+                problem = _problem(exc)
             await asyncio.sleep(0.2)
+        log.error("could not learn whether order %d committed within %.0f s: %s", order_id, RESOLVE_SECONDS, problem)
         return None
 
     # -- writes outside the group transaction ------------------------------------------------------
@@ -494,20 +499,14 @@ class _Group:
             if not conn.broken:  # the server answered: it refused the commit, and rolled back
                 raise StoreUnavailable(f"PostgreSQL {store.path}: {_problem(exc)}") from exc
             self.finished = True
-            first = records[0].order_id
-            log.error("the connection broke during COMMIT of orders %d..%d: finding out whether it committed",
-                      first, records[-1].order_id)  # fmt: skip
-            committed = await store._resolve(backend_pid, first)
-            if committed:
-                log.warning("orders %d..%d did commit", first, records[-1].order_id)
-                return
-            if committed is None:
-                raise StoreUnavailable(
-                    f"PostgreSQL {store.path}: the connection broke during COMMIT and the database stayed "
-                    "unreachable; retry with the same client_order_id to learn the outcome",
-                    retry_after=5,
-                ) from exc
-            raise StoreUnavailable(f"PostgreSQL {store.path}: {_problem(exc)}") from exc
+            first, last = records[0].order_id, records[-1].order_id
+            log.error(
+                "the connection broke during COMMIT of orders %d..%d; finding out whether it committed", first, last
+            )
+            raise CommitInDoubt(
+                f"PostgreSQL {store.path}: the connection broke during COMMIT ({_problem(exc)})",
+                functools.partial(store._resolve, backend_pid, first),
+            ) from exc
         self.finished = True
 
 
