@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import scenarios
+from benchmarks import postgres_scenarios, scenarios
 from benchmarks.harness import Row, machine, markdown
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
@@ -51,6 +51,9 @@ def main() -> None:
         if (not wanted or "S6" in wanted) and s1_load is not None:
             with console.status("S6 running (filling the log first)"):
                 rows.append(scenarios.s6(plan, top, slow, s1_load))
+        if not wanted or "S7" in wanted:
+            with console.status("S7 running (two processes on one PostgreSQL database)"):
+                rows.append(postgres_scenarios.s7(plan))
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     mode = "quick" if args.quick else "full"
     header = (
