@@ -29,7 +29,10 @@ second one finds the first one's order in step 2 and answers it as a replay (sam
 
 Failure: if any step fails (database down, connection killed, commit refused), the transaction is
 rolled back and every order of the group is answered 503; nothing of them exists anywhere, since
-the only state is the database's. The pool reconnects by itself when the database is back.
+the only state is the database's. The pool reconnects by itself when the database is back. If the
+connection breaks while ``COMMIT`` is on its way, nobody can know at once whether it committed: the
+group's callers wait until the database says so (:class:`~ordergate.store.base.CommitInDoubt`),
+while later groups go on, which is safe because they read whatever happened under the same locks.
 
 ``check()`` cannot wait for the database (the API calls it synchronously), so it decides against
 this process's view of the book: the positions read from the database at start and in each of its
