@@ -19,8 +19,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from ordergate.config import LogFormat, Settings
+from ordergate.domain.controls import ControlLevel, ControlState
 from ordergate.domain.model import Scope, Side, Status
 from ordergate.errors import StartupError
+from ordergate.security.exposure import exposure_warning
+from ordergate.security.keys import Role
 from ordergate.store.base import Durability
 from ordergate.tools.export import ExportFormat, ExportWhat
 
@@ -48,6 +51,10 @@ err_console = Console(stderr=True)
 HomeOption = Annotated[
     Path | None,
     typer.Option("--home", help="Home folder (Jsons/, Logs/, data/). Default: ORDERGATE_HOME or the current folder."),
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="ORDERGATE_API_KEY", help="API key, when the gateway runs with --auth."),
 ]
 DbOption = Annotated[
     str | None,
@@ -127,6 +134,23 @@ def serve(
     access_log: Annotated[
         bool | None, typer.Option("--access-log/--no-access-log", help="One log line per request.")
     ] = None,
+    auth: Annotated[
+        Path | None,
+        typer.Option(
+            "--auth",
+            metavar="KEYFILE",
+            help="Require API keys from this key file (ordergate keys). Env: ORDERGATE_AUTH.",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(
+            help="Requests a second per API key (per client address without --auth). Env: ORDERGATE_RATE_LIMIT."
+        ),
+    ] = None,
+    rate_burst: Annotated[
+        int | None, typer.Option(help="Requests at once above the rate (default: one second's worth).")
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Run the gateway (HTTP API on --host:--port)."""
@@ -143,19 +167,26 @@ def serve(
         durability=durability,
         log_format=log_format,
         access_log=access_log,
+        auth=auth,
+        rate_limit=rate_limit,
+        rate_burst=rate_burst,
         home=home,
     )
     try:
         gateway = Gateway.prepare(settings)
+        application = create_app(settings, gateway)
     except StartupError as exc:
         fail(escape(str(exc)))  # the message may name the extra 'ordergate[postgres]', not markup
+    warning = exposure_warning(settings.host, settings.auth)
+    if warning is not None:
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     err_console.print(
         f"ordergate {settings.scope} scope, {settings.durability} durability, store {gateway.store.path}",
         highlight=False,
     )
     uvicorn.run(
-        create_app(settings, gateway),
+        application,
         host=settings.host,
         port=settings.port,
         access_log=settings.access_log,
@@ -181,6 +212,7 @@ def produce(
         ProduceApi, typer.Option(help="legacy: POST /create_order; v1: POST /v1/orders.")
     ] = ProduceApi.LEGACY,
     seed: Annotated[int | None, typer.Option(help="Random seed for the orders drawn.")] = None,
+    api_key: ApiKeyOption = None,
     home: HomeOption = None,
 ) -> None:
     """Send random orders, as the original kit's producer does, and print a summary."""
@@ -203,6 +235,7 @@ def produce(
             mode=mode.value,
             api=api.value,
             seed=seed,
+            api_key=api_key,
         )
     except (StartupError, ValueError) as exc:
         fail(str(exc))
@@ -238,6 +271,8 @@ def verify(home: HomeOption = None, db: DbOption = None) -> None:
         f"({report.redecided} decisions re-derived from their profiles)",
         highlight=False,
     )
+    if report.chain_head is not None:
+        console.print(f"hash chain intact; last order's hash: {report.chain_head}", highlight=False)
 
 
 # -- operator commands: listings, export, demo --------------------------------------------------------
@@ -253,13 +288,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help='Print the API\'s page 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
-def _list(listing: str, url: str, as_json: bool, **filters: object) -> None:
+def _list(listing: str, url: str, as_json: bool, api_key: str | None, **filters: object) -> None:
     import orjson
 
     from ordergate.tools.listing import ListingError, fetch_page, render
 
     try:
-        page = fetch_page(url, listing, filters)  # type: ignore[arg-type]
+        page = fetch_page(url, listing, filters, api_key=api_key)  # type: ignore[arg-type]
     except ListingError as exc:
         fail(str(exc))
     if as_json:
@@ -279,12 +314,14 @@ def orders(
     limit: LimitOption = 100,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """The order log of a running gateway (GET /v1/orders), oldest first, with the API's filters."""
     _list(
         "orders",
         url,
         as_json,
+        api_key,
         strategy=strategy,
         instrument=instrument,
         user=user,
@@ -304,9 +341,11 @@ def positions(
     limit: LimitOption = 100,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Open positions of a running gateway (GET /v1/positions), with the API's filters."""
-    _list("positions", url, as_json, user=user, strategy=strategy, instrument=instrument, after=after, limit=limit)
+    filters = {"user": user, "strategy": strategy, "instrument": instrument, "after": after, "limit": limit}
+    _list("positions", url, as_json, api_key, **filters)
 
 
 @app.command()
@@ -318,9 +357,11 @@ def trades(
     limit: LimitOption = 100,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Closed round trips of a running gateway (GET /v1/trades), with the API's filters."""
-    _list("trades", url, as_json, user=user, strategy=strategy, instrument=instrument, after=after, limit=limit)
+    filters = {"user": user, "strategy": strategy, "instrument": instrument, "after": after, "limit": limit}
+    _list("trades", url, as_json, api_key, **filters)
 
 
 @app.command()
@@ -379,6 +420,152 @@ def demo(
     except KeyboardInterrupt:
         pass
     console.print("gateway stopped", highlight=False)
+
+
+# -- security and controls: API keys, trading controls ---------------------------------------------
+
+keys_app = typer.Typer(help="Manage the API keys of a key file (serve --auth KEYFILE).", no_args_is_help=True)
+control_app = typer.Typer(help="Trading controls of a running gateway: halt or reduce-only.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(control_app, name="control")
+
+KeyFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--file", envvar="ORDERGATE_AUTH", help="Key file; default: ORDERGATE_AUTH or <home>/data/api_keys.json."
+    ),
+]
+
+
+def _key_file(file: Path | None, home: Path | None) -> Path:
+    return file if file is not None else settings_from(home=home).default_key_file
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[Role, typer.Option("--role", help="producer, viewer or admin.")],
+    strategy: Annotated[
+        list[str] | None, typer.Option("--strategy", help="Producer: only this strategy (repeat for more).")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Viewer: only this user's data.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A name to recognise the key by.")] = None,
+    file: KeyFileOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Create a key; it is printed once, alone on the last line, and only its hash is kept."""
+    from ordergate.security.keys import KeyFile
+    from ordergate.service.clock import utc_now
+
+    path = _key_file(file, home)
+    try:
+        keys, entry, key = KeyFile.load_or_new(path).create(
+            role, name=name, strategies=strategy, user=user, now=utc_now()
+        )
+        keys.save()
+    except StartupError as exc:
+        fail(str(exc))
+    except ValueError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror}")
+    limits = f" for {', '.join(entry.strategies)}" if entry.strategies else ""
+    limits += f" bound to {entry.user}" if entry.user else ""
+    err_console.print(
+        f"created {entry.role} key {entry.key_id} ({entry.name}){limits} in {path}; it is shown once, keep it safe:",
+        highlight=False,
+    )
+    sys.stdout.write(key + "\n")
+
+
+@keys_app.command("list")
+def keys_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the keys as JSON (no hashes).")] = False,
+    file: KeyFileOption = None,
+    home: HomeOption = None,
+) -> None:
+    """The keys of the file (never the keys themselves): id, name, role, limits, created, revoked."""
+    from ordergate.security.keys import KeyFile
+    from ordergate.tools.keys import key_rows, render_keys
+
+    try:
+        keys = KeyFile.load(_key_file(file, home))
+    except StartupError as exc:
+        fail(str(exc))
+    if as_json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(key_rows(keys), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode())
+    else:
+        console.print(render_keys(keys))
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The id or the name of the key to revoke.")],
+    file: KeyFileOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Revoke a key; a running gateway refuses it within a second (it re-reads the file)."""
+    from ordergate.security.keys import KeyFile
+    from ordergate.service.clock import utc_now
+
+    path = _key_file(file, home)
+    try:
+        keys, entry = KeyFile.load(path).revoke(key, now=utc_now())
+        keys.save()
+    except StartupError as exc:
+        fail(str(exc))
+    except ValueError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror}")
+    console.print(f"revoked key {entry.key_id} ({entry.name}, {entry.role})", highlight=False)
+
+
+@control_app.command("set")
+def control_set(
+    level: Annotated[ControlLevel, typer.Option("--level", help="global, strategy or user.")],
+    state: Annotated[
+        ControlState, typer.Option("--state", case_sensitive=False, help="ACTIVE, HALTED or REDUCE_ONLY.")
+    ],
+    target: Annotated[
+        str | None, typer.Option("--target", help="The strategy or user (not for --level global).")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Set a trading control (PUT /v1/controls; needs an admin key when auth is on)."""
+    from ordergate.tools.controls import render_controls
+    from ordergate.tools.gateway_client import GatewayCallError, call
+
+    document = {"level": level.value, "target": target, "state": state.value}
+    try:
+        answer = call("PUT", url, "/v1/controls", api_key=api_key, document=document)
+    except GatewayCallError as exc:
+        fail(str(exc))
+    console.print(render_controls(answer))
+
+
+@control_app.command("list")
+def control_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's answer as JSON.")] = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """The trading controls in force (GET /v1/controls)."""
+    import orjson
+
+    from ordergate.tools.controls import render_controls
+    from ordergate.tools.gateway_client import GatewayCallError, call
+
+    try:
+        answer = call("GET", url, "/v1/controls", api_key=api_key)
+    except GatewayCallError as exc:
+        fail(str(exc))
+    if as_json:
+        sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode())
+    else:
+        console.print(render_controls(answer))
 
 
 def main(argv: list[str] | None = None, prog_name: str = "ordergate") -> None:

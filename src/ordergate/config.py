@@ -41,11 +41,22 @@ class Settings(BaseSettings):
     event_heartbeat: float = Field(default=15.0, gt=0)
     """Seconds of silence after which an event stream sends a keep-alive comment."""
     access_log: bool = False
+    auth: Path | None = None
+    """Key file of the API keys (``ordergate keys create``); ``None``: no authentication (loopback use)."""
+    rate_limit: float | None = Field(default=None, gt=0)
+    """Requests a second each API key (or client address, with auth off) may make; ``None``: no limit."""
+    rate_burst: int | None = Field(default=None, ge=1)
+    """Requests a caller may make at once above its rate; default: one second's worth."""
 
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, home: Path) -> Path:
         return home.expanduser().resolve()
+
+    @field_validator("auth")
+    @classmethod
+    def _absolute_auth(cls, auth: Path | None) -> Path | None:
+        return auth.expanduser().resolve() if auth is not None else None
 
     @property
     def profile_path(self) -> Path:
@@ -58,6 +69,11 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home / "Logs"
+
+    @property
+    def default_key_file(self) -> Path:
+        """Where ``ordergate keys`` keeps keys when no ``--file`` (or ``ORDERGATE_AUTH``) says otherwise."""
+        return self.auth if self.auth is not None else self.home / "data" / "api_keys.json"
 
     @property
     def sqlite_path(self) -> Path:

@@ -65,6 +65,8 @@ async def test_stats_count_the_seed_example_and_keep_the_totals_over_a_restart(s
         "INSTRUMENT_NOT_TRADED": 1,
         "ALREADY_HOLDING": 0,
         "NO_OPEN_POSITION": 1,
+        "HALTED": 0,
+        "REDUCE_ONLY": 0,
     }
     assert stats["by_side"] == {"BUY": 2, "SELL": 2}
     assert (stats["users"], stats["strategies"], stats["instruments"], stats["scope"]) == (2, 3, 5, "account")

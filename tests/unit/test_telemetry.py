@@ -88,6 +88,8 @@ async def test_stats_add_the_log_before_the_start_and_prometheus_counts_this_pro
             "INSTRUMENT_NOT_TRADED": 0,
             "ALREADY_HOLDING": 1,
             "NO_OPEN_POSITION": 2,
+            "HALTED": 0,
+            "REDUCE_ONLY": 0,
         },
         "by_side": {"BUY": 7, "SELL": 3},
         "open_positions": 6,

@@ -9,7 +9,13 @@ from ordergate.domain.model import Decision, Order
 from ordergate.domain.record import OrderRecord, Trade
 
 
-def decision_fields(order: Order, decision: Decision) -> dict[str, Any]:
+def decision_fields(order: Order, decision: Decision, only_user: str | None = None) -> dict[str, Any]:
+    """The decision as JSON; with ``only_user``, the per-user lists keep that user's entries only."""
+    if only_user is not None:
+        decision = decision._replace(
+            applied=tuple(e for e in decision.applied if e.user == only_user),
+            rejected_for=tuple(r for r in decision.rejected_for if r.user == only_user),
+        )
     return {
         "status": decision.status,
         "reason": decision.reason,
@@ -23,8 +29,8 @@ def decision_fields(order: Order, decision: Decision) -> dict[str, Any]:
     }
 
 
-def order_answer(record: OrderRecord, *, replayed: bool = False) -> dict[str, Any]:
-    answer = {"order_id": record.order_id, **decision_fields(record.order, record.decision)}
+def order_answer(record: OrderRecord, *, replayed: bool = False, only_user: str | None = None) -> dict[str, Any]:
+    answer = {"order_id": record.order_id, **decision_fields(record.order, record.decision, only_user)}
     answer["client_order_id"] = record.client_order_id
     answer["received_at"] = record.received_at
     answer["replayed"] = replayed
@@ -62,3 +68,8 @@ def trade_answer(trade: Trade) -> dict[str, Any]:
         "closed_at": trade.closed_at,
         "closing_strategy": trade.closing_strategy,
     }
+
+
+def applied_for(record: OrderRecord, user: str) -> bool:
+    """Whether ``record`` opened or closed a position of ``user`` (what a viewer bound to them may see)."""
+    return any(e.user == user for e in record.decision.applied)

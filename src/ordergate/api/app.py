@@ -17,29 +17,72 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 import ordergate
+from ordergate.api.access import Access, Guard, classify
 from ordergate.api.errors import install_error_handlers
 from ordergate.api.fastpath import GatewayApp
 from ordergate.api.operator import install_operator_routes
-from ordergate.api.routes import health, orders, queries
-from ordergate.api.schemas import BatchIn, LegacyOrderIn, OrderIn
+from ordergate.api.routes import controls, health, orders, queries
+from ordergate.api.schemas import BatchIn, ControlIn, LegacyOrderIn, OrderIn
 from ordergate.config import Settings
+from ordergate.security.keys import KeyRing
+from ordergate.security.ratelimit import RateLimiter
 from ordergate.service.gateway import Gateway
+from ordergate.service.operations import Operations
 from ordergate.service.runtime import settle_after_recovery
 
-BODY_MODELS = (LegacyOrderIn, OrderIn, BatchIn)
+BODY_MODELS = (LegacyOrderIn, OrderIn, BatchIn, ControlIn)
 """Request bodies validated by the routes themselves, added to the OpenAPI components."""
 
 
+def build_guard(settings: Settings) -> Guard | None:
+    """The access guard the settings ask for; raises :class:`~ordergate.errors.StartupError` for a bad key file."""
+    keys = KeyRing.load(settings.auth) if settings.auth is not None else None
+    limiter = RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit is not None else None
+    return Guard(keys, limiter) if keys is not None or limiter is not None else None
+
+
+GUARD_RESPONSES: dict[str, str] = {
+    "401": "No valid API key: send `Authorization: Bearer KEY` or `X-API-Key: KEY` (auth on).",
+    "403": "The key's role or limits do not cover this request.",
+    "429": "Rate limit exceeded; see Retry-After.",
+}
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "An API key from `ordergate keys create`."},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+
+
+def _document_access(schema: dict[str, Any]) -> None:
+    """Add the guard's answers and the key schemes to every guarded operation of the OpenAPI document."""
+    problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    schema.setdefault("components", {}).setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if classify(method.upper(), path.split("{", 1)[0]) is Access.OPEN:
+                continue
+            operation["security"] = [{"bearer": []}, {"apiKey": []}]
+            responses = operation.setdefault("responses", {})
+            for status, description in GUARD_RESPONSES.items():
+                responses.setdefault(status, {"description": description, "content": problem})
+
+
 def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp:
+    """The application; with ``settings.auth`` set, raises :class:`StartupError` if the key file is unusable."""
+    guard = build_guard(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         running = gateway if gateway is not None else Gateway.prepare(settings)
         app.state.gateway = running
         await running.start()
+        operations = app.state.operations = Operations(running)
+        await operations.start()
+        operations.install_sighup()
         settle_after_recovery()
         try:
             yield
         finally:
+            operations.uninstall_sighup()
             await running.stop()
 
     app = GatewayApp(
@@ -52,9 +95,11 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp
     )
     install_error_handlers(app)
     app.fast_path = settings.fast_path
+    app.guard = guard
     app.include_router(orders.router)
     app.include_router(queries.router)
     app.include_router(health.router)
+    app.include_router(controls.router)
     install_operator_routes(app)
 
     def openapi() -> dict[str, Any]:
@@ -65,6 +110,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp
                 ref_template="#/components/schemas/{model}",
             )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+            _document_access(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

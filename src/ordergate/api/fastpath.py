@@ -12,25 +12,29 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ordergate.api import ordering
+from ordergate.api.access import PRINCIPAL, SECURITY_HEADERS, Denial, Guard
 from ordergate.api.http import ClientError
 from ordergate.errors import StoreUnavailable
+from ordergate.security.keys import Principal
 from ordergate.service.gateway import Gateway
 from ordergate.service.sequencer import Sequencer
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Sequencer, bytes, str | None], Awaitable[ordering.Reply]]
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+Handler = Callable[[Sequencer, bytes, str | None, Principal | None], Awaitable[ordering.Reply]]
 
 
-async def _check(sequencer: Sequencer, body: bytes, _key: str | None) -> ordering.Reply:
-    return ordering.check_order(sequencer, body)
+async def _check(sequencer: Sequencer, body: bytes, _key: str | None, principal: Principal | None) -> ordering.Reply:
+    return ordering.check_order(sequencer, body, principal)
 
 
-async def _batch(sequencer: Sequencer, body: bytes, _key: str | None) -> ordering.Reply:
-    return await ordering.place_batch(sequencer, body)
+async def _batch(sequencer: Sequencer, body: bytes, _key: str | None, principal: Principal | None) -> ordering.Reply:
+    return await ordering.place_batch(sequencer, body, principal)
 
 
 # path -> (handler, replies in the legacy shape, uses the batch body limit)
@@ -47,17 +51,30 @@ class GatewayApp(FastAPI):
 
     Taking the fast path at the outermost ASGI call skips Starlette's middleware stack as well as
     FastAPI's routing, dependency injection and serialisation; every other request is FastAPI's.
+    The :class:`~ordergate.api.access.Guard` (keys, roles, rate limits) runs before both.
     """
 
     fast_path: bool = True
+    guard: Guard | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.fast_path and scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        if self.guard is not None:
+            try:
+                self.guard.admit(scope)
+            except Denial as denial:
+                status, headers, body = denial.response_parts()
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        if self.fast_path and scope["method"] == "POST":
             route = ROUTES.get(scope["path"])
             if route is not None:
                 await serve(self.state.gateway, route, scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+        await super().__call__(scope, receive, _with_security_headers(send))
 
 
 async def serve(
@@ -71,7 +88,8 @@ async def serve(
         sequencer = gateway.sequencer
         if sequencer is None:
             raise StoreUnavailable("the gateway is still starting")
-        reply = await handler(sequencer, body, ordering.header(request_headers, b"idempotency-key"))
+        key = ordering.header(request_headers, b"idempotency-key")
+        reply = await handler(sequencer, body, key, scope.get(PRINCIPAL))
     except (ClientError, StoreUnavailable) as exc:
         reply = ordering.error_reply(exc, legacy=legacy)
     except Exception:
@@ -79,6 +97,7 @@ async def serve(
         reply = ordering.reply({"detail": "internal error; the server log has the details"}, 500)
     headers = [(k.encode(), v.encode()) for k, v in reply.headers]
     headers.append((b"content-length", str(len(reply.body)).encode()))
+    headers.append(NOSNIFF)
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body})
 
@@ -100,3 +119,14 @@ async def _read_body(receive: Receive, headers: Sequence[tuple[bytes, bytes]], l
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _with_security_headers(send: Send) -> Send:
+    """``send`` that adds :data:`~ordergate.api.access.SECURITY_HEADERS` to the response's headers."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+        await send(message)
+
+    return sending

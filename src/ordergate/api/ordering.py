@@ -20,6 +20,7 @@ from ordergate.api.schemas import BatchIn, LegacyOrderIn, OrderIn, client_order_
 from ordergate.api.validation import legacy_order, v1_order
 from ordergate.domain.model import Order
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
+from ordergate.security.keys import Principal
 from ordergate.service.sequencer import Outcome, Sequencer
 
 JSON = (("content-type", "application/json"),)
@@ -76,12 +77,27 @@ def _checked_key(key: str | None) -> str | None:
     return key
 
 
-async def place_legacy(sequencer: Sequencer, body: bytes, idempotency_key: str | None) -> Reply:
+def _authorise(principal: Principal | None, orders: Sequence[Order]) -> None:
+    """403 unless the key may send orders for every strategy among ``orders`` (auth off: anyone may)."""
+    if principal is None:
+        return
+    for order in orders:
+        if not principal.may_order(order.strategy):
+            allowed = ", ".join(sorted(principal.strategies or ()))
+            raise ClientError(
+                403, f"this key ({principal.name}) may send orders for {allowed} only, not for {order.strategy}"
+            )
+
+
+async def place_legacy(
+    sequencer: Sequencer, body: bytes, idempotency_key: str | None, principal: Principal | None = None
+) -> Reply:
     try:
         order = legacy_order(_decode(body))
         if order is None:
             model = parse(LegacyOrderIn, body)
             order = Order(model.STRATEGY, model.INSTRUMENT, model.POSITION)
+        _authorise(principal, (order,))
         outcome = await sequencer.submit(order, _checked_key(idempotency_key))
     except OrdergateError as exc:
         return error_reply(exc, legacy=True)
@@ -98,9 +114,12 @@ def _v1(document: object, body: bytes) -> tuple[Order, str | None]:
     return parsed
 
 
-async def place_order(sequencer: Sequencer, body: bytes, idempotency_key: str | None) -> Reply:
+async def place_order(
+    sequencer: Sequencer, body: bytes, idempotency_key: str | None, principal: Principal | None = None
+) -> Reply:
     try:
         order, client_order_id = _v1(_decode(body), body)
+        _authorise(principal, (order,))
         key = _checked_key(idempotency_key)
         if key is not None and client_order_id is not None and key != client_order_id:
             raise ClientError(
@@ -112,13 +131,17 @@ async def place_order(sequencer: Sequencer, body: bytes, idempotency_key: str | 
     return reply(order_answer(outcome.record, replayed=outcome.replayed), 200 if outcome.replayed else 201)
 
 
-async def place_batch(sequencer: Sequencer, body: bytes) -> Reply:
-    """Up to 1000 orders, decided in their order, each atomic on its own (SPEC section 4)."""
+async def place_batch(sequencer: Sequencer, body: bytes, principal: Principal | None = None) -> Reply:
+    """Up to 1000 orders, decided in their order, each atomic on its own (SPEC section 4).
+
+    A batch holding an order the key may not send is refused whole (403), before anything is decided.
+    """
     try:
         items = _batch_items(_decode(body))
         if items is None:
             model = parse(BatchIn, body)
             items = [(Order(o.strategy, o.instrument, o.side), o.client_order_id) for o in model.orders]
+        _authorise(principal, [order for order, _ in items])
         results = await sequencer.submit_many(items)
     except (OrdergateError, ClientError) as exc:
         return error_reply(exc)
@@ -147,9 +170,10 @@ def _batch_item(result: Outcome | OrdergateError) -> dict[str, Any]:
     return {"error": {"status": failed.status, "detail": orjson.loads(failed.body)["detail"]}}
 
 
-def check_order(sequencer: Sequencer, body: bytes) -> Reply:
+def check_order(sequencer: Sequencer, body: bytes, principal: Principal | None = None) -> Reply:
     try:
         order, _ = _v1(_decode(body), body)
+        _authorise(principal, (order,))
     except ClientError as exc:
         return error_reply(exc)
     return reply(decision_fields(order, sequencer.check(order)))

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 
+from ordergate.domain.controls import ControlLevel, ControlState
 from ordergate.domain.model import Action, Reason, Side, Status
 from ordergate.domain.names import MAX_NAME_LENGTH, name_problem
 
@@ -193,3 +194,41 @@ class StrategyOut(BaseModel):
     strategy: str
     subscribers: list[str]
     instruments: list[str] = Field(description="Union of the instruments its subscribers trade under it.")
+
+
+class ControlIn(BaseModel):
+    """One trading control: ``target`` is null for ``global``, a strategy or user name otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: ControlLevel
+    target: Name | None = None
+    state: ControlState
+
+
+class ControlChangeOut(BaseModel):
+    at: str
+    level: ControlLevel
+    target: str | None
+    state: ControlState
+    by: str | None = Field(description="The name of the API key that made the change (null with auth off).")
+
+
+class ControlsOut(BaseModel):
+    """The controls in force: the gateway's state, and every strategy and user that is not ACTIVE."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    global_: ControlState = Field(alias="global")
+    strategies: dict[str, ControlState]
+    users: dict[str, ControlState]
+    fingerprint: str = Field(description="Recorded with every order decided under these controls.")
+    changes: list[ControlChangeOut] = Field(description="The latest changes, oldest first.")
+
+
+class ReloadOut(BaseModel):
+    fingerprint: str = Field(description="The fingerprint of the profiles now in force.")
+    previous_fingerprint: str
+    changed: bool
+    users: int
+    strategies: int

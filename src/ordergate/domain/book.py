@@ -1,17 +1,21 @@
 """The book of open positions, keyed by the position scope, with undo for uncommitted changes.
 
 In ``account`` scope a position is keyed by (user, instrument); in ``strategy`` scope by (user,
-strategy, instrument). The book records which strategy opened each position and by which order.
+strategy, instrument). The book records which strategy opened each position and by which order,
+and indexes the holders of the positions each strategy opened in each instrument: a SELL of that
+strategy reaches them even after they left it (SPEC section 9).
 Every change returns an :class:`Undo` so that the sequencer can take back decisions whose commit
 failed: nothing uncommitted may survive in memory (ENGINEERING convention 3).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Set
 from typing import NamedTuple
 
 from ordergate.domain.model import Action, Effect, Order, Scope
+
+_NOBODY: frozenset[str] = frozenset()
 
 PositionKey = tuple[str, ...]
 """(user, instrument) in ``account`` scope, (user, strategy, instrument) in ``strategy`` scope."""
@@ -45,7 +49,7 @@ Undo = tuple[Change, ...]
 class Book:
     """Open positions by key. The key function is chosen once per scope: this is the innermost loop."""
 
-    __slots__ = ("_positions", "key", "scope")
+    __slots__ = ("_holders", "_positions", "key", "scope")
 
     def __init__(self, scope: Scope, positions: Iterable[Position] = ()) -> None:
         self.scope = scope
@@ -57,10 +61,23 @@ class Book:
             self._positions = {(p[0], p[2]): p for p in listed}
         if len(self._positions) != len(listed):
             raise ValueError("two open positions share a key")
+        holders: dict[tuple[str, str], set[str]] = {}
+        for position in listed:
+            opener = (position[1], position[2])
+            users = holders.get(opener)
+            if users is None:
+                holders[opener] = {position[0]}
+            else:
+                users.add(position[0])
+        self._holders = holders
 
     def position(self, user: str, strategy: str, instrument: str) -> Position | None:
         """The open position ``user`` holds in ``instrument`` as seen by an order of ``strategy``."""
         return self._positions.get(self.key(user, strategy, instrument))
+
+    def holders(self, strategy: str, instrument: str) -> Set[str]:
+        """The users holding a position in ``instrument`` that ``strategy`` opened (do not change it)."""
+        return self._holders.get((strategy, instrument), _NOBODY)
 
     def holdings(self, strategy: str, instrument: str) -> Callable[[str], Position | None]:
         """``user -> open position`` for one order: what ``decide()`` asks once per subscriber."""
@@ -72,7 +89,7 @@ class Book:
     def apply(self, order: Order, effects: Iterable[Effect], order_id: int, at: str) -> Undo:
         """Apply a decision's effects; raises ``ValueError`` if an effect contradicts the book."""
         changes: list[Change] = []
-        positions, key_of = self._positions, self.key
+        positions, key_of, holders = self._positions, self.key, self._holders
         strategy, instrument = order.strategy, order.instrument
         try:
             for user, action, _ in effects:
@@ -83,22 +100,32 @@ class Book:
                         raise ValueError(f"{user} already holds {instrument}")
                     after = positions[key] = Position(user, strategy, instrument, order_id, at)
                     changes.append((key, None, after))
+                    opened = holders.get((strategy, instrument))
+                    if opened is None:
+                        holders[(strategy, instrument)] = {user}
+                    else:
+                        opened.add(user)
                 else:
                     if before is None:
                         raise ValueError(f"{user} holds no {instrument} to close")
                     del positions[key]
                     changes.append((key, before, None))
+                    holders[(before.strategy, instrument)].discard(user)
         except ValueError:
             self.undo(tuple(changes))
             raise
         return tuple(changes)
 
     def undo(self, changes: Undo) -> None:
-        for key, before, _ in reversed(changes):
+        holders = self._holders
+        for key, before, after in reversed(changes):
             if before is None:
                 self._positions.pop(key, None)
+                if after is not None:
+                    holders[(after.strategy, after.instrument)].discard(after.user)
             else:
                 self._positions[key] = before
+                holders.setdefault((before.strategy, before.instrument), set()).add(before.user)
 
     def __len__(self) -> int:
         return len(self._positions)

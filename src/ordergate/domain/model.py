@@ -34,6 +34,10 @@ class Reason(StrEnum):
     INSTRUMENT_NOT_TRADED = "INSTRUMENT_NOT_TRADED"
     ALREADY_HOLDING = "ALREADY_HOLDING"
     NO_OPEN_POSITION = "NO_OPEN_POSITION"
+    HALTED = "HALTED"
+    """A trading control halts the gateway, the strategy or the user (SPEC section 9)."""
+    REDUCE_ONLY = "REDUCE_ONLY"
+    """A trading control lets only SELLs apply to the gateway, the strategy or the user."""
 
 
 class Action(StrEnum):

@@ -5,11 +5,18 @@ for at least one of them (and then applied for exactly those), otherwise REJECTE
 order-level reason chosen in the spec's order: nobody subscribes (UNKNOWN_STRATEGY); for a BUY, no
 subscriber trades the instrument there (INSTRUMENT_NOT_TRADED) or all who do already hold it
 (ALREADY_HOLDING); for a SELL, no subscriber holds the position (NO_OPEN_POSITION).
+
+Two rules of SPEC section 9 complete it. A SELL also reaches the holders of positions its strategy
+opened who no longer subscribe to it (profiles reloaded since): their positions stay sellable. And
+trading controls hold users back from an order that would otherwise apply to them (``HALTED``: no
+order; ``REDUCE_ONLY``: no BUY); such users are refused with the control's reason, and an order that
+applies to nobody because of a control is REJECTED with that reason.
 """
 
 from __future__ import annotations
 
 from ordergate.domain.book import Book
+from ordergate.domain.controls import Controls, ControlState, strictest
 from ordergate.domain.model import Action, Decision, Effect, Order, Reason, Refusal, Side, Status
 from ordergate.domain.registry import Registry
 
@@ -22,13 +29,14 @@ INSTRUMENT_NOT_TRADED, ALREADY_HOLDING, NO_OPEN_POSITION = (
 OPENED, CLOSED = Action.OPENED, Action.CLOSED
 
 
-def decide(order: Order, registry: Registry, book: Book) -> Decision:
-    """Decide ``order`` against the registry and the book (whose scope keys the positions).
+def decide(order: Order, registry: Registry, book: Book, controls: Controls | None = None) -> Decision:
+    """Decide ``order`` against the registry, the book (whose scope keys the positions) and the controls.
 
-    Pure: it reads the book but changes nothing; the caller applies ``Decision.applied``.
+    Pure: it reads the book but changes nothing; the caller applies ``Decision.applied``. Without
+    ``controls`` (or with controls that restrict nothing) no user is held back.
     """
     subscribers = registry.subscribers(order.strategy)
-    if not subscribers:
+    if not subscribers and (order.side is Side.BUY or not book.holders(order.strategy, order.instrument)):
         return Decision(Status.REJECTED, Reason.UNKNOWN_STRATEGY, (), ())
 
     applied: list[Effect] = []
@@ -48,14 +56,48 @@ def decide(order: Order, registry: Registry, book: Book) -> Decision:
                 applied.append(Effect(user, OPENED, strategy))
         empty_reason = Reason.ALREADY_HOLDING if trades_it else Reason.INSTRUMENT_NOT_TRADED
     else:
+        closed_own = 0  # positions this strategy opened, closed for its subscribers
         for user, _ in subscribers:
             held = held_by(user)
             if held is None:
                 refused.append(Refusal(user, NO_OPEN_POSITION))
             else:
                 applied.append(Effect(user, CLOSED, held.strategy))
+                if held.strategy == strategy:
+                    closed_own += 1
+        holders = book.holders(strategy, instrument)
+        if len(holders) > closed_own:  # someone who left the strategy holds a position it opened
+            subscribed = registry.is_subscribed
+            applied.extend(Effect(u, CLOSED, strategy) for u in sorted(holders) if not subscribed(u, strategy))
         empty_reason = Reason.NO_OPEN_POSITION
 
+    if controls is not None and applied:
+        held_back = _held_back(order, applied, controls)
+        if held_back:
+            refused.extend(held_back)
+            held_users = {r.user for r in held_back}
+            applied = [e for e in applied if e.user not in held_users]
+            if not applied:
+                halted = any(r.reason is Reason.HALTED for r in held_back)
+                empty_reason = Reason.HALTED if halted else Reason.REDUCE_ONLY
     if applied:
         return Decision(Status.ACCEPTED, None, tuple(applied), tuple(refused))
     return Decision(Status.REJECTED, empty_reason, (), tuple(refused))
+
+
+def _held_back(order: Order, applied: list[Effect], controls: Controls) -> list[Refusal]:
+    """The users among ``applied`` a control holds back from ``order``, with the control's reason."""
+    base = controls.for_strategy(order.strategy)
+    users = controls.users
+    if base is ControlState.ACTIVE and not users:
+        return []
+    is_buy = order.side is Side.BUY
+    held: list[Refusal] = []
+    for effect in applied:
+        own = users.get(effect.user)
+        state = base if own is None else strictest(base, own)
+        if state is ControlState.HALTED:
+            held.append(Refusal(effect.user, Reason.HALTED))
+        elif state is ControlState.REDUCE_ONLY and is_buy:
+            held.append(Refusal(effect.user, Reason.REDUCE_ONLY))
+    return held

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ordergate.domain.book import Book, Undo
+from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Decision, Order
 from ordergate.domain.record import OrderRecord
 from ordergate.domain.registry import Registry
@@ -82,6 +83,8 @@ class Sequencer:
         self._committer: asyncio.Task[None] | None = None
         self._listeners: list[CommitListener] = []
         self._failed_at: float | None = None
+        self._controls = NO_CONTROLS
+        self._restricting: Controls | None = None  # the controls when they restrict anything, else None
 
     def failing(self, within: float = 5.0) -> bool:
         """Whether the last commit failed less than ``within`` seconds ago (readiness turns 503).
@@ -104,6 +107,23 @@ class Sequencer:
     def book(self) -> Book:
         return self._book
 
+    @property
+    def controls(self) -> Controls:
+        return self._controls
+
+    def use_controls(self, controls: Controls) -> None:
+        """Decide every later order under ``controls`` (already stored durably by the caller)."""
+        self._controls = controls
+        self._restricting = controls if controls.restricts_anything else None
+
+    def use_registry(self, registry: Registry) -> None:
+        """Decide every later order against ``registry`` (profiles reloaded; already recorded in the store).
+
+        Orders decided before keep the profiles they were decided with, and positions stay open:
+        ``decide()`` lets a SELL of the strategy that opened a position reach its holder.
+        """
+        self._registry = registry
+
     def on_commit(self, listener: CommitListener) -> None:
         """Call ``listener`` with each committed group, in order_id order (decision log, events)."""
         self._listeners.append(listener)
@@ -124,7 +144,7 @@ class Sequencer:
 
     def check(self, order: Order) -> Decision:
         """The decision ``order`` would get now; nothing is stored or changed."""
-        return decide(order, self._registry, self._book)
+        return decide(order, self._registry, self._book, self._restricting)
 
     async def submit(self, order: Order, client_order_id: str | None = None) -> Outcome:
         """Decide ``order``, wait until it is committed, and return the stored record.
@@ -191,7 +211,8 @@ class Sequencer:
         return results
 
     def _decide(self, order: Order, client_order_id: str | None) -> _Pending:
-        decision = decide(order, self._registry, self._book)
+        controls = self._restricting
+        decision = decide(order, self._registry, self._book, controls)
         order_id = self._next_id
         at = self._clock()
         undo = self._book.apply(order, decision.applied, order_id, at)
@@ -205,6 +226,7 @@ class Sequencer:
             client_order_id=client_order_id,
             opened=tuple(after for _, _, after in undo if after is not None),
             closed=tuple(before for _, before, _ in undo if before is not None),
+            controls_fingerprint=controls.fingerprint if controls is not None else None,
         )
         self._next_id += 1
         pending = _Pending(record, undo, asyncio.get_running_loop().create_future())

@@ -1,12 +1,16 @@
 """``verify``: replay the order log in order_id order and compare it with the stored book.
 
-Three checks, stopping at the first difference so an operator knows where to look:
+Four checks, stopping at the first difference so an operator knows where to look:
 
-1. every order's effects are possible on the book replayed so far (no double open, no close of
+1. the hash chain: each order's stored hash is the hash of its content and of the previous order's
+   hash (stores that keep the chain, :class:`~ordergate.store.base.AuditedLogReader`), so an order
+   altered, inserted or removed after the fact is named;
+2. every order's effects are possible on the book replayed so far (no double open, no close of
    nothing), and order ids strictly increase;
-2. where the profiles an order was decided against are stored (they are, for every order this
-   version writes), ``decide()`` run again gives the stored decision exactly;
-3. the replayed book equals the stored open positions.
+3. where the profiles an order was decided against are stored (they are, for every order this
+   version writes), ``decide()`` run again, under the trading controls recorded for the order,
+   gives the stored decision exactly;
+4. the replayed book equals the stored open positions.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from dataclasses import dataclass
 import orjson
 
 from ordergate.domain.book import Book, Position
+from ordergate.domain.controls import Controls
 from ordergate.domain.model import Decision
+from ordergate.domain.record import GENESIS_HASH, chain_hash
 from ordergate.domain.registry import ProfileError, Registry
 from ordergate.domain.rules import decide
-from ordergate.store.base import LogReader
+from ordergate.store.base import AuditedLogReader, LogReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,11 @@ class VerifyReport:
     """How many orders were decided again against their own profiles and matched."""
     problem: str | None
     """The first difference found, or ``None`` when the log and the book agree."""
+    chain_head: str | None = None
+    """The hash of the last order checked when the store keeps the hash chain, else ``None``.
+
+    Writing it down somewhere else (a ticket, another machine) lets a later ``verify`` prove that the
+    log up to there was not rewritten as a whole."""
 
     @property
     def ok(self) -> bool:
@@ -39,17 +50,28 @@ class VerifyReport:
 def verify_log(reader: LogReader) -> VerifyReport:
     book: Book | None = None
     registries: dict[str, Registry | None] = {}
+    controls: dict[str, Controls | None] = {}
+    audited = reader if isinstance(reader, AuditedLogReader) else None
+    head: str | None = GENESIS_HASH if audited is not None else None
     count = redecided = 0
     last_id = 0
 
     def report(problem: str | None) -> VerifyReport:
-        return VerifyReport(count, len(book) if book is not None else 0, redecided, problem)
+        return VerifyReport(count, len(book) if book is not None else 0, redecided, problem, head)
 
     for record in reader.iter_orders():
         count += 1
         if record.order_id <= last_id:
             return report(f"order {record.order_id}: order ids go backwards (after {last_id})")
         last_id = record.order_id
+        if head is not None:
+            expected_hash = chain_hash(head, record)
+            if record.chain_hash != expected_hash:
+                return report(
+                    f"order {record.order_id}: the hash chain breaks here: the stored order does not match its "
+                    "hash and the previous order's; it (or the order before it) was altered, inserted or removed"
+                )
+            head = expected_hash
         if book is None or book.scope is not record.scope:
             if book is not None and len(book):
                 return report(
@@ -57,8 +79,13 @@ def verify_log(reader: LogReader) -> VerifyReport:
                 )
             book = Book(record.scope)
         registry = _registry(reader, registries, record.profile_fingerprint)
+        in_force: Controls | None = None
+        if record.controls_fingerprint is not None:
+            in_force = _controls(audited, controls, record.controls_fingerprint)
+            if in_force is None:
+                registry = None  # the controls are unknown: the decision cannot be derived again
         if registry is not None:
-            expected = decide(record.order, registry, book)
+            expected = decide(record.order, registry, book, in_force)
             if expected != record.decision:
                 return report(
                     f"order {record.order_id}: stored decision {_show(record.decision)} but the rules give "
@@ -85,6 +112,16 @@ def _registry(reader: LogReader, cache: dict[str, Registry | None], fingerprint:
         try:
             cache[fingerprint] = None if document is None else Registry.from_document(orjson.loads(document))
         except (ProfileError, orjson.JSONDecodeError):
+            cache[fingerprint] = None
+    return cache[fingerprint]
+
+
+def _controls(reader: AuditedLogReader | None, cache: dict[str, Controls | None], fingerprint: str) -> Controls | None:
+    if fingerprint not in cache:
+        document = reader.controls(fingerprint) if reader is not None else None
+        try:
+            cache[fingerprint] = None if document is None else Controls.from_document(orjson.loads(document))
+        except (ValueError, orjson.JSONDecodeError):
             cache[fingerprint] = None
     return cache[fingerprint]
 

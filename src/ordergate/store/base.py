@@ -17,9 +17,10 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Generic, Protocol, TypeAlias, TypeVar
+from typing import Generic, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from ordergate.domain.book import Position
+from ordergate.domain.controls import ControlLevel, ControlSetting, ControlState
 from ordergate.domain.model import Scope, Side, Status
 from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StoreUnavailable
@@ -188,4 +189,55 @@ class SharedStore(Store, Protocol):
 
     async def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
         """``(status, side, reason, count)`` rows over the orders up to order id ``until``."""
+        ...
+
+
+# -- trading controls and the audit of the log (SPEC section 9) --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ControlChange:
+    """One change of a trading control, as recorded: when, what, by which key, and the result."""
+
+    at: str
+    setting: ControlSetting
+    by: str | None
+    """The name of the API key that made it (``None`` with auth off)."""
+    fingerprint: str
+    """The fingerprint of the whole set of controls in force after the change."""
+
+    @classmethod
+    def from_row(
+        cls, at: str, level: str, target: str | None, state: str, by: str | None, fingerprint: str
+    ) -> ControlChange:
+        return cls(at, ControlSetting(ControlLevel(level), target, ControlState(state)), by, fingerprint)
+
+
+@runtime_checkable
+class ControlStore(Protocol):
+    """A store that keeps trading controls durably (every change, and each set of controls in force)."""
+
+    async def record_control_change(self, change: ControlChange, document: str) -> None:
+        """Store ``change`` and the controls document it puts in force, in one transaction."""
+        ...
+
+    async def current_controls(self) -> str | None:
+        """The document of the controls in force, or ``None`` when no control was ever set."""
+        ...
+
+    async def control_changes(self, limit: int) -> list[ControlChange]:
+        """The last ``limit`` changes, oldest first."""
+        ...
+
+
+@runtime_checkable
+class AuditedLogReader(LogReader, Protocol):
+    """A log reader of a store that keeps the hash chain and the controls of every order.
+
+    Its orders carry ``chain_hash`` and ``controls_fingerprint``; ``verify`` checks the chain and
+    re-derives each decision under its controls.
+    """
+
+    def controls(self, fingerprint: str) -> str | None:
+        """The controls document a fingerprint stands for."""
         ...

@@ -33,6 +33,8 @@ def decode_record(
     client_order_id: str | None,
     applied: str | bytes,
     rejected_for: str | bytes,
+    controls_fingerprint: str | None = None,
+    chain_hash: str | None = None,
 ) -> OrderRecord:
     """Rebuild a record from its stored columns (opened/closed positions are not kept in the row)."""
     decision = Decision(
@@ -49,4 +51,6 @@ def decode_record(
         scope=Scope(scope),
         profile_fingerprint=fingerprint,
         client_order_id=client_order_id,
+        controls_fingerprint=controls_fingerprint,
+        chain_hash=chain_hash,
     )

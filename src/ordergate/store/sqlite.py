@@ -23,9 +23,10 @@ from typing import Any, TypeVar
 
 from ordergate.domain.book import Position
 from ordergate.domain.model import Scope
-from ordergate.domain.record import OrderRecord, Trade
+from ordergate.domain.record import GENESIS_HASH, OrderRecord, Trade, chain_hash
 from ordergate.errors import StartupError, StoreLocked, StoreUnavailable
 from ordergate.store.base import (
+    ControlChange,
     Durability,
     OrderQuery,
     Page,
@@ -41,7 +42,7 @@ R = TypeVar("R")
 
 _ORDER_COLUMNS = (
     "order_id, received_at, strategy, instrument, side, status, reason, scope, "
-    "profile_fingerprint, client_order_id, applied, rejected_for"
+    "profile_fingerprint, client_order_id, applied, rejected_for, controls_fingerprint, chain_hash"
 )
 _ORDER_FIELDS = tuple(column.strip() for column in _ORDER_COLUMNS.split(","))
 _POSITION_COLUMNS = "position_id, user, strategy, instrument, opened_order_id, opened_at"
@@ -65,8 +66,12 @@ def connect(path: Path, durability: Durability, *, read_only: bool = False) -> s
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Bring the schema to the latest version, one transaction per migration."""
+CHAIN_VERSION = 3
+"""The schema version from which every order carries its hash-chain link."""
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to the latest version, one transaction per migration; returns the version found."""
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > LATEST_VERSION:
         raise StartupError(
@@ -86,6 +91,36 @@ def migrate(conn: sqlite3.Connection) -> None:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+    return version
+
+
+def link_unchained_orders(conn: sqlite3.Connection) -> int:
+    """Give the orders written before the hash chain existed their links, in order_id order, at once.
+
+    Runs once, when a store is upgraded to the chain's schema version; returns how many orders it linked.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        previous = GENESIS_HASH
+        linked: list[tuple[str, int]] = []
+        for row in conn.execute(f"SELECT {_ORDER_COLUMNS} FROM orders ORDER BY order_id").fetchall():
+            record = decode_record(*row)
+            if record.chain_hash is None:
+                previous = chain_hash(previous, record)
+                linked.append((previous, record.order_id))
+            else:
+                previous = record.chain_hash
+        conn.executemany("UPDATE orders SET chain_hash = ? WHERE order_id = ?", linked)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(linked)
+
+
+def _chain_head(conn: sqlite3.Connection) -> str:
+    row = conn.execute("SELECT chain_hash FROM orders ORDER BY order_id DESC LIMIT 1").fetchone()
+    return str(row[0]) if row is not None and row[0] is not None else GENESIS_HASH
 
 
 class SQLiteStore:
@@ -98,6 +133,7 @@ class SQLiteStore:
         self._lock_fd: int | None = None
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._chain_head = GENESIS_HASH
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ordergate-sqlite-write")
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="ordergate-sqlite-read")
 
@@ -138,7 +174,9 @@ class SQLiteStore:
 
     def _open_sync(self, scope: Scope) -> Snapshot:
         writer = connect(self.path, self.durability)
-        migrate(writer)
+        if migrate(writer) < CHAIN_VERSION:
+            link_unchained_orders(writer)
+        self._chain_head = _chain_head(writer)
         held = writer.execute("SELECT value FROM meta WHERE key = 'scope'").fetchone()
         count: int = writer.execute("SELECT count(*) FROM positions").fetchone()[0]
         if held is not None and held[0] != scope.value and count:
@@ -193,10 +231,18 @@ class SQLiteStore:
     async def commit(self, records: Sequence[OrderRecord]) -> None:
         # The statements are built here, on the event loop, which has time while it waits for the
         # previous commit; the writer thread then only runs SQLite, which releases the GIL.
-        statements = self._statements(records)
+        # Commits come one at a time (the sequencer's committer), so the chain head is this group's base.
+        hashes: list[str] = []
+        previous = self._chain_head
+        for record in records:
+            previous = chain_hash(previous, record)
+            hashes.append(previous)
+        statements = self._statements(records, hashes)
         await self._in(self._write_thread, self._execute, statements)
+        if hashes:
+            self._chain_head = hashes[-1]
 
-    def _statements(self, records: Sequence[OrderRecord]) -> list[Statement]:
+    def _statements(self, records: Sequence[OrderRecord], hashes: Sequence[str]) -> list[Statement]:
         """One multi-row statement per table (and parameter-limit chunk) for the whole group.
 
         Each SQLite step releases the GIL and must win it back from a busy event loop, so a
@@ -221,8 +267,10 @@ class SQLiteStore:
                     r.client_order_id,
                     encode_applied(r.decision),
                     encode_rejected_for(r.decision),
+                    r.controls_fingerprint,
+                    link,
                 )
-                for r in records
+                for r, link in zip(records, hashes, strict=True)
             ],
         )
         statements += _position_deletes(changes.deletes)
@@ -253,6 +301,50 @@ class SQLiteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    # -- trading controls ---------------------------------------------------------------------
+
+    async def record_control_change(self, change: ControlChange, document: str) -> None:
+        """Store a control change and the controls it puts in force (named by ``change.fingerprint``)."""
+        await self._in(self._write_thread, self._write_control_change, change, document)
+
+    def _write_control_change(self, change: ControlChange, document: str) -> None:
+        conn = self._writing()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO controls_sets (fingerprint, document) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (change.fingerprint, document),
+            )
+            conn.execute(
+                "INSERT INTO control_changes (at, level, target, state, changed_by, fingerprint)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (change.at, change.setting.level, change.setting.target, change.setting.state, change.by,
+                 change.fingerprint),
+            )  # fmt: skip
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    async def current_controls(self) -> str | None:
+        """The document of the controls in force (those of the last change), or ``None``: never set."""
+        rows = await self._read(
+            "SELECT s.document FROM control_changes c JOIN controls_sets s USING (fingerprint)"
+            " ORDER BY c.change_id DESC LIMIT 1",
+            (),
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def control_changes(self, limit: int) -> list[ControlChange]:
+        """The last ``limit`` control changes, oldest first."""
+        rows = await self._read(
+            "SELECT at, level, target, state, changed_by, fingerprint FROM control_changes"
+            " ORDER BY change_id DESC LIMIT ?",
+            (limit,),
+        )
+        return [ControlChange.from_row(*row) for row in reversed(rows)]
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -427,6 +519,13 @@ class SQLiteLogReader:
             raise StartupError(f"no store at {path}: start the gateway once, or pass the right --home/--db")
         self._conn = connect(path, Durability.FULL, read_only=True)
         self._conn.execute("BEGIN")
+        version: int = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version < CHAIN_VERSION:
+            self._conn.close()
+            raise StartupError(
+                f"the store {path} has schema version {version}, from before the hash chain: start the gateway "
+                "on it once (it upgrades the store and links every order), then verify"
+            )
 
     def iter_orders(self) -> Iterator[OrderRecord]:
         for row in self._conn.execute(f"SELECT {_ORDER_COLUMNS} FROM orders ORDER BY order_id"):
@@ -446,6 +545,10 @@ class SQLiteLogReader:
 
     def profiles(self, fingerprint: str) -> str | None:
         row = self._conn.execute("SELECT document FROM profiles WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def controls(self, fingerprint: str) -> str | None:
+        row = self._conn.execute("SELECT document FROM controls_sets WHERE fingerprint = ?", (fingerprint,)).fetchone()
         return None if row is None else str(row[0])
 
     def close(self) -> None:

@@ -68,6 +68,29 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         DROP TABLE order_users;
         """,
     ),
+    (
+        3,
+        """
+        ALTER TABLE orders ADD COLUMN controls_fingerprint TEXT;
+        ALTER TABLE orders ADD COLUMN chain_hash TEXT;
+        CREATE TABLE controls_sets (
+            fingerprint TEXT PRIMARY KEY,
+            document    TEXT NOT NULL
+        );
+        CREATE TABLE control_changes (
+            change_id   INTEGER PRIMARY KEY,
+            at          TEXT NOT NULL,
+            level       TEXT NOT NULL CHECK (level IN ('global', 'strategy', 'user')),
+            target      TEXT,
+            state       TEXT NOT NULL CHECK (state IN ('ACTIVE', 'HALTED', 'REDUCE_ONLY')),
+            changed_by  TEXT,
+            fingerprint TEXT NOT NULL REFERENCES controls_sets (fingerprint)
+        );
+        """,
+    ),
 )
+"""Version 3: trading controls (the sets in force, named by fingerprint, and every change made) and,
+per order, the controls it was decided under and its hash-chain link (filled in for older orders by
+:func:`ordergate.store.sqlite.link_unchained_orders` when the store is opened)."""
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -24,13 +24,19 @@ class ListingError(Exception):
 
 
 def fetch_page(
-    url: str, listing: Listing, filters: Mapping[str, object | None], *, timeout: float = 10.0
+    url: str,
+    listing: Listing,
+    filters: Mapping[str, object | None],
+    *,
+    timeout: float = 10.0,
+    api_key: str | None = None,
 ) -> dict[str, Any]:
     """``GET /v1/<listing>`` with the given filters (``None`` values left out): ``{"items", "next"}``."""
     params = {name: str(value) for name, value in filters.items() if value is not None}
     endpoint = f"{url.rstrip('/')}/v1/{listing}"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        response = httpx.get(endpoint, params=params, timeout=timeout)
+        response = httpx.get(endpoint, params=params, timeout=timeout, headers=headers)
     except httpx.TransportError as exc:
         raise ListingError(
             f"no gateway answers at {url} ({type(exc).__name__}); start one with 'ordergate serve' or pass --url"

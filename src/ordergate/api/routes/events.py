@@ -12,14 +12,15 @@ log's end (the store was replaced): reload, then follow the live events.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from ordergate.api.answers import order_answer
+from ordergate.api.access import viewed_user
+from ordergate.api.answers import applied_for, order_answer
 from ordergate.api.deps import GatewayDep
 from ordergate.api.http import ClientError
 from ordergate.domain.record import OrderRecord
@@ -39,6 +40,19 @@ def encode_events(records: Sequence[OrderRecord]) -> bytes:
         b"id: %d\nevent: order\ndata: %b\n\n" % (record.order_id, orjson.dumps(order_answer(record)))
         for record in records
     )
+
+
+def encode_events_for(user: str) -> Callable[[Sequence[OrderRecord]], bytes]:
+    """The SSE frames a viewer bound to ``user`` may see: orders applied for it, its own outcome only."""
+
+    def encode(records: Sequence[OrderRecord]) -> bytes:
+        return b"".join(
+            b"id: %d\nevent: order\ndata: %b\n\n" % (r.order_id, orjson.dumps(order_answer(r, only_user=user)))
+            for r in records
+            if applied_for(r, user)
+        )
+
+    return encode
 
 
 def resync_event(reason: str, last_order_id: int) -> bytes:
@@ -74,11 +88,16 @@ def _resume_point(last_event_id: str | None, after: int | None) -> int | None:
 )
 async def stream_events(
     gateway: GatewayDep,
+    request: Request,
     after: Annotated[
         int | None, Query(ge=0, description="Send the orders after this id first (from the log), then live ones.")
     ] = None,
     last_event_id: Annotated[
         str | None, Header(description="Set by a reconnecting EventSource; takes precedence over `after`.")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        Query(description="The API key, for clients that cannot send headers (a browser's EventSource)."),
     ] = None,
 ) -> Response:
     hub = gateway.events
@@ -89,14 +108,25 @@ async def stream_events(
     if start is None:
         live = (hub.subscribe(), hub.last_order_id)  # before the headers go out: nothing committed later is missed
     return StreamingResponse(
-        _stream(gateway.store, hub, start, live, gateway.settings.event_heartbeat),
+        _stream(gateway.store, hub, start, live, gateway.settings.event_heartbeat, _encoder(request)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
+def _encoder(request: Request) -> Callable[[Sequence[OrderRecord]], bytes] | None:
+    """``None`` (every order, shared encoding) or the encoder of a viewer bound to one user."""
+    only = viewed_user(request)
+    return encode_events_for(only) if only is not None else None
+
+
 async def _stream(
-    store: Store, hub: EventHub, start: int | None, live: tuple[Subscriber, int] | None, heartbeat: float
+    store: Store,
+    hub: EventHub,
+    start: int | None,
+    live: tuple[Subscriber, int] | None,
+    heartbeat: float,
+    encode: Callable[[Sequence[OrderRecord]], bytes] | None = None,
 ) -> AsyncIterator[bytes]:
     subscriber = live[0] if live is not None else None
     cursor = live[1] if live is not None else 0
@@ -108,11 +138,11 @@ async def _stream(
             if cursor > hub.last_order_id:
                 yield resync_event("ahead_of_log", hub.last_order_id)
                 cursor = hub.last_order_id
-            async for frames, last in _from_log(store, hub, cursor):  # the bulk of a catch-up, unbuffered
+            async for frames, last in _from_log(store, hub, cursor, encode):  # the bulk of a catch-up, unbuffered
                 yield frames
                 cursor = last
             subscriber = hub.subscribe()
-            async for frames, last in _from_log(store, hub, cursor):  # what committed while we subscribed
+            async for frames, last in _from_log(store, hub, cursor, encode):  # what committed while we subscribed
                 yield frames
                 cursor = last
         while True:
@@ -122,7 +152,11 @@ async def _stream(
                 continue
             if batch.last_id <= cursor:
                 continue
-            if batch.records[0].order_id > cursor:
+            if encode is not None:
+                frames = encode([r for r in batch.records if r.order_id > cursor])
+                if frames:
+                    yield frames
+            elif batch.records[0].order_id > cursor:
                 yield batch.wire(encode_events)
             else:
                 yield encode_events([r for r in batch.records if r.order_id > cursor])
@@ -136,13 +170,15 @@ async def _stream(
             subscriber.close()
 
 
-async def _from_log(store: Store, hub: EventHub, after: int) -> AsyncIterator[tuple[bytes, int]]:
+async def _from_log(
+    store: Store, hub: EventHub, after: int, encode: Callable[[Sequence[OrderRecord]], bytes] | None = None
+) -> AsyncIterator[tuple[bytes, int]]:
     """Committed orders after ``after`` from the store, a page at a time, with the new cursor."""
     while not hub.is_closed:
         page = await store.list_orders(OrderQuery(after=after, limit=MAX_PAGE))
         if not page.items:
             return
         after = page.items[-1].order_id
-        yield encode_events(page.items), after
+        yield (encode or encode_events)(page.items), after
         if page.next is None:
             return

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
 from ordergate.api import ordering
+from ordergate.api.access import principal_of
 from ordergate.api.deps import GatewayDep, SequencerDep
 from ordergate.api.http import read_body
 from ordergate.api.schemas import (
@@ -62,7 +63,7 @@ async def create_order_legacy(
     request: Request, gateway: GatewayDep, sequencer: SequencerDep, idempotency_key: IdempotencyKey = None
 ) -> Response:
     body = await read_body(request, gateway.settings.max_body_bytes)
-    return _response(await ordering.place_legacy(sequencer, body, idempotency_key))
+    return _response(await ordering.place_legacy(sequencer, body, idempotency_key, principal_of(request)))
 
 
 @router.post(
@@ -82,7 +83,7 @@ async def create_order(
     request: Request, gateway: GatewayDep, sequencer: SequencerDep, idempotency_key: IdempotencyKey = None
 ) -> Response:
     body = await read_body(request, gateway.settings.max_body_bytes)
-    return _response(await ordering.place_order(sequencer, body, idempotency_key))
+    return _response(await ordering.place_order(sequencer, body, idempotency_key, principal_of(request)))
 
 
 @router.post(
@@ -95,7 +96,7 @@ async def create_order(
 )
 async def create_orders(request: Request, gateway: GatewayDep, sequencer: SequencerDep) -> Response:
     body = await read_body(request, gateway.settings.max_batch_body_bytes)
-    return _response(await ordering.place_batch(sequencer, body))
+    return _response(await ordering.place_batch(sequencer, body, principal_of(request)))
 
 
 @router.post(
@@ -108,4 +109,4 @@ async def create_orders(request: Request, gateway: GatewayDep, sequencer: Sequen
 )
 async def check_order(request: Request, gateway: GatewayDep, sequencer: SequencerDep) -> Response:
     body = await read_body(request, gateway.settings.max_body_bytes)
-    return _response(ordering.check_order(sequencer, body))
+    return _response(ordering.check_order(sequencer, body, principal_of(request)))

@@ -2,16 +2,21 @@
 
 Everything here reads committed state from the store, never the sequencer's in-flight book, so a
 reader can never see an order that a crash could still take back.
+
+A viewer key bound to one user (:func:`~ordergate.api.access.viewed_user`) sees only that user: its
+positions and trades, the orders applied for it with the other users' outcomes left out, and its
+own profile; asking for another user's data is a 403.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from ordergate.api.answers import order_answer, position_answer, trade_answer
+from ordergate.api.access import viewed_user
+from ordergate.api.answers import applied_for, order_answer, position_answer, trade_answer
 from ordergate.api.deps import SequencerDep, StoreDep
 from ordergate.api.http import ClientError, json_response
 from ordergate.api.schemas import OrderOut, OrderPage, PositionPage, Problem, StrategyOut, TradePage, UserOut
@@ -32,16 +37,28 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
     response_model=OrderOut,
     responses={404: {"model": Problem, "description": "No such order."}},
 )
-async def get_order(order_id: Annotated[int, Path(ge=1)], store: StoreDep) -> Response:
+async def get_order(order_id: Annotated[int, Path(ge=1)], store: StoreDep, request: Request) -> Response:
     record = await store.get_order(order_id)
-    if record is None:
+    only = viewed_user(request)
+    if record is None or (only is not None and not applied_for(record, only)):
         raise ClientError(404, f"order {order_id} does not exist")
-    return json_response(order_answer(record))
+    return json_response(order_answer(record, only_user=only))
+
+
+def _bound_user(request: Request, user: str | None) -> str | None:
+    """The user filter to apply: the bound viewer's own user, or the one asked for (403 for another)."""
+    only = viewed_user(request)
+    if only is None:
+        return user
+    if user is not None and user != only:
+        raise ClientError(403, f"this key may see {only}'s data only, not {user}'s")
+    return only
 
 
 @router.get("/v1/orders", tags=["orders"], response_model=OrderPage, summary="The order log, ascending")
 async def list_orders(
     store: StoreDep,
+    request: Request,
     strategy: NameFilter = None,
     instrument: NameFilter = None,
     user: Annotated[
@@ -57,19 +74,21 @@ async def list_orders(
         OrderQuery(
             strategy=strategy,
             instrument=instrument,
-            user=user,
+            user=_bound_user(request, user),
             status=status,
             side=side,
             after=after,
             limit=limit,
         )
     )
-    return json_response({"items": [order_answer(r) for r in page.items], "next": page.next})
+    only = viewed_user(request)
+    return json_response({"items": [order_answer(r, only_user=only) for r in page.items], "next": page.next})
 
 
 @router.get("/v1/positions", tags=["book"], response_model=PositionPage, summary="Open positions")
 async def list_positions(
     store: StoreDep,
+    request: Request,
     user: NameFilter = None,
     strategy: NameFilter = None,
     instrument: NameFilter = None,
@@ -77,7 +96,9 @@ async def list_positions(
     limit: Limit = 100,
 ) -> Response:
     page = await store.list_positions(
-        PositionQuery(user=user, strategy=strategy, instrument=instrument, after=after, limit=limit)
+        PositionQuery(
+            user=_bound_user(request, user), strategy=strategy, instrument=instrument, after=after, limit=limit
+        )
     )
     return json_response({"items": [position_answer(p) for p in page.items], "next": page.next})
 
@@ -85,6 +106,7 @@ async def list_positions(
 @router.get("/v1/trades", tags=["book"], response_model=TradePage, summary="Closed round trips")
 async def list_trades(
     store: StoreDep,
+    request: Request,
     user: NameFilter = None,
     strategy: NameFilter = None,
     instrument: NameFilter = None,
@@ -92,28 +114,35 @@ async def list_trades(
     limit: Limit = 100,
 ) -> Response:
     page = await store.list_trades(
-        TradeQuery(user=user, strategy=strategy, instrument=instrument, after=after, limit=limit)
+        TradeQuery(user=_bound_user(request, user), strategy=strategy, instrument=instrument, after=after, limit=limit)
     )
     return json_response({"items": [trade_answer(t) for t in page.items], "next": page.next})
 
 
 @router.get("/v1/users", tags=["profiles"], response_model=list[UserOut])
-async def list_users(sequencer: SequencerDep) -> Response:
+async def list_users(sequencer: SequencerDep, request: Request) -> Response:
     profiles = sequencer.registry.profiles()
+    only = viewed_user(request)
     return json_response(
         [
             {"user": user, "strategies": {s: sorted(i) for s, i in strategies.items()}}
             for user, strategies in profiles.items()
+            if only is None or user == only
         ]
     )
 
 
 @router.get("/v1/strategies", tags=["profiles"], response_model=list[StrategyOut])
-async def list_strategies(sequencer: SequencerDep) -> Response:
+async def list_strategies(sequencer: SequencerDep, request: Request) -> Response:
     registry = sequencer.registry
+    only = viewed_user(request)
     answer = []
     for strategy in registry.strategies:
         subscribers = registry.subscribers(strategy)
+        if only is not None:
+            subscribers = tuple(s for s in subscribers if s.user == only)
+            if not subscribers:
+                continue
         instruments = sorted(set().union(*(s.instruments for s in subscribers)))
         answer.append({"strategy": strategy, "subscribers": [s.user for s in subscribers], "instruments": instruments})
     return json_response(answer)

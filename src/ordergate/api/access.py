@@ -1,0 +1,172 @@
+"""Who may do what: API keys (``--auth``), roles, rate limits and security headers, at the ASGI door.
+
+:class:`Guard` runs on every HTTP request before the order-entry fast path and before FastAPI, so no
+route can be reached around it. It classifies the request, finds its key, and answers at once:
+
+- open to everyone: ``/healthz``, ``/readyz``, the dashboard page and its static files, ``/docs``
+  and ``/openapi.json`` (they hold no data; the dashboard asks for a key and sends it with its calls);
+- 401 without a valid key (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; on ``/v1/events``
+  also ``?api_key=KEY``, because a browser's EventSource cannot send headers);
+- 403 when the key's role does not cover the request: order entry needs ``producer`` or ``admin``,
+  reads need ``viewer`` or ``admin``, controls and reloads need ``admin``;
+- 429 with ``Retry-After`` when the caller (the key, or the client address with auth off) exceeds
+  its rate limit.
+
+What a key may see or send *within* an allowed route (a producer's strategies, a viewer bound to one
+user) is checked by the routes, from the :class:`~ordergate.security.keys.Principal` this guard puts
+in the ASGI scope (:func:`principal_of`). With auth off and no rate limit there is no guard at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.requests import HTTPConnection
+
+from ordergate.security.keys import KeyRing, Principal, Role
+from ordergate.security.ratelimit import RateLimiter
+
+PRINCIPAL = "ordergate.principal"
+"""The ASGI scope key under which the guard leaves the request's principal."""
+
+EVENTS_PATH = "/v1/events"
+ORDER_PATHS = frozenset({"/create_order", "/v1/orders", "/v1/orders/batch", "/v1/orders/check"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+OPEN_PREFIXES = ("/ui/", "/docs-assets/")
+
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+)
+"""Sent with every response FastAPI serves (the dashboard, its files, the docs, the reads)."""
+
+
+class Access(Enum):
+    OPEN = "open"
+    ORDER = "order"
+    READ = "read"
+    ADMIN = "admin"
+    OTHER = "other"
+    """Any valid key; FastAPI then answers (404, 405)."""
+
+
+def classify(method: str, path: str) -> Access:
+    if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+        return Access.OPEN
+    if method == "POST" and path in ORDER_PATHS:
+        return Access.ORDER
+    if (method == "PUT" and path == "/v1/controls") or path.startswith("/v1/admin/"):
+        return Access.ADMIN
+    if method in ("GET", "HEAD"):
+        return Access.READ
+    return Access.OTHER
+
+
+_ALLOWED: dict[Access, frozenset[Role]] = {
+    Access.ORDER: frozenset({Role.PRODUCER, Role.ADMIN}),
+    Access.READ: frozenset({Role.VIEWER, Role.ADMIN}),
+    Access.ADMIN: frozenset({Role.ADMIN}),
+    Access.OTHER: frozenset(Role),
+}
+_WHAT = {Access.ORDER: "send orders", Access.READ: "read", Access.ADMIN: "change controls or reload profiles"}
+
+
+class Denial(Exception):
+    """A request the guard refuses: status, message and extra headers."""
+
+    def __init__(self, status: int, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+    def response_parts(self) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        body = orjson.dumps({"detail": self.message})
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *SECURITY_HEADERS,
+            *self.headers,
+        ]
+        return self.status, headers, body
+
+
+def presented_key(headers: Sequence[tuple[bytes, bytes]], scope: Any) -> str | None:
+    """The key a request carries: ``Authorization: Bearer``, ``X-API-Key``, or on the event stream ``api_key``."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        elif name == b"x-api-key" and value.strip():
+            return value.decode("latin-1").strip()
+    if scope["path"] == EVENTS_PATH and scope.get("query_string"):
+        query: bytes = scope["query_string"]
+        for field, text in parse_qsl(query.decode("latin-1")):
+            if field == "api_key" and text:
+                return text
+    return None
+
+
+class Guard:
+    """Authentication, authorisation by role, and rate limiting of one application."""
+
+    def __init__(self, keys: KeyRing | None, limiter: RateLimiter | None) -> None:
+        self.keys = keys
+        self.limiter = limiter
+
+    def admit(self, scope: Any) -> None:
+        """Let the request through (leaving its principal in ``scope``) or raise :class:`Denial`."""
+        access = classify(scope["method"], scope["path"])
+        if access is Access.OPEN:
+            return
+        principal: Principal | None = None
+        if self.keys is not None:
+            key = presented_key(scope["headers"], scope)
+            if key is None:
+                raise Denial(
+                    401,
+                    "an API key is required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                    ((b"www-authenticate", b"Bearer"),),
+                )
+            principal = self.keys.authenticate(key)
+            if principal is None:
+                raise Denial(401, "the API key is not valid (unknown or revoked)", ((b"www-authenticate", b"Bearer"),))
+            if principal.role not in _ALLOWED[access]:
+                raise Denial(
+                    403,
+                    f"this key ({principal.name}, role {principal.role.value}) may not {_WHAT[access]}",
+                )
+            scope[PRINCIPAL] = principal
+        if self.limiter is not None:
+            caller = principal.key_id if principal is not None else _client_address(scope)
+            wait = self.limiter.take(caller)
+            if wait > 0.0:
+                raise Denial(
+                    429,
+                    f"rate limit of {self.limiter.rate:g} requests a second exceeded; retry after {wait:.2f}s",
+                    ((b"retry-after", str(max(1, math.ceil(wait))).encode()),),
+                )
+
+
+def _client_address(scope: Any) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def principal_of(connection: HTTPConnection) -> Principal | None:
+    """The principal the guard admitted this request as (``None`` with auth off)."""
+    principal: Principal | None = connection.scope.get(PRINCIPAL)
+    return principal
+
+
+def viewed_user(connection: HTTPConnection) -> str | None:
+    """The one user a bound viewer key may see, or ``None`` when the caller may see everyone."""
+    principal = principal_of(connection)
+    return principal.user if principal is not None and principal.role is Role.VIEWER else None

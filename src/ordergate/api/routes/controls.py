@@ -1,0 +1,113 @@
+"""Operator routes: trading controls (``GET``/``PUT /v1/controls``) and ``POST /v1/admin/reload-profiles``.
+
+The work is done by :class:`~ordergate.service.operations.Operations`; these routes parse, check and
+answer. A viewer bound to one user sees the gateway's state and only the controls that can hold that
+user back (its own, and those of the strategies it subscribes to).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from ordergate.api.access import principal_of, viewed_user
+from ordergate.api.http import ClientError, json_response, parse, read_body
+from ordergate.api.schemas import ControlIn, ControlsOut, Problem, ReloadOut
+from ordergate.domain.controls import ControlError, Controls, ControlSetting
+from ordergate.service.operations import ControlsUnsupported, Operations, ProfilesRefused
+from ordergate.store.base import ControlChange
+
+router = APIRouter(tags=["controls"])
+
+
+def operations(request: Request) -> Operations:
+    ops: Operations = request.app.state.operations
+    return ops
+
+
+OperationsDep = Annotated[Operations, Depends(operations)]
+
+
+def controls_answer(controls: Controls, changes: list[ControlChange], only_user: str | None = None) -> dict[str, Any]:
+    document = controls.to_document()
+    if only_user is not None:
+        document["users"] = {u: s for u, s in document["users"].items() if u == only_user}
+        changes = [c for c in changes if c.setting.level == "global" or c.setting.target == only_user]
+    return {
+        **document,
+        "fingerprint": controls.fingerprint,
+        "changes": [
+            {"at": c.at, "level": c.setting.level, "target": c.setting.target, "state": c.setting.state, "by": c.by}
+            for c in changes
+        ],
+    }
+
+
+@router.get("/v1/controls", response_model=ControlsOut, summary="The trading controls in force")
+async def get_controls(ops: OperationsDep, request: Request) -> Response:
+    only = viewed_user(request)
+    controls = ops.controls
+    if only is not None:
+        subscribed = set(request.app.state.gateway.registry.profiles().get(only, {}))
+        controls = Controls(
+            controls.gateway,
+            {s: v for s, v in controls.strategies.items() if s in subscribed},
+            {u: v for u, v in controls.users.items() if u == only},
+        )
+    return json_response(controls_answer(controls, await ops.recent_changes(), only))
+
+
+@router.put(
+    "/v1/controls",
+    response_model=ControlsOut,
+    summary="Halt, reduce-only or reactivate the gateway, a strategy or a user",
+    responses={
+        413: {"model": Problem, "description": "Body over the size limit."},
+        501: {"model": Problem, "description": "This gateway's store cannot keep trading controls."},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ControlIn"}}},
+        }
+    },
+)
+async def put_controls(ops: OperationsDep, request: Request) -> Response:
+    body = await read_body(request, request.app.state.gateway.settings.max_body_bytes)
+    wanted = parse(ControlIn, body)
+    principal = principal_of(request)
+    try:
+        controls = await ops.set_control(
+            ControlSetting(wanted.level, wanted.target, wanted.state), principal.name if principal else None
+        )
+    except ControlError as exc:
+        raise ClientError(422, str(exc)) from None
+    except ControlsUnsupported as exc:
+        raise ClientError(501, str(exc)) from None
+    return json_response(controls_answer(controls, await ops.recent_changes()))
+
+
+@router.post(
+    "/v1/admin/reload-profiles",
+    tags=["admin"],
+    response_model=ReloadOut,
+    summary="Load the profile file again, without a restart (as SIGHUP does)",
+    responses={422: {"model": Problem, "description": "The file is refused; the profiles in force stay."}},
+)
+async def reload_profiles(ops: OperationsDep, request: Request) -> Response:
+    principal = principal_of(request)
+    try:
+        result = await ops.reload_profiles(principal.name if principal else "an API call")
+    except ProfilesRefused as exc:
+        raise ClientError(422, f"profiles not reloaded, the profiles in force stay: {exc}") from None
+    return json_response(
+        {
+            "fingerprint": result.fingerprint,
+            "previous_fingerprint": result.previous_fingerprint,
+            "changed": result.changed,
+            "users": result.users,
+            "strategies": result.strategies,
+        }
+    )

@@ -1,0 +1,175 @@
+"""What an operator changes on a running gateway: trading controls and the profiles in force.
+
+:class:`Operations` wraps a started :class:`~ordergate.service.gateway.Gateway`:
+
+- **controls** (SPEC section 9): a change is stored durably first (the change itself, who made it,
+  and the whole set of controls it puts in force, named by fingerprint), then the sequencer decides
+  every later order under it; each order records the fingerprint of the controls it was decided
+  under, so ``verify`` can derive it again. At start the controls in force are restored from the
+  store. A store that cannot keep controls refuses them (:class:`ControlsUnsupported`) rather
+  than ignoring them.
+- **profile reload** (``POST /v1/admin/reload-profiles`` and SIGHUP): the profile file is read and
+  checked exactly as at start-up; a bad file is refused with the same message and the profiles in
+  force stay. A good one is recorded in the store (by fingerprint) before any order is decided
+  against it. Open positions are untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+
+import orjson
+
+from ordergate.domain.controls import NO_CONTROLS, Controls, ControlSetting
+from ordergate.domain.registry import Registry
+from ordergate.errors import OrdergateError, StartupError, StoreUnavailable
+from ordergate.profiles import load_registry
+from ordergate.service.clock import Clock, utc_now
+from ordergate.service.gateway import Gateway
+from ordergate.service.sequencer import Sequencer
+from ordergate.store.base import ControlChange, ControlStore
+
+log = logging.getLogger(__name__)
+
+RECENT_CHANGES = 20
+
+
+class ControlsUnsupported(OrdergateError):
+    """The store of this gateway cannot keep trading controls."""
+
+
+class ProfilesRefused(OrdergateError):
+    """The profile file cannot be used; the message is the start-up message, naming file and JSON path."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    fingerprint: str
+    previous_fingerprint: str
+    users: int
+    strategies: int
+
+    @property
+    def changed(self) -> bool:
+        return self.fingerprint != self.previous_fingerprint
+
+
+class Operations:
+    def __init__(self, gateway: Gateway, *, clock: Clock = utc_now) -> None:
+        self._gateway = gateway
+        self._clock = clock
+        self._lock = asyncio.Lock()  # one change at a time: each is stored before the next is built
+        self._sighup_loop: asyncio.AbstractEventLoop | None = None
+        self._reloads: set[asyncio.Task[None]] = set()
+
+    @property
+    def _sequencer(self) -> Sequencer:
+        sequencer = self._gateway.sequencer
+        if sequencer is None:
+            raise StoreUnavailable("the gateway is still starting")
+        return sequencer
+
+    def _control_store(self) -> ControlStore:
+        store = self._gateway.store
+        if not isinstance(store, ControlStore):
+            raise ControlsUnsupported(
+                f"this gateway's store ({type(store).__name__}) cannot keep trading controls yet; "
+                "use the SQLite store for controls"
+            )
+        return store
+
+    async def start(self) -> None:
+        """Restore the controls in force from the store (call once the gateway has started)."""
+        store = self._gateway.store
+        if not isinstance(store, ControlStore):
+            return
+        document = await store.current_controls()
+        if document is not None:
+            controls = Controls.from_document(orjson.loads(document))
+            self._sequencer.use_controls(controls)
+            if controls.restricts_anything:
+                log.warning("trading controls in force: %s", orjson.dumps(controls.to_document()).decode())
+
+    # -- controls -------------------------------------------------------------------------------
+
+    @property
+    def controls(self) -> Controls:
+        sequencer = self._gateway.sequencer
+        return sequencer.controls if sequencer is not None else NO_CONTROLS
+
+    async def recent_changes(self) -> list[ControlChange]:
+        store = self._gateway.store
+        return await store.control_changes(RECENT_CHANGES) if isinstance(store, ControlStore) else []
+
+    async def set_control(self, setting: ControlSetting, by: str | None) -> Controls:
+        """Put ``setting`` in force for every order decided from now on; raises ``ControlError`` if invalid."""
+        store = self._control_store()
+        async with self._lock:
+            controls = self._sequencer.controls.with_setting(setting)
+            change = ControlChange(self._clock(), setting, by, controls.fingerprint)
+            await store.record_control_change(change, orjson.dumps(controls.to_document()).decode())
+            self._sequencer.use_controls(controls)
+        target = f" {setting.target}" if setting.target is not None else ""
+        log.warning("trading control: %s%s -> %s (by %s)", setting.level, target, setting.state, by or "anonymous")
+        return controls
+
+    # -- profiles -------------------------------------------------------------------------------
+
+    async def reload_profiles(self, by: str | None = None) -> Reload:
+        """Load the profile file again and decide later orders against it; raises :class:`ProfilesRefused`."""
+        async with self._lock:
+            path = self._gateway.settings.profile_path
+            try:
+                registry: Registry = await asyncio.to_thread(load_registry, path)
+            except StartupError as exc:
+                log.error("profile reload refused; the profiles in force stay: %s", exc)
+                raise ProfilesRefused(str(exc)) from None
+            sequencer = self._sequencer
+            previous = sequencer.registry.fingerprint
+            if registry.fingerprint != previous:
+                document = orjson.dumps(registry.to_document()).decode()
+                await self._gateway.store.record_profiles(registry.fingerprint, document)
+                sequencer.use_registry(registry)
+                self._gateway.registry = registry
+        log.warning(
+            "profiles reloaded from %s by %s: %d users, %d strategies (fingerprint %s, was %s)",
+            path,
+            by or "SIGHUP",
+            len(registry.users),
+            len(registry.strategies),
+            registry.fingerprint,
+            previous,
+        )
+        return Reload(registry.fingerprint, previous, len(registry.users), len(registry.strategies))
+
+    def install_sighup(self) -> None:
+        """Reload the profiles on SIGHUP (main thread of a Unix process only; elsewhere nothing)."""
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+            return
+        self._sighup_loop = loop
+
+    def uninstall_sighup(self) -> None:
+        if self._sighup_loop is not None:
+            with contextlib.suppress(Exception):
+                self._sighup_loop.remove_signal_handler(signal.SIGHUP)
+            self._sighup_loop = None
+
+    def _on_sighup(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._reload_quietly())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload_quietly(self) -> None:
+        try:
+            await self.reload_profiles()
+        except ProfilesRefused:
+            pass  # logged
+        except Exception:
+            log.exception("profile reload on SIGHUP failed; the profiles in force stay")
