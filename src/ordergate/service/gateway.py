@@ -82,7 +82,7 @@ def open_log_reader(settings: Settings) -> LogReader:
     if uses_postgres(settings):
         assert settings.db is not None
         postgres_store(settings)  # the same clear message when the extra is missing
-        from ordergate.store.postgres import PostgresLogReader
+        from ordergate.store.postgres_log import PostgresLogReader
 
         return PostgresLogReader(settings.db)
     return SQLiteLogReader(sqlite_path(settings))

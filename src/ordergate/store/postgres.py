@@ -35,7 +35,7 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -77,7 +77,7 @@ IDLE_IN_TRANSACTION_TIMEOUT = "10s"
 RESOLVE_SECONDS = 30.0
 """How long an interrupted ``COMMIT`` is looked into before its orders are answered 503 as unknown."""
 
-_ORDER_COLUMNS = (
+ORDER_COLUMNS = (
     "order_id, received_at, strategy, instrument, side, status, reason, scope, "
     "profile_fingerprint, client_order_id, applied, rejected_for"
 )
@@ -87,7 +87,7 @@ _TRADE_COLUMNS = (
     "closing_strategy"
 )
 _INSERT_ORDERS = f"""
-INSERT INTO orders ({_ORDER_COLUMNS})
+INSERT INTO orders ({ORDER_COLUMNS})
 SELECT * FROM unnest(
     %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
     %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
@@ -125,18 +125,18 @@ def display_url(url: str) -> str:
     return f"postgresql://{user}{host}:{port}/{dbname}"
 
 
-def _problem(exc: BaseException) -> str:
+def problem_of(exc: BaseException) -> str:
     """The first line of a driver error: what went wrong, without the driver's context lines."""
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
 
 
-def _conninfo(url: str, durability: Durability) -> str:
+def conninfo(url: str, durability: Durability) -> str:
     """The URL with ordergate's session settings added to whatever ``options`` it already has."""
     try:
         params = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
-        raise StartupError(f"--db: not a valid PostgreSQL URL: {_problem(exc)}") from None
+        raise StartupError(f"--db: not a valid PostgreSQL URL: {problem_of(exc)}") from None
     settings = (
         f"-c synchronous_commit={'on' if durability is Durability.FULL else 'off'} "
         f"-c lock_timeout={LOCK_TIMEOUT} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}"
@@ -154,7 +154,7 @@ class PostgresStore:
     def __init__(self, url: str, durability: Durability = Durability.FULL, *, pool_size: int = POOL_SIZE) -> None:
         self.url = url
         self.durability = durability
-        self._conninfo = _conninfo(url, durability)
+        self._conninfo = conninfo(url, durability)
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
         self._scope = Scope.ACCOUNT
@@ -179,7 +179,7 @@ class PostgresStore:
                 count_row = conn.execute("SELECT count(*) FROM positions").fetchone()
                 _refuse_other_scope(str(held[0]), int(count_row[0]) if count_row else 0, scope, self.path)
         except psycopg.Error as exc:
-            raise StartupError(f"cannot connect to PostgreSQL at {self.path}: {_problem(exc)}") from None
+            raise StartupError(f"cannot connect to PostgreSQL at {self.path}: {problem_of(exc)}") from None
 
     async def open(self, scope: Scope) -> Snapshot:
         """Connect, migrate (once, whichever process comes first), record the scope, read the book."""
@@ -187,7 +187,7 @@ class PostgresStore:
         try:
             first = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
         except psycopg.Error as exc:
-            raise StartupError(f"cannot connect to PostgreSQL at {self.path}: {_problem(exc)}") from None
+            raise StartupError(f"cannot connect to PostgreSQL at {self.path}: {problem_of(exc)}") from None
         try:
             async with first:
                 await _migrate(first, self.path)
@@ -203,7 +203,7 @@ class PostgresStore:
                 ]
                 last_row = await (await first.execute("SELECT coalesce(max(order_id), 0) FROM orders")).fetchone()
         except psycopg.Error as exc:
-            raise StartupError(f"cannot open the store at {self.path}: {_problem(exc)}") from None
+            raise StartupError(f"cannot open the store at {self.path}: {problem_of(exc)}") from None
         self._pool = AsyncConnectionPool(
             self._conninfo,
             kwargs={"autocommit": True},
@@ -239,7 +239,7 @@ class PostgresStore:
                         with contextlib.suppress(psycopg.Error):
                             await conn.execute("ROLLBACK")
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"PostgreSQL {self.path}: {_problem(exc)}") from exc
+            raise StoreUnavailable(f"PostgreSQL {self.path}: {problem_of(exc)}") from exc
 
     async def _resolve(self, backend_pid: int, order_id: int) -> bool | None:
         """Whether the group holding ``order_id`` committed, once its session ``backend_pid`` is gone.
@@ -262,7 +262,7 @@ class PostgresStore:
                     return bool(row[1])
                 problem = f"its session {backend_pid} is still running"
             except (psycopg.Error, StoreUnavailable) as exc:
-                problem = _problem(exc)
+                problem = problem_of(exc)
             await asyncio.sleep(0.2)
         log.error("could not learn whether order %d committed within %.0f s: %s", order_id, RESOLVE_SECONDS, problem)
         return None
@@ -282,18 +282,18 @@ class PostgresStore:
     # -- reads --------------------------------------------------------------------------------
 
     async def get_order(self, order_id: int) -> OrderRecord | None:
-        rows = await self._run(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = %s", (order_id,))
+        rows = await self._run(f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = %s", (order_id,))
         return decode_record(*rows[0]) if rows else None
 
     async def find_client_order(self, client_order_id: str) -> OrderRecord | None:
-        rows = await self._run(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id = %s", (client_order_id,))
+        rows = await self._run(f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = %s", (client_order_id,))
         return decode_record(*rows[0]) if rows else None
 
     async def find_client_orders(self, client_order_ids: Sequence[str]) -> dict[str, OrderRecord]:
         if not client_order_ids:
             return {}
         rows = await self._run(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id = ANY(%s)", (list(client_order_ids),)
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ANY(%s)", (list(client_order_ids),)
         )
         return _by_client_order_id(rows)
 
@@ -318,7 +318,7 @@ class PostgresStore:
                 where.append(f"{column} = %s")
                 params.append(str(value))
         rows = await self._run(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {' AND '.join(where)} ORDER BY order_id LIMIT %s",
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE {' AND '.join(where)} ORDER BY order_id LIMIT %s",
             (*params, query.limit + 1),
         )
         return _page([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id)
@@ -376,7 +376,7 @@ class PostgresStore:
                 cursor = await conn.execute(sql, params)
                 return await cursor.fetchall() if cursor.description is not None else []
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"PostgreSQL {self.path}: {_problem(exc)}") from exc
+            raise StoreUnavailable(f"PostgreSQL {self.path}: {problem_of(exc)}") from exc
 
 
 class _Group:
@@ -419,7 +419,7 @@ class _Group:
             )
             stored = (
                 await conn.execute(
-                    f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id = ANY(%s)", (list(client_order_ids),)
+                    f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ANY(%s)", (list(client_order_ids),)
                 )
                 if client_order_ids
                 else None
@@ -491,20 +491,20 @@ class _Group:
                     f"{len(changes.deletes)}; nothing was stored"
                 )
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"PostgreSQL {store.path}: {_problem(exc)}") from exc
+            raise StoreUnavailable(f"PostgreSQL {store.path}: {problem_of(exc)}") from exc
         backend_pid = conn.info.backend_pid
         try:
             await conn.execute("COMMIT")
         except psycopg.Error as exc:
             if not conn.broken:  # the server answered: it refused the commit, and rolled back
-                raise StoreUnavailable(f"PostgreSQL {store.path}: {_problem(exc)}") from exc
+                raise StoreUnavailable(f"PostgreSQL {store.path}: {problem_of(exc)}") from exc
             self.finished = True
             first, last = records[0].order_id, records[-1].order_id
             log.error(
                 "the connection broke during COMMIT of orders %d..%d; finding out whether it committed", first, last
             )
             raise CommitInDoubt(
-                f"PostgreSQL {store.path}: the connection broke during COMMIT ({_problem(exc)})",
+                f"PostgreSQL {store.path}: the connection broke during COMMIT ({problem_of(exc)})",
                 functools.partial(store._resolve, backend_pid, first),
             ) from exc
         self.finished = True
@@ -573,50 +573,3 @@ def _page(items: list[R], limit: int, cursor_of: Callable[[R], int]) -> Page[R]:
         items = items[:limit]
         return Page(items, cursor_of(items[-1]))
     return Page(items, None)
-
-
-class PostgresLogReader:
-    """Read-only access to the whole log of a PostgreSQL store, for ``verify``: one consistent snapshot.
-
-    It reads in a ``REPEATABLE READ`` transaction (so orders and positions describe one instant even
-    while gateways write) and streams the orders through a server-side cursor.
-    """
-
-    def __init__(self, url: str) -> None:
-        where = display_url(url)
-        try:
-            self._conn = psycopg.connect(_conninfo(url, Durability.FULL))
-        except psycopg.Error as exc:
-            raise StartupError(f"cannot connect to PostgreSQL at {where}: {_problem(exc)}") from None
-        self._conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        self._conn.read_only = True
-        row = self._conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
-        if row is None or not row[0]:
-            self._conn.close()
-            raise StartupError(f"no ordergate store in {where}: start a gateway with --db on it once")
-
-    def iter_orders(self) -> Iterator[OrderRecord]:
-        with self._conn.cursor(name="ordergate_log") as cursor:
-            cursor.itersize = 5000
-            cursor.execute(f"SELECT {_ORDER_COLUMNS} FROM orders ORDER BY order_id")
-            for row in cursor:
-                yield decode_record(*row)
-
-    def open_positions(self) -> list[Position]:
-        return [
-            Position(*row)
-            for row in self._conn.execute(
-                "SELECT user_name, strategy, instrument, opened_order_id, opened_at FROM positions ORDER BY position_id"
-            )
-        ]
-
-    def scope(self) -> Scope | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'scope'").fetchone()
-        return Scope(row[0]) if row else None
-
-    def profiles(self, fingerprint: str) -> str | None:
-        row = self._conn.execute("SELECT document FROM profiles WHERE fingerprint = %s", (fingerprint,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def close(self) -> None:
-        self._conn.close()

@@ -1,0 +1,62 @@
+"""Read-only access to the whole order log of a PostgreSQL store, for ``ordergate verify --db``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+
+from ordergate.domain.book import Position
+from ordergate.domain.model import Scope
+from ordergate.domain.record import OrderRecord
+from ordergate.errors import StartupError
+from ordergate.store.base import Durability
+from ordergate.store.codec import decode_record
+from ordergate.store.postgres import ORDER_COLUMNS, conninfo, display_url, problem_of
+
+
+class PostgresLogReader:
+    """Read-only access to the whole log of a PostgreSQL store, for ``verify``: one consistent snapshot.
+
+    It reads in a ``REPEATABLE READ`` transaction (so orders and positions describe one instant even
+    while gateways write) and streams the orders through a server-side cursor.
+    """
+
+    def __init__(self, url: str) -> None:
+        where = display_url(url)
+        try:
+            self._conn = psycopg.connect(conninfo(url, Durability.FULL))
+        except psycopg.Error as exc:
+            raise StartupError(f"cannot connect to PostgreSQL at {where}: {problem_of(exc)}") from None
+        self._conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        self._conn.read_only = True
+        row = self._conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        if row is None or not row[0]:
+            self._conn.close()
+            raise StartupError(f"no ordergate store in {where}: start a gateway with --db on it once")
+
+    def iter_orders(self) -> Iterator[OrderRecord]:
+        with self._conn.cursor(name="ordergate_log") as cursor:
+            cursor.itersize = 5000
+            cursor.execute(f"SELECT {ORDER_COLUMNS} FROM orders ORDER BY order_id")
+            for row in cursor:
+                yield decode_record(*row)
+
+    def open_positions(self) -> list[Position]:
+        return [
+            Position(*row)
+            for row in self._conn.execute(
+                "SELECT user_name, strategy, instrument, opened_order_id, opened_at FROM positions ORDER BY position_id"
+            )
+        ]
+
+    def scope(self) -> Scope | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'scope'").fetchone()
+        return Scope(row[0]) if row else None
+
+    def profiles(self, fingerprint: str) -> str | None:
+        row = self._conn.execute("SELECT document FROM profiles WHERE fingerprint = %s", (fingerprint,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def close(self) -> None:
+        self._conn.close()
