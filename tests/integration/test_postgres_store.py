@@ -206,3 +206,8 @@ def test_a_postgresql_url_without_the_extra_installed_says_how_to_install_it(see
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert "pip install 'ordergate[postgres]'" in result.stderr
+
+
+def test_the_database_url_is_shown_without_its_password() -> None:
+    store = PostgresStore("postgresql://trader:s3cret@db.internal:6432/orders?sslmode=require")
+    assert store.path == "postgresql://trader@db.internal:6432/orders"
