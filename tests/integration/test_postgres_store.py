@@ -23,6 +23,7 @@ from ordergate.domain.record import OrderRecord
 from ordergate.errors import StartupError, StoreUnavailable
 from ordergate.store.postgres import PostgresStore
 from ordergate.store.postgres_schema import LATEST_VERSION
+from tests.conftest import write_home
 from tests.integration.conftest import running_gateway
 from tests.postgres import fresh_database
 
@@ -70,7 +71,8 @@ async def test_processes_starting_together_migrate_once_and_reopening_keeps_the_
         await group.commit([opening(1)])
     for store in stores:
         await store.close()
-    assert rows(database, "SELECT version FROM schema_migrations") == [(LATEST_VERSION,)]
+    versions = rows(database, "SELECT version FROM schema_migrations ORDER BY version")
+    assert versions == [(v,) for v in range(1, LATEST_VERSION + 1)]
 
     again = PostgresStore(database)
     snapshot = await again.open(Scope.ACCOUNT)
@@ -211,3 +213,23 @@ def test_a_postgresql_url_without_the_extra_installed_says_how_to_install_it(see
 def test_the_database_url_is_shown_without_its_password() -> None:
     store = PostgresStore("postgresql://trader:s3cret@db.internal:6432/orders?sslmode=require")
     assert store.path == "postgresql://trader@db.internal:6432/orders"
+
+
+@pytest.mark.anyio
+async def test_profile_reload_works_on_postgresql_and_controls_are_refused_with_501(
+    tmp_path: Path, database: str
+) -> None:
+    home = write_home(tmp_path / "home", {"Ann": {"S1": ["ACC"]}, "Bob": {"S1": ["ACC"]}})
+    buy = {"strategy": "S1", "instrument": "ACC", "side": "BUY"}
+    async with running_gateway(home, db=database) as (client, _):
+        assert len((await client.post("/v1/orders", json=buy)).json()["applied"]) == 2
+        write_home(home, {"Ann": {"S2": ["INFY"]}, "Bob": {"S1": ["ACC"]}, "Cid": {"S1": ["ACC"]}})
+        assert (await client.post("/v1/admin/reload-profiles")).status_code == 200
+        sell = (await client.post("/v1/orders", json={**buy, "side": "SELL"})).json()
+        assert {a["user"] for a in sell["applied"]} == {"Ann", "Bob"}  # Ann left S1; her S1 position still sells
+        assert (await client.get("/v1/controls")).status_code == 200
+        refused = await client.put("/v1/controls", json={"level": "global", "target": None, "state": "HALTED"})
+        assert refused.status_code == 501
+    code, out, _ = invoke("verify", "--db", database)
+    assert code == 0, out
+    assert "2 decisions re-derived" in " ".join(out.split())

@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ordergate.domain.book import Book, Position
+from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Decision, Order, Scope
 from ordergate.domain.record import OrderRecord
 from ordergate.domain.registry import Registry
@@ -109,6 +110,8 @@ class SharedSequencer(Sequencer):
         self._settling: set[asyncio.Task[None]] = set()
         self._listeners: list[CommitListener] = []
         self._failed_at: float | None = None
+        self._controls = NO_CONTROLS
+        self._restricting: Controls | None = None  # the controls when they restrict anything, else None
 
     def failing(self, within: float = 5.0) -> bool:
         """Whether the last group failed less than ``within`` seconds ago (readiness turns 503)."""
@@ -127,6 +130,19 @@ class SharedSequencer(Sequencer):
     def tracked_client_order_ids(self) -> int:
         """Client order ids held in memory: those of orders queued or in a group transaction."""
         return len(self._in_flight)
+
+    @property
+    def controls(self) -> Controls:
+        return self._controls
+
+    def use_controls(self, controls: Controls) -> None:
+        """Decide every later order of this process under ``controls`` (stored durably by the caller)."""
+        self._controls = controls
+        self._restricting = controls if controls.restricts_anything else None
+
+    def use_registry(self, registry: Registry) -> None:
+        """Decide every later order of this process against ``registry`` (profiles reloaded and recorded)."""
+        self._registry = registry
 
     def on_commit(self, listener: CommitListener) -> None:
         """Call ``listener`` with each group this process committed, in order_id order."""
@@ -150,7 +166,8 @@ class SharedSequencer(Sequencer):
 
     def check(self, order: Order) -> Decision:
         """The decision ``order`` would get against this process's view of the book; nothing is stored."""
-        return decide(order, self._registry, self._view.get(order.instrument) or Book(self._scope))
+        book = self._view.get(order.instrument) or Book(self._scope)
+        return decide(order, self._registry, book, self._restricting)
 
     async def submit(self, order: Order, client_order_id: str | None = None) -> Outcome:
         """Decide ``order`` in the next group transaction and return the stored record once committed.
@@ -285,7 +302,7 @@ class SharedSequencer(Sequencer):
                 held[position.instrument].append(position)
             books = {instrument: Book(self._scope, positions) for instrument, positions in held.items()}
             fresh_ids = iter(locked.order_ids)
-            fingerprint = self._registry.fingerprint
+            registry, controls = self._registry, self._restricting
             for waiting in group:
                 order, client_order_id = waiting.order, waiting.client_order_id
                 stored = locked.stored.get(client_order_id) if client_order_id is not None else None
@@ -293,7 +310,7 @@ class SharedSequencer(Sequencer):
                     results.append(Outcome(stored, True) if stored.order == order else _stored_conflict(stored))
                     continue
                 book = books[order.instrument]
-                decision = decide(order, self._registry, book)
+                decision = decide(order, registry, book, controls)
                 order_id = next(fresh_ids)
                 at = self._clock()
                 undo = book.apply(order, decision.applied, order_id, at)
@@ -303,8 +320,9 @@ class SharedSequencer(Sequencer):
                     order=order,
                     decision=decision,
                     scope=self._scope,
-                    profile_fingerprint=fingerprint,
+                    profile_fingerprint=registry.fingerprint,
                     client_order_id=client_order_id,
+                    controls_fingerprint=controls.fingerprint if controls is not None else None,
                     opened=tuple(after for _, _, after in undo if after is not None),
                     closed=tuple(before for _, before, _ in undo if before is not None),
                 )

@@ -79,7 +79,7 @@ RESOLVE_SECONDS = 30.0
 
 ORDER_COLUMNS = (
     "order_id, received_at, strategy, instrument, side, status, reason, scope, "
-    "profile_fingerprint, client_order_id, applied, rejected_for"
+    "profile_fingerprint, client_order_id, applied, rejected_for, controls_fingerprint"
 )
 _POSITION_COLUMNS = "position_id, user_name, strategy, instrument, opened_order_id, opened_at"
 _TRADE_COLUMNS = (
@@ -90,7 +90,7 @@ _INSERT_ORDERS = f"""
 INSERT INTO orders ({ORDER_COLUMNS})
 SELECT * FROM unnest(
     %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
 """
 _DELETE_POSITIONS = """
 DELETE FROM positions WHERE (user_name, scope_strategy, instrument) IN (
@@ -455,6 +455,7 @@ class _Group:
                         [r.client_order_id for r in records],
                         [encode_applied(r.decision) for r in records],
                         [encode_rejected_for(r.decision) for r in records],
+                        [r.controls_fingerprint for r in records],
                     ),
                 )
                 deleted = (

@@ -66,6 +66,12 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX trades_by_user ON trades (user_name, trade_id);
         """,
     ),
+    (
+        2,
+        """
+        ALTER TABLE orders ADD COLUMN controls_fingerprint text;
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]
