@@ -9,13 +9,17 @@ import sys
 from ordergate.api.app import create_app
 from ordergate.config import Settings
 from ordergate.errors import StartupError
+from ordergate.security.exposure import exposure_warning, host_from_argv
 from ordergate.service.gateway import Gateway
 
 settings = Settings()
 try:
     gateway = Gateway.prepare(settings)
+    app = create_app(settings, gateway)
 except StartupError as exc:
     print(f"error: {exc}", file=sys.stderr)
     raise SystemExit(2) from None
 
-app = create_app(settings, gateway)
+_warning = exposure_warning(host_from_argv(sys.argv) or "127.0.0.1", settings.auth)
+if _warning is not None:
+    print(f"warning: {_warning}", file=sys.stderr)

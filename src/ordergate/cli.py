@@ -157,6 +157,7 @@ def serve(
     import uvicorn
 
     from ordergate.api.app import create_app
+    from ordergate.service.exit_signals import exit_zero_after_graceful_sigterm
     from ordergate.service.gateway import Gateway
 
     settings = settings_from(
@@ -185,6 +186,7 @@ def serve(
         f"ordergate {settings.scope} scope, {settings.durability} durability, store {gateway.store.path}",
         highlight=False,
     )
+    exit_zero_after_graceful_sigterm()
     uvicorn.run(
         application,
         host=settings.host,

@@ -243,3 +243,29 @@ async def test_with_auth_off_everything_is_open_as_before(seed_home: Path) -> No
         assert (
             await client.put("/v1/controls", json={"level": "global", "target": None, "state": "ACTIVE"})
         ).status_code == 200
+
+
+async def test_a_key_over_its_rate_limit_gets_429_with_retry_after_and_other_keys_do_not(
+    seed_home: Path, module_keys: Keys
+) -> None:
+    for fast_path in (True, False):
+        async with running_gateway(
+            seed_home, auth=module_keys.file, rate_limit=0.5, rate_burst=3, fast_path=fast_path
+        ) as (client, _):
+            statuses = [
+                (await client.post("/create_order", json=LEGACY, headers=bearer(module_keys.producer))).status_code
+                for _ in range(4)
+            ]
+            assert statuses == [200, 200, 200, 429]
+            limited = await client.post("/v1/orders", json=ORDER, headers=bearer(module_keys.producer))
+            assert limited.status_code == 429
+            assert limited.headers["retry-after"] == "2"
+            assert "rate limit" in limited.json()["detail"]
+            assert (await client.get("/v1/positions", headers=bearer(module_keys.viewer))).status_code == 200
+            assert (await client.get("/healthz")).status_code == 200  # probes are never limited
+
+
+async def test_without_auth_the_rate_limit_applies_per_client_address(seed_home: Path) -> None:
+    async with running_gateway(seed_home, rate_limit=1, rate_burst=2) as (client, _):
+        statuses = [(await client.get("/v1/stats")).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from ordergate.api import ordering
@@ -46,6 +47,21 @@ ROUTES: dict[str, tuple[Handler, bool, bool]] = {
 }
 
 
+POST_ONLY = frozenset({"/v1/orders/batch", "/v1/orders/check"})
+"""Order-entry paths that the order-id route ``/v1/orders/{order_id}`` would otherwise match."""
+
+
+async def _method_not_allowed(send: Send) -> None:
+    body = b'{"detail":"Method Not Allowed"}'
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"allow", b"POST"),
+    ]
+    await send({"type": "http.response.start", "status": 405, "headers": [*headers, *SECURITY_HEADERS]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class GatewayApp(FastAPI):
     """The FastAPI application, with ``POST`` on :data:`ROUTES` served before FastAPI's own stack.
 
@@ -69,12 +85,40 @@ class GatewayApp(FastAPI):
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
-        if self.fast_path and scope["method"] == "POST":
-            route = ROUTES.get(scope["path"])
+        if scope["method"] == "POST":
+            route = ROUTES.get(scope["path"]) if self.fast_path else None
             if route is not None:
                 await serve(self.state.gateway, route, scope, receive, send)
                 return
-        await super().__call__(scope, receive, _with_security_headers(send))
+        elif scope["path"] in POST_ONLY:
+            await _method_not_allowed(send)  # not an order id: GET /v1/orders/{order_id} must not take it
+            return
+        await super().__call__(scope, receive, self._finishing(send, scope["path"]))
+
+    def _finishing(self, send: Send, path: str) -> Send:
+        """``send`` that adds the security headers, and on a 405 lists every method the path has.
+
+        (Starlette's 405 names only the methods of the first route matching the path, while a path
+        such as ``/v1/orders`` has a GET route and a POST route.)
+        """
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), *SECURITY_HEADERS]
+                if message["status"] == 405:
+                    allowed = ", ".join(sorted(self._methods_of(path))).encode()
+                    headers = [(k, allowed if k.lower() == b"allow" else v) for k, v in headers]
+                message["headers"] = headers
+            await send(message)
+
+        return sending
+
+    def _methods_of(self, path: str) -> set[str]:
+        methods: set[str] = set()
+        for route in self.router.routes:
+            if isinstance(route, APIRoute) and route.methods and route.path_regex.match(path):
+                methods |= route.methods
+        return methods
 
 
 async def serve(
@@ -119,14 +163,3 @@ async def _read_body(receive: Receive, headers: Sequence[tuple[bytes, bytes]], l
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _with_security_headers(send: Send) -> Send:
-    """``send`` that adds :data:`~ordergate.api.access.SECURITY_HEADERS` to the response's headers."""
-
-    async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
-        await send(message)
-
-    return sending

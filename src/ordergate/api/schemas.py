@@ -17,6 +17,9 @@ from ordergate.domain.model import Action, Reason, Side, Status
 from ordergate.domain.names import MAX_NAME_LENGTH, name_problem
 
 _CLIENT_ORDER_ID = re.compile(r"[\x21-\x7e]{1,128}")
+CLIENT_ORDER_ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+"""What :func:`~ordergate.domain.names.name_problem` accepts besides the length, as a JSON Schema pattern."""
 
 
 def _valid_name(value: str) -> str:
@@ -45,7 +48,12 @@ def _valid_client_order_id(value: str) -> str:
 
 Name = Annotated[
     StrictStr,
-    Field(min_length=1, max_length=MAX_NAME_LENGTH, examples=["STRATEGY_A"]),
+    Field(
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        examples=["STRATEGY_A"],
+        json_schema_extra={"pattern": NAME_PATTERN},  # documented; _valid_name enforces it with a clear message
+    ),
     AfterValidator(_valid_name),
 ]
 SideIn = Annotated[Side, BeforeValidator(_upper_side), Field(description="BUY or SELL, in any letter case.")]
@@ -55,6 +63,7 @@ ClientOrderId = Annotated[
         min_length=1,
         max_length=128,
         description="Your id for this order: resending it returns the stored decision.",
+        json_schema_extra={"pattern": CLIENT_ORDER_ID_PATTERN},
     ),
     AfterValidator(_valid_client_order_id),
 ]
@@ -183,6 +192,19 @@ class TradePage(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+class FieldProblem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InvalidOut(BaseModel):
+    """A request that cannot be used (422): one line, or one item per wrong field with a summary."""
+
+    detail: str | list[FieldProblem]
+    message: str | None = None
 
 
 class UserOut(BaseModel):

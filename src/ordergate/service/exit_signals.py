@@ -54,3 +54,19 @@ class ExitSignalHook:
         elif previous == signal.SIG_DFL:
             signal.signal(sig, signal.SIG_DFL)
             signal.raise_signal(sig)
+
+
+def exit_zero_after_graceful_sigterm() -> None:
+    """Let a server stopped by SIGTERM exit with code 0 once its graceful shutdown is done.
+
+    uvicorn handles SIGTERM itself (stop accepting, finish the requests in flight, run the shutdown)
+    and then raises the signal again for the handler that was in place before it started: with the
+    default handler the process would die of the signal (exit status -15) after a clean stop. Call
+    this just before ``uvicorn.run`` in the main thread; SIGINT keeps its usual meaning.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stopped)
+
+
+def _stopped(sig: int, frame: FrameType | None) -> None:
+    """The handler uvicorn hands SIGTERM back to after its graceful shutdown: nothing left to do."""

@@ -1,4 +1,34 @@
 // The dashboard's HTTP client: relative URLs, so the page works behind any path prefix.
+// With auth on, the API key the user entered (kept in sessionStorage, this tab only) goes with every
+// request as a bearer token; the event stream, which EventSource opens without headers, carries it
+// as ?api_key= (the only URL where the gateway accepts it).
+
+const KEY_ITEM = 'ordergate.apiKey';
+
+export function apiKey() {
+  return sessionStorage.getItem(KEY_ITEM) || '';
+}
+
+export function setApiKey(key) {
+  if (key) sessionStorage.setItem(KEY_ITEM, key);
+  else sessionStorage.removeItem(KEY_ITEM);
+}
+
+function authHeaders() {
+  const key = apiKey();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+export function eventsUrl() {
+  const key = apiKey();
+  return key ? `v1/events?api_key=${encodeURIComponent(key)}` : 'v1/events';
+}
+
+// Called with the status when the gateway refuses the key (401) or its role (403).
+let onRefused = () => {};
+export function whenRefused(callback) {
+  onRefused = callback;
+}
 
 export class HttpError extends Error {
   constructor(status, message) {
@@ -27,8 +57,9 @@ async function readBody(response) {
 }
 
 export async function getJSON(path) {
-  const response = await fetch(path, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+  const response = await fetch(path, { headers: { Accept: 'application/json', ...authHeaders() }, cache: 'no-store' });
   const body = await readBody(response);
+  if (response.status === 401 || response.status === 403) onRefused(response.status);
   if (!response.ok) throw new HttpError(response.status, describeError(response.status, body));
   return body;
 }
@@ -49,7 +80,7 @@ export async function getAllPages(path, { pageSize = 1000, maxPages = 500 } = {}
 export async function postJSON(path, document) {
   const response = await fetch(path, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders() },
     body: JSON.stringify(document),
   });
   return { status: response.status, ok: response.ok, body: await readBody(response) };

@@ -9,7 +9,7 @@
 // fresh snapshot. The browser's EventSource reconnects by itself (sending Last-Event-ID); if it
 // gives up, the dashboard opens a new one.
 
-import { getAllPages, getJSON } from './api.js';
+import { apiKey, eventsUrl, getAllPages, getJSON, setApiKey, whenRefused } from './api.js';
 import { ThroughputChart } from './chart.js';
 import { Counters } from './counters.js';
 import { renderSoon } from './dom.js';
@@ -37,9 +37,23 @@ class Dashboard {
     this.pending = null; // events that arrive while a snapshot loads
     this.generation = 0;
     this.source = null;
+    this.keyForm = $('#key-form');
+    this.keyInput = $('#api-key');
+    this.keyBanner = $('#key-banner');
   }
 
   start() {
+    this.keyInput.value = apiKey();
+    this.keyForm.addEventListener('submit', (event) => {
+      event.preventDefault();
+      setApiKey(this.keyInput.value.trim());
+      this.keyBanner.hidden = true;
+      if (this.source) this.source.close();
+      this.connect();
+    });
+    whenRefused(() => {
+      this.keyBanner.hidden = false;
+    });
     this.connect();
     setInterval(() => {
       this.counters.setRate(this.chart.rate(10));
@@ -56,7 +70,7 @@ class Dashboard {
   }
 
   connect() {
-    const source = new EventSource('v1/events');
+    const source = new EventSource(eventsUrl());
     this.source = source;
     source.addEventListener('open', () => {
       this.setConnection('live');
@@ -69,6 +83,8 @@ class Dashboard {
       this.setConnection('disconnected');
       if (source.readyState === EventSource.CLOSED) {
         source.close();
+        // EventSource hides the status; a quick probe tells a refused key from a gateway that is down
+        getJSON('v1/controls').catch(() => {});
         setTimeout(() => this.connect(), RECONNECT_MS);
       }
     });

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from ordergate.api.access import principal_of, viewed_user
 from ordergate.api.http import ClientError, json_response, parse, read_body
-from ordergate.api.schemas import ControlIn, ControlsOut, Problem, ReloadOut
+from ordergate.api.schemas import ControlIn, ControlsOut, InvalidOut, Problem, ReloadOut
 from ordergate.domain.controls import ControlError, Controls, ControlSetting
 from ordergate.service.operations import ControlsUnsupported, Operations, ProfilesRefused
 from ordergate.store.base import ControlChange
@@ -65,6 +65,7 @@ async def get_controls(ops: OperationsDep, request: Request) -> Response:
     summary="Halt, reduce-only or reactivate the gateway, a strategy or a user",
     responses={
         413: {"model": Problem, "description": "Body over the size limit."},
+        422: {"model": InvalidOut, "description": "Not a valid control; `detail` says what is wrong."},
         501: {"model": Problem, "description": "This gateway's store cannot keep trading controls."},
     },
     openapi_extra={

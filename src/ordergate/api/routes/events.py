@@ -23,6 +23,7 @@ from ordergate.api.access import viewed_user
 from ordergate.api.answers import applied_for, order_answer
 from ordergate.api.deps import GatewayDep
 from ordergate.api.http import ClientError
+from ordergate.api.routes.queries import MAX_ID
 from ordergate.domain.record import OrderRecord
 from ordergate.errors import StoreUnavailable
 from ordergate.service.events import EventHub, HubClosed, Subscriber, SubscriberDropped
@@ -64,7 +65,7 @@ def _resume_point(last_event_id: str | None, after: int | None) -> int | None:
     if last_event_id is None:
         return after
     value = last_event_id.strip()
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit() and int(value) <= MAX_ID):
         raise ClientError(
             422,
             f"Last-Event-ID header: must be an order id (a whole number), not {last_event_id[:40]!r}",
@@ -90,7 +91,8 @@ async def stream_events(
     gateway: GatewayDep,
     request: Request,
     after: Annotated[
-        int | None, Query(ge=0, description="Send the orders after this id first (from the log), then live ones.")
+        int | None,
+        Query(ge=0, le=MAX_ID, description="Send the orders after this id first (from the log), then live ones."),
     ] = None,
     last_event_id: Annotated[
         str | None, Header(description="Set by a reconnecting EventSource; takes precedence over `after`.")

@@ -16,9 +16,11 @@ from ordergate.api.access import principal_of
 from ordergate.api.deps import GatewayDep, SequencerDep
 from ordergate.api.http import read_body
 from ordergate.api.schemas import (
+    CLIENT_ORDER_ID_PATTERN,
     BatchIn,
     BatchOut,
     CheckOut,
+    InvalidOut,
     LegacyInvalidOut,
     LegacyOrderIn,
     LegacyOrderOut,
@@ -31,7 +33,10 @@ router = APIRouter()
 
 IdempotencyKey = Annotated[
     str | None,
-    Header(description="1 to 128 printable ASCII characters without spaces; same role as client_order_id."),
+    Header(
+        description="1 to 128 printable ASCII characters without spaces; same role as client_order_id.",
+        json_schema_extra={"pattern": CLIENT_ORDER_ID_PATTERN},
+    ),
 ]
 
 
@@ -47,7 +52,11 @@ def _response(reply: ordering.Reply) -> Response:
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": Problem, "description": "Body over the size limit."},
+    422: {"model": InvalidOut, "description": "The body (or a header) is not a valid order; `message` says why."},
     503: {"model": Problem, "description": "The store could not commit; nothing was stored. See Retry-After."},
+}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "client_order_id (or Idempotency-Key) already used for a different order."}
 }
 
 
@@ -56,7 +65,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     tags=["legacy"],
     summary="Place an order (original kit's contract)",
     response_model=LegacyOrderOut,
-    responses={422: {"model": LegacyInvalidOut, "description": "Malformed order."}, **_ERRORS},
+    responses={**_ERRORS, **_CONFLICT, 422: {"model": LegacyInvalidOut, "description": "Malformed order."}},
     openapi_extra=request_body(LegacyOrderIn),
 )
 async def create_order_legacy(

@@ -27,7 +27,9 @@ from ordergate.store.base import MAX_PAGE, OrderQuery, PositionQuery, TradeQuery
 router = APIRouter()
 
 NameFilter = Annotated[str | None, Query(min_length=1, max_length=MAX_NAME_LENGTH)]
-After = Annotated[int, Query(ge=0, description="Cursor: the `next` of the previous page.")]
+MAX_ID = 2**63 - 1
+"""Ids and cursors are 64-bit integers in every store; a larger number is a 422, not a store error."""
+After = Annotated[int, Query(ge=0, le=MAX_ID, description="Cursor: the `next` of the previous page.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
@@ -37,7 +39,7 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
     response_model=OrderOut,
     responses={404: {"model": Problem, "description": "No such order."}},
 )
-async def get_order(order_id: Annotated[int, Path(ge=1)], store: StoreDep, request: Request) -> Response:
+async def get_order(order_id: Annotated[int, Path(ge=1, le=MAX_ID)], store: StoreDep, request: Request) -> Response:
     record = await store.get_order(order_id)
     only = viewed_user(request)
     if record is None or (only is not None and not applied_for(record, only)):
