@@ -45,6 +45,7 @@ def test_generated_requests_never_get_a_5xx_and_every_answer_matches_the_schema(
     command += ["--phases", "examples,coverage,fuzzing", "--max-examples", MAX_EXAMPLES, "--seed", SEED, "--no-color"]
     result = subprocess.run(
         command,
+        cwd=home,  # schemathesis keeps its state in ./.schemathesis/
         env=subprocess_env(),
         capture_output=True,
         text=True,
