@@ -67,7 +67,7 @@ DbOption = Annotated[
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -177,7 +177,7 @@ def serve(
         gateway = Gateway.prepare(settings)
         application = create_app(settings, gateway)
     except StartupError as exc:
-        fail(escape(str(exc)))  # the message may name the extra 'ordergate[postgres]', not markup
+        fail(str(exc))
     warning = exposure_warning(settings.host, settings.auth)
     if warning is not None:
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
@@ -260,7 +260,7 @@ def verify(home: HomeOption = None, db: DbOption = None) -> None:
     try:
         reader = open_log_reader(settings)
     except StartupError as exc:
-        fail(escape(str(exc)))
+        fail(str(exc))
     try:
         report = verify_log(reader)
     finally:

@@ -130,3 +130,12 @@ def test_invalid_setting_from_the_environment_exits_2_naming_it(
     assert code == 2
     assert "port" in err
     assert "ORDERGATE_" in err
+
+
+def test_error_lines_show_brackets_literally(tmp_path: Path) -> None:
+    """Rich markup must not eat parts of a message, such as a path or an extra's name in brackets."""
+    (tmp_path / "Jsons").mkdir()
+    (tmp_path / "Jsons" / "user_profile.json").write_text('{"[bold]": {"S1": [7]}}')
+    code, _, err = invoke("serve", "--home", str(tmp_path))
+    assert code == 2
+    assert '$["[bold]"]["S1"][0]' in err
