@@ -9,6 +9,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -96,48 +97,22 @@ def serve(home: Path, *extra: str) -> Server:
     )
 
 
+def baseline(module: str, **options: Any) -> Server:
+    """A baseline app of benchmarks/baselines/ on the same server stack as ordergate."""
+    return Server(
+        [PYTHON, "-m", "uvicorn", f"benchmarks.baselines.{module}:app", "--port", "{port}", "--loop", "uvloop",
+         "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+        cwd=ROOT,
+        **options,
+    )  # fmt: skip
+
+
 def run_baselines(plan: Plan) -> tuple[LoadResult, LoadResult]:
     home = new_home(plan, "naive")
     bodies = write_bodies(home)
-    with Server(
-        [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            "benchmarks.baselines.ceiling:app",
-            "--port",
-            "{port}",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-    ) as ceiling:
+    with baseline("ceiling") as ceiling:
         top = run_wrk(ceiling.url, "/create_order", bodies, seconds=plan.seconds, connections=CONNECTIONS)
-    with Server(
-        [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            "benchmarks.baselines.naive_gateway:app",
-            "--port",
-            "{port}",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={"NAIVE_HOME": str(home)},
-        ready_path="/openapi.json",
-    ) as naive:
+    with baseline("naive_gateway", env={"NAIVE_HOME": str(home)}, ready_path="/openapi.json") as naive:
         slow = run_wrk(naive.url, "/create_order", bodies, seconds=plan.seconds, connections=CONNECTIONS)
     return top, slow
 
