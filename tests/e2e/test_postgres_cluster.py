@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import random
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -253,3 +254,50 @@ def test_a_process_killed_mid_load_loses_no_answered_order_and_the_others_keep_s
     victim.start()  # and the killed process comes back on the same database
     with httpx.Client(base_url=victim.url, timeout=REQUEST_TIMEOUT) as client:
         assert len(fetch_all(client, "/v1/orders")) == len(log) + 1
+
+
+def test_a_halt_set_through_one_process_stops_every_order_sent_to_another_after_it_was_answered(
+    tmp_path: Path, start_gateway: StartGateway, database: str
+) -> None:
+    first, second = cluster(tmp_path, start_gateway, database, 2)
+    sent: list[tuple[float, dict[str, object]]] = []  # (when the request went out, the answer)
+    state: dict[str, float] = {}
+
+    async def trade(worker: int) -> None:
+        async with httpx.AsyncClient(base_url=second.url, timeout=REQUEST_TIMEOUT) as client:
+            for index in range(80):
+                side = "BUY" if (worker + index) % 2 == 0 else "SELL"
+                started = time.monotonic()
+                response = await client.post("/v1/orders", json={"strategy": STRATEGY, "instrument": INSTRUMENT,
+                                                                 "side": side})  # fmt: skip
+                assert response.status_code == 201, response.text
+                sent.append((started, response.json()))
+
+    async def halt_midway() -> None:
+        while len(sent) < 60:
+            await asyncio.sleep(0.005)
+        async with httpx.AsyncClient(base_url=first.url, timeout=REQUEST_TIMEOUT) as client:
+            body = {"level": "global", "target": None, "state": "HALTED"}
+            assert (await client.put("/v1/controls", json=body)).status_code == 200
+        state["halted_at"] = time.monotonic()
+
+    async def load() -> None:
+        await asyncio.wait_for(asyncio.gather(halt_midway(), *(trade(n) for n in range(8))), LOAD_TIMEOUT)
+
+    asyncio.run(load())
+    after = [answer for started, answer in sent if started > state["halted_at"]]
+    assert len(after) > 50, "the halt came too late to test anything"
+    assert all(answer["status"] == "REJECTED" and answer["applied"] == [] for answer in after), after
+    assert any(answer["status"] == "ACCEPTED" for started, answer in sent if started < state["halted_at"])
+
+    lifted = httpx.put(
+        f"{second.url}/v1/controls",
+        json={"level": "global", "target": None, "state": "ACTIVE"},
+        timeout=REQUEST_TIMEOUT,
+    )
+    assert lifted.status_code == 200
+    order = {"strategy": "STRATEGY_C", "instrument": "INFY", "side": "BUY"}
+    assert httpx.post(f"{first.url}/v1/orders", json=order, timeout=REQUEST_TIMEOUT).json()["status"] == "ACCEPTED"
+    out = " ".join(assert_verified(database).split())
+    assert f"{len(sent) + 1} orders" in out
+    assert f"({len(sent) + 1} decisions re-derived" in out

@@ -85,9 +85,7 @@ class Operations:
     async def start(self) -> None:
         """Restore the controls in force from the store (call once the gateway has started)."""
         store = self._gateway.store
-        if not isinstance(store, ControlStore):
-            return
-        document = await store.current_controls()
+        document = await store.current_controls() if isinstance(store, ControlStore) else None
         if document is not None:
             controls = Controls.from_document(orjson.loads(document))
             self._sequencer.use_controls(controls)

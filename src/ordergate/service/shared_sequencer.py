@@ -23,6 +23,14 @@ drawn from the sequence *inside* the locked section, order_id follows that order
 by order_id reproduces every decision (``ordergate verify --db URL`` checks exactly that). Ids are
 unique and increase in decision order; a failed transaction leaves a gap (a sequence never goes back).
 
+Trading controls: the controls in force live in the database, not in any one process. Each group
+transaction reads them in step 2, after taking a shared lock on them (a change of controls takes it
+exclusively, see :mod:`ordergate.store.postgres`), and decides every order of the group under them,
+recording their fingerprint with each order. So a halt set through any process holds for every
+order, sent to any process, decided after the halt was answered. Between groups, an idle
+process re-reads them every :data:`CONTROLS_REFRESH` seconds, which only keeps ``check()`` and
+``GET /v1/controls`` current; no stored decision depends on that view.
+
 Client order ids: the lock on the id serialises two processes that receive the same id at once; the
 second one finds the first one's order in step 2 and answers it as a replay (same order) or a 409
 (another order). A unique index on ``client_order_id`` backs this up.
@@ -50,6 +58,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from ordergate.domain.book import Book, Position
 from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Decision, Order, Scope
@@ -59,11 +69,14 @@ from ordergate.domain.rules import decide
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
 from ordergate.service.clock import Clock, utc_now
 from ordergate.service.sequencer import MAX_GROUP, CommitListener, Outcome, Sequencer
-from ordergate.store.base import CommitInDoubt, SharedStore
+from ordergate.store.base import CommitInDoubt, ControlStore, SharedStore
 
 log = logging.getLogger(__name__)
 
 StoreErrorListener = Callable[[str], None]
+
+CONTROLS_REFRESH = 1.0
+"""Seconds between two reads of the controls in force while this process has no order to decide."""
 
 
 @dataclass(slots=True)
@@ -112,6 +125,8 @@ class SharedSequencer(Sequencer):
         self._failed_at: float | None = None
         self._controls = NO_CONTROLS
         self._restricting: Controls | None = None  # the controls when they restrict anything, else None
+        self._controls_document: str | None = None  # the document ``_controls`` was last read from
+        self._controls_epoch = 0  # counts changes of ``_controls``, so that a slow idle read never wins
 
     def failing(self, within: float = 5.0) -> bool:
         """Whether the last group failed less than ``within`` seconds ago (readiness turns 503)."""
@@ -139,6 +154,8 @@ class SharedSequencer(Sequencer):
         """Decide every later order of this process under ``controls`` (stored durably by the caller)."""
         self._controls = controls
         self._restricting = controls if controls.restricts_anything else None
+        self._controls_document = None
+        self._controls_epoch += 1
 
     def use_registry(self, registry: Registry) -> None:
         """Decide every later order of this process against ``registry`` (profiles reloaded and recorded)."""
@@ -212,12 +229,38 @@ class SharedSequencer(Sequencer):
 
     # -- committing -----------------------------------------------------------------------------
 
+    def _adopt_controls(self, document: str | None) -> None:
+        """Use the controls of ``document`` as read from the store (``None``: none were ever set)."""
+        if document is None:
+            if self._controls != NO_CONTROLS:
+                self.use_controls(NO_CONTROLS)
+            return
+        if document != self._controls_document:
+            self.use_controls(Controls.from_document(orjson.loads(document)))
+            self._controls_document = document
+
+    async def _refresh_controls(self) -> None:
+        """Read the controls in force while idle (they only feed ``check()`` and ``controls``)."""
+        if not isinstance(self._shared, ControlStore):
+            return
+        epoch = self._controls_epoch
+        try:
+            document = await self._shared.current_controls()
+        except StoreUnavailable as exc:
+            log.debug("could not read the controls in force: %s", exc)
+            return
+        if epoch == self._controls_epoch:  # nothing newer was put in force while it was read
+            self._adopt_controls(document)
+
     async def _commit_forever(self) -> None:
         while True:
             if not self._arrivals:
                 self._idle.set()
                 self._wake.clear()
-                await self._wake.wait()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), CONTROLS_REFRESH)
+                except TimeoutError:
+                    await self._refresh_controls()
                 continue
             group = self._arrivals[: self._max_group]
             del self._arrivals[: len(group)]
@@ -297,6 +340,8 @@ class SharedSequencer(Sequencer):
                     f"gateway with --scope {locked.scope}",
                     retry_after=30,
                 )
+            if locked.controls_read:
+                self._adopt_controls(locked.controls)
             held: dict[str, list[Position]] = {instrument: [] for instrument in instruments}
             for position in locked.positions:
                 held[position.instrument].append(position)

@@ -4,7 +4,9 @@ Four checks, stopping at the first difference so an operator knows where to look
 
 1. the hash chain: each order's stored hash is the hash of its content and of the previous order's
    hash (stores that keep the chain, :class:`~ordergate.store.base.AuditedLogReader`), so an order
-   altered, inserted or removed after the fact is named;
+   altered, inserted or removed after the fact is named. "The previous order" is the previous one
+   in order_id order of the same chain: the whole log is one chain on SQLite; on PostgreSQL each
+   instrument is its own chain (:class:`~ordergate.store.base.PartitionedChainLogReader`);
 2. every order's effects are possible on the book replayed so far (no double open, no close of
    nothing), and order ids strictly increase;
 3. where the profiles an order was decided against are stored (they are, for every order this
@@ -25,7 +27,7 @@ from ordergate.domain.model import Decision
 from ordergate.domain.record import GENESIS_HASH, chain_hash
 from ordergate.domain.registry import ProfileError, Registry
 from ordergate.domain.rules import decide
-from ordergate.store.base import AuditedLogReader, LogReader
+from ordergate.store.base import AuditedLogReader, LogReader, PartitionedChainLogReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,8 @@ def verify_log(reader: LogReader) -> VerifyReport:
     controls: dict[str, Controls | None] = {}
     audited = reader if isinstance(reader, AuditedLogReader) else None
     head: str | None = GENESIS_HASH if audited is not None else None
+    partitioned = reader if isinstance(reader, PartitionedChainLogReader) else None
+    heads: dict[str, str] = {}  # the head of each chain, when the log is several chains
     count = redecided = 0
     last_id = 0
 
@@ -64,7 +68,17 @@ def verify_log(reader: LogReader) -> VerifyReport:
         if record.order_id <= last_id:
             return report(f"order {record.order_id}: order ids go backwards (after {last_id})")
         last_id = record.order_id
-        if head is not None:
+        if partitioned is not None:
+            key = partitioned.chain_key(record)
+            expected_hash = chain_hash(heads.get(key, GENESIS_HASH), record)
+            if record.chain_hash != expected_hash:
+                return report(
+                    f"order {record.order_id}: the hash chain of {key} breaks here: the stored order does not "
+                    f"match its hash and the previous {key} order's; it (or the {key} order before it) was "
+                    "altered, inserted or removed"
+                )
+            heads[key] = head = expected_hash
+        elif head is not None:
             expected_hash = chain_hash(head, record)
             if record.chain_hash != expected_hash:
                 return report(

@@ -159,6 +159,11 @@ class LockedGroup:
     """Orders already stored under the group's client order ids, by client order id."""
     order_ids: list[int]
     """Fresh order ids, ascending, drawn after the locks were taken (one per order of the group)."""
+    controls_read: bool = False
+    """Whether the store read the trading controls in force under its controls lock (a store that
+    cannot keep controls leaves this ``False``, and the sequencer's own controls hold)."""
+    controls: str | None = None
+    """The document of the trading controls in force (``None``: no control was ever set)."""
 
 
 class OrderGroup(Protocol):
@@ -240,4 +245,17 @@ class AuditedLogReader(LogReader, Protocol):
 
     def controls(self, fingerprint: str) -> str | None:
         """The controls document a fingerprint stands for."""
+        ...
+
+
+@runtime_checkable
+class PartitionedChainLogReader(AuditedLogReader, Protocol):
+    """An audited log kept as several hash chains rather than one (PostgreSQL: one chain per instrument).
+
+    Each order is linked to the previous order, in order_id order, *of its own chain*; ``verify``
+    keeps one head per chain.
+    """
+
+    def chain_key(self, record: OrderRecord) -> str:
+        """The chain ``record`` belongs to."""
         ...

@@ -14,11 +14,23 @@ meet another application's single-key advisory locks:
   instruments never interact, in either scope, so they never wait for each other (a hash collision
   only makes two instruments share a lock);
 - one lock per client order id (``LOCK_SPACE_CLIENT_ORDER``): the same id sent to two processes at
-  once is stored once, and the other process answers from the stored order.
+  once is stored once, and the other process answers from the stored order;
+- the *controls lock* (the schema space, key 1): shared by every group transaction, which reads the
+  trading controls in force once it holds it; exclusive while a control change is written. So a
+  change waits for the groups deciding under the old controls to commit, and every group that
+  takes its locks after the change committed decides under the new ones, in every process.
 
 Every transaction takes its locks in one global order (space, then key), so lock waits cannot form a
 cycle. Sessions set ``lock_timeout`` and ``idle_in_transaction_session_timeout``, so a stuck process
 cannot hold a lock for long; a killed process's locks vanish with its connection.
+
+The order log is tamper-evident with **one hash chain per instrument**: each order's ``chain_hash``
+covers its canonical content and the hash of the previous order *on the same instrument* (in
+order_id order; the first order of an instrument follows :data:`~ordergate.domain.record.GENESIS_HASH`).
+The group transaction reads each instrument's head under that instrument's lock and links the
+group's orders in order_id order, so the chain costs one indexed read per instrument in the round
+trip the group makes anyway, and orders on different instruments still never wait for each other.
+A single chain over all orders would make every group of every process wait for the one before it.
 
 A commit whose outcome the client could not learn (the connection broke during ``COMMIT``) is
 resolved before anyone is answered: once that session is gone, the order rows say whether it
@@ -39,16 +51,19 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from ordergate.domain.book import Position
+from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Scope
-from ordergate.domain.record import OrderRecord, Trade
+from ordergate.domain.record import GENESIS_HASH, OrderRecord, Trade, chain_hash
 from ordergate.errors import StartupError, StoreUnavailable
 from ordergate.store.base import (
     CommitInDoubt,
+    ControlChange,
     Durability,
     LockedGroup,
     OrderQuery,
@@ -59,7 +74,7 @@ from ordergate.store.base import (
 )
 from ordergate.store.changes import group_changes
 from ordergate.store.codec import decode_record, encode_applied, encode_rejected_for
-from ordergate.store.postgres_schema import BOOTSTRAP, LATEST_VERSION, MIGRATIONS
+from ordergate.store.postgres_schema import BOOTSTRAP, CHAIN_VERSION, LATEST_VERSION, MIGRATIONS
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -67,6 +82,8 @@ R = TypeVar("R")
 LOCK_SPACE_SCHEMA = 0x4F470000
 LOCK_SPACE_INSTRUMENT = LOCK_SPACE_SCHEMA + 1
 LOCK_SPACE_CLIENT_ORDER = LOCK_SPACE_SCHEMA + 2
+CONTROLS_KEY = 1
+"""Key of the controls lock in the schema space: after the schema lock, before every instrument."""
 
 POOL_SIZE = 8
 """Connections per gateway process at most: one committer and the readers of the API."""
@@ -81,16 +98,26 @@ ORDER_COLUMNS = (
     "order_id, received_at, strategy, instrument, side, status, reason, scope, "
     "profile_fingerprint, client_order_id, applied, rejected_for, controls_fingerprint"
 )
+_CURRENT_CONTROLS = (
+    "SELECT s.document FROM control_changes c JOIN controls_sets s USING (fingerprint)"
+    " ORDER BY c.change_id DESC LIMIT 1"
+)
 _POSITION_COLUMNS = "position_id, user_name, strategy, instrument, opened_order_id, opened_at"
 _TRADE_COLUMNS = (
     "trade_id, user_name, strategy, instrument, opened_order_id, opened_at, closed_order_id, closed_at, "
     "closing_strategy"
 )
+LOG_COLUMNS = f"{ORDER_COLUMNS}, chain_hash"
+"""The order columns and the hash-chain link (what ``verify`` reads)."""
 _INSERT_ORDERS = f"""
-INSERT INTO orders ({ORDER_COLUMNS})
+INSERT INTO orders ({LOG_COLUMNS})
 SELECT * FROM unnest(
     %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+"""
+_CHAIN_HEADS = """
+SELECT i, (SELECT chain_hash FROM orders WHERE instrument = i ORDER BY order_id DESC LIMIT 1)
+FROM unnest(%s::text[]) AS i
 """
 _DELETE_POSITIONS = """
 DELETE FROM positions WHERE (user_name, scope_strategy, instrument) IN (
@@ -275,6 +302,52 @@ class PostgresStore:
             (fingerprint, document),
         )
 
+    # -- trading controls ---------------------------------------------------------------------
+
+    async def record_control_change(self, change: ControlChange, document: str) -> None:
+        """Store ``change`` and the controls it puts in force, under the exclusive controls lock.
+
+        Another process may have changed the controls since this one last read them, so the change is
+        applied to the controls in force *in the database* (read under the lock), not to ``document``
+        as the caller built it: a change never undoes another process's. The recorded fingerprint is
+        that of the result. The lock waits for every group deciding under the old controls.
+        """
+        try:
+            async with self._pooled().connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_SPACE_SCHEMA, CONTROLS_KEY))
+                row = await (await conn.execute(_CURRENT_CONTROLS)).fetchone()
+                base = NO_CONTROLS if row is None else Controls.from_document(orjson.loads(row[0]))
+                controls = base.with_setting(change.setting)
+                if controls.fingerprint != change.fingerprint:
+                    log.warning("control change applied to controls another process changed: %s", controls)
+                    document = orjson.dumps(controls.to_document()).decode()
+                await conn.execute(
+                    "INSERT INTO controls_sets (fingerprint, document) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (controls.fingerprint, document),
+                )
+                await conn.execute(
+                    "INSERT INTO control_changes (at, level, target, state, changed_by, fingerprint)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    (change.at, change.setting.level.value, change.setting.target, change.setting.state.value,
+                     change.by, controls.fingerprint),
+                )  # fmt: skip
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL {self.path}: {problem_of(exc)}") from exc
+
+    async def current_controls(self) -> str | None:
+        """The document of the controls in force (those of the last change), or ``None``: never set."""
+        rows = await self._run(_CURRENT_CONTROLS, ())
+        return str(rows[0][0]) if rows else None
+
+    async def control_changes(self, limit: int) -> list[ControlChange]:
+        """The last ``limit`` control changes, oldest first."""
+        rows = await self._run(
+            "SELECT at, level, target, state, changed_by, fingerprint FROM control_changes"
+            " ORDER BY change_id DESC LIMIT %s",
+            (limit,),
+        )
+        return [ControlChange.from_row(*row) for row in reversed(rows)]
+
     async def commit(self, records: Sequence[OrderRecord]) -> None:
         """Not used with several processes: orders are committed inside :meth:`lock_group`."""
         raise StoreUnavailable("the PostgreSQL store commits orders only inside a locked group transaction")
@@ -386,6 +459,7 @@ class _Group:
         self._store = store
         self._conn = conn
         self._locked: LockedGroup | None = None
+        self._heads: dict[str, str] = {}  # the hash of the last stored order of each instrument locked
         self.finished = False
 
     @property
@@ -406,12 +480,16 @@ class _Group:
         conn = self._conn
         async with conn.pipeline():
             await conn.execute("BEGIN")
-            await conn.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", (LOCK_SPACE_SCHEMA,))
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock_shared(%s, 0), pg_advisory_xact_lock_shared(%s, %s)",
+                (LOCK_SPACE_SCHEMA, LOCK_SPACE_SCHEMA, CONTROLS_KEY),
+            )
             await conn.execute(
                 "SELECT count(pg_advisory_xact_lock(s, k)) FROM unnest(%s::int4[], %s::int4[]) AS l(s, k)",
                 ([s for s, _ in keys], [k for _, k in keys]),
             )
             scope = await conn.execute("SELECT value FROM meta WHERE key = 'scope'")
+            controls = await conn.execute(_CURRENT_CONTROLS)
             positions = await conn.execute(
                 "SELECT user_name, strategy, instrument, opened_order_id, opened_at FROM positions"
                 " WHERE instrument = ANY(%s)",
@@ -424,13 +502,18 @@ class _Group:
                 if client_order_ids
                 else None
             )
+            heads = await conn.execute(_CHAIN_HEADS, (list(instruments),))
             ids = await conn.execute("SELECT nextval('order_ids') FROM generate_series(1, %s)", (reserve,))
         scope_row = await scope.fetchone()
+        controls_row = await controls.fetchone()
+        self._heads = {str(i): str(h) if h is not None else GENESIS_HASH for i, h in await heads.fetchall()}
         self._locked = LockedGroup(
             scope=Scope(scope_row[0]) if scope_row is not None else None,
             positions=[Position(*row) for row in await positions.fetchall()],
             stored=_by_client_order_id(await stored.fetchall()) if stored is not None else {},
             order_ids=sorted(int(row[0]) for row in await ids.fetchall()),
+            controls_read=True,
+            controls=str(controls_row[0]) if controls_row is not None else None,
         )
 
     async def commit(self, records: Sequence[OrderRecord]) -> None:
@@ -438,6 +521,12 @@ class _Group:
         store, conn = self._store, self._conn
         changes = group_changes(store._scope, records)
         scoped = store._scope is Scope.STRATEGY
+        heads = dict(self._heads)
+        hashes: list[str] = []
+        for record in records:  # in order_id order: each instrument's chain grows in decision order
+            instrument = record.order.instrument
+            heads[instrument] = chain_hash(heads.get(instrument, GENESIS_HASH), record)
+            hashes.append(heads[instrument])
         try:
             async with conn.pipeline():
                 await conn.execute(
@@ -456,6 +545,7 @@ class _Group:
                         [encode_applied(r.decision) for r in records],
                         [encode_rejected_for(r.decision) for r in records],
                         [r.controls_fingerprint for r in records],
+                        hashes,
                     ),
                 )
                 deleted = (
@@ -530,6 +620,37 @@ async def _migrate(conn: psycopg.AsyncConnection[Any], where: str) -> None:
                 if statement.strip():
                     await conn.execute(statement)
             await conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (target,))
+        if version < CHAIN_VERSION:
+            linked = await _link_unchained_orders(conn)
+            if linked:
+                log.warning("linked %d orders stored before the hash chain existed", linked)
+
+
+async def _link_unchained_orders(conn: psycopg.AsyncConnection[Any]) -> int:
+    """Give the orders stored before the chain existed their links (per instrument, in order_id order).
+
+    Runs once, inside the migration's transaction (every gateway waits on the schema lock meanwhile).
+    """
+    heads: dict[str, str] = {}
+    ids: list[int] = []
+    hashes: list[str] = []
+    cursor = await conn.execute(f"SELECT {LOG_COLUMNS} FROM orders ORDER BY order_id")
+    for row in await cursor.fetchall():
+        record = decode_record(*row)
+        instrument = record.order.instrument
+        if record.chain_hash is None:
+            heads[instrument] = chain_hash(heads.get(instrument, GENESIS_HASH), record)
+            ids.append(record.order_id)
+            hashes.append(heads[instrument])
+        else:
+            heads[instrument] = record.chain_hash
+    if ids:
+        await conn.execute(
+            "UPDATE orders SET chain_hash = u.h FROM unnest(%s::bigint[], %s::text[]) AS u(id, h)"
+            " WHERE orders.order_id = u.id",
+            (ids, hashes),
+        )
+    return len(ids)
 
 
 async def _record_scope(conn: psycopg.AsyncConnection[Any], scope: Scope, where: str) -> None:

@@ -1,4 +1,8 @@
-"""Read-only access to the whole order log of a PostgreSQL store, for ``ordergate verify --db``."""
+"""Read-only access to the whole order log of a PostgreSQL store, for ``ordergate verify --db``.
+
+The reader is a :class:`~ordergate.store.base.PartitionedChainLogReader`: the log is one hash chain
+per instrument (see :mod:`ordergate.store.postgres`), and each order keeps its trading controls.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from ordergate.domain.record import OrderRecord
 from ordergate.errors import StartupError
 from ordergate.store.base import Durability
 from ordergate.store.codec import decode_record
-from ordergate.store.postgres import ORDER_COLUMNS, conninfo, display_url, problem_of
+from ordergate.store.postgres import LOG_COLUMNS, conninfo, display_url, problem_of
+from ordergate.store.postgres_schema import CHAIN_VERSION
 
 
 class PostgresLogReader:
@@ -34,11 +39,19 @@ class PostgresLogReader:
         if row is None or not row[0]:
             self._conn.close()
             raise StartupError(f"no ordergate store in {where}: start a gateway with --db on it once")
+        row = self._conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        version = int(row[0]) if row is not None else 0
+        if version < CHAIN_VERSION:
+            self._conn.close()
+            raise StartupError(
+                f"the store {where} has schema version {version}, from before the hash chain: start a gateway "
+                "on it once (it upgrades the store and links every order), then verify"
+            )
 
     def iter_orders(self) -> Iterator[OrderRecord]:
         with self._conn.cursor(name="ordergate_log") as cursor:
             cursor.itersize = 5000
-            cursor.execute(f"SELECT {ORDER_COLUMNS} FROM orders ORDER BY order_id")
+            cursor.execute(f"SELECT {LOG_COLUMNS} FROM orders ORDER BY order_id")
             for row in cursor:
                 yield decode_record(*row)
 
@@ -57,6 +70,14 @@ class PostgresLogReader:
     def profiles(self, fingerprint: str) -> str | None:
         row = self._conn.execute("SELECT document FROM profiles WHERE fingerprint = %s", (fingerprint,)).fetchone()
         return None if row is None else str(row[0])
+
+    def controls(self, fingerprint: str) -> str | None:
+        row = self._conn.execute("SELECT document FROM controls_sets WHERE fingerprint = %s", (fingerprint,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def chain_key(self, record: OrderRecord) -> str:
+        """Each instrument is its own chain."""
+        return record.order.instrument
 
     def close(self) -> None:
         self._conn.close()

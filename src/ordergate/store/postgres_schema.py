@@ -72,7 +72,38 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE orders ADD COLUMN controls_fingerprint text;
         """,
     ),
+    (
+        3,
+        """
+        CREATE TABLE controls_sets (
+            fingerprint text PRIMARY KEY,
+            document    text NOT NULL
+        );
+        CREATE TABLE control_changes (
+            change_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at          text NOT NULL,
+            level       text NOT NULL CHECK (level IN ('global', 'strategy', 'user')),
+            target      text,
+            state       text NOT NULL CHECK (state IN ('ACTIVE', 'HALTED', 'REDUCE_ONLY')),
+            changed_by  text,
+            fingerprint text NOT NULL REFERENCES controls_sets (fingerprint)
+        );
+        """,
+    ),
+    (
+        4,
+        """
+        ALTER TABLE orders ADD COLUMN chain_hash text;
+        """,
+    ),
 )
+"""Version 3: trading controls, as SQLite's version 3 keeps them (the sets in force, named by
+fingerprint, and every change made, in the order the changes committed). Version 4: each order's
+hash-chain link; the chain is one per instrument (see :mod:`ordergate.store.postgres`), and the
+orders stored before it are linked once by the migration (:data:`CHAIN_VERSION`)."""
+
+CHAIN_VERSION = 4
+"""The schema version from which every order carries its hash-chain link."""
 
 LATEST_VERSION = MIGRATIONS[-1][0]
 
