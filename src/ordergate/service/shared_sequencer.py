@@ -151,7 +151,11 @@ class SharedSequencer(Sequencer):
         return self._controls
 
     def use_controls(self, controls: Controls) -> None:
-        """Decide every later order of this process under ``controls`` (stored durably by the caller)."""
+        """Show ``controls`` as this process's controls (stored durably by the caller).
+
+        Orders are decided under the controls each group transaction reads from the database; this
+        only sets what ``check()`` and ``controls`` use until the next read.
+        """
         self._controls = controls
         self._restricting = controls if controls.restricts_anything else None
         self._controls_document = None
