@@ -6,8 +6,7 @@
   and the whole set of controls it puts in force, named by fingerprint), then the sequencer decides
   every later order under it; each order records the fingerprint of the controls it was decided
   under, so ``verify`` can derive it again. At start the controls in force are restored from the
-  store. A store that cannot keep controls refuses them (:class:`ControlsUnsupported`) rather
-  than ignoring them.
+  store. Both stores keep controls.
 - **profile reload** (``POST /v1/admin/reload-profiles`` and SIGHUP): the profile file is read and
   checked exactly as at start-up; a bad file is refused with the same message and the profiles in
   force stay. A good one is recorded in the store (by fingerprint) before any order is decided
@@ -31,15 +30,11 @@ from ordergate.profiles import load_registry
 from ordergate.service.clock import Clock, utc_now
 from ordergate.service.gateway import Gateway
 from ordergate.service.sequencer import Sequencer
-from ordergate.store.base import ControlChange, ControlStore
+from ordergate.store.base import ControlChange
 
 log = logging.getLogger(__name__)
 
 RECENT_CHANGES = 20
-
-
-class ControlsUnsupported(OrdergateError):
-    """The store of this gateway cannot keep trading controls."""
 
 
 class ProfilesRefused(OrdergateError):
@@ -73,19 +68,9 @@ class Operations:
             raise StoreUnavailable("the gateway is still starting")
         return sequencer
 
-    def _control_store(self) -> ControlStore:
-        store = self._gateway.store
-        if not isinstance(store, ControlStore):
-            raise ControlsUnsupported(
-                f"this gateway's store ({type(store).__name__}) cannot keep trading controls yet; "
-                "use the SQLite store for controls"
-            )
-        return store
-
     async def start(self) -> None:
         """Restore the controls in force from the store (call once the gateway has started)."""
-        store = self._gateway.store
-        document = await store.current_controls() if isinstance(store, ControlStore) else None
+        document = await self._gateway.store.current_controls()
         if document is not None:
             controls = Controls.from_document(orjson.loads(document))
             self._sequencer.use_controls(controls)
@@ -100,12 +85,11 @@ class Operations:
         return sequencer.controls if sequencer is not None else NO_CONTROLS
 
     async def recent_changes(self) -> list[ControlChange]:
-        store = self._gateway.store
-        return await store.control_changes(RECENT_CHANGES) if isinstance(store, ControlStore) else []
+        return await self._gateway.store.control_changes(RECENT_CHANGES)
 
     async def set_control(self, setting: ControlSetting, by: str | None) -> Controls:
         """Put ``setting`` in force for every order decided from now on; raises ``ControlError`` if invalid."""
-        store = self._control_store()
+        store = self._gateway.store
         async with self._lock:
             controls = self._sequencer.controls.with_setting(setting)
             change = ControlChange(self._clock(), setting, by, controls.fingerprint)

@@ -16,7 +16,7 @@ from ordergate.api.access import principal_of, viewed_user
 from ordergate.api.http import ClientError, json_response, parse, read_body
 from ordergate.api.schemas import ControlIn, ControlsOut, InvalidOut, Problem, ReloadOut
 from ordergate.domain.controls import ControlError, Controls, ControlSetting
-from ordergate.service.operations import ControlsUnsupported, Operations, ProfilesRefused
+from ordergate.service.operations import Operations, ProfilesRefused
 from ordergate.store.base import ControlChange
 
 router = APIRouter(tags=["controls"])
@@ -66,7 +66,6 @@ async def get_controls(ops: OperationsDep, request: Request) -> Response:
     responses={
         413: {"model": Problem, "description": "Body over the size limit."},
         422: {"model": InvalidOut, "description": "Not a valid control; `detail` says what is wrong."},
-        501: {"model": Problem, "description": "This gateway's store cannot keep trading controls."},
     },
     openapi_extra={
         "requestBody": {
@@ -85,8 +84,6 @@ async def put_controls(ops: OperationsDep, request: Request) -> Response:
         )
     except ControlError as exc:
         raise ClientError(422, str(exc)) from None
-    except ControlsUnsupported as exc:
-        raise ClientError(501, str(exc)) from None
     return json_response(controls_answer(controls, await ops.recent_changes()))
 
 
