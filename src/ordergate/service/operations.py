@@ -133,7 +133,7 @@ class Operations:
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+        except (RuntimeError, ValueError, AttributeError):  # RuntimeError covers NotImplementedError: no signals here
             return
         self._sighup_loop = loop
 

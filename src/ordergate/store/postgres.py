@@ -75,6 +75,7 @@ from ordergate.store.base import (
 from ordergate.store.changes import group_changes
 from ordergate.store.codec import decode_record, encode_applied, encode_rejected_for
 from ordergate.store.postgres_schema import BOOTSTRAP, CHAIN_VERSION, LATEST_VERSION, MIGRATIONS
+from ordergate.store.queries import order_conditions
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -371,27 +372,9 @@ class PostgresStore:
         return _by_client_order_id(rows)
 
     async def list_orders(self, query: OrderQuery) -> Page[OrderRecord]:
-        where = ["order_id > %s"]
-        params: list[object] = [query.after]
-        if query.user is not None:
-            # as in SQLite: a user's effects opened a position (still open or since closed) or closed one
-            where.append(
-                "order_id IN (SELECT opened_order_id FROM positions WHERE user_name = %s"
-                " UNION SELECT opened_order_id FROM trades WHERE user_name = %s"
-                " UNION SELECT closed_order_id FROM trades WHERE user_name = %s)"
-            )
-            params += [query.user] * 3
-        for column, value in (
-            ("strategy", query.strategy),
-            ("instrument", query.instrument),
-            ("status", query.status),
-            ("side", query.side),
-        ):
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(str(value))
+        where, params = order_conditions(query, "%s", "user_name")
         rows = await self._run(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE {' AND '.join(where)} ORDER BY order_id LIMIT %s",
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY order_id LIMIT %s",
             (*params, query.limit + 1),
         )
         return _page([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id)

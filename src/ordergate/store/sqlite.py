@@ -36,6 +36,7 @@ from ordergate.store.base import (
 )
 from ordergate.store.changes import group_changes
 from ordergate.store.codec import decode_record, encode_applied, encode_rejected_for
+from ordergate.store.queries import order_conditions
 from ordergate.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
 
 R = TypeVar("R")
@@ -371,29 +372,9 @@ class SQLiteStore:
         return found
 
     async def list_orders(self, query: OrderQuery) -> Page[OrderRecord]:
-        where = ["o.order_id > ?"]
-        params: list[object] = [query.after]
-        if query.user is not None:
-            # Every effect applied for a user opened a position (still open, or closed since: a trade)
-            # or closed one (a trade), so those two tables index the user's orders without a third.
-            where.append(
-                "o.order_id IN (SELECT opened_order_id FROM positions WHERE user = ?"
-                " UNION SELECT opened_order_id FROM trades WHERE user = ?"
-                " UNION SELECT closed_order_id FROM trades WHERE user = ?)"
-            )
-            params += [query.user] * 3
-        for column, value in (
-            ("strategy", query.strategy),
-            ("instrument", query.instrument),
-            ("status", query.status),
-            ("side", query.side),
-        ):
-            if value is not None:
-                where.append(f"o.{column} = ?")
-                params.append(value)
-        columns = ", ".join(f"o.{c.strip()}" for c in _ORDER_COLUMNS.split(","))
+        where, params = order_conditions(query, "?", "user")
         rows = await self._read(
-            f"SELECT {columns} FROM orders o WHERE {' AND '.join(where)} ORDER BY o.order_id LIMIT ?",
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY order_id LIMIT ?",
             (*params, query.limit + 1),
         )
         return _page([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id)
