@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ordergate.service.gateway import Gateway
@@ -137,27 +137,32 @@ async def test_legacy_endpoint_gets_503_too(tmp_path: Path, open_gateway: OpenGa
         assert (await client.get("/v1/positions")).json()["items"] == []
 
 
-async def test_unreachable_store_after_client_disconnect_still_commits(client: httpx.AsyncClient) -> None:
-    """A caller that gives up does not take its order with it: the decision is committed regardless."""
-    task = asyncio.ensure_future(
-        client.post(
-            "/v1/orders",
-            json={"strategy": "STRATEGY_B", "instrument": "MINDA", "side": "BUY", "client_order_id": "gone"},
-        )
-    )
-    await asyncio.sleep(0)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    for _ in range(100):
-        answer = await client.post(
-            "/v1/orders",
-            json={"strategy": "STRATEGY_B", "instrument": "MINDA", "side": "BUY", "client_order_id": "gone"},
-        )
-        if answer.status_code in (200, 201):
-            break
-    assert answer.status_code in (200, 201)
-    assert len((await client.get("/v1/positions")).json()["items"]) == 1
+async def test_a_caller_that_goes_away_while_its_order_waits_for_commit_does_not_cancel_it(
+    seed_home: Path, open_gateway: OpenGateway
+) -> None:
+    """The order is decided, the database is busy, the caller gives up: the order is still committed."""
+    order = {"strategy": "STRATEGY_B", "instrument": "MINDA", "side": "BUY", "client_order_id": "gone"}
+    async with open_gateway(seed_home) as (client, _):
+        blocker = sqlite3.connect(seed_home / "data" / "ordergate.sqlite3", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the gateway's commit now waits for this write lock
+        task = asyncio.ensure_future(client.post("/v1/orders", json=order))
+        for _ in range(200):  # until the order is decided (the book holds it, uncommitted)
+            check = await client.post(
+                "/v1/orders/check", json={k: order[k] for k in ("strategy", "instrument", "side")}
+            )
+            if check.json()["reason"] == "ALREADY_HOLDING":
+                break
+            await asyncio.sleep(0.01)
+        assert check.json()["reason"] == "ALREADY_HOLDING"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        blocker.execute("ROLLBACK")
+        again = await client.post("/v1/orders", json=order)
+        positions = (await client.get("/v1/positions")).json()["items"]
+    blocker.close()
+    assert (again.status_code, again.json()["replayed"], again.json()["order_id"]) == (200, True, 1)
+    assert [(p["user"], p["instrument"]) for p in positions] == [("Holland Proctor", "MINDA")]
 
 
 async def test_batch_items_of_a_failed_commit_report_503_and_are_not_stored(
