@@ -7,14 +7,14 @@ current folder). Start-up problems (profiles, a store in use) stop uvicorn with 
 import sys
 
 from ordergate.api.app import create_app
+from ordergate.bootstrap import prepare_gateway
 from ordergate.config import Settings
 from ordergate.errors import StartupError
 from ordergate.security.exposure import exposure_warning, host_from_argv
-from ordergate.service.gateway import Gateway
 
 settings = Settings()
 try:
-    gateway = Gateway.prepare(settings)
+    gateway = prepare_gateway(settings)
     app = create_app(settings, gateway)
 except StartupError as exc:
     print(f"error: {exc}", file=sys.stderr)

@@ -157,8 +157,8 @@ def serve(
     import uvicorn
 
     from ordergate.api.app import create_app
+    from ordergate.bootstrap import prepare_gateway
     from ordergate.service.exit_signals import exit_zero_after_graceful_sigterm
-    from ordergate.service.gateway import Gateway
 
     settings = settings_from(
         host=host,
@@ -174,7 +174,7 @@ def serve(
         home=home,
     )
     try:
-        gateway = Gateway.prepare(settings)
+        gateway = prepare_gateway(settings)
         application = create_app(settings, gateway)
     except StartupError as exc:
         fail(str(exc))
@@ -183,7 +183,7 @@ def serve(
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     err_console.print(
-        f"ordergate {settings.scope} scope, {settings.durability} durability, store {gateway.store.path}",
+        f"ordergate {settings.scope} scope, {settings.durability} durability, store {gateway.store.location}",
         highlight=False,
     )
     exit_zero_after_graceful_sigterm()
@@ -253,7 +253,7 @@ def produce(
 @app.command()
 def verify(home: HomeOption = None, db: DbOption = None) -> None:
     """Replay the order log and compare it with the open positions; exit 1 on any difference."""
-    from ordergate.service.gateway import open_log_reader
+    from ordergate.bootstrap import open_log_reader
     from ordergate.service.verify import verify_log
 
     settings = settings_from(home=home, db=db)
@@ -273,8 +273,8 @@ def verify(home: HomeOption = None, db: DbOption = None) -> None:
         f"({report.redecided} decisions re-derived from their profiles)",
         highlight=False,
     )
-    if report.chain_head is not None:
-        console.print(f"hash chain intact; last order's hash: {report.chain_head}", highlight=False)
+    if report.anchor is not None:
+        console.print(f"hash chain intact; anchor (a digest of every chain head): {report.anchor}", highlight=False)
 
 
 # -- operator commands: listings, export, demo --------------------------------------------------------
@@ -377,16 +377,15 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Stream the order log, the open positions or the closed trades from the store, whole."""
-    from ordergate.service.gateway import sqlite_path
-    from ordergate.store.sqlite_snapshot import SQLiteSnapshot
+    from ordergate.bootstrap import open_log_reader
     from ordergate.tools.export import COLUMNS, rows, write
 
     settings = settings_from(home=home, db=db)
     try:
-        snapshot = SQLiteSnapshot(sqlite_path(settings))
+        snapshot = open_log_reader(settings, audit=False)
     except StartupError as exc:
         fail(str(exc))
-    with snapshot:
+    try:
         try:
             target = sys.stdout if output is None else output.open("w", encoding="utf-8", newline="")
         except OSError as exc:
@@ -396,6 +395,8 @@ def export(
         finally:
             if output is not None:
                 target.close()
+    finally:
+        snapshot.close()
     err_console.print(f"exported {count} {what} to {output or 'standard output'}", highlight=False)
 
 

@@ -11,6 +11,11 @@ Order rejections are not exceptions (they are values of the domain); everything 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ordergate.domain.record import OrderRecord
+
 
 class OrdergateError(Exception):
     """Base of every deliberate ordergate error; ``str()`` is a message for the user."""
@@ -33,4 +38,21 @@ class StoreUnavailable(OrdergateError):
 
 
 class ClientOrderIdConflict(OrdergateError):
-    """A client order id was reused for a different order (HTTP 409)."""
+    """A client order id was reused for a different order (HTTP 409).
+
+    ``record`` is the stored order that holds the id, when known: the API decides how much of it the
+    caller may see (a key limited to some strategies is not told about another strategy's order).
+    """
+
+    def __init__(self, message: str, record: OrderRecord | None = None) -> None:
+        super().__init__(message)
+        self.record = record
+
+    @classmethod
+    def of(cls, record: OrderRecord) -> ClientOrderIdConflict:
+        o = record.order
+        return cls(
+            f"client_order_id {record.client_order_id!r} was already used by order {record.order_id} "
+            f"({o.strategy} {o.instrument} {o.side.value}); use a new id for a different order",
+            record,
+        )

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from ordergate.api.app import create_app
+from ordergate.bootstrap import prepare_gateway
 from ordergate.config import Settings
 from ordergate.service.gateway import Gateway
 from tests.postgres import fresh_database
@@ -27,7 +28,7 @@ OpenGateway = Callable[..., AbstractAsyncContextManager[tuple[httpx.AsyncClient,
 @asynccontextmanager
 async def running_gateway(home: Path, **settings: object) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
     config = Settings(home=home, **settings)  # type: ignore[arg-type]
-    gateway = Gateway.prepare(config)
+    gateway = prepare_gateway(config)
     app = create_app(config, gateway)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

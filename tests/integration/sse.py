@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from ordergate.api.app import create_app
+from ordergate.bootstrap import prepare_gateway
 from ordergate.config import Settings
 from ordergate.service.gateway import Gateway
 
@@ -45,23 +46,12 @@ class Running:
 @asynccontextmanager
 async def running(home: Path, **settings: object) -> AsyncIterator[Running]:
     config = Settings(home=home, **settings)  # type: ignore[arg-type]
-    gateway = Gateway.prepare(config)
+    gateway = prepare_gateway(config)
     app = create_app(config, gateway)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield Running(app, client, gateway)
-
-
-async def refuse_writes(gateway: Gateway, refuse: bool) -> None:
-    """Make every commit fail (SQLITE_READONLY), or work again, on the store's writer thread."""
-    store = gateway.store
-
-    def switch() -> None:
-        assert store._writer is not None
-        store._writer.execute(f"PRAGMA query_only = {int(refuse)}")
-
-    await asyncio.get_running_loop().run_in_executor(store._write_thread, switch)
 
 
 class EventStreamClient:

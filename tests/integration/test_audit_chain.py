@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from ordergate.cli import app
+from ordergate.domain.chain import GENESIS_HASH, chain_hash
 from ordergate.domain.model import Scope
-from ordergate.domain.record import GENESIS_HASH, chain_hash
 from ordergate.errors import StoreUnavailable
 from ordergate.store.sqlite import SQLiteLogReader, SQLiteStore
-from ordergate.store.sqlite_schema import MIGRATIONS
+from ordergate.store.sqlite.schema import MIGRATIONS
 from tests.integration.conftest import running_gateway
 from tests.integration.test_sqlite_store import opening
 
@@ -57,7 +57,7 @@ async def test_every_stored_order_is_linked_to_the_one_before(seed_home: Path) -
     reader.close()
     code, output = verify(seed_home)
     assert code == 0, output
-    assert f"last order's hash: {previous}" in output.replace("\n", "")
+    assert f"anchor (a digest of every chain head): {previous}" in output.replace("\n", "")
 
 
 @pytest.mark.parametrize(

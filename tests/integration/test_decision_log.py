@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import OpenGateway
-from tests.integration.test_store_failure import refuse_writes
+from tests.integration.sqlite_writer import refuse_writes
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_home
-from tests.integration.sse import EventStreamClient, refuse_writes, running
+from tests.integration.sqlite_writer import refuse_writes
+from tests.integration.sse import EventStreamClient, running
 
 pytestmark = pytest.mark.anyio
 

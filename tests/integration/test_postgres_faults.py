@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from ordergate.service.verify import verify_log
-from ordergate.store.postgres_log import PostgresLogReader
+from ordergate.store.postgres import PostgresLogReader
 from tests.conftest import write_home
 from tests.integration.conftest import running_gateway
 from tests.postgres import bring_database_back, fresh_database, kill_connections, take_database_down

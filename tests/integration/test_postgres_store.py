@@ -22,7 +22,7 @@ from ordergate.domain.model import Action, Decision, Effect, Order, Scope, Side,
 from ordergate.domain.record import OrderRecord
 from ordergate.errors import StartupError, StoreUnavailable
 from ordergate.store.postgres import PostgresStore
-from ordergate.store.postgres_schema import LATEST_VERSION
+from ordergate.store.postgres.schema import LATEST_VERSION
 from tests.conftest import write_home
 from tests.integration.conftest import running_gateway
 from tests.postgres import fresh_database
@@ -183,10 +183,10 @@ def test_the_sqlite_default_never_imports_the_postgresql_driver(seed_home: Path)
         "import asyncio, sys\n"
         "from ordergate.api.app import create_app\n"
         "from ordergate.config import Settings\n"
-        "from ordergate.service.gateway import Gateway\n"
+        "from ordergate.bootstrap import prepare_gateway\n"
         "import ordergate.cli\n"
         f"settings = Settings(home={str(seed_home)!r})\n"
-        "app = create_app(settings, Gateway.prepare(settings))\n"
+        "app = create_app(settings, prepare_gateway(settings))\n"
         "async def serve_once():\n"
         "    async with app.router.lifespan_context(app):\n"
         "        pass\n"
@@ -212,7 +212,7 @@ def test_a_postgresql_url_without_the_extra_installed_says_how_to_install_it(see
 
 def test_the_database_url_is_shown_without_its_password() -> None:
     store = PostgresStore("postgresql://trader:s3cret@db.internal:6432/orders?sslmode=require")
-    assert store.path == "postgresql://trader@db.internal:6432/orders"
+    assert store.location == "postgresql://trader@db.internal:6432/orders"
 
 
 @pytest.mark.anyio

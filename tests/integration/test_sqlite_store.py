@@ -13,7 +13,7 @@ from ordergate.domain.record import OrderRecord
 from ordergate.errors import StartupError, StoreLocked, StoreUnavailable
 from ordergate.store.base import PositionQuery
 from ordergate.store.sqlite import SQLiteStore
-from ordergate.store.sqlite_schema import LATEST_VERSION
+from ordergate.store.sqlite.schema import LATEST_VERSION
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.sse import refuse_writes, running
+from tests.integration.sqlite_writer import refuse_writes
+from tests.integration.sse import running
 
 pytestmark = pytest.mark.anyio
 

@@ -13,39 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from ordergate.service.gateway import Gateway
 from ordergate.service.verify import verify_log
 from ordergate.store.sqlite import SQLiteLogReader
 from tests.conftest import write_home
 from tests.integration.conftest import OpenGateway
+from tests.integration.sqlite_writer import cap_database_size, refuse_writes
 
 pytestmark = pytest.mark.anyio
 
 PROFILES = {f"User {n}": {"S1": ["ACC", "INFY", "TCS", "WIPRO"], "S2": ["ACC", "SBIN"]} for n in range(8)}
-
-
-async def cap_database_size(gateway: Gateway, pages: int | None) -> None:
-    """Limit the file to its current size (``None``) or to ``pages`` pages, on the writer's own thread."""
-    store = gateway.store
-
-    def cap() -> None:
-        conn = store._writer
-        assert conn is not None
-        limit = pages if pages is not None else conn.execute("PRAGMA page_count").fetchone()[0]
-        conn.execute(f"PRAGMA max_page_count = {limit}")
-
-    await asyncio.get_running_loop().run_in_executor(store._write_thread, cap)
-
-
-async def refuse_writes(gateway: Gateway, refuse: bool) -> None:
-    """Make every commit fail (SQLITE_READONLY) or work again, on the writer's own thread."""
-    store = gateway.store
-
-    def switch() -> None:
-        assert store._writer is not None
-        store._writer.execute(f"PRAGMA query_only = {int(refuse)}")
-
-    await asyncio.get_running_loop().run_in_executor(store._write_thread, switch)
 
 
 def random_order(rng: random.Random) -> dict[str, str]:

@@ -12,7 +12,8 @@ from ordergate.domain.book import Position
 from ordergate.domain.model import Action, Decision, Effect, Order, Reason, Scope, Side, Status
 from ordergate.domain.record import OrderRecord
 from ordergate.errors import StoreUnavailable
-from ordergate.service.telemetry import LogTotals, MeteredStore, Telemetry, totals_from_rows
+from ordergate.service.telemetry import LogTotals, Telemetry, totals_from_rows
+from ordergate.store.metered import MeteredStore, StoreErrors
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 STAMP = "2027-01-15T08:00:00"
@@ -152,8 +153,9 @@ class FailingStore:
 
 @pytest.mark.anyio
 async def test_the_metered_store_counts_failures_and_passes_them_on() -> None:
-    telemetry = Telemetry(0, 0, wall_clock=Clock(NOW))
-    store = MeteredStore(FailingStore(), telemetry)  # type: ignore[arg-type]
+    errors = StoreErrors()
+    telemetry = Telemetry(0, 0, wall_clock=Clock(NOW), store_errors=errors)
+    store = MeteredStore(FailingStore(), errors)  # type: ignore[arg-type]
     for _ in range(2):
         with pytest.raises(StoreUnavailable, match="disk full"):
             await store.commit([])

@@ -23,6 +23,7 @@ from ordergate.api.fastpath import GatewayApp
 from ordergate.api.operator import install_operator_routes
 from ordergate.api.routes import controls, health, orders, queries
 from ordergate.api.schemas import BatchIn, ControlIn, LegacyOrderIn, OrderIn
+from ordergate.bootstrap import prepare_gateway
 from ordergate.config import Settings
 from ordergate.security.keys import KeyRing
 from ordergate.security.ratelimit import RateLimiter
@@ -72,7 +73,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        running = gateway if gateway is not None else Gateway.prepare(settings)
+        running = gateway if gateway is not None else prepare_gateway(settings)
         app.state.gateway = running
         await running.start()
         operations = app.state.operations = Operations(running)

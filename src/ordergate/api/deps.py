@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from ordergate.errors import StoreUnavailable
 from ordergate.service.gateway import Gateway
-from ordergate.service.sequencer import Sequencer
+from ordergate.service.sequencing import Sequencing
 from ordergate.store.base import Store
 
 
@@ -17,7 +17,7 @@ def gateway(request: Request) -> Gateway:
     return gw
 
 
-def sequencer(request: Request) -> Sequencer:
+def sequencer(request: Request) -> Sequencing:
     seq = gateway(request).sequencer
     if seq is None:
         raise StoreUnavailable("the gateway is still starting")
@@ -29,5 +29,5 @@ def store(request: Request) -> Store:
 
 
 GatewayDep = Annotated[Gateway, Depends(gateway)]
-SequencerDep = Annotated[Sequencer, Depends(sequencer)]
+SequencerDep = Annotated[Sequencing, Depends(sequencer)]
 StoreDep = Annotated[Store, Depends(store)]

@@ -21,20 +21,20 @@ from ordergate.api.http import ClientError
 from ordergate.errors import StoreUnavailable
 from ordergate.security.keys import Principal
 from ordergate.service.gateway import Gateway
-from ordergate.service.sequencer import Sequencer
+from ordergate.service.sequencing import Sequencing
 
 log = logging.getLogger(__name__)
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 
-Handler = Callable[[Sequencer, bytes, str | None, Principal | None], Awaitable[ordering.Reply]]
+Handler = Callable[[Sequencing, bytes, str | None, Principal | None], Awaitable[ordering.Reply]]
 
 
-async def _check(sequencer: Sequencer, body: bytes, _key: str | None, principal: Principal | None) -> ordering.Reply:
+async def _check(sequencer: Sequencing, body: bytes, _key: str | None, principal: Principal | None) -> ordering.Reply:
     return ordering.check_order(sequencer, body, principal)
 
 
-async def _batch(sequencer: Sequencer, body: bytes, _key: str | None, principal: Principal | None) -> ordering.Reply:
+async def _batch(sequencer: Sequencing, body: bytes, _key: str | None, principal: Principal | None) -> ordering.Reply:
     return await ordering.place_batch(sequencer, body, principal)
 
 

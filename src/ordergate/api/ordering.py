@@ -21,7 +21,7 @@ from ordergate.api.validation import legacy_order, v1_order
 from ordergate.domain.model import Order
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
 from ordergate.security.keys import Principal
-from ordergate.service.sequencer import Outcome, Sequencer
+from ordergate.service.sequencing import Outcome, Sequencing
 
 JSON = (("content-type", "application/json"),)
 MAX_BATCH = 1000
@@ -90,7 +90,7 @@ def _authorise(principal: Principal | None, orders: Sequence[Order]) -> None:
 
 
 async def place_legacy(
-    sequencer: Sequencer, body: bytes, idempotency_key: str | None, principal: Principal | None = None
+    sequencer: Sequencing, body: bytes, idempotency_key: str | None, principal: Principal | None = None
 ) -> Reply:
     try:
         order = legacy_order(_decode(body))
@@ -115,7 +115,7 @@ def _v1(document: object, body: bytes) -> tuple[Order, str | None]:
 
 
 async def place_order(
-    sequencer: Sequencer, body: bytes, idempotency_key: str | None, principal: Principal | None = None
+    sequencer: Sequencing, body: bytes, idempotency_key: str | None, principal: Principal | None = None
 ) -> Reply:
     try:
         order, client_order_id = _v1(_decode(body), body)
@@ -131,7 +131,7 @@ async def place_order(
     return reply(order_answer(outcome.record, replayed=outcome.replayed), 200 if outcome.replayed else 201)
 
 
-async def place_batch(sequencer: Sequencer, body: bytes, principal: Principal | None = None) -> Reply:
+async def place_batch(sequencer: Sequencing, body: bytes, principal: Principal | None = None) -> Reply:
     """Up to 1000 orders, decided in their order, each atomic on its own (SPEC section 4).
 
     A batch holding an order the key may not send is refused whole (403), before anything is decided.
@@ -170,7 +170,7 @@ def _batch_item(result: Outcome | OrdergateError) -> dict[str, Any]:
     return {"error": {"status": failed.status, "detail": orjson.loads(failed.body)["detail"]}}
 
 
-def check_order(sequencer: Sequencer, body: bytes, principal: Principal | None = None) -> Reply:
+def check_order(sequencer: Sequencing, body: bytes, principal: Principal | None = None) -> Reply:
     try:
         order, _ = _v1(_decode(body), body)
         _authorise(principal, (order,))

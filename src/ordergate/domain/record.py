@@ -2,18 +2,15 @@
 
 A :class:`OrderRecord` is everything a store needs to persist one decision exactly: the order, its
 decision, when and under which scope, profiles and trading controls it was made, and the positions it
-opened or closed. Stores persist records; they never decide. :func:`chain_hash` links each stored
-order to the one before it, so that altering any stored order breaks the chain from there on.
+opened or closed. Stores persist records; they never decide. :func:`decided_record` is the one place
+a record is built from a decision and the book changes it made (both sequencers use it).
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import NamedTuple
 
-import orjson
-
-from ordergate.domain.book import Position
+from ordergate.domain.book import Position, Undo
 from ordergate.domain.model import Decision, Order, Scope
 
 
@@ -49,32 +46,27 @@ class Trade(NamedTuple):
     closing_strategy: str
 
 
-GENESIS_HASH = "0" * 64
-"""The "previous hash" of the first order of a log."""
-
-
-def canonical_content(record: OrderRecord) -> bytes:
-    """The canonical JSON of what a stored order says (not its positions, which the log re-derives)."""
-    decision = record.decision
-    return orjson.dumps(
-        [
-            record.order_id,
-            record.received_at,
-            record.order.strategy,
-            record.order.instrument,
-            record.order.side.value,
-            decision.status.value,
-            decision.reason.value if decision.reason is not None else None,
-            record.scope.value,
-            record.profile_fingerprint,
-            record.controls_fingerprint,
-            record.client_order_id,
-            [[e.user, e.action.value, e.position_strategy] for e in decision.applied],
-            [[r.user, r.reason.value] for r in decision.rejected_for],
-        ]
+def decided_record(
+    order_id: int,
+    received_at: str,
+    order: Order,
+    decision: Decision,
+    scope: Scope,
+    profile_fingerprint: str,
+    client_order_id: str | None,
+    undo: Undo,
+    controls_fingerprint: str | None,
+) -> OrderRecord:
+    """The record of a decision just applied to a book; ``undo`` is what :meth:`Book.apply` returned."""
+    return OrderRecord(
+        order_id=order_id,
+        received_at=received_at,
+        order=order,
+        decision=decision,
+        scope=scope,
+        profile_fingerprint=profile_fingerprint,
+        client_order_id=client_order_id,
+        opened=tuple(after for _, _, after in undo if after is not None),
+        closed=tuple(before for _, before, _ in undo if before is not None),
+        controls_fingerprint=controls_fingerprint,
     )
-
-
-def chain_hash(previous: str, record: OrderRecord) -> str:
-    """SHA-256 (hex) over the previous order's hash and this order's canonical content."""
-    return hashlib.sha256(previous.encode("ascii") + b"\n" + canonical_content(record)).hexdigest()

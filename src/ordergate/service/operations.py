@@ -29,7 +29,7 @@ from ordergate.errors import OrdergateError, StartupError, StoreUnavailable
 from ordergate.profiles import load_registry
 from ordergate.service.clock import Clock, utc_now
 from ordergate.service.gateway import Gateway
-from ordergate.service.sequencer import Sequencer
+from ordergate.service.sequencing import Sequencing
 from ordergate.store.base import ControlChange
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Operations:
         self._reloads: set[asyncio.Task[None]] = set()
 
     @property
-    def _sequencer(self) -> Sequencer:
+    def _sequencer(self) -> Sequencing:
         sequencer = self._gateway.sequencer
         if sequencer is None:
             raise StoreUnavailable("the gateway is still starting")

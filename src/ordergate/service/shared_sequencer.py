@@ -1,10 +1,11 @@
 """The shared sequencer: linearizable decisions when several gateway processes share one PostgreSQL database.
 
-With one process, the in-memory book is the truth and :class:`~ordergate.service.sequencer.Sequencer`
+With one process, the in-memory book is the truth and :class:`~ordergate.service.sequencer.LocalSequencer`
 decides against it. With several, another process may have opened or closed any position a moment
 ago, so no process's memory is authoritative: the database is. This sequencer therefore decides
-*inside* the transaction that stores the decisions. Orders queue as they arrive; one committer task
-takes whatever has queued (a *group*, as with SQLite) and, in one transaction:
+*inside* the transaction that stores the decisions. Orders queue as they arrive; the committer core
+(:mod:`ordergate.service.committer`) takes whatever has queued (a *group*) and this engine, in one
+transaction:
 
 1. takes a transaction-scoped advisory lock per instrument of the group and per client order id,
    all in one global sorted order (so two processes can never wait for each other in a cycle);
@@ -23,75 +24,68 @@ drawn from the sequence *inside* the locked section, order_id follows that order
 by order_id reproduces every decision (``ordergate verify --db URL`` checks exactly that). Ids are
 unique and increase in decision order; a failed transaction leaves a gap (a sequence never goes back).
 
+A busy instrument never holds up the others. The group transaction waits only briefly for its
+locks; an instrument whose lock another process keeps longer (a stuck or slow transaction) is
+reported busy by the store, the group goes on without its orders, and those orders move to a *lane*
+of their own for that instrument, which waits patiently (up to the lock timeout) and is answered
+503 alone if the lock never comes. Orders arriving for an instrument while its lane is open join
+the lane, so each instrument's orders keep their arrival order.
+
 Trading controls: the controls in force live in the database, not in any one process. Each group
 transaction reads them in step 2, after taking a shared lock on them (a change of controls takes it
-exclusively, see :mod:`ordergate.store.postgres`), and decides every order of the group under them,
-recording their fingerprint with each order. So a halt set through any process holds for every
-order, sent to any process, decided after the halt was answered. Between groups, an idle
-process re-reads them every :data:`CONTROLS_REFRESH` seconds, which only keeps ``check()`` and
-``GET /v1/controls`` current; no stored decision depends on that view.
+exclusively, see :mod:`ordergate.store.postgres.store`), and decides every order of the group under
+them, recording their fingerprint with each order. Between groups, an idle process re-reads them
+every :data:`CONTROLS_REFRESH` seconds, which only keeps ``check()`` and ``GET /v1/controls`` current.
 
 Client order ids: the lock on the id serialises two processes that receive the same id at once; the
 second one finds the first one's order in step 2 and answers it as a replay (same order) or a 409
-(another order). A unique index on ``client_order_id`` backs this up.
+(another order). Within one process, a repeat joins the queued order, and another order under the
+same id waits for that order's outcome (a 409 only once it is committed). A unique index on
+``client_order_id`` backs this up.
 
 Failure: if any step fails (database down, connection killed, commit refused), the transaction is
-rolled back and every order of the group is answered 503; nothing of them exists anywhere, since
-the only state is the database's. The pool reconnects by itself when the database is back. If the
-connection breaks while ``COMMIT`` is on its way, nobody can know at once whether it committed: the
-group's callers wait until the database says so (:class:`~ordergate.store.base.CommitInDoubt`),
-while later groups go on, which is safe because they read whatever happened under the same locks.
+rolled back and the orders of the group are answered 503; nothing of them exists anywhere, since
+the only state is the database's. If the connection breaks while ``COMMIT`` is on its way, nobody can
+know at once whether it committed: the group's callers wait until the database says so
+(:class:`~ordergate.store.base.CommitInDoubt`), while later groups go on, which is safe because they
+read whatever happened under the same locks.
 
 ``check()`` cannot wait for the database (the API calls it synchronously), so it decides against
 this process's view of the book: the positions read from the database at start and in each of its
-own group transactions. With one process that view is exact; with several it may lag what the
-other processes did since this one last traded the instrument. Every stored decision is taken
-under the locks, never from that view.
+own group transactions. Every stored decision is taken under the locks, never from that view.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 
 import orjson
 
 from ordergate.domain.book import Book, Position
 from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Decision, Order, Scope
-from ordergate.domain.record import OrderRecord
+from ordergate.domain.record import OrderRecord, decided_record
 from ordergate.domain.registry import Registry
 from ordergate.domain.rules import decide
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
 from ordergate.service.clock import Clock, utc_now
-from ordergate.service.sequencer import MAX_GROUP, CommitListener, Outcome, Sequencer
-from ordergate.store.base import CommitInDoubt, ControlStore, SharedStore
+from ordergate.service.committer import Committer, Result
+from ordergate.service.idempotency import IdempotencyWindow, outcome_after
+from ordergate.service.sequencing import MAX_GROUP, CommitListener, Outcome, Ticket
+from ordergate.store.base import CommitInDoubt, SharedStore
 
 log = logging.getLogger(__name__)
-
-StoreErrorListener = Callable[[str], None]
 
 CONTROLS_REFRESH = 1.0
 """Seconds between two reads of the controls in force while this process has no order to decide."""
 
 
-@dataclass(slots=True)
-class _Waiting:
-    order: Order
-    client_order_id: str | None
-    future: asyncio.Future[Outcome]
+class SharedSequencer:
+    """The :class:`~ordergate.service.sequencing.Sequencing` of a store shared by several processes."""
 
-
-class SharedSequencer(Sequencer):
-    """A :class:`Sequencer` whose decisions are taken inside locked database transactions.
-
-    It subclasses :class:`Sequencer` only so that the entrypoints, typed against it, take either
-    one; it shares no state and no code with its base and overrides every public method.
-    """
+    cascade_failures = False
 
     def __init__(
         self,
@@ -102,39 +96,33 @@ class SharedSequencer(Sequencer):
         *,
         clock: Clock = utc_now,
         max_group: int = MAX_GROUP,
-        on_store_error: StoreErrorListener | None = None,
+        controls_refresh: float = CONTROLS_REFRESH,
     ) -> None:
         self._shared = store
         self._registry = registry
         self._scope = scope
         self._clock = clock
-        self._max_group = max_group
-        self._on_store_error = on_store_error
         by_instrument: dict[str, list[Position]] = {}
         for position in positions:
             by_instrument.setdefault(position.instrument, []).append(position)
         self._view = {instrument: Book(scope, held) for instrument, held in by_instrument.items()}
-        self._arrivals: list[_Waiting] = []
-        self._in_flight: dict[str, _Waiting] = {}
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._committer: asyncio.Task[None] | None = None
-        self._settling: set[asyncio.Task[None]] = set()
-        self._listeners: list[CommitListener] = []
-        self._failed_at: float | None = None
+        self._window = IdempotencyWindow()
+        self._core = Committer(
+            self, self._window, max_group=max_group, when_idle=self._refresh_controls, idle_every=controls_refresh
+        )
+        self._lanes: dict[str, list[Ticket]] = {}  # busy instrument -> tickets waiting for its lock, in order
         self._controls = NO_CONTROLS
         self._restricting: Controls | None = None  # the controls when they restrict anything, else None
         self._controls_document: str | None = None  # the document ``_controls`` was last read from
         self._controls_epoch = 0  # counts changes of ``_controls``, so that a slow idle read never wins
 
-    def failing(self, within: float = 5.0) -> bool:
-        """Whether the last group failed less than ``within`` seconds ago (readiness turns 503)."""
-        return self._failed_at is not None and time.monotonic() - self._failed_at < within
-
     @property
     def registry(self) -> Registry:
         return self._registry
+
+    @property
+    def controls(self) -> Controls:
+        return self._controls
 
     @property
     def book(self) -> Book:
@@ -143,12 +131,10 @@ class SharedSequencer(Sequencer):
 
     @property
     def tracked_client_order_ids(self) -> int:
-        """Client order ids held in memory: those of orders queued or in a group transaction."""
-        return len(self._in_flight)
+        return len(self._window)
 
-    @property
-    def controls(self) -> Controls:
-        return self._controls
+    def failing(self, within: float = 5.0) -> bool:
+        return self._core.failing(within)
 
     def use_controls(self, controls: Controls) -> None:
         """Show ``controls`` as this process's controls (stored durably by the caller).
@@ -162,26 +148,16 @@ class SharedSequencer(Sequencer):
         self._controls_epoch += 1
 
     def use_registry(self, registry: Registry) -> None:
-        """Decide every later order of this process against ``registry`` (profiles reloaded and recorded)."""
         self._registry = registry
 
     def on_commit(self, listener: CommitListener) -> None:
-        """Call ``listener`` with each group this process committed, in order_id order."""
-        self._listeners.append(listener)
+        self._core.on_commit(listener)
 
     def start(self) -> None:
-        self._committer = asyncio.get_running_loop().create_task(self._commit_forever(), name="shared-committer")
+        self._core.start()
 
     async def stop(self) -> None:
-        """Commit what is queued, then stop; callers in flight get their answers."""
-        await self._idle.wait()
-        if self._settling:
-            await asyncio.gather(*self._settling, return_exceptions=True)
-        if self._committer is not None:
-            self._committer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._committer
-            self._committer = None
+        await self._core.stop()
 
     # -- deciding -------------------------------------------------------------------------------
 
@@ -191,47 +167,204 @@ class SharedSequencer(Sequencer):
         return decide(order, self._registry, book, self._restricting)
 
     async def submit(self, order: Order, client_order_id: str | None = None) -> Outcome:
-        """Decide ``order`` in the next group transaction and return the stored record once committed.
-
-        A ``client_order_id`` already stored (by any process) returns the stored decision
-        (``replayed``) for the same order and raises :class:`ClientOrderIdConflict` for another.
-        """
-        waiting, replayed = self._enqueue(order, client_order_id)
-        outcome = await asyncio.shield(waiting.future)
-        return Outcome(outcome.record, True) if replayed else outcome
+        while True:
+            known = self._window.get(client_order_id) if client_order_id is not None else None
+            if known is None:
+                return await asyncio.shield(self._enqueue(order, client_order_id).future)
+            outcome = await outcome_after(known, order)
+            if outcome is not None:
+                return outcome
 
     async def submit_many(self, items: Sequence[tuple[Order, str | None]]) -> list[Outcome | OrdergateError]:
         """Queue a batch in its order (without yielding, so it lands in as few groups as possible)."""
-        queued = [self._enqueue(order, client_order_id) for order, client_order_id in items]
+        waits: list[tuple[Ticket, bool] | tuple[Order, str]] = []
+        for order, client_order_id in items:
+            known = self._window.get(client_order_id) if client_order_id is not None else None
+            if known is None:
+                waits.append((self._enqueue(order, client_order_id), False))
+            elif known.order == order:
+                waits.append((known, True))
+            else:
+                assert client_order_id is not None
+                waits.append((order, client_order_id))  # waits for that id's outcome, as submit does
         results: list[Outcome | OrdergateError] = []
-        for waiting, replayed in queued:
+        for wait in waits:
             try:
-                outcome = await asyncio.shield(waiting.future)
+                if isinstance(wait[0], Ticket):
+                    ticket, joined = wait
+                    outcome = await asyncio.shield(ticket.future)
+                    results.append(Outcome(outcome.record, True) if joined else outcome)
+                else:
+                    order, client_order_id = wait
+                    results.append(await self.submit(order, client_order_id))
             except (StoreUnavailable, ClientOrderIdConflict) as exc:
                 results.append(exc)
-            else:
-                results.append(Outcome(outcome.record, True) if replayed else outcome)
         return results
 
-    def _enqueue(self, order: Order, client_order_id: str | None) -> tuple[_Waiting, bool]:
-        """Queue ``order``, or join the queued order with the same client order id (``True``: a replay)."""
+    def _enqueue(self, order: Order, client_order_id: str | None) -> Ticket:
+        ticket = Ticket(order, client_order_id)
         if client_order_id is not None:
-            known = self._in_flight.get(client_order_id)
-            if known is not None:
-                if known.order != order:
-                    future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-                    future.set_exception(_in_flight_conflict(client_order_id, known.order))
-                    return _Waiting(order, client_order_id, future), False
-                return known, True
-        waiting = _Waiting(order, client_order_id, asyncio.get_running_loop().create_future())
-        self._arrivals.append(waiting)
-        if client_order_id is not None:
-            self._in_flight[client_order_id] = waiting
-        self._idle.clear()
-        self._wake.set()
-        return waiting, False
+            self._window.hold(ticket)
+        self._core.enqueue(ticket)
+        return ticket
 
-    # -- committing -----------------------------------------------------------------------------
+    # -- the group engine ------------------------------------------------------------------------
+
+    async def commit(self, group: list[Ticket]) -> Sequence[Result]:
+        """Decide and store the group in one transaction; orders on busy instruments go to their lanes."""
+        results: list[Result] = [None] * len(group)
+        now: list[int] = []
+        for index, ticket in enumerate(group):
+            lane = self._lanes.get(ticket.order.instrument)
+            if lane is None:
+                now.append(index)
+            else:
+                lane.append(ticket)  # its instrument's lane is open: keep the instrument's arrival order
+        if not now:
+            return results
+        tickets = [group[i] for i in now]
+        decided, busy = await self._decide_and_commit(tickets, patient=False)
+        for ticket in busy:
+            self._open_lane(ticket)
+        if decided is not None:  # else in doubt: answered once the store knows
+            for index, result in zip(now, decided, strict=True):
+                results[index] = result
+        return results
+
+    def discard(self, victims: Sequence[Ticket]) -> None:
+        """Nothing to take back: the shared engine keeps no uncommitted state."""
+
+    def _open_lane(self, ticket: Ticket) -> None:
+        instrument = ticket.order.instrument
+        lane = self._lanes.get(instrument)
+        if lane is not None:
+            lane.append(ticket)
+            return
+        self._lanes[instrument] = [ticket]
+        self._core.track(self._drain_lane(instrument), name=f"lane-{instrument}")
+
+    async def _drain_lane(self, instrument: str) -> None:
+        """Decide the lane's orders, waiting for the instrument's lock as long as the store allows."""
+        lane = self._lanes[instrument]
+        try:
+            while lane:
+                tickets = lane[:]
+                del lane[:]
+                try:
+                    decided, busy = await self._decide_and_commit(tickets, patient=True)
+                except StoreUnavailable as exc:
+                    log.error("%d orders on %s were not stored: %s", len(tickets), instrument, exc)
+                    self._core.fail(tickets, exc)
+                    continue
+                except Exception as exc:  # a bug: still never leave a caller without an answer
+                    log.exception("a lane transaction failed unexpectedly")
+                    self._core.fail(tickets, StoreUnavailable(f"commit failed: {type(exc).__name__}"))
+                    continue
+                if decided is not None:
+                    self._core.answer(tickets, decided)
+                lane[:0] = busy  # a patient store reports nothing busy; keep them first if one does
+        finally:
+            del self._lanes[instrument]
+
+    async def _decide_and_commit(
+        self, tickets: list[Ticket], *, patient: bool
+    ) -> tuple[list[Result] | None, list[Ticket]]:
+        """One transaction: lock, read, decide in arrival order, write, commit (module docstring).
+
+        Returns one result per ticket (``None`` for those left for a lane) and the tickets whose
+        instrument or client order id was busy; ``None`` instead of results when the commit is in
+        doubt (its tickets are then answered by a background task, once the store knows).
+        """
+        instruments = sorted({t.order.instrument for t in tickets})
+        client_order_ids = sorted({t.client_order_id for t in tickets if t.client_order_id is not None})
+        results: list[Result] = [None] * len(tickets)
+        busy: list[Ticket] = []
+        records: list[OrderRecord] = []
+        async with self._shared.lock_group(instruments, client_order_ids, len(tickets), patient=patient) as tx:
+            locked = tx.locked
+            if locked.scope is not None and locked.scope is not self._scope:
+                raise StoreUnavailable(
+                    f"the database is now kept in scope '{locked.scope}' by another process; restart this "
+                    f"gateway with --scope {locked.scope}",
+                    retry_after=30,
+                )
+            if locked.controls_read:
+                self._adopt_controls(locked.controls)
+            held: dict[str, list[Position]] = {i: [] for i in instruments if i not in locked.busy_instruments}
+            for position in locked.positions:
+                held[position.instrument].append(position)
+            books = {instrument: Book(self._scope, positions) for instrument, positions in held.items()}
+            fresh_ids = iter(locked.order_ids)
+            registry, controls = self._registry, self._restricting
+            for index, ticket in enumerate(tickets):
+                order, client_order_id = ticket.order, ticket.client_order_id
+                book = books.get(order.instrument)
+                if book is None or client_order_id in locked.busy_client_order_ids:
+                    busy.append(ticket)
+                    continue
+                stored = locked.stored.get(client_order_id) if client_order_id is not None else None
+                if stored is not None:
+                    results[index] = (
+                        Outcome(stored, True) if stored.order == order else ClientOrderIdConflict.of(stored)
+                    )
+                    continue
+                decision = decide(order, registry, book, controls)
+                order_id = next(fresh_ids)
+                at = self._clock()
+                undo = book.apply(order, decision.applied, order_id, at)
+                record = decided_record(
+                    order_id,
+                    at,
+                    order,
+                    decision,
+                    self._scope,
+                    registry.fingerprint,
+                    client_order_id,
+                    undo,
+                    controls.fingerprint if controls is not None else None,
+                )
+                records.append(record)
+                results[index] = Outcome(record, False)
+            if records:
+                try:
+                    await tx.commit(records)
+                except CommitInDoubt as doubt:
+                    seen = {instrument: self._view.get(instrument) for instrument in books}
+                    self._core.note_failure()
+                    answerable = [(t, r) for t, r in zip(tickets, results, strict=True) if r is not None]
+                    self._core.track(self._settle(doubt, answerable, books, seen), name="settle-in-doubt")
+                    return None, busy
+        self._view.update(books)  # committed: this is now what the database holds for these instruments
+        return results, busy
+
+    async def _settle(
+        self,
+        doubt: CommitInDoubt,
+        answerable: Sequence[tuple[Ticket, Result]],
+        books: dict[str, Book],
+        seen: dict[str, Book | None],
+    ) -> None:
+        """Answer a group whose ``COMMIT`` was interrupted, once the store knows whether it committed."""
+        tickets = [ticket for ticket, _ in answerable]
+        committed = await doubt.outcome()
+        if committed:
+            for instrument, book in books.items():
+                if self._view.get(instrument) is seen.get(instrument):  # no later group refreshed it
+                    self._view[instrument] = book
+            self._core.answer(tickets, [result for _, result in answerable])
+        elif committed is None:
+            self._core.fail(
+                tickets,
+                StoreUnavailable(
+                    f"{doubt}; the database stayed unreachable, so whether the order was stored is unknown: "
+                    "retry with the same client_order_id to learn it",
+                    retry_after=5,
+                ),
+            )
+        else:
+            self._core.fail(tickets, doubt)
+
+    # -- controls -------------------------------------------------------------------------------
 
     def _adopt_controls(self, document: str | None) -> None:
         """Use the controls of ``document`` as read from the store (``None``: none were ever set)."""
@@ -245,8 +378,6 @@ class SharedSequencer(Sequencer):
 
     async def _refresh_controls(self) -> None:
         """Read the controls in force while idle (they only feed ``check()`` and ``controls``)."""
-        if not isinstance(self._shared, ControlStore):
-            return
         epoch = self._controls_epoch
         try:
             document = await self._shared.current_controls()
@@ -255,179 +386,3 @@ class SharedSequencer(Sequencer):
             return
         if epoch == self._controls_epoch:  # nothing newer was put in force while it was read
             self._adopt_controls(document)
-
-    async def _commit_forever(self) -> None:
-        while True:
-            if not self._arrivals:
-                self._idle.set()
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), CONTROLS_REFRESH)
-                except TimeoutError:
-                    await self._refresh_controls()
-                continue
-            group = self._arrivals[: self._max_group]
-            del self._arrivals[: len(group)]
-            try:
-                decided = await self._decide_and_commit(group)
-            except _InDoubt as doubt:
-                # Its callers wait for the outcome; the next groups need not: whatever it was, they
-                # read it from the database under the same locks.
-                self._failed_at = time.monotonic()
-                task = asyncio.get_running_loop().create_task(self._settle(group, doubt), name="settle-in-doubt")
-                self._settling.add(task)
-                task.add_done_callback(self._settling.discard)
-                continue
-            except StoreUnavailable as exc:
-                log.error("a group of %d orders was not stored: %s", len(group), exc)
-                self._fail(group, exc)
-                continue
-            except Exception as exc:  # a bug: still never leave a caller without an answer
-                log.exception("a group transaction failed unexpectedly")
-                self._fail(group, StoreUnavailable(f"commit failed: {type(exc).__name__}"))
-                continue
-            self._answer(group, *decided)
-
-    async def _settle(self, group: list[_Waiting], doubt: _InDoubt) -> None:
-        committed = await doubt.cause.outcome()
-        if committed:
-            for instrument, book in doubt.books.items():
-                if self._view.get(instrument) is doubt.seen.get(instrument):  # no later group refreshed it
-                    self._view[instrument] = book
-            self._answer(group, doubt.results, doubt.records)
-        elif committed is None:
-            self._fail(
-                group,
-                StoreUnavailable(
-                    f"{doubt.cause}; the database stayed unreachable, so whether the order was stored is unknown: "
-                    "retry with the same client_order_id to learn it",
-                    retry_after=5,
-                ),
-            )
-        else:
-            self._fail(group, doubt.cause)
-
-    def _answer(
-        self, group: list[_Waiting], results: list[Outcome | ClientOrderIdConflict], records: list[OrderRecord]
-    ) -> None:
-        """Answer a committed group and hand its records to the commit listeners."""
-        self._failed_at = None
-        self._forget(group)
-        for waiting, result in zip(group, results, strict=True):
-            if waiting.future.done():
-                continue
-            if isinstance(result, Outcome):
-                waiting.future.set_result(result)
-            else:
-                waiting.future.set_exception(result)
-                waiting.future.exception()  # retrieved even if its caller went away
-        if records:
-            for listener in self._listeners:
-                try:
-                    listener(records)
-                except Exception:
-                    log.exception("a commit listener failed")
-
-    async def _decide_and_commit(
-        self, group: list[_Waiting]
-    ) -> tuple[list[Outcome | ClientOrderIdConflict], list[OrderRecord]]:
-        """One transaction: lock, read, decide in arrival order, write, commit (module docstring)."""
-        instruments = sorted({w.order.instrument for w in group})
-        client_order_ids = [w.client_order_id for w in group if w.client_order_id is not None]
-        results: list[Outcome | ClientOrderIdConflict] = []
-        records: list[OrderRecord] = []
-        async with self._shared.lock_group(instruments, client_order_ids, len(group)) as transaction:
-            locked = transaction.locked
-            if locked.scope is not None and locked.scope is not self._scope:
-                raise StoreUnavailable(
-                    f"the database is now kept in scope '{locked.scope}' by another process; restart this "
-                    f"gateway with --scope {locked.scope}",
-                    retry_after=30,
-                )
-            if locked.controls_read:
-                self._adopt_controls(locked.controls)
-            held: dict[str, list[Position]] = {instrument: [] for instrument in instruments}
-            for position in locked.positions:
-                held[position.instrument].append(position)
-            books = {instrument: Book(self._scope, positions) for instrument, positions in held.items()}
-            fresh_ids = iter(locked.order_ids)
-            registry, controls = self._registry, self._restricting
-            for waiting in group:
-                order, client_order_id = waiting.order, waiting.client_order_id
-                stored = locked.stored.get(client_order_id) if client_order_id is not None else None
-                if stored is not None:
-                    results.append(Outcome(stored, True) if stored.order == order else _stored_conflict(stored))
-                    continue
-                book = books[order.instrument]
-                decision = decide(order, registry, book, controls)
-                order_id = next(fresh_ids)
-                at = self._clock()
-                undo = book.apply(order, decision.applied, order_id, at)
-                record = OrderRecord(
-                    order_id=order_id,
-                    received_at=at,
-                    order=order,
-                    decision=decision,
-                    scope=self._scope,
-                    profile_fingerprint=registry.fingerprint,
-                    client_order_id=client_order_id,
-                    controls_fingerprint=controls.fingerprint if controls is not None else None,
-                    opened=tuple(after for _, _, after in undo if after is not None),
-                    closed=tuple(before for _, before, _ in undo if before is not None),
-                )
-                records.append(record)
-                results.append(Outcome(record, False))
-            if records:
-                try:
-                    await transaction.commit(records)
-                except CommitInDoubt as exc:
-                    seen = {instrument: self._view.get(instrument) for instrument in books}
-                    raise _InDoubt(exc, books, seen, results, records) from exc
-        self._view.update(books)  # committed: this is now what the database holds for these instruments
-        return results, records
-
-    def _fail(self, group: list[_Waiting], exc: StoreUnavailable) -> None:
-        self._failed_at = time.monotonic()
-        if self._on_store_error is not None:
-            self._on_store_error("commit")
-        self._forget(group)
-        for waiting in group:
-            if not waiting.future.done():
-                waiting.future.set_exception(exc)
-            waiting.future.exception()  # a caller that went away will never read it
-
-    def _forget(self, group: list[_Waiting]) -> None:
-        for waiting in group:
-            key = waiting.client_order_id
-            if key is not None and self._in_flight.get(key) is waiting:
-                del self._in_flight[key]
-
-
-class _InDoubt(Exception):
-    """A group whose ``COMMIT`` may or may not have happened, with what it would have answered."""
-
-    def __init__(
-        self,
-        cause: CommitInDoubt,
-        books: dict[str, Book],
-        seen: dict[str, Book | None],
-        results: list[Outcome | ClientOrderIdConflict],
-        records: list[OrderRecord],
-    ) -> None:
-        super().__init__(str(cause))
-        self.cause, self.books, self.seen, self.results, self.records = cause, books, seen, results, records
-
-
-def _stored_conflict(record: OrderRecord) -> ClientOrderIdConflict:
-    o = record.order
-    return ClientOrderIdConflict(
-        f"client_order_id {record.client_order_id!r} was already used by order {record.order_id} "
-        f"({o.strategy} {o.instrument} {o.side.value}); use a new id for a different order"
-    )
-
-
-def _in_flight_conflict(client_order_id: str, order: Order) -> ClientOrderIdConflict:
-    return ClientOrderIdConflict(
-        f"client_order_id {client_order_id!r} is already in use by an order being decided "
-        f"({order.strategy} {order.instrument} {order.side.value}); use a new id for a different order"
-    )

@@ -10,7 +10,8 @@ The decision latency is the time from an order's decision until its group was du
 which is what the sequencer adds to a request (a caller is answered right after). The throughput
 window keeps accepted and rejected orders per second of decision for the last five minutes.
 
-:class:`MeteredStore` wraps the store the sequencer uses and counts its failures (HTTP 503s).
+Store failures are counted by the metering wrapper every store is used through
+(:class:`~ordergate.store.metered.MeteredStore`); the telemetry shows its :class:`StoreErrors`.
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from ordergate.domain.book import Position
-from ordergate.domain.model import Reason, Scope, Side, Status
-from ordergate.domain.record import OrderRecord, Trade
+from ordergate.domain.model import Reason, Side, Status
+from ordergate.domain.record import OrderRecord
 from ordergate.errors import StoreUnavailable
-from ordergate.store.base import OrderQuery, Page, PositionQuery, Snapshot, Store, TradeQuery
+from ordergate.store.metered import StoreErrors
 
 WINDOW_SECONDS = 300
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -84,6 +84,7 @@ class Telemetry:
         *,
         wall_clock: Callable[[], float] = time.time,
         window: int = WINDOW_SECONDS,
+        store_errors: StoreErrors | None = None,
     ) -> None:
         self._counts: dict[CountKey, int] = {}
         """Orders committed by this process."""
@@ -101,7 +102,7 @@ class Telemetry:
         self._slot_second = [-1] * window
         self._latency = _Histogram(LATENCY_BUCKETS)
         self._group_size = _Histogram(GROUP_SIZE_BUCKETS)
-        self._store_errors: dict[str, int] = {}
+        self._store_errors = store_errors if store_errors is not None else StoreErrors()
         self._seconds: dict[str, int] = {}
         self.started_at = datetime.fromtimestamp(wall_clock(), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -179,9 +180,6 @@ class Telemetry:
             raise StoreUnavailable("still reading the order log's totals", retry_after=5) from None
         if self._history_problem is not None:
             raise StoreUnavailable(f"could not read the order log's totals: {self._history_problem}")
-
-    def record_store_error(self, operation: str) -> None:
-        self._store_errors[operation] = self._store_errors.get(operation, 0) + 1
 
     def _second_of(self, head: str) -> int | None:
         """Unix second of a ``2026-01-02T03:04:05`` (UTC) stamp head; ``None`` if it is not one."""
@@ -261,86 +259,9 @@ class Telemetry:
             "Store operations that failed (each failed commit answers its orders 503).",
             labels=("operation",),
         )
-        for operation in ("commit", "read"):
-            errors.add_metric([operation], self._store_errors.get(operation, 0))
+        for operation, count in self._store_errors.counts.items():
+            errors.add_metric([operation], count)
         yield errors
-
-
-class MeteredStore:
-    """The :class:`~ordergate.store.base.Store` given to the sequencer, counting failures in telemetry.
-
-    Every call goes to ``inner``; a :class:`StoreUnavailable` is counted (``commit`` or ``read``)
-    and re-raised unchanged, so the sequencer's rollback and 503 answers are untouched.
-    """
-
-    def __init__(self, inner: Store, telemetry: Telemetry) -> None:
-        self.inner = inner
-        self._telemetry = telemetry
-
-    async def open(self, scope: Scope) -> Snapshot:
-        return await self.inner.open(scope)
-
-    async def record_profiles(self, fingerprint: str, document: str) -> None:
-        await self.inner.record_profiles(fingerprint, document)
-
-    async def commit(self, records: Sequence[OrderRecord]) -> None:
-        try:
-            await self.inner.commit(records)
-        except StoreUnavailable:
-            self._telemetry.record_store_error("commit")
-            raise
-
-    async def get_order(self, order_id: int) -> OrderRecord | None:
-        try:
-            return await self.inner.get_order(order_id)
-        except StoreUnavailable:
-            self._telemetry.record_store_error("read")
-            raise
-
-    async def find_client_order(self, client_order_id: str) -> OrderRecord | None:
-        try:
-            return await self.inner.find_client_order(client_order_id)
-        except StoreUnavailable:
-            self._telemetry.record_store_error("read")
-            raise
-
-    async def find_client_orders(self, client_order_ids: Sequence[str]) -> dict[str, OrderRecord]:
-        try:
-            return await self.inner.find_client_orders(client_order_ids)
-        except StoreUnavailable:
-            self._telemetry.record_store_error("read")
-            raise
-
-    async def list_orders(self, query: OrderQuery) -> Page[OrderRecord]:
-        try:
-            return await self.inner.list_orders(query)
-        except StoreUnavailable:
-            self._telemetry.record_store_error("read")
-            raise
-
-    async def list_positions(self, query: PositionQuery) -> Page[Position]:
-        try:
-            return await self.inner.list_positions(query)
-        except StoreUnavailable:
-            self._telemetry.record_store_error("read")
-            raise
-
-    async def list_trades(self, query: TradeQuery) -> Page[Trade]:
-        try:
-            return await self.inner.list_trades(query)
-        except StoreUnavailable:
-            self._telemetry.record_store_error("read")
-            raise
-
-    async def ping(self) -> None:
-        try:
-            await self.inner.ping()
-        except StoreUnavailable:
-            self._telemetry.record_store_error("read")
-            raise
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 def _number(value: float) -> str:

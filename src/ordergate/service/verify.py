@@ -3,10 +3,10 @@
 Four checks, stopping at the first difference so an operator knows where to look:
 
 1. the hash chain: each order's stored hash is the hash of its content and of the previous order's
-   hash (stores that keep the chain, :class:`~ordergate.store.base.AuditedLogReader`), so an order
-   altered, inserted or removed after the fact is named. "The previous order" is the previous one
-   in order_id order of the same chain: the whole log is one chain on SQLite; on PostgreSQL each
-   instrument is its own chain (:class:`~ordergate.store.base.PartitionedChainLogReader`);
+   hash, so an order altered, inserted or removed after the fact is named. "The previous order" is
+   the previous one in order_id order of the same chain, by the store's chain policy
+   (:mod:`ordergate.domain.chain`): the whole log is one chain on SQLite; on PostgreSQL each
+   instrument is its own chain. The report's anchor is one digest over every chain head;
 2. every order's effects are possible on the book replayed so far (no double open, no close of
    nothing), and order ids strictly increase;
 3. where the profiles an order was decided against are stored (they are, for every order this
@@ -22,12 +22,12 @@ from dataclasses import dataclass
 import orjson
 
 from ordergate.domain.book import Book, Position
+from ordergate.domain.chain import Chains
 from ordergate.domain.controls import Controls
 from ordergate.domain.model import Decision
-from ordergate.domain.record import GENESIS_HASH, chain_hash
 from ordergate.domain.registry import ProfileError, Registry
 from ordergate.domain.rules import decide
-from ordergate.store.base import AuditedLogReader, LogReader, PartitionedChainLogReader
+from ordergate.store.base import LogReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +38,9 @@ class VerifyReport:
     """How many orders were decided again against their own profiles and matched."""
     problem: str | None
     """The first difference found, or ``None`` when the log and the book agree."""
-    chain_head: str | None = None
-    """The hash of the last order checked when the store keeps the hash chain, else ``None``.
+    anchor: str | None = None
+    """The anchor of the log checked: one digest over the head of every hash chain (with one chain,
+    its head itself); ``None`` for an empty log.
 
     Writing it down somewhere else (a ticket, another machine) lets a later ``verify`` prove that the
     log up to there was not rewritten as a whole."""
@@ -53,39 +54,27 @@ def verify_log(reader: LogReader) -> VerifyReport:
     book: Book | None = None
     registries: dict[str, Registry | None] = {}
     controls: dict[str, Controls | None] = {}
-    audited = reader if isinstance(reader, AuditedLogReader) else None
-    head: str | None = GENESIS_HASH if audited is not None else None
-    partitioned = reader if isinstance(reader, PartitionedChainLogReader) else None
-    heads: dict[str, str] = {}  # the head of each chain, when the log is several chains
+    chains = Chains(reader.chain_key)
     count = redecided = 0
     last_id = 0
 
     def report(problem: str | None) -> VerifyReport:
-        return VerifyReport(count, len(book) if book is not None else 0, redecided, problem, head)
+        return VerifyReport(count, len(book) if book is not None else 0, redecided, problem, chains.anchor())
 
     for record in reader.iter_orders():
         count += 1
         if record.order_id <= last_id:
             return report(f"order {record.order_id}: order ids go backwards (after {last_id})")
         last_id = record.order_id
-        if partitioned is not None:
-            key = partitioned.chain_key(record)
-            expected_hash = chain_hash(heads.get(key, GENESIS_HASH), record)
-            if record.chain_hash != expected_hash:
-                return report(
-                    f"order {record.order_id}: the hash chain of {key} breaks here: the stored order does not "
-                    f"match its hash and the previous {key} order's; it (or the {key} order before it) was "
-                    "altered, inserted or removed"
-                )
-            heads[key] = head = expected_hash
-        elif head is not None:
-            expected_hash = chain_hash(head, record)
-            if record.chain_hash != expected_hash:
-                return report(
-                    f"order {record.order_id}: the hash chain breaks here: the stored order does not match its "
-                    "hash and the previous order's; it (or the order before it) was altered, inserted or removed"
-                )
-            head = expected_hash
+        if record.chain_hash != chains.expected(record):
+            key = reader.chain_key(record)
+            chain, previous = (f" of {key}", f"{key} order") if key else ("", "order")
+            return report(
+                f"order {record.order_id}: the hash chain{chain} breaks here: the stored order does not match "
+                f"its hash and the previous {previous}'s; it (or the {previous} before it) was altered, inserted "
+                "or removed"
+            )
+        chains.advance(record, record.chain_hash)
         if book is None or book.scope is not record.scope:
             if book is not None and len(book):
                 return report(
@@ -95,7 +84,7 @@ def verify_log(reader: LogReader) -> VerifyReport:
         registry = _registry(reader, registries, record.profile_fingerprint)
         in_force: Controls | None = None
         if record.controls_fingerprint is not None:
-            in_force = _controls(audited, controls, record.controls_fingerprint)
+            in_force = _controls(reader, controls, record.controls_fingerprint)
             if in_force is None:
                 registry = None  # the controls are unknown: the decision cannot be derived again
         if registry is not None:
@@ -130,9 +119,9 @@ def _registry(reader: LogReader, cache: dict[str, Registry | None], fingerprint:
     return cache[fingerprint]
 
 
-def _controls(reader: AuditedLogReader | None, cache: dict[str, Controls | None], fingerprint: str) -> Controls | None:
+def _controls(reader: LogReader, cache: dict[str, Controls | None], fingerprint: str) -> Controls | None:
     if fingerprint not in cache:
-        document = reader.controls(fingerprint) if reader is not None else None
+        document = reader.controls(fingerprint)
         try:
             cache[fingerprint] = None if document is None else Controls.from_document(orjson.loads(document))
         except (ValueError, orjson.JSONDecodeError):

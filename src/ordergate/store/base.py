@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Generic, Protocol, TypeAlias, TypeVar, runtime_checkable
+from typing import Generic, Protocol, TypeAlias, TypeVar
 
 from ordergate.domain.book import Position
 from ordergate.domain.controls import ControlLevel, ControlSetting, ControlState
@@ -79,7 +79,30 @@ class Page(Generic[T]):
     """Cursor to pass as ``after`` for the next page; ``None`` on the last page."""
 
 
+@dataclass(frozen=True, slots=True)
+class ControlChange:
+    """One change of a trading control, as recorded: when, what, by which key, and the result."""
+
+    at: str
+    setting: ControlSetting
+    by: str | None
+    """The name of the API key that made it (``None`` with auth off)."""
+    fingerprint: str
+    """The fingerprint of the whole set of controls in force after the change."""
+
+    @classmethod
+    def from_row(
+        cls, at: str, level: str, target: str | None, state: str, by: str | None, fingerprint: str
+    ) -> ControlChange:
+        return cls(at, ControlSetting(ControlLevel(level), target, ControlState(state)), by, fingerprint)
+
+
 class Store(Protocol):
+    @property
+    def location(self) -> str:
+        """Where the store lives, for messages (a file, or a database URL without its password)."""
+        ...
+
     async def open(self, scope: Scope) -> Snapshot:
         """Migrate the schema if needed and return the committed state.
 
@@ -114,19 +137,58 @@ class Store(Protocol):
         """Raise :class:`~ordergate.errors.StoreUnavailable` unless the store answers now."""
         ...
 
+    async def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
+        """``(status, side, reason, count)`` rows over the orders up to order id ``until``."""
+        ...
+
+    async def record_control_change(self, change: ControlChange, document: str) -> None:
+        """Store ``change`` and the controls document it puts in force, in one transaction."""
+        ...
+
+    async def current_controls(self) -> str | None:
+        """The document of the controls in force, or ``None`` when no control was ever set."""
+        ...
+
+    async def control_changes(self, limit: int) -> list[ControlChange]:
+        """The last ``limit`` changes, oldest first."""
+        ...
+
     async def close(self) -> None: ...
 
 
 class LogReader(Protocol):
-    """Synchronous, read-only access to the whole log, for ``verify`` and exports."""
+    """Synchronous, read-only access to one consistent snapshot of the whole log: ``verify``, exports.
+
+    Every order carries its hash-chain link (``chain_hash``) and the fingerprints of the profiles and
+    controls it was decided under; :meth:`chain_key` is the store's chain policy
+    (:mod:`ordergate.domain.chain`).
+    """
 
     def iter_orders(self) -> Iterator[OrderRecord]:
         """Every order in order_id order, streamed."""
         ...
 
+    def iter_positions(self) -> Iterator[Position]:
+        """Every open position, streamed."""
+        ...
+
+    def iter_trades(self) -> Iterator[Trade]:
+        """Every closed round trip, streamed."""
+        ...
+
     def open_positions(self) -> list[Position]: ...
 
-    def profiles(self, fingerprint: str) -> str | None: ...
+    def profiles(self, fingerprint: str) -> str | None:
+        """The profiles document a fingerprint stands for."""
+        ...
+
+    def controls(self, fingerprint: str) -> str | None:
+        """The controls document a fingerprint stands for."""
+        ...
+
+    def chain_key(self, record: OrderRecord) -> str:
+        """The hash chain ``record`` belongs to."""
+        ...
 
     def close(self) -> None: ...
 
@@ -164,6 +226,10 @@ class LockedGroup:
     cannot keep controls leaves this ``False``, and the sequencer's own controls hold)."""
     controls: str | None = None
     """The document of the trading controls in force (``None``: no control was ever set)."""
+    busy_instruments: frozenset[str] = frozenset()
+    """Instruments whose lock another transaction held too long to wait for: not locked, not read."""
+    busy_client_order_ids: frozenset[str] = frozenset()
+    """Client order ids whose lock another transaction held too long to wait for: not locked, not read."""
 
 
 class OrderGroup(Protocol):
@@ -182,80 +248,17 @@ class OrderGroup(Protocol):
 
 class SharedStore(Store, Protocol):
     def lock_group(
-        self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int
+        self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int, *, patient: bool = False
     ) -> AbstractAsyncContextManager[OrderGroup]:
         """Open a transaction holding the locks of ``instruments`` and ``client_order_ids`` and read them.
 
         While it is open no other process can change a position in those instruments or store an
         order under those client order ids. Leaving it without :meth:`OrderGroup.commit` rolls back.
-        Raises :class:`~ordergate.errors.StoreUnavailable` when the store cannot be reached.
+        An impatient call waits only briefly for each lock and reports what it could not lock in
+        :attr:`LockedGroup.busy_instruments` and :attr:`LockedGroup.busy_client_order_ids` (holding
+        the rest); a ``patient`` one waits up to the store's lock timeout and then raises.
+        ``reserve`` is how many fresh order ids to draw at most. Raises
+        :class:`~ordergate.errors.StoreUnavailable` when the store cannot be reached or a patient wait
+        timed out.
         """
-        ...
-
-    async def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
-        """``(status, side, reason, count)`` rows over the orders up to order id ``until``."""
-        ...
-
-
-# -- trading controls and the audit of the log (SPEC section 9) --------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ControlChange:
-    """One change of a trading control, as recorded: when, what, by which key, and the result."""
-
-    at: str
-    setting: ControlSetting
-    by: str | None
-    """The name of the API key that made it (``None`` with auth off)."""
-    fingerprint: str
-    """The fingerprint of the whole set of controls in force after the change."""
-
-    @classmethod
-    def from_row(
-        cls, at: str, level: str, target: str | None, state: str, by: str | None, fingerprint: str
-    ) -> ControlChange:
-        return cls(at, ControlSetting(ControlLevel(level), target, ControlState(state)), by, fingerprint)
-
-
-@runtime_checkable
-class ControlStore(Protocol):
-    """A store that keeps trading controls durably (every change, and each set of controls in force)."""
-
-    async def record_control_change(self, change: ControlChange, document: str) -> None:
-        """Store ``change`` and the controls document it puts in force, in one transaction."""
-        ...
-
-    async def current_controls(self) -> str | None:
-        """The document of the controls in force, or ``None`` when no control was ever set."""
-        ...
-
-    async def control_changes(self, limit: int) -> list[ControlChange]:
-        """The last ``limit`` changes, oldest first."""
-        ...
-
-
-@runtime_checkable
-class AuditedLogReader(LogReader, Protocol):
-    """A log reader of a store that keeps the hash chain and the controls of every order.
-
-    Its orders carry ``chain_hash`` and ``controls_fingerprint``; ``verify`` checks the chain and
-    re-derives each decision under its controls.
-    """
-
-    def controls(self, fingerprint: str) -> str | None:
-        """The controls document a fingerprint stands for."""
-        ...
-
-
-@runtime_checkable
-class PartitionedChainLogReader(AuditedLogReader, Protocol):
-    """An audited log kept as several hash chains rather than one (PostgreSQL: one chain per instrument).
-
-    Each order is linked to the previous order, in order_id order, *of its own chain*; ``verify``
-    keeps one head per chain.
-    """
-
-    def chain_key(self, record: OrderRecord) -> str:
-        """The chain ``record`` belongs to."""
         ...

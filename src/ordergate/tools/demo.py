@@ -17,10 +17,10 @@ import uvicorn
 from rich.console import Console
 
 from ordergate.api.app import create_app
+from ordergate.bootstrap import prepare_gateway
 from ordergate.config import Settings
 from ordergate.errors import StartupError
 from ordergate.home import init_home
-from ordergate.service.gateway import Gateway
 from ordergate.tools.catalogue import load_catalogue
 from ordergate.tools.generate import generate_profiles, write_profiles
 from ordergate.tools.produce import ProducerConfig, ProducerSummary, render_summary, run_producer
@@ -70,7 +70,7 @@ def base_url(host: str, port: int) -> str:
 async def run_demo(settings: Settings, config: DemoConfig, console: Console, err_console: Console) -> ProducerSummary:
     """Serve and produce; returns the producer's summary once the server stopped (Ctrl-C)."""
     prepare_home(settings, config, console)
-    gateway = Gateway.prepare(settings)
+    gateway = prepare_gateway(settings)
     try:
         sock = listen(settings.host, settings.port)
     except StartupError:
@@ -95,7 +95,7 @@ async def run_demo(settings: Settings, config: DemoConfig, console: Console, err
         with contextlib.suppress(BaseException):
             await serving
         raise StartupError("the gateway did not start; the lines above say why")
-    console.print(f"gateway listening on {url} (store {gateway.store.path})", highlight=False, soft_wrap=True)
+    console.print(f"gateway listening on {url} (store {gateway.store.location})", highlight=False, soft_wrap=True)
     console.print(
         f"sending {config.count} orders in universe mode at {config.rate:g}/s ...", highlight=False, soft_wrap=True
     )

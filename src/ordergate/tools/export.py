@@ -1,8 +1,8 @@
 """``ordergate export``: the order log, the open positions or the closed trades, streamed to a file.
 
-Rows come one at a time from a read-only snapshot of the store
-(:class:`~ordergate.store.sqlite_snapshot.SQLiteSnapshot`) and are written as they come, so memory
-stays flat whatever the size of the log, and the gateway may be running or not. Each row is the
+Rows come one at a time from a read-only snapshot of the store, SQLite or PostgreSQL
+(:class:`~ordergate.store.base.LogReader`), and are written as they come, so memory stays flat
+whatever the size of the log, and the gateways may be running or not. Each row is the
 object the HTTP API answers for it (an order as ``GET /v1/orders/{id}`` shows it, without the
 request-only ``replayed`` flag). Formats:
 
@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import orjson
 
 from ordergate.api.answers import order_answer, position_answer, trade_answer
-from ordergate.store.sqlite_snapshot import SQLiteSnapshot
+from ordergate.store.base import LogReader
 
 
 class ExportWhat(StrEnum):
@@ -65,7 +65,7 @@ COLUMNS: dict[ExportWhat, tuple[str, ...]] = {
 }
 
 
-def rows(snapshot: SQLiteSnapshot, what: ExportWhat) -> Iterator[dict[str, Any]]:
+def rows(snapshot: LogReader, what: ExportWhat) -> Iterator[dict[str, Any]]:
     """The API objects of ``what``, streamed from the snapshot in id order."""
     if what is ExportWhat.ORDERS:
         for record in snapshot.iter_orders():

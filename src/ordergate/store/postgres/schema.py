@@ -1,6 +1,6 @@
 """The PostgreSQL schema as forward-only migrations; applied versions are rows of ``schema_migrations``.
 
-The tables mean what their SQLite namesakes mean (:mod:`ordergate.store.sqlite_schema`), at the
+The tables mean what their SQLite namesakes mean (:mod:`ordergate.store.sqlite.schema`), at the
 SQLite schema's latest version; only the spelling differs where PostgreSQL asks for it (``user`` is
 a reserved word, so the column is ``user_name``). ``order_ids`` is the sequence the shared sequencer
 draws order ids from inside its locked section; it must keep ``CACHE 1`` so that ids are handed out
@@ -99,7 +99,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
 )
 """Version 3: trading controls, as SQLite's version 3 keeps them (the sets in force, named by
 fingerprint, and every change made, in the order the changes committed). Version 4: each order's
-hash-chain link; the chain is one per instrument (see :mod:`ordergate.store.postgres`), and the
+hash-chain link; the chain is one per instrument (see :mod:`ordergate.store.postgres.store`), and the
 orders stored before it are linked once by the migration (:data:`CHAIN_VERSION`)."""
 
 CHAIN_VERSION = 4

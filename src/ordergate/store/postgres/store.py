@@ -44,22 +44,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import orjson
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from ordergate.domain.book import Position
+from ordergate.domain.chain import Chains, chain_per_instrument
 from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Scope
-from ordergate.domain.record import GENESIS_HASH, OrderRecord, Trade, chain_hash
+from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StartupError, StoreUnavailable
 from ordergate.store.base import (
     CommitInDoubt,
@@ -74,7 +73,16 @@ from ordergate.store.base import (
 )
 from ordergate.store.changes import group_changes
 from ordergate.store.codec import decode_record, encode_applied, encode_rejected_for
-from ordergate.store.postgres_schema import BOOTSTRAP, CHAIN_VERSION, LATEST_VERSION, MIGRATIONS
+from ordergate.store.paging import page_of
+from ordergate.store.postgres.connection import (
+    CONNECT_TIMEOUT,
+    LOCK_TIMEOUT,
+    conninfo,
+    display_url,
+    lock_key,
+    problem_of,
+)
+from ordergate.store.postgres.schema import BOOTSTRAP, CHAIN_VERSION, LATEST_VERSION, MIGRATIONS
 from ordergate.store.queries import order_conditions
 
 log = logging.getLogger(__name__)
@@ -88,10 +96,8 @@ CONTROLS_KEY = 1
 
 POOL_SIZE = 8
 """Connections per gateway process at most: one committer and the readers of the API."""
-CONNECT_TIMEOUT = 2.0
-"""Seconds a request waits for a connection before it is answered 503 (database down)."""
-LOCK_TIMEOUT = "5s"
-IDLE_IN_TRANSACTION_TIMEOUT = "10s"
+GROUP_LOCK_WAIT = "200ms"
+"""How long a group waits for its locks before it decides without the busy ones (their orders wait alone)."""
 RESOLVE_SECONDS = 30.0
 """How long an interrupted ``COMMIT`` is looked into before its orders are answered 503 as unknown."""
 
@@ -116,6 +122,7 @@ SELECT * FROM unnest(
     %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
     %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
 """
+_SHARED_LOCKS = "SELECT pg_advisory_xact_lock_shared(%s, 0), pg_advisory_xact_lock_shared(%s, %s)"
 _CHAIN_HEADS = """
 SELECT i, (SELECT chain_hash FROM orders WHERE instrument = i ORDER BY order_id DESC LIMIT 1)
 FROM unnest(%s::text[]) AS i
@@ -136,46 +143,6 @@ SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[
 """
 
 
-@functools.lru_cache(maxsize=65_536)
-def lock_key(name: str) -> int:
-    """The 32-bit advisory-lock key of a name (signed, as PostgreSQL's ``int4`` wants it)."""
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "big", signed=True)
-
-
-def display_url(url: str) -> str:
-    """The database URL as shown to people: without its password."""
-    try:
-        params = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return url.split("@")[-1]
-    host, port, dbname = params.get("host", "localhost"), params.get("port", "5432"), params.get("dbname", "")
-    user = f"{params['user']}@" if "user" in params else ""
-    return f"postgresql://{user}{host}:{port}/{dbname}"
-
-
-def problem_of(exc: BaseException) -> str:
-    """The first line of a driver error: what went wrong, without the driver's context lines."""
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
-def conninfo(url: str, durability: Durability) -> str:
-    """The URL with ordergate's session settings added to whatever ``options`` it already has."""
-    try:
-        params = conninfo_to_dict(url)
-    except psycopg.ProgrammingError as exc:
-        raise StartupError(f"--db: not a valid PostgreSQL URL: {problem_of(exc)}") from None
-    settings = (
-        f"-c synchronous_commit={'on' if durability is Durability.FULL else 'off'} "
-        f"-c lock_timeout={LOCK_TIMEOUT} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}"
-    )
-    options = str(params.get("options") or "")
-    params["options"] = f"{options} {settings}".strip()
-    params.setdefault("application_name", "ordergate")
-    params.setdefault("connect_timeout", str(max(1, int(CONNECT_TIMEOUT))))
-    return make_conninfo("", **params)
-
-
 class PostgresStore:
     """The :class:`~ordergate.store.base.SharedStore` of one gateway process over one PostgreSQL database."""
 
@@ -188,7 +155,7 @@ class PostgresStore:
         self._scope = Scope.ACCOUNT
 
     @property
-    def path(self) -> str:
+    def location(self) -> str:
         """Where the store lives, for messages: the database URL without its password."""
         return display_url(self.url)
 
@@ -205,9 +172,9 @@ class PostgresStore:
                 if held is None or held[0] == scope.value:
                     return
                 count_row = conn.execute("SELECT count(*) FROM positions").fetchone()
-                _refuse_other_scope(str(held[0]), int(count_row[0]) if count_row else 0, scope, self.path)
+                _refuse_other_scope(str(held[0]), int(count_row[0]) if count_row else 0, scope, self.location)
         except psycopg.Error as exc:
-            raise StartupError(f"cannot connect to PostgreSQL at {self.path}: {problem_of(exc)}") from None
+            raise StartupError(f"cannot connect to PostgreSQL at {self.location}: {problem_of(exc)}") from None
 
     async def open(self, scope: Scope) -> Snapshot:
         """Connect, migrate (once, whichever process comes first), record the scope, read the book."""
@@ -215,11 +182,11 @@ class PostgresStore:
         try:
             first = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
         except psycopg.Error as exc:
-            raise StartupError(f"cannot connect to PostgreSQL at {self.path}: {problem_of(exc)}") from None
+            raise StartupError(f"cannot connect to PostgreSQL at {self.location}: {problem_of(exc)}") from None
         try:
             async with first:
-                await _migrate(first, self.path)
-                await _record_scope(first, scope, self.path)
+                await _migrate(first, self.location)
+                await _record_scope(first, scope, self.location)
                 cursor = await first.execute(
                     "SELECT user_name, strategy, instrument, opened_order_id, opened_at FROM positions"
                 )
@@ -231,7 +198,7 @@ class PostgresStore:
                 ]
                 last_row = await (await first.execute("SELECT coalesce(max(order_id), 0) FROM orders")).fetchone()
         except psycopg.Error as exc:
-            raise StartupError(f"cannot open the store at {self.path}: {problem_of(exc)}") from None
+            raise StartupError(f"cannot open the store at {self.location}: {problem_of(exc)}") from None
         self._pool = AsyncConnectionPool(
             self._conninfo,
             kwargs={"autocommit": True},
@@ -254,20 +221,20 @@ class PostgresStore:
 
     @asynccontextmanager
     async def lock_group(
-        self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int
+        self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int, *, patient: bool = False
     ) -> AsyncIterator[_Group]:
         try:
             async with self._pooled().connection() as conn:
                 group = _Group(self, conn)
                 try:
-                    await group.lock(instruments, client_order_ids, reserve)
+                    await group.lock(instruments, client_order_ids, reserve, patient=patient)
                     yield group
                 finally:
                     if not group.finished:
                         with contextlib.suppress(psycopg.Error):
                             await conn.execute("ROLLBACK")
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"PostgreSQL {self.path}: {problem_of(exc)}") from exc
+            raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
 
     async def _resolve(self, backend_pid: int, order_id: int) -> bool | None:
         """Whether the group holding ``order_id`` committed, once its session ``backend_pid`` is gone.
@@ -333,7 +300,7 @@ class PostgresStore:
                      change.by, controls.fingerprint),
                 )  # fmt: skip
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"PostgreSQL {self.path}: {problem_of(exc)}") from exc
+            raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
 
     async def current_controls(self) -> str | None:
         """The document of the controls in force (those of the last change), or ``None``: never set."""
@@ -377,14 +344,14 @@ class PostgresStore:
             f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY order_id LIMIT %s",
             (*params, query.limit + 1),
         )
-        return _page([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id)
+        return page_of([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id)
 
     async def list_positions(self, query: PositionQuery) -> Page[Position]:
         rows = await self._filtered(
             "positions", _POSITION_COLUMNS, "position_id", query.after, query.limit,
             user_name=query.user, strategy=query.strategy, instrument=query.instrument,
         )  # fmt: skip
-        page = _page(rows, query.limit, lambda row: int(row[0]))
+        page = page_of(rows, query.limit, lambda row: int(row[0]))
         return Page([Position(*row[1:]) for row in page.items], page.next)
 
     async def list_trades(self, query: TradeQuery) -> Page[Trade]:
@@ -392,7 +359,7 @@ class PostgresStore:
             "trades", _TRADE_COLUMNS, "trade_id", query.after, query.limit,
             user_name=query.user, strategy=query.strategy, instrument=query.instrument,
         )  # fmt: skip
-        return _page([Trade(*row) for row in rows], query.limit, lambda t: t.trade_id)
+        return page_of([Trade(*row) for row in rows], query.limit, lambda t: t.trade_id)
 
     async def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
         rows = await self._run(
@@ -422,7 +389,7 @@ class PostgresStore:
 
     def _pooled(self) -> AsyncConnectionPool:
         if self._pool is None:
-            raise StoreUnavailable(f"PostgreSQL store {self.path} is not open")
+            raise StoreUnavailable(f"PostgreSQL store {self.location} is not open")
         return self._pool
 
     async def _run(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
@@ -432,7 +399,7 @@ class PostgresStore:
                 cursor = await conn.execute(sql, params)
                 return await cursor.fetchall() if cursor.description is not None else []
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"PostgreSQL {self.path}: {problem_of(exc)}") from exc
+            raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
 
 
 class _Group:
@@ -450,53 +417,112 @@ class _Group:
         assert self._locked is not None
         return self._locked
 
-    async def lock(self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int) -> None:
+    async def lock(
+        self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int, *, patient: bool
+    ) -> None:
         """Begin, take the locks in the global order, then read what the group is decided against.
 
         One round trip: the statements go out as a pipeline and run in order on the server, so
-        every read below happens after every lock is held.
+        every read below happens after every lock is held. An impatient group waits at most
+        :data:`GROUP_LOCK_WAIT` for its locks; if that runs out, it begins again, takes at once
+        whichever locks are free, and reports the others busy (see the shared sequencer's lanes).
         """
-        keys = sorted(
-            {(LOCK_SPACE_INSTRUMENT, lock_key(i)) for i in instruments}
-            | {(LOCK_SPACE_CLIENT_ORDER, lock_key(c)) for c in client_order_ids}
+        conn = self._conn
+        wanted = _lock_keys(instruments, client_order_ids)
+        if patient:
+            await self._lock_and_read(wanted, instruments, client_order_ids, reserve, wait=LOCK_TIMEOUT)
+            return
+        try:
+            await self._lock_and_read(wanted, instruments, client_order_ids, reserve, wait=GROUP_LOCK_WAIT)
+            return
+        except psycopg.errors.LockNotAvailable:
+            await conn.execute("ROLLBACK")
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            await conn.execute(_SHARED_LOCKS, (LOCK_SPACE_SCHEMA, LOCK_SPACE_SCHEMA, CONTROLS_KEY))
+            refused = await conn.execute(
+                "SELECT s, k FROM unnest(%s::int4[], %s::int4[]) AS l(s, k) WHERE NOT pg_try_advisory_xact_lock(s, k)",
+                ([s for s, _ in wanted], [k for _, k in wanted]),
+            )
+        busy_keys = {(int(space), int(key)) for space, key in await refused.fetchall()}
+        free_instruments = [i for i in instruments if (LOCK_SPACE_INSTRUMENT, lock_key(i)) not in busy_keys]
+        free_ids = [c for c in client_order_ids if (LOCK_SPACE_CLIENT_ORDER, lock_key(c)) not in busy_keys]
+        log.warning(
+            "locks busy for %d of %d keys after %s; deciding the other orders now",
+            len(busy_keys),
+            len(wanted),
+            GROUP_LOCK_WAIT,
         )
+        async with conn.pipeline():
+            reads = await self._send_reads(free_instruments, free_ids, reserve)
+        self._locked = await self._take_reads(
+            reads,
+            busy_instruments=frozenset(instruments) - frozenset(free_instruments),
+            busy_client_order_ids=frozenset(client_order_ids) - frozenset(free_ids),
+        )
+
+    async def _lock_and_read(
+        self,
+        keys: list[tuple[int, int]],
+        instruments: Sequence[str],
+        client_order_ids: Sequence[str],
+        reserve: int,
+        *,
+        wait: str,
+    ) -> None:
         conn = self._conn
         async with conn.pipeline():
             await conn.execute("BEGIN")
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock_shared(%s, 0), pg_advisory_xact_lock_shared(%s, %s)",
-                (LOCK_SPACE_SCHEMA, LOCK_SPACE_SCHEMA, CONTROLS_KEY),
-            )
+            await conn.execute(f"SET LOCAL lock_timeout = '{wait}'")
+            await conn.execute(_SHARED_LOCKS, (LOCK_SPACE_SCHEMA, LOCK_SPACE_SCHEMA, CONTROLS_KEY))
             await conn.execute(
                 "SELECT count(pg_advisory_xact_lock(s, k)) FROM unnest(%s::int4[], %s::int4[]) AS l(s, k)",
                 ([s for s, _ in keys], [k for _, k in keys]),
             )
-            scope = await conn.execute("SELECT value FROM meta WHERE key = 'scope'")
-            controls = await conn.execute(_CURRENT_CONTROLS)
-            positions = await conn.execute(
+            await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            reads = await self._send_reads(instruments, client_order_ids, reserve)
+        self._locked = await self._take_reads(reads)
+
+    async def _send_reads(
+        self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int
+    ) -> list[psycopg.AsyncCursor[Any]]:
+        """Queue (inside a pipeline) the reads a group is decided against; :meth:`_take_reads` collects them."""
+        conn = self._conn
+        return [
+            await conn.execute("SELECT value FROM meta WHERE key = 'scope'"),
+            await conn.execute(_CURRENT_CONTROLS),
+            await conn.execute(
                 "SELECT user_name, strategy, instrument, opened_order_id, opened_at FROM positions"
                 " WHERE instrument = ANY(%s)",
                 (list(instruments),),
-            )
-            stored = (
-                await conn.execute(
-                    f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ANY(%s)", (list(client_order_ids),)
-                )
-                if client_order_ids
-                else None
-            )
-            heads = await conn.execute(_CHAIN_HEADS, (list(instruments),))
-            ids = await conn.execute("SELECT nextval('order_ids') FROM generate_series(1, %s)", (reserve,))
+            ),
+            await conn.execute(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ANY(%s)", (list(client_order_ids),)
+            ),
+            await conn.execute(_CHAIN_HEADS, (list(instruments),)),
+            await conn.execute("SELECT nextval('order_ids') FROM generate_series(1, %s)", (reserve,)),
+        ]
+
+    async def _take_reads(
+        self,
+        reads: list[psycopg.AsyncCursor[Any]],
+        *,
+        busy_instruments: frozenset[str] = frozenset(),
+        busy_client_order_ids: frozenset[str] = frozenset(),
+    ) -> LockedGroup:
+        scope, controls, positions, stored, heads, ids = reads
         scope_row = await scope.fetchone()
         controls_row = await controls.fetchone()
-        self._heads = {str(i): str(h) if h is not None else GENESIS_HASH for i, h in await heads.fetchall()}
-        self._locked = LockedGroup(
+        self._heads = {str(i): str(h) for i, h in await heads.fetchall() if h is not None}
+        return LockedGroup(
             scope=Scope(scope_row[0]) if scope_row is not None else None,
             positions=[Position(*row) for row in await positions.fetchall()],
-            stored=_by_client_order_id(await stored.fetchall()) if stored is not None else {},
+            stored=_by_client_order_id(await stored.fetchall()),
             order_ids=sorted(int(row[0]) for row in await ids.fetchall()),
             controls_read=True,
             controls=str(controls_row[0]) if controls_row is not None else None,
+            busy_instruments=busy_instruments,
+            busy_client_order_ids=busy_client_order_ids,
         )
 
     async def commit(self, records: Sequence[OrderRecord]) -> None:
@@ -504,12 +530,8 @@ class _Group:
         store, conn = self._store, self._conn
         changes = group_changes(store._scope, records)
         scoped = store._scope is Scope.STRATEGY
-        heads = dict(self._heads)
-        hashes: list[str] = []
-        for record in records:  # in order_id order: each instrument's chain grows in decision order
-            instrument = record.order.instrument
-            heads[instrument] = chain_hash(heads.get(instrument, GENESIS_HASH), record)
-            hashes.append(heads[instrument])
+        chains = Chains(chain_per_instrument, self._heads)
+        hashes = [chains.link(record) for record in records]  # in order_id order: each chain grows in decision order
         try:
             async with conn.pipeline():
                 await conn.execute(
@@ -561,24 +583,24 @@ class _Group:
                     )
             if deleted is not None and deleted.rowcount != len(changes.deletes):
                 raise StoreUnavailable(
-                    f"PostgreSQL {store.path}: closed {deleted.rowcount} positions where the group closes "
+                    f"PostgreSQL {store.location}: closed {deleted.rowcount} positions where the group closes "
                     f"{len(changes.deletes)}; nothing was stored"
                 )
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"PostgreSQL {store.path}: {problem_of(exc)}") from exc
+            raise StoreUnavailable(f"PostgreSQL {store.location}: {problem_of(exc)}") from exc
         backend_pid = conn.info.backend_pid
         try:
             await conn.execute("COMMIT")
         except psycopg.Error as exc:
             if not conn.broken:  # the server answered: it refused the commit, and rolled back
-                raise StoreUnavailable(f"PostgreSQL {store.path}: {problem_of(exc)}") from exc
+                raise StoreUnavailable(f"PostgreSQL {store.location}: {problem_of(exc)}") from exc
             self.finished = True
             first, last = records[0].order_id, records[-1].order_id
             log.error(
                 "the connection broke during COMMIT of orders %d..%d; finding out whether it committed", first, last
             )
             raise CommitInDoubt(
-                f"PostgreSQL {store.path}: the connection broke during COMMIT ({problem_of(exc)})",
+                f"PostgreSQL {store.location}: the connection broke during COMMIT ({problem_of(exc)})",
                 functools.partial(store._resolve, backend_pid, first),
             ) from exc
         self.finished = True
@@ -614,19 +636,17 @@ async def _link_unchained_orders(conn: psycopg.AsyncConnection[Any]) -> int:
 
     Runs once, inside the migration's transaction (every gateway waits on the schema lock meanwhile).
     """
-    heads: dict[str, str] = {}
+    chains = Chains(chain_per_instrument)
     ids: list[int] = []
     hashes: list[str] = []
     cursor = await conn.execute(f"SELECT {LOG_COLUMNS} FROM orders ORDER BY order_id")
     for row in await cursor.fetchall():
         record = decode_record(*row)
-        instrument = record.order.instrument
         if record.chain_hash is None:
-            heads[instrument] = chain_hash(heads.get(instrument, GENESIS_HASH), record)
             ids.append(record.order_id)
-            hashes.append(heads[instrument])
+            hashes.append(chains.link(record))
         else:
-            heads[instrument] = record.chain_hash
+            chains.advance(record, record.chain_hash)
     if ids:
         await conn.execute(
             "UPDATE orders SET chain_hash = u.h FROM unnest(%s::bigint[], %s::text[]) AS u(id, h)"
@@ -656,6 +676,14 @@ async def _record_scope(conn: psycopg.AsyncConnection[Any], scope: Scope, where:
         )
 
 
+def _lock_keys(instruments: Sequence[str], client_order_ids: Sequence[str]) -> list[tuple[int, int]]:
+    """The advisory locks of a group, in the one global order every transaction takes them in."""
+    return sorted(
+        {(LOCK_SPACE_INSTRUMENT, lock_key(i)) for i in instruments}
+        | {(LOCK_SPACE_CLIENT_ORDER, lock_key(c)) for c in client_order_ids}
+    )
+
+
 def _refuse_other_scope(held: str, open_positions: int, scope: Scope, where: str) -> None:
     if open_positions:
         raise StartupError(
@@ -671,10 +699,3 @@ def _by_client_order_id(rows: Sequence[tuple[Any, ...]]) -> dict[str, OrderRecor
         assert record.client_order_id is not None
         found[record.client_order_id] = record
     return found
-
-
-def _page(items: list[R], limit: int, cursor_of: Callable[[R], int]) -> Page[R]:
-    if len(items) > limit:
-        items = items[:limit]
-        return Page(items, cursor_of(items[-1]))
-    return Page(items, None)

@@ -16,14 +16,15 @@ import itertools
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ordergate.domain.book import Position
+from ordergate.domain.chain import Chains, single_chain
 from ordergate.domain.model import Scope
-from ordergate.domain.record import GENESIS_HASH, OrderRecord, Trade, chain_hash
+from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StartupError, StoreLocked, StoreUnavailable
 from ordergate.store.base import (
     ControlChange,
@@ -36,92 +37,26 @@ from ordergate.store.base import (
 )
 from ordergate.store.changes import group_changes
 from ordergate.store.codec import decode_record, encode_applied, encode_rejected_for
+from ordergate.store.paging import page_of
 from ordergate.store.queries import order_conditions
-from ordergate.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
+from ordergate.store.sqlite.connection import (
+    CHAIN_VERSION,
+    ORDER_COLUMNS,
+    chain_head,
+    connect,
+    link_unchained_orders,
+    migrate,
+)
+from ordergate.store.sqlite.log import SQLiteLogReader
 
 R = TypeVar("R")
 
-_ORDER_COLUMNS = (
-    "order_id, received_at, strategy, instrument, side, status, reason, scope, "
-    "profile_fingerprint, client_order_id, applied, rejected_for, controls_fingerprint, chain_hash"
-)
-_ORDER_FIELDS = tuple(column.strip() for column in _ORDER_COLUMNS.split(","))
+_ORDER_FIELDS = tuple(column.strip() for column in ORDER_COLUMNS.split(","))
 _POSITION_COLUMNS = "position_id, user, strategy, instrument, opened_order_id, opened_at"
 _TRADE_COLUMNS = (
     "trade_id, user, strategy, instrument, opened_order_id, opened_at, closed_order_id, closed_at, closing_strategy"
 )
 _TRADE_FIELDS = tuple(column.strip() for column in _TRADE_COLUMNS.split(","))[1:]
-
-
-def connect(path: Path, durability: Durability, *, read_only: bool = False) -> sqlite3.Connection:
-    """A connection configured the way every ordergate connection must be."""
-    if read_only:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
-    else:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=2048)
-    conn.execute("PRAGMA busy_timeout = 5000")
-    if not read_only:
-        conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute(f"PRAGMA synchronous = {'FULL' if durability is Durability.FULL else 'NORMAL'}")
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
-
-
-CHAIN_VERSION = 3
-"""The schema version from which every order carries its hash-chain link."""
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema to the latest version, one transaction per migration; returns the version found."""
-    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > LATEST_VERSION:
-        raise StartupError(
-            f"the store's schema version {version} is newer than this ordergate knows ({LATEST_VERSION}); "
-            "upgrade ordergate"
-        )
-    for target, script in MIGRATIONS:
-        if target <= version:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {target}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return version
-
-
-def link_unchained_orders(conn: sqlite3.Connection) -> int:
-    """Give the orders written before the hash chain existed their links, in order_id order, at once.
-
-    Runs once, when a store is upgraded to the chain's schema version; returns how many orders it linked.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        previous = GENESIS_HASH
-        linked: list[tuple[str, int]] = []
-        for row in conn.execute(f"SELECT {_ORDER_COLUMNS} FROM orders ORDER BY order_id").fetchall():
-            record = decode_record(*row)
-            if record.chain_hash is None:
-                previous = chain_hash(previous, record)
-                linked.append((previous, record.order_id))
-            else:
-                previous = record.chain_hash
-        conn.executemany("UPDATE orders SET chain_hash = ? WHERE order_id = ?", linked)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return len(linked)
-
-
-def _chain_head(conn: sqlite3.Connection) -> str:
-    row = conn.execute("SELECT chain_hash FROM orders ORDER BY order_id DESC LIMIT 1").fetchone()
-    return str(row[0]) if row is not None and row[0] is not None else GENESIS_HASH
 
 
 class SQLiteStore:
@@ -134,9 +69,14 @@ class SQLiteStore:
         self._lock_fd: int | None = None
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self._chain_head = GENESIS_HASH
+        self._chains = Chains(single_chain)
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ordergate-sqlite-write")
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="ordergate-sqlite-read")
+
+    @property
+    def location(self) -> str:
+        """Where the store lives, for messages."""
+        return str(self.path)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -177,7 +117,8 @@ class SQLiteStore:
         writer = connect(self.path, self.durability)
         if migrate(writer) < CHAIN_VERSION:
             link_unchained_orders(writer)
-        self._chain_head = _chain_head(writer)
+        head = chain_head(writer)
+        self._chains = Chains(single_chain, {"": head} if head is not None else None)
         held = writer.execute("SELECT value FROM meta WHERE key = 'scope'").fetchone()
         count: int = writer.execute("SELECT count(*) FROM positions").fetchone()[0]
         if held is not None and held[0] != scope.value and count:
@@ -233,15 +174,12 @@ class SQLiteStore:
         # The statements are built here, on the event loop, which has time while it waits for the
         # previous commit; the writer thread then only runs SQLite, which releases the GIL.
         # Commits come one at a time (the sequencer's committer), so the chain head is this group's base.
-        hashes: list[str] = []
-        previous = self._chain_head
-        for record in records:
-            previous = chain_hash(previous, record)
-            hashes.append(previous)
+        # The group's links are computed on a copy of the heads, taken as the new heads once committed.
+        chains = Chains(single_chain, self._chains.heads)
+        hashes = [chains.link(record) for record in records]
         statements = self._statements(records, hashes)
         await self._in(self._write_thread, self._execute, statements)
-        if hashes:
-            self._chain_head = hashes[-1]
+        self._chains = chains
 
     def _statements(self, records: Sequence[OrderRecord], hashes: Sequence[str]) -> list[Statement]:
         """One multi-row statement per table (and parameter-limit chunk) for the whole group.
@@ -350,11 +288,11 @@ class SQLiteStore:
     # -- reads --------------------------------------------------------------------------------
 
     async def get_order(self, order_id: int) -> OrderRecord | None:
-        rows = await self._read(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = ?", (order_id,))
+        rows = await self._read(f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?", (order_id,))
         return decode_record(*rows[0]) if rows else None
 
     async def find_client_order(self, client_order_id: str) -> OrderRecord | None:
-        rows = await self._read(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id = ?", (client_order_id,))
+        rows = await self._read(f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ?", (client_order_id,))
         return decode_record(*rows[0]) if rows else None
 
     async def find_client_orders(self, client_order_ids: Sequence[str]) -> dict[str, OrderRecord]:
@@ -362,7 +300,7 @@ class SQLiteStore:
         for start in range(0, len(client_order_ids), 500):  # stay under SQLite's bound-parameter limit
             chunk = client_order_ids[start : start + 500]
             rows = await self._read(
-                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id IN ({', '.join('?' * len(chunk))})",
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             )
             for row in rows:
@@ -374,10 +312,10 @@ class SQLiteStore:
     async def list_orders(self, query: OrderQuery) -> Page[OrderRecord]:
         where, params = order_conditions(query, "?", "user")
         rows = await self._read(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY order_id LIMIT ?",
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY order_id LIMIT ?",
             (*params, query.limit + 1),
         )
-        return _page([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id)
+        return page_of([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id)
 
     async def list_positions(self, query: PositionQuery) -> Page[Position]:
         rows = await self._filtered(
@@ -390,7 +328,7 @@ class SQLiteStore:
             strategy=query.strategy,
             instrument=query.instrument,
         )
-        page = _page(rows, query.limit, lambda row: int(row[0]))
+        page = page_of(rows, query.limit, lambda row: int(row[0]))
         return Page([Position(*row[1:]) for row in page.items], page.next)
 
     async def list_trades(self, query: TradeQuery) -> Page[Trade]:
@@ -404,10 +342,26 @@ class SQLiteStore:
             strategy=query.strategy,
             instrument=query.instrument,
         )
-        return _page([Trade(*row) for row in rows], query.limit, lambda t: t.trade_id)
+        return page_of([Trade(*row) for row in rows], query.limit, lambda t: t.trade_id)
 
     async def ping(self) -> None:
         await self._read("SELECT 1", ())
+
+    async def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
+        """``(status, side, reason, count)`` rows over the orders up to order id ``until``.
+
+        A scan of the whole log: it runs on a connection and thread of its own, never queued with
+        the reads the API or order entry wait for.
+        """
+
+        def count() -> list[tuple[str, str, str | None, int]]:
+            with SQLiteLogReader(self.path, audit=False) as log:
+                return log.order_totals(until)
+
+        try:
+            return await asyncio.to_thread(count)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
 
     async def _filtered(
         self, table: str, columns: str, id_column: str, after: int, limit: int, **filters: str | None
@@ -480,57 +434,3 @@ def _position_deletes(keys: Sequence[tuple[str, str, str]]) -> list[Statement]:
         (_rows_sql(prefix, 3, len(chunk)) + "))", list(itertools.chain.from_iterable(chunk)), len(chunk))
         for chunk in (keys[start : start + step] for start in range(0, len(keys), step))
     ]
-
-
-def _page(items: list[R], limit: int, cursor_of: Callable[[R], int]) -> Page[R]:
-    if len(items) > limit:
-        items = items[:limit]
-        return Page(items, cursor_of(items[-1]))
-    return Page(items, None)
-
-
-class SQLiteLogReader:
-    """Read-only, lock-free access to a store's log for ``verify`` and exports.
-
-    It reads one consistent snapshot (a single read transaction) even while a gateway writes.
-    """
-
-    def __init__(self, path: Path) -> None:
-        if not path.exists():
-            raise StartupError(f"no store at {path}: start the gateway once, or pass the right --home/--db")
-        self._conn = connect(path, Durability.FULL, read_only=True)
-        self._conn.execute("BEGIN")
-        version: int = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version < CHAIN_VERSION:
-            self._conn.close()
-            raise StartupError(
-                f"the store {path} has schema version {version}, from before the hash chain: start the gateway "
-                "on it once (it upgrades the store and links every order), then verify"
-            )
-
-    def iter_orders(self) -> Iterator[OrderRecord]:
-        for row in self._conn.execute(f"SELECT {_ORDER_COLUMNS} FROM orders ORDER BY order_id"):
-            yield decode_record(*row)
-
-    def open_positions(self) -> list[Position]:
-        return [
-            Position(*row)
-            for row in self._conn.execute(
-                "SELECT user, strategy, instrument, opened_order_id, opened_at FROM positions ORDER BY position_id"
-            )
-        ]
-
-    def scope(self) -> Scope | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'scope'").fetchone()
-        return Scope(row[0]) if row else None
-
-    def profiles(self, fingerprint: str) -> str | None:
-        row = self._conn.execute("SELECT document FROM profiles WHERE fingerprint = ?", (fingerprint,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def controls(self, fingerprint: str) -> str | None:
-        row = self._conn.execute("SELECT document FROM controls_sets WHERE fingerprint = ?", (fingerprint,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def close(self) -> None:
-        self._conn.close()

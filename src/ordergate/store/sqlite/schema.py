@@ -91,6 +91,6 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
 )
 """Version 3: trading controls (the sets in force, named by fingerprint, and every change made) and,
 per order, the controls it was decided under and its hash-chain link (filled in for older orders by
-:func:`ordergate.store.sqlite.link_unchained_orders` when the store is opened)."""
+:func:`ordergate.store.sqlite.connection.link_unchained_orders` when the store is opened)."""
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,7 +1,7 @@
 """Read-only access to the whole order log of a PostgreSQL store, for ``ordergate verify --db``.
 
 The reader is a :class:`~ordergate.store.base.PartitionedChainLogReader`: the log is one hash chain
-per instrument (see :mod:`ordergate.store.postgres`), and each order keeps its trading controls.
+per instrument (see :mod:`ordergate.store.postgres.store`), and each order keeps its trading controls.
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ from collections.abc import Iterator
 import psycopg
 
 from ordergate.domain.book import Position
+from ordergate.domain.chain import chain_per_instrument
 from ordergate.domain.model import Scope
-from ordergate.domain.record import OrderRecord
+from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StartupError
 from ordergate.store.base import Durability
 from ordergate.store.codec import decode_record
-from ordergate.store.postgres import LOG_COLUMNS, conninfo, display_url, problem_of
-from ordergate.store.postgres_schema import CHAIN_VERSION
+from ordergate.store.postgres.connection import conninfo, display_url, problem_of
+from ordergate.store.postgres.schema import CHAIN_VERSION
+from ordergate.store.postgres.store import LOG_COLUMNS
 
 
 class PostgresLogReader:
@@ -55,13 +57,27 @@ class PostgresLogReader:
             for row in cursor:
                 yield decode_record(*row)
 
-    def open_positions(self) -> list[Position]:
-        return [
-            Position(*row)
-            for row in self._conn.execute(
+    def iter_positions(self) -> Iterator[Position]:
+        with self._conn.cursor(name="ordergate_positions") as cursor:
+            cursor.itersize = 5000
+            cursor.execute(
                 "SELECT user_name, strategy, instrument, opened_order_id, opened_at FROM positions ORDER BY position_id"
             )
-        ]
+            for row in cursor:
+                yield Position(*row)
+
+    def iter_trades(self) -> Iterator[Trade]:
+        with self._conn.cursor(name="ordergate_trades") as cursor:
+            cursor.itersize = 5000
+            cursor.execute(
+                "SELECT trade_id, user_name, strategy, instrument, opened_order_id, opened_at, closed_order_id,"
+                " closed_at, closing_strategy FROM trades ORDER BY trade_id"
+            )
+            for row in cursor:
+                yield Trade(*row)
+
+    def open_positions(self) -> list[Position]:
+        return list(self.iter_positions())
 
     def scope(self) -> Scope | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'scope'").fetchone()
@@ -75,9 +91,8 @@ class PostgresLogReader:
         row = self._conn.execute("SELECT document FROM controls_sets WHERE fingerprint = %s", (fingerprint,)).fetchone()
         return None if row is None else str(row[0])
 
-    def chain_key(self, record: OrderRecord) -> str:
-        """Each instrument is its own chain."""
-        return record.order.instrument
+    chain_key = staticmethod(chain_per_instrument)
+    """Each instrument is its own chain."""
 
     def close(self) -> None:
         self._conn.close()

@@ -1,0 +1,105 @@
+"""The hash chain that makes the order log tamper-evident (SPEC section 9), in one place.
+
+Each stored order carries ``chain_hash``: SHA-256 over the hash of the previous order *of its chain*
+and the order's own canonical content, so altering, inserting or removing any stored order breaks
+the chain from there on. Which orders form one chain is the store's policy (:class:`ChainPolicy`):
+the embedded store keeps one chain over the whole log; the shared PostgreSQL store keeps one chain
+per instrument, because a single chain would make every group of every process wait for the one
+before it, while orders on different instruments never otherwise wait for each other.
+
+:class:`Chains` is used by the stores when they write (linking each order to its chain's head) and
+by ``verify`` when it reads (checking each stored link); :meth:`Chains.anchor` is one digest over
+every chain head, which an operator can write down elsewhere to prove later that the whole log up to
+there was not rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+
+import orjson
+
+from ordergate.domain.record import OrderRecord
+
+GENESIS_HASH = "0" * 64
+"""The "previous hash" of the first order of a chain."""
+
+ChainPolicy = Callable[[OrderRecord], str]
+"""The chain an order belongs to (its key)."""
+
+
+def single_chain(record: OrderRecord) -> str:
+    """One chain over the whole log (the embedded store)."""
+    return ""
+
+
+def chain_per_instrument(record: OrderRecord) -> str:
+    """One chain per instrument (the shared store)."""
+    return record.order.instrument
+
+
+def canonical_content(record: OrderRecord) -> bytes:
+    """The canonical JSON of what a stored order says (not its positions, which the log re-derives)."""
+    decision = record.decision
+    return orjson.dumps(
+        [
+            record.order_id,
+            record.received_at,
+            record.order.strategy,
+            record.order.instrument,
+            record.order.side.value,
+            decision.status.value,
+            decision.reason.value if decision.reason is not None else None,
+            record.scope.value,
+            record.profile_fingerprint,
+            record.controls_fingerprint,
+            record.client_order_id,
+            [[e.user, e.action.value, e.position_strategy] for e in decision.applied],
+            [[r.user, r.reason.value] for r in decision.rejected_for],
+        ]
+    )
+
+
+def chain_hash(previous: str, record: OrderRecord) -> str:
+    """SHA-256 (hex) over the previous order's hash and this order's canonical content."""
+    return hashlib.sha256(previous.encode("ascii") + b"\n" + canonical_content(record)).hexdigest()
+
+
+class Chains:
+    """The heads of every chain of one log under one policy; links or checks orders in order_id order."""
+
+    __slots__ = ("heads", "key_of")
+
+    def __init__(self, key_of: ChainPolicy, heads: Mapping[str, str] | None = None) -> None:
+        self.key_of = key_of
+        self.heads: dict[str, str] = dict(heads or {})
+
+    def head(self, key: str) -> str:
+        return self.heads.get(key, GENESIS_HASH)
+
+    def expected(self, record: OrderRecord) -> str:
+        """The link ``record`` must carry after the orders seen so far (nothing changes)."""
+        return chain_hash(self.head(self.key_of(record)), record)
+
+    def link(self, record: OrderRecord) -> str:
+        """Link ``record`` as the next order of its chain and return its hash."""
+        key = self.key_of(record)
+        linked = self.heads[key] = chain_hash(self.head(key), record)
+        return linked
+
+    def advance(self, record: OrderRecord, stored_hash: str) -> None:
+        """Take a checked stored link as its chain's new head."""
+        self.heads[self.key_of(record)] = stored_hash
+
+    def anchor(self) -> str | None:
+        """One digest over every chain head (``None`` before the first order).
+
+        With one chain it is that chain's head itself, so an anchor written down by an earlier
+        version still compares; with several it covers each head, so no chain can be rewritten alone.
+        """
+        if not self.heads:
+            return None
+        if list(self.heads) == [""]:
+            return self.heads[""]
+        return hashlib.sha256(orjson.dumps(sorted(self.heads.items()))).hexdigest()

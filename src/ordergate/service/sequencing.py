@@ -1,0 +1,105 @@
+"""The sequencing protocol: what order entry needs from a sequencer, whatever the store behind it.
+
+A sequencer turns orders into committed decisions: it decides each order (linearizably), has it
+stored durably, and only then answers. Two implementations exist, sharing one committer core
+(:mod:`ordergate.service.committer`) and one idempotency window
+(:mod:`ordergate.service.idempotency`):
+
+- :class:`~ordergate.service.sequencer.LocalSequencer` (the embedded store, one process): decides on
+  the event loop against the in-memory book as orders arrive, and commits them in groups;
+- :class:`~ordergate.service.shared_sequencer.SharedSequencer` (PostgreSQL, several processes):
+  decides each group inside the database transaction that holds its locks.
+
+The API, the operator routes and the CLI type against :class:`Sequencing` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+from ordergate.domain.book import Undo
+from ordergate.domain.controls import Controls
+from ordergate.domain.model import Decision, Order
+from ordergate.domain.record import OrderRecord
+from ordergate.domain.registry import Registry
+from ordergate.errors import OrdergateError
+
+MAX_GROUP = 1000
+"""Orders per transaction at most: bounds the latency one commit adds to the orders behind it."""
+
+CommitListener = Callable[[Sequence[OrderRecord]], None]
+"""Called with each group of orders this process committed (decided now, not replays), in order_id order."""
+
+
+class Outcome(NamedTuple):
+    record: OrderRecord
+    replayed: bool
+    """The stored decision of an earlier request with the same client order id (nothing was decided now)."""
+
+
+@dataclass(slots=True, eq=False)
+class Ticket:
+    """One order waiting for its answer: its future resolves once the group it is in has committed.
+
+    The local sequencer fills ``record`` and ``undo`` when it decides the order on arrival; the shared
+    one decides inside the group transaction and leaves them empty.
+    """
+
+    order: Order
+    client_order_id: str | None
+    future: asyncio.Future[Outcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    record: OrderRecord | None = None
+    undo: Undo = ()
+
+
+class Sequencing(Protocol):
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def controls(self) -> Controls: ...
+
+    @property
+    def tracked_client_order_ids(self) -> int:
+        """Client order ids held in memory (undecided, or committed while a lookup may not see them)."""
+        ...
+
+    def failing(self, within: float = 5.0) -> bool:
+        """Whether a commit failed less than ``within`` seconds ago (readiness turns 503)."""
+        ...
+
+    def check(self, order: Order) -> Decision:
+        """The decision ``order`` would get now; nothing is stored or changed."""
+        ...
+
+    async def submit(self, order: Order, client_order_id: str | None = None) -> Outcome:
+        """Decide ``order``, wait until it is committed, and return the stored record.
+
+        A ``client_order_id`` already used returns the stored decision (``replayed``) for the same order
+        and raises :class:`~ordergate.errors.ClientOrderIdConflict` once that id's order is committed
+        for another order; :class:`~ordergate.errors.StoreUnavailable` when the commit failed.
+        """
+        ...
+
+    async def submit_many(self, items: Sequence[tuple[Order, str | None]]) -> list[Outcome | OrdergateError]:
+        """Decide a batch in its order, each order atomic on its own; one result (or error) per item."""
+        ...
+
+    def use_controls(self, controls: Controls) -> None:
+        """Decide later orders under ``controls`` (already stored durably by the caller)."""
+        ...
+
+    def use_registry(self, registry: Registry) -> None:
+        """Decide later orders against ``registry`` (already recorded in the store by the caller)."""
+        ...
+
+    def on_commit(self, listener: CommitListener) -> None: ...
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None:
+        """Commit what is already queued, then stop; callers in flight get their answers."""
+        ...
