@@ -27,13 +27,14 @@ uvicorn's parsing and request cycle and adds, per connection:
 
 uvicorn internals relied upon (uvicorn 0.54; checked by ``tests/unit/test_server_limits.py``): the
 attributes ``parser``, ``cycle``, ``pipeline``, ``flow``, ``transport``, ``connections``, ``loop``,
-``logger`` and ``server_state.default_headers``; the parser callbacks ``on_message_begin``,
-``on_header``, ``on_headers_complete``, ``on_body``, ``on_message_complete``; ``on_response_complete``
-(which arms uvicorn's keep-alive timer, cancelled here by ``_unset_keepalive_if_required``);
-``handle_websocket_upgrade``, ``_should_upgrade``, ``_unsupported_upgrade_warning``; and of
+``logger``, ``headers``, ``timeout_keep_alive`` and ``server_state`` (``default_headers``,
+``total_requests``); the parser callbacks ``on_message_begin``, ``on_headers_complete``, ``on_body``,
+``on_message_complete``; ``_start_asgi_task``, ``handle_websocket_upgrade``, ``_should_upgrade``,
+``_unsupported_upgrade_warning``; and of
 ``RequestResponseCycle`` the attributes ``transport`` (replaced per cycle, see :class:`_CycleTransport`),
 ``response_started``, ``response_complete``, ``keep_alive``, ``disconnected`` and ``message_event``.
-:meth:`BoundedHttpProtocol.data_received` replaces uvicorn's, with the same parser error handling.
+:meth:`BoundedHttpProtocol.data_received` replaces uvicorn's (with the same parser error handling),
+and :meth:`~BoundedHttpProtocol.on_response_complete` too (without uvicorn's keep-alive timer).
 """
 
 from __future__ import annotations
@@ -174,13 +175,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._answered_at = 0.0  # when the answer went out while the body was still arriving
         self._close_when_body_ends = False
         self._header_bytes = 0
-        self._header_count = 0
         self._tail = b""
         self._quiet_bytes = 0  # body-phase bytes since the parser last reported progress
         self._lingering = False  # an answer was sent; the rest is read and discarded, then closed
         self._linger_until = 0.0
         self._drained = 0
         self._finished = False
+        self._waiting: dict[BoundedHttpProtocol, None] = _WAITING.setdefault(self.server_state, {})
 
     # -- connection ------------------------------------------------------------------------------
 
@@ -188,9 +189,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         now = self.loop.time()
         self._start = now
+        self._cycle_transport = _CycleTransport(self, transport)
         sock = transport.get_extra_info("socket")
         self._fd = sock.fileno() if sock is not None else -1
-        waiting = self._waiting_room()
+        waiting = self._waiting
         cap = type(self)._cap
         assert cap is not None
         if len(self.connections) > cap and not self._evict_one(waiting, now):
@@ -209,13 +211,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def _finish(self) -> None:
         self._finished = True
-        self._waiting_room().pop(self, None)
+        self._waiting.pop(self, None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-    def _waiting_room(self) -> dict[BoundedHttpProtocol, None]:
-        return _WAITING.setdefault(self.server_state, {})
 
     def _evict_one(self, waiting: dict[BoundedHttpProtocol, None], now: float) -> bool:
         oldest = next(iter(waiting), None)
@@ -235,15 +234,18 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     # -- bytes in ---------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self._finished:
-            return
-        if self._lingering:
-            self._drained += len(data)
-            if self._drained > DRAIN_BYTES:
-                self.transport.close()
+        if self._finished or self._lingering:
+            if self._lingering:
+                self._drained += len(data)
+                if self._drained > DRAIN_BYTES:
+                    self.transport.close()
             return
         if not self._in_body:
-            if not self._admit_header_bytes(data):
+            total = self._header_bytes + len(data)
+            if total <= self._limits.max_header_bytes:  # the common case, inline
+                self._header_bytes = total
+                self._tail = data[-3:]
+            elif not self._admit_header_bytes(data):
                 return
         else:
             if self.cycle is not None and self.cycle.response_complete:
@@ -307,23 +309,18 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._request_begun = True
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        self._quiet_bytes = 0
-        if self._header_count > self._limits.max_headers:
-            raise _HeaderLimitExceeded(f"a request may carry at most {self._limits.max_headers} header fields")
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
+        if len(self.headers) > self._limits.max_headers:  # (their bytes are bounded already)
+            raise _HeaderLimitExceeded(f"a request may carry at most {self._limits.max_headers} header fields")
         previous = self.cycle
         super().on_headers_complete()
-        self._waiting_room().pop(self, None)
+        self._waiting.pop(self, None)
         self._in_body = True
         self._headers_at = self.loop.time()
         self._quiet_bytes = 0
         self._drained = 0
         if self.cycle is not previous:
-            self.cycle.transport = _CycleTransport(self, self.transport)  # type: ignore[assignment]  # duck-typed
+            self.cycle.transport = self._cycle_transport  # type: ignore[assignment]  # duck-typed
 
     def on_body(self, body: bytes) -> None:
         self._quiet_bytes = 0
@@ -338,7 +335,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         answered = self.cycle is not None and self.cycle.response_complete
         self._request_begun = self._in_body = False
-        self._header_bytes = self._header_count = self._quiet_bytes = 0
+        self._header_bytes = self._quiet_bytes = 0
         self._tail = b""
         super().on_message_complete()
         if answered:  # the rest of an answered request's body has been read
@@ -346,22 +343,24 @@ class BoundedHttpProtocol(HttpToolsProtocol):
                 self.transport.close()
                 return
             self._start = self.loop.time()
-            self._rearm()
+            self._ensure_timer()
 
     def on_response_complete(self) -> None:
-        queued = len(self.pipeline)
-        super().on_response_complete()
-        self._unset_keepalive_if_required()  # uvicorn's idle timer: the deadline timer below replaces it
+        # uvicorn's own version, without arming its keep-alive timer (the deadline timer replaces it).
+        self.server_state.total_requests += 1
         if self.transport.is_closing() or self._finished:
             return
+        self.flow.resume_reading()
         now = self.loop.time()
-        if len(self.pipeline) < queued:  # a pipelined request starts now: its body clock starts too
-            self._headers_at = now
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            self._headers_at = now  # a pipelined request starts now: so does its body clock
         elif self._in_body:  # answered before its whole body arrived
             self._answered_at = now
         else:
             self._start = now
-        self._rearm()
+        self._ensure_timer()
 
     def _close_after_body(self) -> bool:
         """For :class:`_CycleTransport`: whether closing waits for the rest of an answered body."""
@@ -402,12 +401,6 @@ class BoundedHttpProtocol(HttpToolsProtocol):
                 return
             self._timer.cancel()
         self._timer = self.loop.call_at(deadline[0], self._on_timer)
-
-    def _rearm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._ensure_timer()
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -459,7 +452,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def _refuse_request(self, status: int, detail: str, immediately: bool = False) -> None:
         """Answer ``status`` and close, after lingering (unless ``immediately``) to let the client read it."""
-        self._waiting_room().pop(self, None)
+        self._waiting.pop(self, None)
         cycle = self.cycle
         own = self._in_body  # the cycle is this request's (its headers were complete)
         if cycle is not None and not cycle.response_complete and (cycle.response_started or not own):
@@ -486,7 +479,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._drained = 0
         self._linger_until = self.loop.time() + DRAIN_SECONDS
         self.flow.resume_reading()
-        self._rearm()
+        self._ensure_timer()
 
 
 def bounded_protocol(limits: ServerLimits) -> type[BoundedHttpProtocol]:
