@@ -66,6 +66,10 @@ DbOption = Annotated[
 ]
 
 
+KEEP_ALIVE_SECONDS = 5
+"""An idle keep-alive connection is closed after this many seconds of silence (uvicorn's default)."""
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -151,6 +155,24 @@ def serve(
     rate_burst: Annotated[
         int | None, typer.Option(help="Requests at once above the rate (default: one second's worth).")
     ] = None,
+    max_header_bytes: Annotated[
+        int | None,
+        typer.Option(help="Request line and headers of a request, in bytes; more gets 431. Default 16384."),
+    ] = None,
+    max_headers: Annotated[
+        int | None, typer.Option(help="Header fields of a request; more gets 431. Default 100.")
+    ] = None,
+    header_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds from connecting (or the previous response) to complete headers. Default 10."),
+    ] = None,
+    body_timeout: Annotated[
+        float | None, typer.Option(help="Seconds from the headers to the complete body. Default 10.")
+    ] = None,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(help="Open connections before new ones get 503. Default: the descriptor limit minus a quarter."),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Run the gateway (HTTP API on --host:--port)."""
@@ -158,6 +180,7 @@ def serve(
 
     from ordergate.api.app import create_app
     from ordergate.bootstrap import prepare_gateway
+    from ordergate.server import ServerLimits, bounded_protocol
     from ordergate.service.exit_signals import exit_zero_after_graceful_sigterm
 
     settings = settings_from(
@@ -171,6 +194,11 @@ def serve(
         auth=auth,
         rate_limit=rate_limit,
         rate_burst=rate_burst,
+        max_header_bytes=max_header_bytes,
+        max_headers=max_headers,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        max_connections=max_connections,
         home=home,
     )
     try:
@@ -194,6 +222,8 @@ def serve(
         access_log=settings.access_log,
         log_level="info",
         timeout_graceful_shutdown=10,
+        http=bounded_protocol(ServerLimits.from_settings(settings)),
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 

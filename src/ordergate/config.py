@@ -47,6 +47,16 @@ class Settings(BaseSettings):
     """Requests a second each API key (or client address, with auth off) may make; ``None``: no limit."""
     rate_burst: int | None = Field(default=None, ge=1)
     """Requests a caller may make at once above its rate; default: one second's worth."""
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    """Request line and header fields of one request, in bytes; more gets 431."""
+    max_headers: int = Field(default=100, ge=8, le=10_000)
+    """Header fields of one request; more gets 431."""
+    header_timeout: float = Field(default=10.0, gt=0, le=3600)
+    """Seconds from connecting (or from the previous response) to a request's complete headers; then 408."""
+    body_timeout: float = Field(default=10.0, gt=0, le=3600)
+    """Seconds from a request's headers to its complete body; then 408."""
+    max_connections: int | None = Field(default=None, ge=1)
+    """Open connections before new ones are refused (503); ``None``: the descriptor limit minus a quarter."""
 
     @field_validator("home")
     @classmethod

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -83,8 +83,11 @@ class GatewayProcess:
         command: Sequence[str] | None = None,
         cwd: Path | None = None,
         port: int | None = None,
+        preexec_fn: Callable[[], object] | None = None,
     ) -> None:
         self.home = home
+        self.preexec_fn = preexec_fn
+        """Run in the child before the server starts (for example to lower its descriptor limit)."""
         self.port = port if port is not None else free_port()
         self.command = (
             list(command)
@@ -103,6 +106,11 @@ class GatewayProcess:
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "the gateway is not running"
+        return self._process.pid
 
     @property
     def is_running(self) -> bool:
@@ -125,6 +133,7 @@ class GatewayProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=self.preexec_fn,
             )
         self._wait_ready(timeout)
         return self
@@ -204,6 +213,7 @@ class StartGateway(Protocol):
         cwd: Path | None = None,
         port: int | None = None,
         timeout: float = READY_TIMEOUT,
+        preexec_fn: Callable[[], object] | None = None,
     ) -> GatewayProcess: ...
 
 
@@ -231,8 +241,9 @@ def start_gateway() -> Iterator[StartGateway]:
         cwd: Path | None = None,
         port: int | None = None,
         timeout: float = READY_TIMEOUT,
+        preexec_fn: Callable[[], object] | None = None,
     ) -> GatewayProcess:
-        gateway = GatewayProcess(home, serve_args, command=command, cwd=cwd, port=port)
+        gateway = GatewayProcess(home, serve_args, command=command, cwd=cwd, port=port, preexec_fn=preexec_fn)
         started.append(gateway)
         return gateway.start(timeout)
 

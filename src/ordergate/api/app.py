@@ -2,7 +2,7 @@
 
 The app does nothing at import or construction time beyond wiring routes; the store is opened and
 the committed state restored in the lifespan, and closed after in-flight orders are committed.
-Pass an already :meth:`prepared <ordergate.service.gateway.Gateway.prepare>` gateway to have
+Pass an already :func:`prepared <ordergate.bootstrap.prepare_gateway>` gateway to have
 start-up problems reported before the server starts (the CLI and the ``Scripts/`` shim do).
 """
 
@@ -27,6 +27,8 @@ from ordergate.bootstrap import prepare_gateway
 from ordergate.config import Settings
 from ordergate.security.keys import KeyRing
 from ordergate.security.ratelimit import RateLimiter
+from ordergate.server.accesslog import install_access_log_redaction
+from ordergate.server.asgi import HeaderLimits
 from ordergate.service.gateway import Gateway
 from ordergate.service.operations import Operations
 from ordergate.service.runtime import settle_after_recovery
@@ -67,8 +69,12 @@ def _document_access(schema: dict[str, Any]) -> None:
                 responses.setdefault(status, {"description": description, "content": problem})
 
 
-def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp:
-    """The application; with ``settings.auth`` set, raises :class:`StartupError` if the key file is unusable."""
+def create_app(settings: Settings, gateway: Gateway | None = None) -> HeaderLimits:
+    """The application; with ``settings.auth`` set, raises :class:`StartupError` if the key file is unusable.
+
+    Its outermost layer refuses headers over the limits (431) whichever server runs it; attributes
+    (``state``, ``router``, ``openapi``) are the FastAPI app's.
+    """
     guard = build_guard(settings)
 
     @asynccontextmanager
@@ -116,4 +122,5 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app
+    install_access_log_redaction()
+    return HeaderLimits(app, max_header_bytes=settings.max_header_bytes, max_headers=settings.max_headers)

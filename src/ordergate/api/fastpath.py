@@ -9,7 +9,7 @@ the same :mod:`ordergate.api.ordering` functions as the documented FastAPI route
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -17,6 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ordergate.api import ordering
 from ordergate.api.access import PRINCIPAL, SECURITY_HEADERS, Denial, Guard
+from ordergate.api.body import read_body
 from ordergate.api.http import ClientError
 from ordergate.errors import StoreUnavailable
 from ordergate.security.keys import Principal
@@ -128,7 +129,7 @@ async def serve(
     limit = gateway.settings.max_batch_body_bytes if batch else gateway.settings.max_body_bytes
     request_headers = scope["headers"]
     try:
-        body = await _read_body(receive, request_headers, limit)
+        body = await read_body(receive, request_headers, limit)
         sequencer = gateway.sequencer
         if sequencer is None:
             raise StoreUnavailable("the gateway is still starting")
@@ -144,22 +145,3 @@ async def serve(
     headers.append(NOSNIFF)
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body})
-
-
-async def _read_body(receive: Receive, headers: Sequence[tuple[bytes, bytes]], limit: int) -> bytes:
-    declared = ordering.header(headers, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ClientError(413, f"request body is larger than the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientError(400, "the client disconnected before sending the whole body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise ClientError(413, f"request body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

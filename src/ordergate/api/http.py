@@ -1,8 +1,9 @@
-"""Small HTTP helpers shared by the routes: bounded body reading, validation, JSON responses.
+"""Small HTTP helpers shared by the routes: body reading, validation, JSON responses.
 
-Order bodies are read with a hard size limit and validated by pydantic-core straight from bytes;
-answers are serialised with orjson. Errors a client causes are raised as :class:`ClientError` and
-turned into a 4xx naming the problem by the handlers in :mod:`ordergate.api.errors`.
+Order bodies are read with a hard size limit (:mod:`ordergate.api.body`) and validated by
+pydantic-core straight from bytes; answers are serialised with orjson. Errors a client causes are
+raised as :class:`ClientError` and turned into a 4xx naming the problem by the handlers in
+:mod:`ordergate.api.errors`.
 """
 
 from __future__ import annotations
@@ -33,18 +34,10 @@ def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | 
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything over ``limit`` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ClientError(413, f"request body is larger than the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ClientError(413, f"request body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The request body, refusing (413) anything over ``limit`` bytes: :func:`ordergate.api.body.read_body`."""
+    from ordergate.api.body import read_body as read  # body.py raises this module's ClientError
+
+    return await read(request.receive, request.headers.raw, limit)
 
 
 def parse(model: type[M], body: bytes) -> M:
