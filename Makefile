@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck pytest install clean bench bench-quick wrk
+.PHONY: run test lint typecheck pytest install clean bench bench-quick wrk sim
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ bench: $(VENV)/.installed-test wrk
 ## bench-quick: the same scenarios, short and smaller (about a minute)
 bench-quick: $(VENV)/.installed-test wrk
 	$(BIN)/python -m benchmarks --quick
+
+## sim: the deterministic simulation of the sequencers for SEEDS seeds per variant (CI runs 150);
+##      replay one with VARIANT=local|shared SEED=N
+SEEDS ?= 1000
+sim: $(VENV)/.installed-test
+	$(BIN)/python -m tests.sim $(if $(SEED),--seed $(SEED),--seeds $(SEEDS)) $(if $(VARIANT),--variant $(VARIANT))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -130,3 +130,34 @@ async def test_database_down_mid_load_answers_503_keeps_nothing_of_those_orders_
         reader.close()
     assert report.ok, report.problem
     assert report.redecided == len(answered)
+
+
+async def test_an_instrument_another_session_keeps_locked_does_not_fail_the_orders_of_other_instruments(
+    tmp_path: Path, database: str
+) -> None:
+    """A stuck transaction holds ACC's lock past the lock timeout: only ACC's order is answered 503."""
+    import psycopg
+
+    from ordergate.store.postgres.store import LOCK_SPACE_INSTRUMENT, lock_key
+
+    home = write_home(tmp_path / "home", PROFILES)
+    async with running_gateway(home, db=database) as (client, _):
+        stuck = psycopg.connect(database)  # a transaction of another process that does not end
+        stuck.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_SPACE_INSTRUMENT, lock_key("ACC")))
+        try:
+            batch = {
+                "orders": [
+                    {"strategy": "S1", "instrument": "ACC", "side": "BUY", "client_order_id": "acc-1"},
+                    {"strategy": "S1", "instrument": "INFY", "side": "BUY", "client_order_id": "infy-1"},
+                    {"strategy": "S2", "instrument": "SBIN", "side": "BUY", "client_order_id": "sbin-1"},
+                ]
+            }
+            results = (await client.post("/v1/orders/batch", json=batch, timeout=30)).json()["results"]
+        finally:
+            stuck.close()
+        acc, infy, sbin = results
+        assert acc["error"]["status"] == 503
+        assert "lock" in acc["error"]["detail"]
+        assert (infy["status"], sbin["status"]) == ("ACCEPTED", "ACCEPTED")
+        again = await client.post("/v1/orders", json=batch["orders"][0])  # the lock is gone: decided now
+        assert (again.status_code, again.json()["status"]) == (201, "ACCEPTED")

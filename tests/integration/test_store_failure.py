@@ -157,3 +157,33 @@ async def test_batch_items_of_a_failed_commit_report_503_and_are_not_stored(
         (2, "REJECTED"),
         (3, "REJECTED"),
     ]
+
+
+async def test_an_id_whose_first_order_is_not_committed_yet_makes_no_409_and_is_free_again_if_that_commit_fails(
+    seed_home: Path, open_gateway: OpenGateway
+) -> None:
+    """Only a committed decision makes a conflict: while the first order under an id waits for a busy
+    store, another order under that id waits too; when the first one's commit fails, the id was never
+    used and the second order is decided."""
+    first = {"strategy": "STRATEGY_B", "instrument": "MINDA", "side": "BUY", "client_order_id": "same"}
+    second = {**first, "side": "SELL"}
+    async with open_gateway(seed_home) as (client, _):
+        blocker = sqlite3.connect(seed_home / "data" / "ordergate.sqlite3", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the commit waits for this lock, then fails (busy timeout)
+        first_answer = asyncio.ensure_future(client.post("/v1/orders", json=first))
+        for _ in range(200):  # until the first order is decided (the book holds it, uncommitted)
+            check = await client.post(
+                "/v1/orders/check", json={k: first[k] for k in ("strategy", "instrument", "side")}
+            )
+            if check.json()["reason"] == "ALREADY_HOLDING":
+                break
+            await asyncio.sleep(0.01)
+        second_answer = asyncio.ensure_future(client.post("/v1/orders", json=second))
+        await asyncio.sleep(0.5)
+        assert not second_answer.done()  # no 409 for an id whose order is not committed
+        assert (await first_answer).status_code == 503
+        blocker.execute("ROLLBACK")
+        answer = await second_answer
+        blocker.close()
+    assert answer.status_code == 201, answer.text
+    assert (answer.json()["side"], answer.json()["reason"]) == ("SELL", "NO_OPEN_POSITION")

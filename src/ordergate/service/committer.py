@@ -73,7 +73,7 @@ class Committer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: dict[asyncio.Task[Any], None] = {}  # a set in creation order: runs replay exactly
         self._listeners: list[CommitListener] = []
         self._failed_at: float | None = None
 
@@ -115,8 +115,11 @@ class Committer:
     def track(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``work`` (which answers some tickets later) so that :meth:`stop` waits for it."""
         task = asyncio.get_running_loop().create_task(work, name=name)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background[task] = None
+        task.add_done_callback(self._forget_background)
+
+    def _forget_background(self, task: asyncio.Task[Any]) -> None:
+        self._background.pop(task, None)
 
     # -- answering --------------------------------------------------------------------------------
 

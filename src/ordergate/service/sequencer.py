@@ -127,7 +127,9 @@ class LocalSequencer:
         Only an id held by another, uncommitted order makes the batch wait (for that outcome); the
         rest of the batch is then decided one order at a time, each id looked up again.
         """
-        ids = [c for _, c in items if c is not None and self._window.get(c) is None]
+        # every id is looked up, even one the window holds now: the window may let it go while the
+        # store is read, and only the lookup's own re-check is sure to see it then
+        ids = list(dict.fromkeys(c for _, c in items if c is not None))
         found: dict[str, Ticket | OrderRecord] = {}
         if ids:
             found = await self._window.find_many(ids, self._store.find_client_orders)

@@ -1,0 +1,302 @@
+"""Fake stores for the simulation: the committed state of a real store, and its faults, on purpose.
+
+:class:`Database` is what a real store holds on disk: the order log, the open positions, the client
+order id index, the profiles and controls documents, and (for the shared engine) the order id
+sequence and the advisory locks. It enforces what the real stores' constraints enforce (one order
+per client order id, one open position per key, a close of an open position only); a group that
+breaks one is refused as the real engine would refuse it, and the refusal is recorded as an
+*integrity violation*: the service must never send one, so the simulation fails on it.
+
+:class:`FakeEmbeddedStore` is the embedded engine as the :class:`~ordergate.service.sequencer.LocalSequencer`
+sees it; :class:`FakeSharedStore` is one process's connection to the shared engine, as the
+:class:`~ordergate.service.shared_sequencer.SharedSequencer` sees it. Every call takes a seeded
+random delay (sometimes a long stall), and may fail by the :class:`Faults` in force: a commit refused,
+a lookup that reads a snapshot taken when it began, a lost connection, a ``COMMIT`` in doubt (the
+shared engine), a lock another process keeps for seconds. A simulated crash cancels whatever a
+process was doing; what was committed stays committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from ordergate.domain.book import Position
+from ordergate.domain.model import Scope
+from ordergate.domain.record import OrderRecord
+from ordergate.errors import StoreUnavailable
+from ordergate.store.base import CommitInDoubt, ControlChange, LockedGroup, Snapshot
+from ordergate.store.changes import stored_key
+
+GROUP_LOCK_WAIT = 0.2
+"""Seconds an impatient group waits for its locks (as the PostgreSQL store's ``GROUP_LOCK_WAIT``)."""
+LOCK_TIMEOUT = 5.0
+"""Seconds a patient group waits before its lock wait times out (the PostgreSQL ``lock_timeout``)."""
+
+
+@dataclass
+class Faults:
+    """The faults in force, drawn from the run's seeded random generator."""
+
+    rng: random.Random
+    fail_rate: float = 0.0
+    """Chance that a commit is refused (disk full, database down)."""
+    doubt_rate: float = 0.0
+    """Chance that a shared ``COMMIT`` is interrupted with its outcome unknown for a while."""
+    stall_rate: float = 0.0
+    """Chance that a call stalls for seconds instead of milliseconds."""
+    outage: bool = False
+    """While set, every commit and lookup fails."""
+    injected: int = 0
+    """Faults injected so far."""
+
+    def delay(self) -> float:
+        if self.rng.random() < self.stall_rate:
+            return self.rng.uniform(0.5, 8.0)
+        return self.rng.uniform(0.0005, 0.004)
+
+    def refuses(self) -> bool:
+        if self.outage or self.rng.random() < self.fail_rate:
+            self.injected += 1
+            return True
+        return False
+
+
+@dataclass
+class Database:
+    scope: Scope
+    orders: dict[int, OrderRecord] = field(default_factory=dict)
+    by_client_order_id: dict[str, int] = field(default_factory=dict)
+    positions: dict[tuple[str, str, str], Position] = field(default_factory=dict)
+    profiles: dict[str, str] = field(default_factory=dict)
+    controls_sets: dict[str, str] = field(default_factory=dict)
+    controls: str | None = None
+    next_order_id: int = 1
+    violations: list[str] = field(default_factory=list)
+    locks: dict[tuple[str, str], object] = field(default_factory=dict)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def last_order_id(self) -> int:
+        return max(self.orders, default=0)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(positions=list(self.positions.values()), last_order_id=self.last_order_id)
+
+    def apply(self, records: Sequence[OrderRecord]) -> None:
+        """Store a group atomically, or refuse all of it (recording the violation) as a constraint would."""
+        positions = dict(self.positions)
+        ids = dict(self.by_client_order_id)
+        problem = None
+        for record in records:
+            if record.order_id in self.orders:
+                problem = f"order id {record.order_id} is stored twice"
+            elif record.client_order_id is not None and record.client_order_id in ids:
+                key, earlier = record.client_order_id, ids[record.client_order_id]
+                problem = f"client_order_id {key!r} is stored twice (orders {earlier} and {record.order_id})"
+            if problem is not None:
+                break
+            if record.client_order_id is not None:
+                ids[record.client_order_id] = record.order_id
+            for closed in record.closed:
+                key = stored_key(self.scope, closed)
+                if positions.get(key) != closed:
+                    problem = f"order {record.order_id} closes {key}, which is not open as {closed}"
+                    break
+                del positions[key]
+            for opened in record.opened:
+                key = stored_key(self.scope, opened)
+                if key in positions:
+                    problem = f"order {record.order_id} opens {key}, which is open"
+                    break
+                positions[key] = opened
+            if problem is not None:
+                break
+        if problem is not None:
+            self.violations.append(problem)
+            raise StoreUnavailable(f"the store refused the group: {problem}")
+        for record in records:
+            self.orders[record.order_id] = record
+        self.positions, self.by_client_order_id = positions, ids
+        self.next_order_id = max(self.next_order_id, self.last_order_id + 1)
+
+    def find(self, client_order_id: str) -> OrderRecord | None:
+        order_id = self.by_client_order_id.get(client_order_id)
+        return self.orders[order_id] if order_id is not None else None
+
+    # -- advisory locks (shared engine) -------------------------------------------------------------
+
+    def try_lock(self, key: tuple[str, str], owner: object) -> bool:
+        holder = self.locks.get(key)
+        if holder is None or holder is owner:
+            self.locks[key] = owner
+            return True
+        return False
+
+    def unlock_all(self, owner: object) -> None:
+        for key in [k for k, holder in self.locks.items() if holder is owner]:
+            del self.locks[key]
+        self.released.set()
+        self.released = asyncio.Event()
+
+    async def lock(self, keys: Sequence[tuple[str, str]], owner: object, wait: float) -> list[tuple[str, str]]:
+        """Take ``keys`` in order, waiting up to ``wait`` seconds in all; the keys still busy after it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        for key in keys:
+            while not self.try_lock(key, owner):
+                left = deadline - loop.time()
+                if left <= 1e-9:
+                    return [k for k in keys if self.locks.get(k) is not owner]
+                released = self.released
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(released.wait(), left)
+        return []
+
+    async def hold_foreign(self, keys: Sequence[tuple[str, str]], seconds: float) -> None:
+        """Another process's transaction keeps these locks for ``seconds`` (a stuck or slow transaction)."""
+        owner = object()
+        await self.lock(sorted(keys), owner, 3600.0)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.unlock_all(owner)
+
+
+class _Stored:
+    """What both fakes share: profiles, controls, and lookups that read a snapshot taken when they begin."""
+
+    def __init__(self, db: Database, faults: Faults) -> None:
+        self.db = db
+        self.faults = faults
+
+    @property
+    def location(self) -> str:
+        return "simulated store"
+
+    async def _pause(self) -> None:
+        await asyncio.sleep(self.faults.delay())
+
+    async def open(self, scope: Scope) -> Snapshot:
+        return self.db.snapshot()
+
+    async def close(self) -> None:
+        return None
+
+    async def record_profiles(self, fingerprint: str, document: str) -> None:
+        await self._pause()
+        self.db.profiles.setdefault(fingerprint, document)
+
+    async def record_control_change(self, change: ControlChange, document: str) -> None:
+        await self._pause()
+        self.db.controls_sets.setdefault(change.fingerprint, document)
+        self.db.controls = document
+
+    async def current_controls(self) -> str | None:
+        await self._pause()
+        return self.db.controls
+
+    async def find_client_order(self, client_order_id: str) -> OrderRecord | None:
+        if self.faults.outage:
+            raise StoreUnavailable("simulated outage")
+        seen = self.db.find(client_order_id)  # the read transaction's snapshot is taken now
+        await self._pause()
+        return seen
+
+    async def find_client_orders(self, client_order_ids: Sequence[str]) -> dict[str, OrderRecord]:
+        if self.faults.outage:
+            raise StoreUnavailable("simulated outage")
+        seen = {c: r for c in client_order_ids if (r := self.db.find(c)) is not None}
+        await self._pause()
+        return seen
+
+    async def ping(self) -> None:
+        if self.faults.outage:
+            raise StoreUnavailable("simulated outage")
+
+
+class FakeEmbeddedStore(_Stored):
+    async def commit(self, records: Sequence[OrderRecord]) -> None:
+        await self._pause()
+        if self.faults.refuses():
+            raise StoreUnavailable("simulated: the disk is full")
+        self.db.apply(records)  # the commit point: from here on a crash loses nothing
+        await self._pause()  # the fsync returning
+
+
+class _FakeGroup:
+    def __init__(self, store: FakeSharedStore, locked: LockedGroup, owner: object) -> None:
+        self._store = store
+        self.locked = locked
+        self._owner = owner
+
+    async def commit(self, records: Sequence[OrderRecord]) -> None:
+        store, faults, db = self._store, self._store.faults, self._store.db
+        await store._pause()
+        if faults.refuses():
+            raise StoreUnavailable("simulated: the connection was lost")
+        if faults.rng.random() < faults.doubt_rate:
+            faults.injected += 1
+            committed = faults.rng.random() < 0.5
+            if committed:
+                db.apply(records)
+            known: bool | None = committed if faults.rng.random() < 0.9 else None
+            wait = faults.rng.uniform(0.01, 3.0)
+
+            async def outcome() -> bool | None:
+                await asyncio.sleep(wait)
+                return known
+
+            raise CommitInDoubt("simulated: the connection broke during COMMIT", outcome)
+        db.apply(records)
+        await store._pause()
+
+
+class FakeSharedStore(_Stored):
+    """One process's view of the shared engine: group transactions under advisory locks."""
+
+    async def commit(self, records: Sequence[OrderRecord]) -> None:
+        raise StoreUnavailable("the shared store commits only inside a locked group transaction")
+
+    @asynccontextmanager
+    async def lock_group(
+        self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int, *, patient: bool = False
+    ) -> AsyncIterator[_FakeGroup]:
+        db, owner = self.db, object()
+        # instruments first, then client order ids: the PostgreSQL store's global lock order
+        keys = sorted({("1", i) for i in instruments} | {("2", c) for c in client_order_ids})
+        try:
+            await self._pause()
+            if self.faults.outage:
+                raise StoreUnavailable("simulated outage")
+            busy = await db.lock(keys, owner, LOCK_TIMEOUT if patient else GROUP_LOCK_WAIT)
+            if busy and patient:
+                kind = "instrument" if busy[0][0] == "1" else "client_order_id"
+                raise StoreUnavailable(f"simulated: lock timeout waiting for {kind} {busy[0][1]}")
+            if busy:  # as the real store: begin again and take at once whatever is free
+                db.unlock_all(owner)
+                busy = [k for k in keys if not db.try_lock(k, owner)]
+            busy_instruments = frozenset(name for kind, name in busy if kind == "1")
+            busy_ids = frozenset(name for kind, name in busy if kind == "2")
+            held = [i for i in instruments if i not in busy_instruments]
+            stored = {c: r for c in client_order_ids if c not in busy_ids and (r := db.find(c)) is not None}
+            first = db.next_order_id
+            db.next_order_id += reserve
+            locked = LockedGroup(
+                scope=db.scope,
+                positions=[p for p in db.positions.values() if p.instrument in held],
+                stored=stored,
+                order_ids=list(range(first, first + reserve)),
+                controls_read=True,
+                controls=db.controls,
+                busy_instruments=busy_instruments,
+                busy_client_order_ids=busy_ids,
+            )
+            await self._pause()
+            yield _FakeGroup(self, locked, owner)
+        finally:
+            db.unlock_all(owner)

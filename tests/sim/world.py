@@ -1,0 +1,455 @@
+"""A deterministic simulation of the sequencers, checked against an independent model after every step.
+
+Anchors: FoundationDB's simulation testing and TigerBeetle's VOPR. One seed draws everything: the
+variant's shape (scope, processes, fault rates), the clients' orders, their retries (same id and
+same order, same id and another order, batches), clients that give up waiting, stalled and refused
+store calls, commits in doubt, locks another process keeps for seconds, crashes followed by recovery
+from what the fake store holds, profile reloads and control changes. The real sequencers run
+unchanged on a virtual-time event loop (:mod:`tests.sim.vloop`) over the fakes of
+:mod:`tests.sim.fakes`. Invariants (the list is in CONTRIBUTING):
+
+1. every answered decision is stored, once, exactly as answered;
+2. a client order id is decided at most once: every answer for an id names the same order, and at
+   most one of them is a fresh decision;
+3. a 409 only once the id's order is committed (for another order); no error but
+   :class:`~ordergate.errors.StoreUnavailable` and :class:`~ordergate.errors.ClientOrderIdConflict`;
+   on the embedded engine a 503 means nothing of that request is stored;
+4. the store never refuses a group for breaking a constraint (the service must not send one);
+5. every stored decision is what the independent model gives when the log is replayed in order_id
+   order, under the profiles and controls the order names (so order_id order is a serial order);
+6. the stored positions equal that replay; each embedded process's in-memory book equals the store
+   once it is idle;
+7. every request is answered, and the run ends (no deadlock).
+
+A failure raises :class:`SimulationFailure` naming the seed and the command that replays it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ordergate.domain.book import Book
+from ordergate.domain.controls import NO_CONTROLS, ControlLevel, Controls, ControlSetting, ControlState
+from ordergate.domain.model import Order, Scope, Side
+from ordergate.domain.record import OrderRecord
+from ordergate.domain.registry import Registry
+from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
+from ordergate.service.sequencer import LocalSequencer
+from ordergate.service.sequencing import Outcome, Sequencing
+from ordergate.service.shared_sequencer import SharedSequencer
+from ordergate.store.base import ControlChange
+from tests.sim import model
+from tests.sim.fakes import Database, FakeEmbeddedStore, FakeSharedStore, Faults
+from tests.sim.vloop import Deadlock, run
+
+VARIANTS = ("local", "shared")
+STRATEGIES = ("S1", "S2", "S3")
+INSTRUMENTS = ("ACC", "INFY", "TCS", "WIPRO")
+USERS = ("Ann", "Bob", "Cem", "Dee")
+LOCK_WAIT = re.compile(r"lock timeout waiting for (instrument|client_order_id) (\S+)")
+"""A 503 of a lock wait names what it waited for: it may only answer an order of that instrument or id."""
+QUIESCE_SECONDS = 900.0
+"""Virtual seconds the run may take to answer everything once the faults stop."""
+
+
+class SimulationFailure(AssertionError):
+    def __init__(self, seed: int, variant: str, problem: str, trace: list[str]) -> None:
+        tail = "\n".join(trace[-25:])
+        super().__init__(
+            f"simulation seed {seed} ({variant}) broke an invariant: {problem}\n"
+            f"replay it: make sim VARIANT={variant} SEED={seed}\nlast steps:\n{tail}"
+        )
+        self.seed, self.variant, self.problem = seed, variant, problem
+
+
+def registries(rng: random.Random) -> list[Registry]:
+    """A few profile sets over the same names: reloads move users in and out of strategies."""
+    found: list[Registry] = []
+    for _ in range(3):
+        document: dict[str, dict[str, list[str]]] = {}
+        for user in USERS:
+            strategies = rng.sample(STRATEGIES, rng.randint(0, 2))
+            if strategies:
+                document[user] = {s: rng.sample(INSTRUMENTS, rng.randint(1, 3)) for s in strategies}
+        found.append(Registry.from_document(document))
+    return found
+
+
+@dataclass
+class Process:
+    """One gateway process: a sequencer and the requests it is serving (cancelled by a crash)."""
+
+    number: int
+    sequencer: Sequencing
+    requests: dict[asyncio.Task[Any], None] = field(default_factory=dict)
+    """In creation order (a set's order would differ from run to run, and so would the replay)."""
+    alive: bool = True
+
+
+@dataclass
+class IdHistory:
+    """What the clients sent under one client order id and what they were answered."""
+
+    orders: list[Order] = field(default_factory=list)
+    order_id: int | None = None
+    fresh: int = 0
+
+
+class World:
+    def __init__(self, seed: int, variant: str) -> None:
+        self.seed, self.variant = seed, variant
+        rng = self.rng = random.Random(f"{variant}:{seed}")
+        self.scope = rng.choice((Scope.ACCOUNT, Scope.STRATEGY))
+        self.db = Database(self.scope)
+        self.faults = Faults(rng, fail_rate=rng.choice((0.0, 0.02, 0.1)), stall_rate=rng.choice((0.0, 0.01, 0.05)))
+        if variant == "shared":
+            self.faults.doubt_rate = rng.choice((0.0, 0.02, 0.05))
+        self.registries = registries(rng)
+        self.registry = self.registries[0]
+        self.controls: Controls = NO_CONTROLS
+        self.processes: list[Process] = []
+        self.ids: dict[str, IdHistory] = {}
+        self.trace: list[str] = []
+        self.next_id = 0
+        self.answers = 0
+        self.clients = rng.randint(2, 8)
+        self.steps = rng.randint(20, 60)
+        self.foreign: list[asyncio.Task[None]] = []
+        self.failure: SimulationFailure | None = None
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def fail(self, problem: str) -> SimulationFailure:
+        """The failure to raise; the first one is also kept, for a request nobody waits for any more."""
+        failure = SimulationFailure(self.seed, self.variant, problem, self.trace)
+        if self.failure is None:
+            self.failure = failure
+        return failure
+
+    def note(self, line: str) -> None:
+        now = asyncio.get_running_loop().time()
+        self.trace.append(f"{now:10.4f} {line}")
+
+    async def run(self) -> None:
+        for profiles in self.registries:
+            self.db.profiles[profiles.fingerprint] = orjson.dumps(profiles.to_document()).decode()
+        for number in range(1 if self.variant == "local" else self.rng.randint(2, 3)):
+            self.processes.append(self.start_process(number))
+        chaos = asyncio.get_running_loop().create_task(self.chaos(), name="chaos")
+        await asyncio.gather(*(self.client(n) for n in range(self.clients)))
+        chaos.cancel()
+        await asyncio.gather(chaos, *self.foreign, return_exceptions=True)
+        self.faults.fail_rate = self.faults.doubt_rate = self.faults.stall_rate = 0.0
+        self.faults.outage = False
+        for process in self.processes:
+            if not process.alive:
+                self.restart(process)
+        try:
+            async with asyncio.timeout(QUIESCE_SECONDS):
+                for process in self.processes:
+                    while process.requests:
+                        await asyncio.gather(*process.requests, return_exceptions=True)
+                    await process.sequencer.stop()
+        except TimeoutError:
+            raise self.fail("requests were still unanswered long after the faults stopped") from None
+        if self.failure is not None:
+            raise self.failure
+        self.check_log()
+        if self.variant == "local":
+            book = {(p.user, p.strategy, p.instrument, p.opened_order_id) for p in self.processes[0].sequencer.book}  # type: ignore[attr-defined]
+            stored = {(p.user, p.strategy, p.instrument, p.opened_order_id) for p in self.db.positions.values()}
+            if book != stored:
+                raise self.fail(f"the in-memory book differs from the store: {sorted(book ^ stored)}")
+
+    def start_process(self, number: int) -> Process:
+        snapshot = self.db.snapshot()
+        sequencer: Sequencing
+        if self.variant == "local":
+            store = FakeEmbeddedStore(self.db, self.faults)
+            sequencer = LocalSequencer(
+                store, self.registry, Book(self.scope, snapshot.positions), snapshot.last_order_id
+            )  # type: ignore[arg-type]
+        else:
+            shared = FakeSharedStore(self.db, self.faults)
+            sequencer = SharedSequencer(shared, self.registry, self.scope, snapshot.positions)  # type: ignore[arg-type]
+        sequencer.use_controls(self.controls)
+        sequencer.start()
+        self.note(f"process {number} started (last order {snapshot.last_order_id})")
+        return Process(number, sequencer)
+
+    def crash(self, process: Process) -> None:
+        """``kill -9``: everything the process was doing stops; the store keeps what it committed."""
+        self.note(f"process {process.number} crashes")
+        process.alive = False
+        core = process.sequencer._core  # type: ignore[attr-defined]
+        for task in [core._task, *core._background, *process.requests]:
+            if task is not None:
+                task.cancel()
+
+    def restart(self, process: Process) -> None:
+        fresh = self.start_process(process.number)
+        process.sequencer, process.alive = fresh.sequencer, True
+        process.requests = {}
+
+    # -- clients ----------------------------------------------------------------------------------
+
+    def new_id(self) -> str:
+        self.next_id += 1
+        return f"c{self.next_id}"
+
+    def draw_order(self) -> Order:
+        rng = self.rng
+        return Order(rng.choice(STRATEGIES), rng.choice(INSTRUMENTS), rng.choice((Side.BUY, Side.SELL)))
+
+    def draw_item(self) -> tuple[Order, str | None]:
+        rng = self.rng
+        used = list(self.ids)
+        roll = rng.random()
+        if used and roll < 0.25:
+            key = rng.choice(used)
+            return rng.choice(self.ids[key].orders), key  # a retry: the same id, an order sent under it
+        if used and roll < 0.35:
+            return self.draw_order(), rng.choice(used)  # the same id for another order
+        if roll < 0.5:
+            return self.draw_order(), None
+        return self.draw_order(), self.new_id()
+
+    async def client(self, number: int) -> None:
+        rng = self.rng
+        for _ in range(self.steps):
+            await asyncio.sleep(rng.expovariate(200.0))
+            alive = [p for p in self.processes if p.alive]
+            if not alive:
+                continue
+            process = rng.choice(alive)
+            items = [self.draw_item() for _ in range(rng.randint(2, 5))] if rng.random() < 0.15 else [self.draw_item()]
+            for order, key in items:
+                if key is not None:
+                    self.ids.setdefault(key, IdHistory()).orders.append(order)
+            patience = rng.choice((None, None, None, rng.uniform(0.001, 0.5)))
+            request = asyncio.get_running_loop().create_task(self.send(process, items))
+            process.requests[request] = None
+            request.add_done_callback(lambda done, p=process: p.requests.pop(done, None))
+            await asyncio.wait([request], timeout=patience)
+            if not request.done():
+                self.note(f"client {number} gave up waiting")
+            elif request.cancelled():
+                self.note(f"client {number} lost its connection (its process crashed)")
+            elif request.exception() is not None:
+                raise request.exception()  # type: ignore[misc]  # a broken invariant
+
+    async def send(self, process: Process, items: list[tuple[Order, str | None]]) -> None:
+        sequencer = process.sequencer
+        self.note(f"p{process.number} <- {[(o.strategy, o.instrument, o.side.value, k) for o, k in items]}")
+        results: list[Outcome | OrdergateError | BaseException]
+        if len(items) == 1:
+            try:
+                results = [await sequencer.submit(*items[0])]
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                results = [exc]
+        else:
+            try:
+                results = list(await sequencer.submit_many(items))
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                results = [exc] * len(items)
+        for (order, key), result in zip(items, results, strict=True):
+            self.check_answer(process, order, key, result)
+
+    # -- chaos ------------------------------------------------------------------------------------
+
+    async def chaos(self) -> None:
+        rng, loop = self.rng, asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(rng.expovariate(20.0))
+            roll = rng.random()
+            if roll < 0.05 and any(p.alive for p in self.processes):
+                process = rng.choice([p for p in self.processes if p.alive])
+                self.crash(process)
+                await asyncio.sleep(rng.uniform(0.0, 0.5))
+                self.restart(process)
+            elif roll < 0.07:
+                self.faults.outage = True
+                self.note("the store is down")
+                await asyncio.sleep(rng.uniform(0.01, 0.5))
+                self.faults.outage = False
+                self.note("the store is back")
+            elif roll < 0.20:
+                await self.reload_profiles()
+            elif roll < 0.30:
+                await self.change_controls()
+            elif roll < 0.40 and self.variant == "shared":
+                instrument = rng.choice(INSTRUMENTS)
+                seconds = rng.choice((0.05, 1.0, 7.0))
+                self.note(f"another process keeps {instrument}'s lock for {seconds} s")
+                self.foreign.append(loop.create_task(self.db.hold_foreign([("1", instrument)], seconds)))
+
+    async def reload_profiles(self) -> None:
+        registry = self.rng.choice(self.registries)
+        self.note(f"profiles reloaded ({registry.fingerprint})")
+        self.registry = registry  # already recorded in the store, as Operations does first
+        for process in self.processes:
+            if process.alive:
+                process.sequencer.use_registry(registry)
+
+    async def change_controls(self) -> None:
+        rng = self.rng
+        level = rng.choice(tuple(ControlLevel))
+        target = (
+            None
+            if level is ControlLevel.GLOBAL
+            else rng.choice(STRATEGIES if level is ControlLevel.STRATEGY else USERS)
+        )
+        state = rng.choice((ControlState.ACTIVE, ControlState.ACTIVE, ControlState.HALTED, ControlState.REDUCE_ONLY))
+        controls = self.controls.with_setting(ControlSetting(level, target, state))
+        document = orjson.dumps(controls.to_document()).decode()
+        store = FakeEmbeddedStore(self.db, self.faults)
+        await store.record_control_change(
+            ControlChange("t", ControlSetting(level, target, state), None, controls.fingerprint), document
+        )
+        self.controls = controls
+        self.note(f"controls now {controls.to_document()}")
+        for process in self.processes:
+            if process.alive:
+                process.sequencer.use_controls(controls)
+
+    # -- invariants ---------------------------------------------------------------------------------
+
+    def check_answer(self, process: Process, order: Order, key: str | None, result: object) -> None:
+        self.answers += 1
+        self.note(f"p{process.number} -> {key}: {_show(result)}")
+        if isinstance(result, Outcome):
+            record = result.record
+            stored = self.db.orders.get(record.order_id)
+            if stored is None or _content(stored) != _content(record):
+                raise self.fail(f"order {record.order_id} was answered but the store holds {stored}")
+            if record.order != order:
+                raise self.fail(f"order {record.order_id} answers {order} with {record.order}")
+            if key is None:
+                if result.replayed:
+                    raise self.fail(f"order {record.order_id} without a client order id was answered as a replay")
+                return
+            history = self.ids[key]
+            if record.client_order_id != key:
+                raise self.fail(
+                    f"an order under {key!r} was answered with order {record.order_id} of {record.client_order_id!r}"
+                )
+            if history.order_id is not None and history.order_id != record.order_id:
+                raise self.fail(f"{key!r} was decided twice: orders {history.order_id} and {record.order_id}")
+            history.order_id = record.order_id
+            if not result.replayed:
+                history.fresh += 1
+                if history.fresh > 1:
+                    raise self.fail(f"{key!r} got two fresh decisions")
+        elif isinstance(result, ClientOrderIdConflict):
+            stored = self.db.find(key) if key is not None else None
+            if stored is None:
+                raise self.fail(f"409 for {key!r}, which no committed order holds")
+            if stored.order == order:
+                raise self.fail(f"409 for {key!r}, whose committed order is this very order {stored.order_id}")
+        elif isinstance(result, StoreUnavailable):
+            waited = LOCK_WAIT.search(str(result))
+            if waited is not None and waited.group(2) not in (order.instrument, key):
+                raise self.fail(f"503 for an order on {order.instrument} ({key}) because {waited.group(0)}")
+        else:
+            raise self.fail(f"a request got {type(result).__name__}: {result!r}")
+        if self.db.violations:
+            raise self.fail(f"the store refused a group: {self.db.violations[0]}")
+
+    def check_log(self) -> None:
+        """Invariants 4 to 6 over the whole store: replay it through the independent model."""
+        if self.db.violations:
+            raise self.fail(f"the store refused a group: {self.db.violations[0]}")
+        book: dict[model.Key, model.Held] = {}
+        registries = {r.fingerprint: r for r in self.registries}
+        for order_id in sorted(self.db.orders):
+            record = self.db.orders[order_id]
+            profiles = registries[record.profile_fingerprint].to_document()
+            controls = None
+            if record.controls_fingerprint is not None:
+                controls = orjson.loads(self.db.controls_sets[record.controls_fingerprint])
+            order = record.order
+            want = model.expected(
+                profiles,
+                self.scope.value,
+                book,
+                model.controls_from_document(controls),
+                order.strategy,
+                order.instrument,
+                order.side.value,
+            )
+            got = _canonical(record)
+            if want != got:
+                raise self.fail(f"order {order_id} ({order}) was decided {got}, the model says {want}")
+            model.apply(book, self.scope.value, order_id, order.strategy, order.instrument, got[2])
+        replayed = {(h.user, h.strategy, h.instrument, h.opened_order_id) for h in book.values()}
+        stored = {(p.user, p.strategy, p.instrument, p.opened_order_id) for p in self.db.positions.values()}
+        if replayed != stored:
+            raise self.fail(f"the stored positions differ from the replayed log: {sorted(replayed ^ stored)}")
+
+
+def _content(record: OrderRecord) -> tuple[Any, ...]:
+    return (
+        record.order_id,
+        record.order,
+        record.decision,
+        record.client_order_id,
+        record.profile_fingerprint,
+        record.controls_fingerprint,
+    )
+
+
+def _canonical(record: OrderRecord) -> model.Canonical:
+    d = record.decision
+    return model.canonical(
+        d.status.value,
+        d.reason.value if d.reason is not None else None,
+        [(e.user, e.action.value, e.position_strategy) for e in d.applied],
+        [(r.user, r.reason.value) for r in d.rejected_for],
+    )
+
+
+def _show(result: object) -> str:
+    if isinstance(result, Outcome):
+        r = result.record
+        return f"order {r.order_id} {r.decision.status.value}{' (replayed)' if result.replayed else ''}"
+    return f"{type(result).__name__}: {result}"
+
+
+def simulate(seed: int, variant: str) -> World:
+    """Run one seed; raise :class:`SimulationFailure` if an invariant breaks."""
+    world_box: list[World] = []
+
+    async def main() -> None:
+        world = World(seed, variant)
+        world_box.append(world)
+        await world.run()
+
+    quiet = logging.getLogger("ordergate")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # the faults are on purpose: their log lines are noise here
+    try:
+        run(main())
+    except SimulationFailure:
+        raise
+    except Deadlock as exc:
+        world = world_box[0]
+        raise world.failure or world.fail(f"deadlock: {exc}") from None
+    finally:
+        quiet.setLevel(level)
+    return world_box[0]
+
+
+def seeds(count: int, start: int = 0) -> Callable[[], list[int]]:
+    return lambda: list(range(start, start + count))

@@ -1,0 +1,120 @@
+"""The deterministic simulation of the sequencers (``tests/sim``), run for a few hundred seeds.
+
+``make sim SEEDS=N`` runs more; a failing seed prints the command that replays it. The last tests
+prove the simulator can fail: each puts back the code of a defect it must find (issue 9: a client
+order id decided twice, a premature 409, one busy instrument failing unrelated orders) and expects a
+broken invariant within a bounded number of seeds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Sequence
+
+import pytest
+
+from ordergate.domain.model import Order
+from ordergate.domain.record import OrderRecord
+from ordergate.errors import ClientOrderIdConflict
+from ordergate.service import sequencer, shared_sequencer
+from ordergate.service.committer import Result
+from ordergate.service.idempotency import IdempotencyWindow
+from ordergate.service.sequencing import Outcome, Ticket
+from ordergate.service.shared_sequencer import SharedSequencer
+from tests.sim.world import VARIANTS, SimulationFailure, simulate
+
+SEEDS = int(os.environ.get("SIM_SEEDS", "150"))
+SEARCH = 400
+"""Seeds a reverted fix may take to be found, at most (each was found within a few dozen)."""
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_invariant_holds_for_every_seed(variant: str) -> None:
+    answers = 0
+    for seed in range(SEEDS):
+        answers += simulate(seed, variant).answers
+    assert answers > SEEDS * 50  # the runs did real work
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_seed_replays_exactly(variant: str) -> None:
+    first, second = simulate(7, variant), simulate(7, variant)
+    assert first.trace == second.trace
+    assert len(first.trace) > 100
+
+
+def first_failure(variant: str) -> SimulationFailure:
+    for seed in range(SEARCH):
+        try:
+            simulate(seed, variant)
+        except SimulationFailure as failure:
+            return failure
+    pytest.fail(f"no seed of {SEARCH} found the reverted defect ({variant})")
+
+
+async def find_ending_the_lookup_first(
+    self: IdempotencyWindow, client_order_id: str, lookup: Callable[[str], Awaitable[OrderRecord | None]]
+) -> Ticket | OrderRecord | None:
+    """Defect 1 as it was: the lookup counted as ended before the window was checked again."""
+    began = self._begin()
+    try:
+        stored = await lookup(client_order_id)
+    finally:
+        self._end(began)
+    return stored if stored is not None else self._held.get(client_order_id)
+
+
+async def find_many_ending_the_lookup_first(
+    self: IdempotencyWindow,
+    client_order_ids: Sequence[str],
+    lookup: Callable[[Sequence[str]], Awaitable[dict[str, OrderRecord]]],
+) -> dict[str, Ticket | OrderRecord]:
+    began = self._begin()
+    try:
+        found: dict[str, Ticket | OrderRecord] = dict(await lookup(client_order_ids))
+    finally:
+        self._end(began)
+    for key in client_order_ids:
+        held = self._held.get(key)
+        if key not in found and held is not None:
+            found[key] = held
+    return found
+
+
+def test_the_simulator_finds_an_id_decided_twice_when_the_lookup_ends_before_its_recheck(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(IdempotencyWindow, "find", find_ending_the_lookup_first)
+    monkeypatch.setattr(IdempotencyWindow, "find_many", find_many_ending_the_lookup_first)
+    failure = first_failure("local")
+    assert "stored twice" in failure.problem or "decided twice" in failure.problem, failure
+
+
+async def conflict_at_once(known: Ticket, order: Order) -> Outcome | None:
+    """Defect 11 as it was: an id only pending made a 409 for another order."""
+    if known.order == order:
+        outcome = await known.future
+        return Outcome(outcome.record, True)
+    raise ClientOrderIdConflict(
+        f"client_order_id {known.client_order_id!r} is already in use by an order being decided"
+    )
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_simulator_finds_a_409_made_by_an_uncommitted_order(monkeypatch: pytest.MonkeyPatch, variant: str) -> None:
+    monkeypatch.setattr(sequencer, "outcome_after", conflict_at_once)
+    monkeypatch.setattr(shared_sequencer, "outcome_after", conflict_at_once)
+    failure = first_failure(variant)
+    assert "409 for" in failure.problem, failure
+
+
+async def commit_the_whole_group_or_nothing(self: SharedSequencer, group: list[Ticket]) -> Sequence[Result]:
+    """Defect 9 as it was: one transaction waits for every lock of the group, and fails whole."""
+    decided, _ = await self._decide_and_commit(group, patient=True)
+    return decided if decided is not None else [None] * len(group)
+
+
+def test_the_simulator_finds_a_busy_instrument_failing_the_orders_of_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(SharedSequencer, "commit", commit_the_whole_group_or_nothing)
+    failure = first_failure("shared")
+    assert "503 for an order on" in failure.problem, failure
