@@ -78,7 +78,8 @@ def settings_from(**options: object) -> Settings:
         return Settings(**given)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
         )
         fail(f"invalid setting ({problems}); check the option or its ORDERGATE_* variable")
 
@@ -151,6 +152,15 @@ def serve(
     rate_burst: Annotated[
         int | None, typer.Option(help="Requests at once above the rate (default: one second's worth).")
     ] = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            metavar="URL",
+            help="A web origin (https://HOST[:PORT]) besides the gateway's own whose pages may send orders "
+            "and changes; repeatable. Env: ORDERGATE_ALLOWED_ORIGINS (comma-separated).",
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Run the gateway (HTTP API on --host:--port)."""
@@ -171,6 +181,7 @@ def serve(
         auth=auth,
         rate_limit=rate_limit,
         rate_burst=rate_burst,
+        allowed_origins=allow_origin or None,
         home=home,
     )
     try:
