@@ -300,3 +300,24 @@ async def test_a_key_file_made_invalid_while_running_keeps_its_keys_and_never_an
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1, errors  # once per change of the file, not once a second
         assert f'{keyfile}: $["keys"][0]["hash"]: must be 64 hex characters' in errors[0]
+
+
+async def test_a_viewer_bound_to_a_user_may_not_see_the_whole_gateways_stats_or_metrics(
+    gateway: tuple[httpx.AsyncClient, Gateway], module_keys: Keys
+) -> None:
+    client, _ = gateway
+    assert (await client.post("/v1/orders", json=ORDER, headers=bearer(module_keys.producer))).status_code == 201
+    for path in ("/v1/stats", "/metrics"):
+        refused = await client.get(path, headers=bearer(module_keys.holland))
+        assert refused.status_code == 403, (path, refused.text)
+        detail = refused.json()["detail"]
+        assert "Holland Proctor's data only" in detail
+        assert "every user" in detail
+        assert "ordergate_orders_total" not in refused.text
+        for key in (module_keys.viewer, module_keys.admin):
+            assert (await client.get(path, headers=bearer(key))).status_code == 200, path
+    stats = (await client.get("/v1/stats", headers=bearer(module_keys.viewer))).json()
+    assert stats["orders"] == 1
+    # what the bound viewer may read of that order is its own share: Holland Proctor's
+    orders = (await client.get("/v1/orders", headers=bearer(module_keys.holland))).json()["items"]
+    assert [[a["user"] for a in o["applied"]] for o in orders] == [["Holland Proctor"]]
