@@ -82,7 +82,8 @@ def settings_from(**options: object) -> Settings:
         return Settings(**given)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
         )
         fail(f"invalid setting ({problems}); check the option or its ORDERGATE_* variable")
 
@@ -173,6 +174,15 @@ def serve(
         int | None,
         typer.Option(help="Open connections before new ones get 503. Default: the descriptor limit minus a quarter."),
     ] = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            metavar="URL",
+            help="A web origin (https://HOST[:PORT]) besides the gateway's own whose pages may send orders "
+            "and changes; repeatable. Env: ORDERGATE_ALLOWED_ORIGINS (comma-separated).",
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Run the gateway (HTTP API on --host:--port)."""
@@ -199,6 +209,7 @@ def serve(
         header_timeout=header_timeout,
         body_timeout=body_timeout,
         max_connections=max_connections,
+        allowed_origins=allow_origin or None,
         home=home,
     )
     try:

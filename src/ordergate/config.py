@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
+import orjson
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ordergate.domain.model import Scope
+from ordergate.security.origins import checked_origin
 from ordergate.store.base import Durability
 
 
@@ -57,6 +60,24 @@ class Settings(BaseSettings):
     """Seconds from a request's headers to its complete body; then 408."""
     max_connections: int | None = Field(default=None, ge=1)
     """Open connections before new ones are refused (503); ``None``: the descriptor limit minus a quarter."""
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Web origins besides the gateway's own whose pages may send state-changing requests (browsers' ``Origin``).
+
+    ``ORDERGATE_ALLOWED_ORIGINS`` takes them separated by commas or spaces (or as a JSON list).
+    """
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return orjson.loads(text) if text.startswith("[") else text.replace(",", " ").split()
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _canonical_origins(cls, origins: list[str]) -> list[str]:
+        return list(dict.fromkeys(checked_origin(origin) for origin in origins))
 
     @field_validator("home")
     @classmethod

@@ -177,3 +177,33 @@ def test_second_server_on_the_same_home_exits_2_pointing_to_postgresql(home: Pat
     assert "PostgreSQL" in second.stderr
     assert "Traceback" not in second.stderr
     assert httpx.get(f"{first.url}/readyz", timeout=5.0).status_code == 200
+
+
+@pytest.mark.e2e
+def test_original_handler_refuses_a_key_file_with_a_non_hex_hash_with_one_line_and_exit_code_2(
+    clean_copy: Path,
+) -> None:
+    assert run_script(clean_copy, "Generate_User_Profile.py").returncode == 0
+    keyfile = clean_copy / "keys.json"
+    created = run_ordergate("keys", "create", "--role", "admin", "--file", str(keyfile))
+    assert created.returncode == 0, created.stderr
+    document = json.loads(keyfile.read_text(encoding="utf-8"))
+    document["keys"][0]["hash"] = "not hex " * 8
+    keyfile.write_text(json.dumps(document), encoding="utf-8")
+
+    result = subprocess.run(
+        handler_command(free_port()),
+        cwd=clean_copy,
+        env={**subprocess_env(), "ORDERGATE_AUTH": str(keyfile)},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+
+    assert result.returncode == 2, f"exit {result.returncode}\nstderr: {result.stderr}"
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    assert f'{keyfile}: $["keys"][0]["hash"]: must be 64 hex characters' in lines[0]

@@ -7,11 +7,13 @@ order-entry fast path and once through the FastAPI routes.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from typer.testing import CliRunner
 
@@ -269,3 +271,53 @@ async def test_without_auth_the_rate_limit_applies_per_client_address(seed_home:
     async with running_gateway(seed_home, rate_limit=1, rate_burst=2) as (client, _):
         statuses = [(await client.get("/v1/stats")).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
+
+
+async def test_a_key_file_made_invalid_while_running_keeps_its_keys_and_never_answers_500(
+    seed_home: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    keyfile = tmp_path / "keys.json"
+    producer = create_key(keyfile, "--role", "producer", "--name", "algo")
+    viewer = create_key(keyfile, "--role", "viewer", "--name", "risk")
+    caplog.set_level(logging.ERROR, logger="ordergate.security.keys")
+    for fast_path in (True, False):
+        caplog.clear()
+        good = keyfile.read_bytes()
+        async with running_gateway(seed_home, auth=keyfile, fast_path=fast_path) as (client, _):
+            document = orjson.loads(good)
+            document["keys"][0]["hash"] = "zz" * 32  # 64 characters, not hex
+            keyfile.write_bytes(orjson.dumps(document))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 3.5  # more than three reload checks
+            statuses: set[int] = set()
+            while loop.time() < deadline:
+                statuses.add((await client.post("/create_order", json=LEGACY, headers=bearer(producer))).status_code)
+                statuses.add((await client.get("/v1/positions", headers=bearer(viewer))).status_code)
+                statuses.add((await client.get("/v1/stats", headers=bearer("og_0000_nope"))).status_code)
+                await asyncio.sleep(0.05)
+        keyfile.write_bytes(good)
+        assert statuses == {200, 401}, statuses
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1, errors  # once per change of the file, not once a second
+        assert f'{keyfile}: $["keys"][0]["hash"]: must be 64 hex characters' in errors[0]
+
+
+async def test_a_viewer_bound_to_a_user_may_not_see_the_whole_gateways_stats_or_metrics(
+    gateway: tuple[httpx.AsyncClient, Gateway], module_keys: Keys
+) -> None:
+    client, _ = gateway
+    assert (await client.post("/v1/orders", json=ORDER, headers=bearer(module_keys.producer))).status_code == 201
+    for path in ("/v1/stats", "/metrics"):
+        refused = await client.get(path, headers=bearer(module_keys.holland))
+        assert refused.status_code == 403, (path, refused.text)
+        detail = refused.json()["detail"]
+        assert "Holland Proctor's data only" in detail
+        assert "every user" in detail
+        assert "ordergate_orders_total" not in refused.text
+        for key in (module_keys.viewer, module_keys.admin):
+            assert (await client.get(path, headers=bearer(key))).status_code == 200, path
+    stats = (await client.get("/v1/stats", headers=bearer(module_keys.viewer))).json()
+    assert stats["orders"] == 1
+    # what the bound viewer may read of that order is its own share: Holland Proctor's
+    orders = (await client.get("/v1/orders", headers=bearer(module_keys.holland))).json()["items"]
+    assert [[a["user"] for a in o["applied"]] for o in orders] == [["Holland Proctor"]]

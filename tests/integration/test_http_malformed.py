@@ -34,6 +34,39 @@ V1_CASES = [
 ]
 
 
+NOT_A_SIDE = "side: Input should be 'BUY' or 'SELL'"
+LOOK_ALIKE_CASES = [
+    ('{"strategy": "STRATEGY_B", "instrument": "MINDA", "side": "\u017fell"}', NOT_A_SIDE),  # long s: upper() is SELL
+    ('{"strategy": "STRATEGY_B", "instrument": "MINDA", "side": "\uff22\uff35\uff39"}', NOT_A_SIDE),  # full width
+    ('{"strategy": "   ", "instrument": "MINDA", "side": "BUY"}', "strategy: must not start or end with whitespace"),
+    ('{"strategy": "STRATEGY_B ", "instrument": "MINDA", "side": "BUY"}', "strategy: must not start or end with"),
+    ('{"strategy": "STRATEGY_B", "instrument": " MINDA", "side": "BUY"}', "instrument: must not start or end with"),
+    ('{"strategy": "STRATEGY\u200b_B", "instrument": "MINDA", "side": "BUY"}', "strategy: must not contain U+200B"),
+    ('{"strategy": "STRATEGY_B", "instrument": "MINDA\u202e", "side": "BUY"}', "instrument: must not contain U+202E"),
+    ('{"strategy": "S\u2028order=9 ACCEPTED", "instrument": "MINDA", "side": "BUY"}', "must not contain U+2028"),
+    ('{"strategy": "STRATEGY_B", "instrument": "MINDA\u2029", "side": "BUY"}', "instrument: must not contain U+2029"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), LOOK_ALIKE_CASES)
+async def test_look_alike_sides_and_names_are_422_on_both_apis_and_store_nothing(
+    client: httpx.AsyncClient, body: str, message: str
+) -> None:
+    v1 = await client.post("/v1/orders", content=body.encode(), headers={"content-type": "application/json"})
+    assert v1.status_code == 422, v1.text
+    assert message in v1.json()["message"]
+    check = await client.post("/v1/orders/check", content=body.encode())
+    assert check.status_code == 422, check.text
+    batch = await client.post("/v1/orders/batch", content=f'{{"orders": [{body}]}}'.encode())
+    assert batch.status_code == 422, batch.text
+    legacy_body = body.replace('"strategy"', '"STRATEGY"').replace('"instrument"', '"INSTRUMENT"')
+    legacy = await client.post("/create_order", content=legacy_body.replace('"side"', '"POSITION"').encode())
+    assert legacy.status_code == 422, legacy.text
+    legacy_message = message.replace("strategy", "STRATEGY").replace("instrument", "INSTRUMENT")
+    assert legacy_message.replace("side", "POSITION") in legacy.json()["DETAIL"]
+    assert (await client.get("/v1/orders")).json()["items"] == []
+
+
 @pytest.mark.parametrize(("body", "message"), V1_CASES)
 async def test_malformed_v1_order_is_422_naming_the_problem(
     client: httpx.AsyncClient, body: bytes, message: str
@@ -107,6 +140,27 @@ async def test_malformed_query_is_422_naming_the_parameter(client: httpx.AsyncCl
     answer = await client.get(url)
     assert answer.status_code == 422
     assert answer.json()["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/orders", "/v1/positions", "/v1/trades"])
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("   ", "must not start or end with whitespace"),
+        (" Holland Proctor", "must not start or end with whitespace"),
+        ("MINDA\u200b", "must not contain U+200B"),
+        ("\u202eMINDA", "must not contain U+202E"),
+        ("MINDA\u2028x", "must not contain U+2028"),
+        ("MINDA\x07", "must not contain control characters"),
+    ],
+)
+@pytest.mark.parametrize("field", ["user", "strategy", "instrument"])
+async def test_look_alike_name_filters_are_422_naming_the_parameter(
+    client: httpx.AsyncClient, path: str, name: str, problem: str, field: str
+) -> None:
+    answer = await client.get(path, params={field: name})
+    assert answer.status_code == 422, answer.text
+    assert f"query.{field}: {problem}" in answer.json()["message"]
 
 
 async def test_unknown_path_and_wrong_method_are_4xx(client: httpx.AsyncClient) -> None:

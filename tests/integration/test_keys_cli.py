@@ -104,3 +104,17 @@ def test_only_loopback_without_auth_goes_without_a_warning() -> None:
     assert host_from_argv(["uvicorn", "Scripts.Order_Handler:app", "--host", "0.0.0.0"]) == "0.0.0.0"
     assert host_from_argv(["uvicorn", "x:app", "--host=::"]) == "::"
     assert host_from_argv(["uvicorn", "x:app"]) is None
+
+
+def test_serve_with_a_non_hex_hash_in_the_key_file_exits_2_naming_the_entry(seed_home: Path) -> None:
+    keyfile = seed_home / "keys.json"
+    assert keys("create", "--role", "admin", "--file", str(keyfile))[0] == 0
+    document = orjson.loads(keyfile.read_bytes())
+    document["keys"][0]["hash"] = "g" * 64
+    keyfile.write_bytes(orjson.dumps(document))
+    result = runner.invoke(app, ["serve", "--home", str(seed_home), "--auth", str(keyfile), "--port", "0"])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    line = result.stderr.replace("\n", "")
+    assert 'keys.json: $["keys"][0]["hash"]: must be 64 hex characters' in line
+    assert "Traceback" not in result.stderr

@@ -26,6 +26,14 @@ from ordergate.profiles import load_registry
             b'{"Ann": {"S1": ["' + b"X" * 65 + b'"]}}',
             '$["Ann"]["S1"][0]: instrument name must be at most 64 characters (got 65)',
         ),
+        (b'{"   ": {"S1": ["ACC"]}}', '$["   "]: user name must not start or end with whitespace'),
+        (b'{"Ann ": {"S1": ["ACC"]}}', '$["Ann "]: user name must not start or end with whitespace'),
+        (b'{"Ann": {"S\\u200b1": ["ACC"]}}', '$["Ann"]["S\\u200b1"]: strategy name must not contain U+200B'),
+        (
+            b'{"Ann": {"S1": ["ACC", "GRASIM\\u2028order=9"]}}',
+            '$["Ann"]["S1"][1]: instrument name must not contain U+2028',
+        ),
+        (b'{"Ann": {"S1": ["\\u202eACC"]}}', '$["Ann"]["S1"][0]: instrument name must not contain U+202E'),
     ],
 )
 def test_bad_profile_file_names_the_file_and_the_json_path(tmp_path: Path, content: bytes, message: str) -> None:
@@ -36,7 +44,7 @@ def test_bad_profile_file_names_the_file_and_the_json_path(tmp_path: Path, conte
     text = str(caught.value)
     assert text.startswith(f"{path}: ")
     assert message in text
-    assert "\n" not in text
+    assert text.isprintable()  # one line, and nothing in it hidden
 
 
 def test_missing_profile_file_says_how_to_create_it(tmp_path: Path) -> None:

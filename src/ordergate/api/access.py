@@ -1,7 +1,9 @@
-"""Who may do what: API keys (``--auth``), roles, rate limits and security headers, at the ASGI door.
+"""Who may do what: API keys (``--auth``), roles and rate limits, as plain ASGI middleware at the door.
 
-:class:`Guard` runs on every HTTP request before the order-entry fast path and before FastAPI, so no
-route can be reached around it. It classifies the request, finds its key, and answers at once:
+:class:`Guard` wraps the application (the order-entry fast path and FastAPI) as Starlette's
+middleware do, ``Guard(app, keys=..., limiter=...)``, so no route can be reached around it and it can
+be read and tested alone around any ASGI app. It classifies the request, finds its key, and answers
+at once:
 
 - open to everyone: ``/healthz``, ``/readyz``, the dashboard page and its static files, ``/docs``
   and ``/openapi.json`` (they hold no data; the dashboard asks for a key and sends it with its calls);
@@ -15,6 +17,7 @@ route can be reached around it. It classifies the request, finds its key, and an
 What a key may see or send *within* an allowed route (a producer's strategies, a viewer bound to one
 user) is checked by the routes, from the :class:`~ordergate.security.keys.Principal` this guard puts
 in the ASGI scope (:func:`principal_of`). With auth off and no rate limit there is no guard at all.
+The origin check (:mod:`ordergate.api.origins`), which holds with auth on and off, sits outside it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ordergate.security.keys import KeyRing, Principal, Role
 from ordergate.security.ratelimit import RateLimiter
@@ -78,7 +82,7 @@ _WHAT = {Access.ORDER: "send orders", Access.READ: "read", Access.ADMIN: "change
 
 
 class Denial(Exception):
-    """A request the guard refuses: status, message and extra headers."""
+    """A request the middleware refuses: status, message and extra headers; sent as ``{"detail": message}``."""
 
     def __init__(self, status: int, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         super().__init__(message)
@@ -95,6 +99,11 @@ class Denial(Exception):
             *self.headers,
         ]
         return self.status, headers, body
+
+    async def send_to(self, send: Send) -> None:
+        status, headers, body = self.response_parts()
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def presented_key(headers: Sequence[tuple[bytes, bytes]], scope: Any) -> str | None:
@@ -115,13 +124,23 @@ def presented_key(headers: Sequence[tuple[bytes, bytes]], scope: Any) -> str | N
 
 
 class Guard:
-    """Authentication, authorisation by role, and rate limiting of one application."""
+    """ASGI middleware: authentication, authorisation by role, and rate limiting of the wrapped app."""
 
-    def __init__(self, keys: KeyRing | None, limiter: RateLimiter | None) -> None:
+    def __init__(self, app: ASGIApp, *, keys: KeyRing | None = None, limiter: RateLimiter | None = None) -> None:
+        self.app = app
         self.keys = keys
         self.limiter = limiter
 
-    def admit(self, scope: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            try:
+                self.admit(scope)
+            except Denial as denial:
+                await denial.send_to(send)
+                return
+        await self.app(scope, receive, send)
+
+    def admit(self, scope: Scope) -> None:
         """Let the request through (leaving its principal in ``scope``) or raise :class:`Denial`."""
         access = classify(scope["method"], scope["path"])
         if access is Access.OPEN:

@@ -15,12 +15,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
+from starlette.types import ASGIApp
 
 import ordergate
 from ordergate.api.access import Access, Guard, classify
 from ordergate.api.errors import install_error_handlers
 from ordergate.api.fastpath import GatewayApp
 from ordergate.api.operator import install_operator_routes
+from ordergate.api.origins import OriginCheck
 from ordergate.api.routes import controls, health, orders, queries
 from ordergate.api.schemas import BatchIn, ControlIn, LegacyOrderIn, OrderIn
 from ordergate.bootstrap import prepare_gateway
@@ -37,11 +39,18 @@ BODY_MODELS = (LegacyOrderIn, OrderIn, BatchIn, ControlIn)
 """Request bodies validated by the routes themselves, added to the OpenAPI components."""
 
 
-def build_guard(settings: Settings) -> Guard | None:
-    """The access guard the settings ask for; raises :class:`~ordergate.errors.StartupError` for a bad key file."""
+def access_middleware(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """``app`` behind the middleware every HTTP request meets first: the origin check, then the guard.
+
+    The guard (keys, roles, rate limits) is left out when the settings ask for neither keys nor a
+    limit; the origin check is always there. Raises :class:`~ordergate.errors.StartupError` for a bad
+    key file.
+    """
     keys = KeyRing.load(settings.auth) if settings.auth is not None else None
     limiter = RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit is not None else None
-    return Guard(keys, limiter) if keys is not None or limiter is not None else None
+    if keys is not None or limiter is not None:
+        app = Guard(app, keys=keys, limiter=limiter)
+    return OriginCheck(app, allowed_origins=settings.allowed_origins)
 
 
 GUARD_RESPONSES: dict[str, str] = {
@@ -75,7 +84,6 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> HeaderLimi
     Its outermost layer refuses headers over the limits (431) whichever server runs it; attributes
     (``state``, ``router``, ``openapi``) are the FastAPI app's.
     """
-    guard = build_guard(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -102,7 +110,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> HeaderLimi
     )
     install_error_handlers(app)
     app.fast_path = settings.fast_path
-    app.guard = guard
+    app.entry = access_middleware(app.dispatch, settings)
     app.include_router(orders.router)
     app.include_router(queries.router)
     app.include_router(health.router)

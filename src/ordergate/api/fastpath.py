@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ordergate.api import ordering
-from ordergate.api.access import PRINCIPAL, SECURITY_HEADERS, Denial, Guard
+from ordergate.api.access import PRINCIPAL, SECURITY_HEADERS
 from ordergate.api.body import read_body
 from ordergate.api.http import ClientError
 from ordergate.errors import StoreUnavailable
@@ -68,24 +68,23 @@ class GatewayApp(FastAPI):
 
     Taking the fast path at the outermost ASGI call skips Starlette's middleware stack as well as
     FastAPI's routing, dependency injection and serialisation; every other request is FastAPI's.
-    The :class:`~ordergate.api.access.Guard` (keys, roles, rate limits) runs before both.
+    Every request first meets :attr:`entry`, the plain ASGI middleware chain that
+    :func:`~ordergate.api.app.create_app` builds around :meth:`dispatch` (the origin check, then the
+    guard: keys, roles, rate limits).
     """
 
     fast_path: bool = True
-    guard: Guard | None = None
+    entry: ASGIApp | None = None
+    """The middleware chain in front of :meth:`dispatch`; ``None``: requests go straight to it."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await (self.entry or self.dispatch)(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Order entry straight from ASGI, everything else to FastAPI (with the security headers added)."""
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        if self.guard is not None:
-            try:
-                self.guard.admit(scope)
-            except Denial as denial:
-                status, headers, body = denial.response_parts()
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
         if scope["method"] == "POST":
             route = ROUTES.get(scope["path"]) if self.fast_path else None
             if route is not None:

@@ -8,29 +8,40 @@ documented here and built by :mod:`ordergate.api.answers`.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 
 from ordergate.domain.controls import ControlLevel, ControlState
 from ordergate.domain.model import Action, Reason, Side, Status
-from ordergate.domain.names import MAX_NAME_LENGTH, name_problem
+from ordergate.domain.names import MAX_NAME_LENGTH, name_pattern, name_problem, side_of
 
 _CLIENT_ORDER_ID = re.compile(r"[\x21-\x7e]{1,128}")
 CLIENT_ORDER_ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
-NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
-"""What :func:`~ordergate.domain.names.name_problem` accepts besides the length, as a JSON Schema pattern."""
+NAME_DESCRIPTION = (
+    "1 to 64 characters, matched exactly: no control characters, no whitespace at either end, no invisible "
+    "format characters (zero-width, bidirectional controls), line or paragraph separators."
+)
 
 
-def _valid_name(value: str) -> str:
+def valid_name(value: str) -> str:
+    """A pydantic validator: ``value`` if it is a name, else a ``ValueError`` saying what is wrong."""
     problem = name_problem(value)
     if problem is not None:
         raise ValueError(problem)
     return value
 
 
-def _upper_side(value: object) -> object:
-    return value.upper() if isinstance(value, str) else value
+def _document_name(schema: dict[str, Any]) -> None:
+    schema["pattern"] = name_pattern()  # computed when the API document is built, not at import
+
+
+def _ascii_side(value: object) -> object:
+    """``buy``, ``Sell`` -> the side; anything else (a long-s ``sell`` included) is left for the enum to refuse."""
+    if isinstance(value, str):
+        side = side_of(value)
+        return side if side is not None else value
+    return value
 
 
 def client_order_id_problem(value: str) -> str | None:
@@ -52,11 +63,12 @@ Name = Annotated[
         min_length=1,
         max_length=MAX_NAME_LENGTH,
         examples=["STRATEGY_A"],
-        json_schema_extra={"pattern": NAME_PATTERN},  # documented; _valid_name enforces it with a clear message
+        description=NAME_DESCRIPTION,
+        json_schema_extra=_document_name,  # documented; valid_name enforces it with a clear message
     ),
-    AfterValidator(_valid_name),
+    AfterValidator(valid_name),
 ]
-SideIn = Annotated[Side, BeforeValidator(_upper_side), Field(description="BUY or SELL, in any letter case.")]
+SideIn = Annotated[Side, BeforeValidator(_ascii_side), Field(description="BUY or SELL, in any ASCII letter case.")]
 ClientOrderId = Annotated[
     StrictStr,
     Field(

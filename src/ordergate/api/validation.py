@@ -12,20 +12,18 @@ from __future__ import annotations
 import re
 
 from ordergate.domain.model import Order, Side
-from ordergate.domain.names import MAX_NAME_LENGTH
+from ordergate.domain.names import name_problem, side_of
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CLIENT_ORDER_ID = re.compile(r"[\x21-\x7e]{1,128}")
-_SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
 _V1_FIELDS = frozenset({"strategy", "instrument", "side", "client_order_id"})
 
 
 def _is_name(value: object) -> bool:
-    return type(value) is str and 0 < len(value) <= MAX_NAME_LENGTH and _CONTROL.search(value) is None
+    return type(value) is str and name_problem(value) is None  # the one definition of a name, as the models use
 
 
 def _side(value: object) -> Side | None:
-    return _SIDES.get(value.upper()) if type(value) is str else None
+    return side_of(value) if type(value) is str else None  # ASCII case only: a long-s "sell" is no SELL
 
 
 def legacy_order(document: object) -> Order | None:

@@ -9,12 +9,13 @@ subscriber of a strategy the same list, but nothing here assumes it. Problems ar
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 import orjson
 
-from ordergate.domain.names import name_problem
+from ordergate.domain.names import name_problem, shown
 
 
 class ProfileError(ValueError):
@@ -34,11 +35,22 @@ class Subscription(NamedTuple):
 
 
 def json_path(*keys: str | int) -> str:
-    """Render a JSONPath the way jq and most tools print it: ``$["a"][0]``."""
+    """Render a JSONPath the way jq and most tools print it: ``$["a"][0]``.
+
+    A key that is not a valid name is shown with its hidden characters escaped (``$["S\\u200b1"]``),
+    so the one-line message that names it is one line and shows what is wrong.
+    """
     parts = ["$"]
     for key in keys:
-        parts.append(f"[{key}]" if isinstance(key, int) else f"[{orjson.dumps(key).decode()}]")
+        parts.append(f"[{key}]" if isinstance(key, int) else f"[{_quoted(key)}]")
     return "".join(parts)
+
+
+def _quoted(key: str) -> str:
+    try:
+        return shown(orjson.dumps(key).decode())
+    except orjson.JSONEncodeError:  # a lone surrogate, which UTF-8 cannot carry
+        return json.dumps(key)
 
 
 class Registry:

@@ -9,7 +9,10 @@ found by its id and its HMAC compared with :func:`hmac.compare_digest`.
 
 A running gateway re-reads the file when it changes (checked at most once a second), so a key
 created or revoked with the CLI takes effect without a restart; a file that became invalid is
-refused with a logged error and the keys already loaded stay in force.
+refused with one logged error per change of the file, and the keys already loaded stay in force.
+Every entry is checked completely when the file is read (a hash that is not hex, a name that is not
+a name), so a bad file is a one-line :class:`KeyFileError` naming the file and the entry (exit 2 at
+start-up), never a traceback at start-up or a 500 on the requests after a reload.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import tempfile
 import time
@@ -243,10 +247,16 @@ def _field(entry: dict[str, Any], index: int, name: str, kinds: tuple[type, ...]
     return value
 
 
+_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+_KEY_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
+
+
 def _parse(path: Path, document: object) -> KeyFile:
+    """Check every entry completely, so that nothing built from the file afterwards can fail on it."""
     if not isinstance(document, dict):
         raise _Problem("$", f"must be an object, not {json_type(document)}")
-    if document.get("version") != FILE_VERSION:
+    version = document.get("version")
+    if type(version) is not int or version != FILE_VERSION:
         raise _Problem(json_path("version"), f"must be {FILE_VERSION}")
     secret = document.get("secret")
     try:
@@ -264,9 +274,16 @@ def _parse(path: Path, document: object) -> KeyFile:
         if not isinstance(entry, dict):
             raise _Problem(json_path("keys", index), f"must be an object, not {json_type(entry)}")
         key_id = _field(entry, index, "id", (str,))
-        if key_id in seen or not key_id or "_" in key_id:
-            raise _Problem(json_path("keys", index, "id"), f"{key_id!r} is empty, repeated or contains '_'")
+        if _KEY_ID.fullmatch(key_id) is None:
+            raise _Problem(
+                json_path("keys", index, "id"), f"must be 1 to 64 ASCII letters, digits or '-', not {key_id!r}"
+            )
+        if key_id in seen:
+            raise _Problem(json_path("keys", index, "id"), f"{key_id!r} repeats the id of an earlier key")
         seen.add(key_id)
+        name = _field(entry, index, "name", (str,))
+        if (problem := name_problem(name)) is not None:
+            raise _Problem(json_path("keys", index, "name"), f"key name {problem}")
         try:
             role = Role(_field(entry, index, "role", (str,)))
         except ValueError:
@@ -280,12 +297,12 @@ def _parse(path: Path, document: object) -> KeyFile:
         if user is not None and (problem := name_problem(user)) is not None:
             raise _Problem(json_path("keys", index, "user"), f"user name {problem}")
         digest = _field(entry, index, "hash", (str,))
-        if len(digest) != 64:
+        if _HEX_DIGEST.fullmatch(digest) is None:
             raise _Problem(json_path("keys", index, "hash"), "must be 64 hex characters (HMAC-SHA256)")
         entries.append(
             KeyEntry(
                 key_id=key_id,
-                name=_field(entry, index, "name", (str,)),
+                name=name,
                 role=role,
                 strategies=tuple(strategies) if strategies is not None else None,
                 user=user,
@@ -312,8 +329,9 @@ class KeyRing:
         return cls(KeyFile.load(path))
 
     def _install(self, keys: KeyFile) -> None:
-        self._secret = keys.secret
-        self._by_id = {e.key_id: (bytes.fromhex(e.digest), e.principal()) for e in keys.entries if e.is_active}
+        """Switch to ``keys`` at once: both attributes are built before either is replaced."""
+        by_id = {e.key_id: (bytes.fromhex(e.digest), e.principal()) for e in keys.entries if e.is_active}
+        self._secret, self._by_id = keys.secret, by_id
 
     @property
     def active_keys(self) -> int:
@@ -343,12 +361,16 @@ class KeyRing:
         stamp = self._file_stamp()
         if stamp == self._stamp:
             return
+        self._stamp = stamp  # whatever happens below, this version of the file is looked at once
         try:
             keys = KeyFile.load(self._path)
+            self._install(keys)
         except KeyFileError as exc:
             log.error("the key file changed but cannot be used; the keys loaded before stay in force: %s", exc)
-            self._stamp = stamp
             return
-        self._install(keys)
-        self._stamp = stamp
+        except Exception:  # a bug, not the file: still no 500 on every request, still the old keys
+            log.exception(
+                "the key file %s changed but could not be loaded; the keys loaded before stay in force", self._path
+            )
+            return
         log.info("key file %s reloaded: %d active keys", self._path, len(self._by_id))

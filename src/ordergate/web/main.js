@@ -8,8 +8,13 @@
 // the newest event whatever the timing. Every (re)connection, and every "resync" event, takes a
 // fresh snapshot. The browser's EventSource reconnects by itself (sending Last-Event-ID); if it
 // gives up, the dashboard opens a new one.
+//
+// A viewer key bound to one user gets 403 from /v1/stats and /metrics (they count every user): the
+// page then shows that user's orders, positions and strategies, hides the panels that count every
+// user and says so (body[data-view=user]), and takes the last order it reflects from the user's own
+// latest orders, read before the positions. It does not retry the refused figures.
 
-import { apiKey, eventsUrl, getAllPages, getJSON, setApiKey, whenRefused } from './api.js';
+import { apiKey, eventsUrl, getAllPages, getJSON, latestOrders, setApiKey, whenRefused } from './api.js';
 import { ThroughputChart } from './chart.js';
 import { Counters } from './counters.js';
 import { renderSoon } from './dom.js';
@@ -37,9 +42,28 @@ class Dashboard {
     this.pending = null; // events that arrive while a snapshot loads
     this.generation = 0;
     this.source = null;
+    this.reconnectTimer = null;
     this.keyForm = $('#key-form');
     this.keyInput = $('#api-key');
     this.keyBanner = $('#key-banner');
+    this.userViewBanner = $('#user-view-banner');
+  }
+
+  // Whether the page shows the whole gateway (stats given) or one user's view (stats refused).
+  setView(stats) {
+    const view = stats ? 'all' : 'user';
+    document.body.dataset.view = view;
+    this.userViewBanner.hidden = view !== 'user';
+  }
+
+  // /v1/stats, or null for a key that may see one user's data only (403 with that key).
+  async loadStats() {
+    try {
+      return await getJSON('v1/stats', { expected: [403] });
+    } catch (error) {
+      if (error.status === 403) return null;
+      throw error;
+    }
   }
 
   start() {
@@ -48,7 +72,6 @@ class Dashboard {
       event.preventDefault();
       setApiKey(this.keyInput.value.trim());
       this.keyBanner.hidden = true;
-      if (this.source) this.source.close();
       this.connect();
     });
     whenRefused(() => {
@@ -70,6 +93,8 @@ class Dashboard {
   }
 
   connect() {
+    clearTimeout(this.reconnectTimer); // a new key while a reconnect waits: one stream, not two
+    if (this.source) this.source.close();
     const source = new EventSource(eventsUrl());
     this.source = source;
     source.addEventListener('open', () => {
@@ -85,7 +110,7 @@ class Dashboard {
         source.close();
         // EventSource hides the status; a quick probe tells a refused key from a gateway that is down
         getJSON('v1/controls').catch(() => {});
-        setTimeout(() => this.connect(), RECONNECT_MS);
+        this.reconnectTimer = setTimeout(() => this.connect(), RECONNECT_MS);
       }
     });
   }
@@ -108,17 +133,21 @@ class Dashboard {
     const generation = ++this.generation;
     this.pending = [];
     try {
-      const stats = await getJSON('v1/stats');
-      const last = stats.last_order_id;
+      const stats = await this.loadStats();
+      const own = stats ? null : await latestOrders(FEED_SIZE);
+      const last = stats ? stats.last_order_id : own.reduce((top, order) => Math.max(top, order.order_id), 0);
       const [positions, strategies, recent] = await Promise.all([
         getAllPages('v1/positions'),
         getJSON('v1/strategies'),
-        getJSON(`v1/orders?after=${Math.max(0, last - FEED_SIZE)}&limit=${FEED_SIZE}`),
+        own ? { items: own } : getJSON(`v1/orders?after=${Math.max(0, last - FEED_SIZE)}&limit=${FEED_SIZE}`),
       ]);
       if (generation !== this.generation) return;
-      this.scope.textContent = `${stats.scope} scope`;
-      this.counters.load(stats);
-      this.chart.load(stats.throughput);
+      this.setView(stats);
+      if (stats) {
+        this.scope.textContent = `${stats.scope} scope`;
+        this.counters.load(stats);
+        this.chart.load(stats.throughput);
+      }
       this.feed.load(recent.items.filter((order) => order.order_id <= last));
       this.positions.load(positions.items, positions.complete);
       this.strategies.load(strategies);

@@ -14,19 +14,40 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
+from pydantic import AfterValidator
 
 from ordergate.api.access import viewed_user
 from ordergate.api.answers import applied_for, order_answer, position_answer, trade_answer
 from ordergate.api.deps import SequencerDep, StoreDep
 from ordergate.api.http import ClientError, json_response
-from ordergate.api.schemas import OrderOut, OrderPage, PositionPage, Problem, StrategyOut, TradePage, UserOut
+from ordergate.api.schemas import (
+    NAME_DESCRIPTION,
+    OrderOut,
+    OrderPage,
+    PositionPage,
+    Problem,
+    StrategyOut,
+    TradePage,
+    UserOut,
+    valid_name,
+)
 from ordergate.domain.model import Side, Status
 from ordergate.domain.names import MAX_NAME_LENGTH
 from ordergate.store.base import MAX_PAGE, OrderQuery, PositionQuery, TradeQuery
 
 router = APIRouter()
 
-NameFilter = Annotated[str | None, Query(min_length=1, max_length=MAX_NAME_LENGTH)]
+
+def _valid_filter(value: str | None) -> str | None:
+    return valid_name(value) if value is not None else None
+
+
+NameFilter = Annotated[
+    str | None,
+    Query(min_length=1, max_length=MAX_NAME_LENGTH, description=NAME_DESCRIPTION),
+    AfterValidator(_valid_filter),
+]
+"""A name to filter on: refused (422) as an order's name would be, so a look-alike never reaches the store."""
 MAX_ID = 2**63 - 1
 """Ids and cursors are 64-bit integers in every store; a larger number is a 422, not a store error."""
 After = Annotated[int, Query(ge=0, le=MAX_ID, description="Cursor: the `next` of the previous page.")]
@@ -66,6 +87,7 @@ async def list_orders(
     user: Annotated[
         str | None,
         Query(min_length=1, max_length=MAX_NAME_LENGTH, description="Orders applied for this user."),
+        AfterValidator(_valid_filter),
     ] = None,
     status: Status | None = None,
     side: Side | None = None,

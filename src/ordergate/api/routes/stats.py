@@ -4,6 +4,11 @@ Both read the gateway's :class:`~ordergate.service.telemetry.Telemetry`, which c
 orders only, over the whole log. ``/metrics`` adds the event-stream clients and the standard
 process metrics of prometheus-client; it is built per application, never in the global registry,
 so several gateways in one process (tests) do not mix.
+
+Both are the whole gateway's figures (every user's orders, rejections and open positions), so a
+viewer key bound to one user gets 403 on both: what such a key may see is that user's own orders,
+positions and trades (:mod:`ordergate.api.routes.queries`), and nothing that counts other users.
+Operators (an unbound viewer, an admin, or anyone with auth off) see them.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from pydantic import BaseModel, Field
 
+from ordergate.api.access import principal_of, viewed_user
 from ordergate.api.deps import GatewayDep
-from ordergate.api.http import json_response
+from ordergate.api.http import ClientError, json_response
+from ordergate.api.schemas import Problem
 from ordergate.domain.registry import Registry
 from ordergate.errors import StoreUnavailable
 from ordergate.service.gateway import Gateway
@@ -70,6 +77,23 @@ def _instruments(registry: Registry) -> int:
     return count
 
 
+def _whole_gateway(request: Request) -> None:
+    """403 for a viewer bound to one user: these figures count every user's orders and positions."""
+    principal = principal_of(request)
+    only = viewed_user(request)
+    if principal is not None and only is not None:
+        raise ClientError(
+            403,
+            f"this key ({principal.name}) may see {only}'s data only, and {request.url.path} counts every user's "
+            "orders and positions; use an unbound viewer or admin key",
+        )
+
+
+BOUND_VIEWER_REFUSED: dict[int | str, dict[str, Any]] = {
+    403: {"model": Problem, "description": "A viewer key bound to one user (figures of every user)."}
+}
+
+
 async def stats_answer(gateway: Gateway) -> dict[str, Any]:
     telemetry, events, sequencer = gateway.telemetry, gateway.events, gateway.sequencer
     if telemetry is None or events is None or sequencer is None:
@@ -93,9 +117,10 @@ async def stats_answer(gateway: Gateway) -> dict[str, Any]:
     tags=["stats"],
     response_model=StatsOut,
     summary="Counters of the committed order log",
-    responses={503: {"description": "The store could not be read; see Retry-After."}},
+    responses={503: {"description": "The store could not be read; see Retry-After."}, **BOUND_VIEWER_REFUSED},
 )
-async def get_stats(gateway: GatewayDep) -> Response:
+async def get_stats(gateway: GatewayDep, request: Request) -> Response:
+    _whole_gateway(request)
     return json_response(await stats_answer(gateway))
 
 
@@ -104,9 +129,13 @@ async def get_stats(gateway: GatewayDep) -> Response:
     tags=["stats"],
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."},
+        **BOUND_VIEWER_REFUSED,
+    },
 )
 async def get_metrics(request: Request) -> Response:
+    _whole_gateway(request)
     registry: CollectorRegistry = request.app.state.metrics_registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
