@@ -112,7 +112,7 @@ class Dashboard {
       const last = stats.last_order_id;
       const [positions, strategies, recent] = await Promise.all([
         getAllPages('v1/positions'),
-        getJSON('v1/strategies'),
+        getAllPages('v1/strategies', { maxPages: 20 }),
         getJSON(`v1/orders?after=${Math.max(0, last - FEED_SIZE)}&limit=${FEED_SIZE}`),
       ]);
       if (generation !== this.generation) return;
@@ -121,8 +121,8 @@ class Dashboard {
       this.chart.load(stats.throughput);
       this.feed.load(recent.items.filter((order) => order.order_id <= last));
       this.positions.load(positions.items, positions.complete);
-      this.strategies.load(strategies);
-      this.form.setStrategies(strategies);
+      this.strategies.load(strategies.items, strategies.complete);
+      this.form.setStrategies(strategies.items);
       this.applied = last;
       const pending = this.pending;
       this.pending = null;
