@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.browser import launch_browser, new_page, screenshot
-from tests.e2e.conftest import Profile, StartGateway
+from tests.e2e.conftest import Profile, StartGateway, write_profile
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
@@ -167,6 +167,29 @@ def test_dashboard_shows_a_server_restart_and_comes_back_live(
         order = send(client, "STRATEGY_B", "MINDA", "BUY")
     page.wait_for_selector(f'#feed tbody tr[data-order-id="{order["order_id"]}"]', timeout=5000)
     expect(cell(page, "Holland Proctor", "MINDA")).to_have_text("STRATEGY_B")
+
+
+def test_dashboard_pages_through_more_strategies_than_one_page_holds(
+    tmp_path: Path, start_gateway: StartGateway, browser: Browser
+) -> None:
+    from playwright.sync_api import expect
+
+    many = {f"STRATEGY_{n:04d}": ["ACC"] for n in range(1, 1201)}  # the API pages them 1000 at a time
+    home = write_profile(tmp_path / "home", {"Holland Proctor": many, "Oaklee Wagner": {"STRATEGY_1200": ["TCS"]}})
+    gateway = start_gateway(home)
+    watch = new_page(browser, gateway.url)
+    page = watch.page
+    page.goto(f"{gateway.url}/")
+    page.wait_for_selector(LIVE)
+    expect(page.locator("#strategies tbody tr[data-strategy]")).to_have_count(1200)
+    expect(page.locator("#strategies tbody tr.more")).to_have_count(0)
+    last = page.locator('#strategies tbody tr[data-strategy="STRATEGY_1200"]')
+    expect(last).to_contain_text("2 · ")
+    expect(last).to_contain_text("ACC, TCS")
+    decision = use_form(page, "STRATEGY_1200", "TCS", "BUY")  # a strategy of the second page, from the form
+    assert decision.startswith("ACCEPTED")
+    assert "Oaklee Wagner: OPENED" in decision
+    watch.assert_clean()
 
 
 def test_api_docs_render_offline(home: Path, start_gateway: StartGateway, browser: Browser) -> None:

@@ -153,7 +153,7 @@ async def test_reload_keeps_positions_of_users_who_left_open_and_sellable_by_the
         reloaded = response.json()
         assert (reloaded["changed"], reloaded["users"], reloaded["strategies"]) == (True, 3, 2)
         assert reloaded["fingerprint"] == gateway.registry.fingerprint != reloaded["previous_fingerprint"]
-        assert "Cid" in [u["user"] for u in (await client.get("/v1/users")).json()]
+        assert [u["user"] for u in (await client.get("/v1/users")).json()["items"]] == ["Ann", "Bob", "Cid"]
         positions = (await client.get("/v1/positions")).json()["items"]
         assert {p["user"] for p in positions} == {"Ann", "Bob"}
         sell = await send(client, "S1", "ACC", "SELL")
@@ -201,7 +201,7 @@ async def test_sighup_reloads_the_profiles(home: Path) -> None:
             if gateway.registry.fingerprint != before:
                 break
             await asyncio.sleep(0.02)
-        assert [s["strategy"] for s in (await client.get("/v1/strategies")).json()] == ["S9"]
+        assert [s["strategy"] for s in (await client.get("/v1/strategies")).json()["items"]] == ["S9"]
         assert (await send(client, "S9", "ACC", "BUY"))["applied"][0]["user"] == "Dee"
 
 

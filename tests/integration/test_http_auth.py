@@ -197,9 +197,9 @@ async def test_a_viewer_bound_to_a_user_sees_only_that_users_data(
             response = await client.get(path, params={"user": "Oaklee Wagner"}, headers=holland)
             assert response.status_code == 403, path
             assert "Holland Proctor's data only" in response.json()["detail"]
-        users = (await client.get("/v1/users", headers=holland)).json()
+        users = (await client.get("/v1/users", headers=holland)).json()["items"]
         assert [u["user"] for u in users] == ["Holland Proctor"]
-        strategies = (await client.get("/v1/strategies", headers=holland)).json()
+        strategies = (await client.get("/v1/strategies", headers=holland)).json()["items"]
         assert {s["strategy"]: s["subscribers"] for s in strategies} == {
             "STRATEGY_A": ["Holland Proctor"],
             "STRATEGY_B": ["Holland Proctor"],

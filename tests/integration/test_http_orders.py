@@ -172,8 +172,8 @@ async def test_unknown_order_is_404(client: httpx.AsyncClient) -> None:
 
 
 async def test_users_and_strategies_describe_the_profiles(client: httpx.AsyncClient) -> None:
-    users = (await client.get("/v1/users")).json()
-    strategies = {s["strategy"]: s for s in (await client.get("/v1/strategies")).json()}
+    users = (await client.get("/v1/users")).json()["items"]
+    strategies = {s["strategy"]: s for s in (await client.get("/v1/strategies")).json()["items"]}
     assert users[1] == {"user": "Oaklee Wagner", "strategies": {"STRATEGY_D": ["ACC"]}}
     assert strategies["STRATEGY_A"] == {
         "strategy": "STRATEGY_A",

@@ -112,27 +112,59 @@ async def test_stats_add_the_log_before_the_start_and_prometheus_counts_this_pro
     assert values[("ordergate_last_order_id", ())] == 10
 
 
-def test_throughput_counts_accepted_and_rejected_per_second_of_decision_for_five_minutes() -> None:
-    clock = Clock(NOW)
-    telemetry = Telemetry(0, 0, wall_clock=clock)
+def test_throughput_counts_accepted_and_rejected_per_second_of_commit_for_five_minutes() -> None:
+    wall, monotonic = Clock(NOW), Clock(50.0)
+    telemetry = Telemetry(0, 0, wall_clock=wall, monotonic=monotonic)
+    monotonic.now = 50.5
     telemetry.on_commit([record(1, Side.BUY, Status.ACCEPTED, None, [opened("a")], f"{STAMP}.5Z")])
+    monotonic.now = 52.2
     telemetry.on_commit(
         [
             record(2, Side.SELL, Status.REJECTED, Reason.NO_OPEN_POSITION, [], "2027-01-15T08:00:02.000000Z"),
-            record(3, Side.SELL, Status.REJECTED, Reason.NO_OPEN_POSITION, [], "2027-01-15T08:00:02.900000Z"),
+            record(3, Side.SELL, Status.REJECTED, Reason.NO_OPEN_POSITION, [], "2027-01-15T08:00:02.100000Z"),
         ]
     )
-    clock.now = NOW + 2
+    wall.now, monotonic.now = NOW + 2, 52.9
     window = telemetry.throughput()
     assert (window["until"], window["seconds"], len(window["accepted"])) == (int(NOW) + 2, 300, 300)
     assert window["accepted"][-3:] == [1, 0, 0]
     assert window["rejected"][-3:] == [0, 0, 2]
-    clock.now = NOW + 301  # the first second has left the window, the last one not yet
+    monotonic.now = 351.0  # the first second has left the window, the last one not yet
     window = telemetry.throughput()
     assert sum(window["accepted"]) == 0
     assert sum(window["rejected"]) == 2
-    clock.now = NOW + 400
+    monotonic.now = 450.0
     assert sum(telemetry.throughput()["rejected"]) == 0
+
+
+def test_a_wall_clock_step_back_or_forward_neither_blanks_nor_corrupts_the_throughput() -> None:
+    wall, monotonic = Clock(NOW), Clock(1000.0)
+    telemetry = Telemetry(0, 0, wall_clock=wall, monotonic=monotonic)
+    telemetry.on_commit([record(1, Side.BUY, Status.ACCEPTED, None, [opened("a")], f"{STAMP}.000000Z")])
+
+    wall.now, monotonic.now = NOW - 3600 + 1, 1001.0  # NTP steps the clock an hour back
+    telemetry.on_commit(
+        [record(2, Side.SELL, Status.REJECTED, Reason.NO_OPEN_POSITION, [], "2027-01-15T07:00:01.000000Z")]
+    )
+    window = telemetry.throughput()
+    assert window["until"] == int(NOW) - 3600 + 1  # shown against the clock as it now reads
+    assert (window["accepted"][-2:], window["rejected"][-2:]) == ([1, 0], [0, 1])
+
+    wall.now, monotonic.now = NOW + 7200 + 2, 1002.0  # and two hours forward
+    telemetry.on_commit(
+        [
+            record(3, Side.BUY, Status.ACCEPTED, None, [opened("a")], "2027-01-15T10:00:02.000000Z"),
+            record(4, Side.BUY, Status.ACCEPTED, None, [opened("b")], "2027-01-15T10:00:02.000000Z"),
+        ]
+    )
+    window = telemetry.throughput()
+    assert window["until"] == int(NOW) + 7200 + 2
+    assert (window["accepted"][-3:], window["rejected"][-3:]) == ([1, 0, 2], [0, 1, 0])
+    assert (sum(window["accepted"]), sum(window["rejected"])) == (3, 1)
+
+    wall.now = NOW - 86400  # a step alone, with no order, moves nothing either
+    window = telemetry.throughput()
+    assert (window["accepted"][-3:], window["rejected"][-3:]) == ([1, 0, 2], [0, 1, 0])
 
 
 def test_a_timestamp_it_cannot_read_still_counts_the_order() -> None:

@@ -230,6 +230,23 @@ class StrategyOut(BaseModel):
     instruments: list[str] = Field(description="Union of the instruments its subscribers trade under it.")
 
 
+NAME_CURSOR = "The cursor of the next page (its `after`): the last name of this page; null on the last page."
+
+
+class UserPage(BaseModel):
+    """Users in code point order of their names."""
+
+    items: list[UserOut]
+    next: str | None = Field(description=NAME_CURSOR)
+
+
+class StrategyPage(BaseModel):
+    """Strategies in code point order of their names."""
+
+    items: list[StrategyOut]
+    next: str | None = Field(description=NAME_CURSOR)
+
+
 class ControlIn(BaseModel):
     """One trading control: ``target`` is null for ``global``, a strategy or user name otherwise."""
 

@@ -8,7 +8,9 @@ is scraped (:meth:`Telemetry.collect`, the prometheus-client custom collector pr
 
 The decision latency is the time from an order's decision until its group was durably committed,
 which is what the sequencer adds to a request (a caller is answered right after). The throughput
-window keeps accepted and rejected orders per second of decision for the last five minutes.
+window keeps accepted and rejected orders per second of commit for the last five minutes, keyed by
+the monotonic clock (seconds since the process started, read once per group), so a step of the wall
+clock in either direction neither blanks nor mixes it; only ``until`` is a wall-clock second, for display.
 
 Store failures are counted by the metering wrapper every store is used through
 (:class:`~ordergate.store.metered.MeteredStore`); the telemetry shows its :class:`StoreErrors`.
@@ -32,6 +34,8 @@ from ordergate.errors import StoreUnavailable
 from ordergate.store.metered import StoreErrors
 
 WINDOW_SECONDS = 300
+_NEVER = -(2**62)
+"""The second a throughput slot holds before it ever counted one."""
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 GROUP_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
@@ -83,6 +87,7 @@ class Telemetry:
         open_positions: int,
         *,
         wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         window: int = WINDOW_SECONDS,
         store_errors: StoreErrors | None = None,
     ) -> None:
@@ -96,10 +101,12 @@ class Telemetry:
         self.last_order_id = last_order_id
         self.open_positions = open_positions
         self._clock = wall_clock
+        self._monotonic = monotonic
+        self._started = monotonic()
         self._window = window
         self._accepted = [0] * window
         self._rejected = [0] * window
-        self._slot_second = [-1] * window
+        self._slot_second = [_NEVER] * window
         self._latency = _Histogram(LATENCY_BUCKETS)
         self._group_size = _Histogram(GROUP_SIZE_BUCKETS)
         self._store_errors = store_errors if store_errors is not None else StoreErrors()
@@ -116,13 +123,15 @@ class Telemetry:
         latency = self._latency
         bounds, buckets = latency.bounds, latency.buckets
         self._group_size.observe(len(records))
-        opened = closed = 0
+        opened = closed = accepted = 0
         last_head = ""
-        second = slot = -1
+        second = -1
         for record in records:
             decision = record.decision
             key = (decision.status, record.order.side, decision.reason)
             counts[key] = counts.get(key, 0) + 1
+            if decision.status is Status.ACCEPTED:
+                accepted += 1
             opened += len(record.opened)
             closed += len(record.closed)
             stamp = record.received_at
@@ -132,7 +141,6 @@ class Telemetry:
                 if known is None:
                     continue
                 last_head, second = head, known
-                slot = self._slot(second)
             try:
                 decided = second + int(stamp[20:26]) * 1e-6
             except ValueError:
@@ -141,22 +149,16 @@ class Telemetry:
             buckets[bisect.bisect_left(bounds, waited)] += 1
             latency.count += 1
             latency.total += waited
-            if slot < 0:
-                continue
-            if decision.status is Status.ACCEPTED:
-                self._accepted[slot] += 1
-            else:
-                self._rejected[slot] += 1
+        slot = self._slot(int(self._monotonic() - self._started))
+        self._accepted[slot] += accepted
+        self._rejected[slot] += len(records) - accepted
         self.open_positions += opened - closed
         self.last_order_id = records[-1].order_id
 
     def _slot(self, second: int) -> int:
-        """The window slot counting ``second`` (reset if it held an older second); -1 if too old."""
+        """The window slot counting monotonic ``second``, reset if it held an older second."""
         slot = second % self._window
-        held = self._slot_second[slot]
-        if held != second:
-            if second < held:
-                return -1
+        if self._slot_second[slot] != second:  # the monotonic clock never goes back: it held an older one
             self._slot_second[slot] = second
             self._accepted[slot] = self._rejected[slot] = 0
         return slot
@@ -223,16 +225,20 @@ class Telemetry:
         }
 
     def throughput(self) -> dict[str, Any]:
-        """Accepted and rejected orders per second of decision, oldest first; the last entry is ``until``."""
-        until = int(self._clock())
+        """Accepted and rejected orders per second of commit, oldest first; the last entry is now.
+
+        The seconds are counted on the monotonic clock; ``until`` is the wall-clock second of now, so
+        a display can label the entries (entry ``k`` is ``until - seconds + 1 + k``).
+        """
+        now = int(self._monotonic() - self._started)
         accepted: list[int] = []
         rejected: list[int] = []
-        for second in range(until - self._window + 1, until + 1):
+        for second in range(now - self._window + 1, now + 1):
             slot = second % self._window
             held = self._slot_second[slot] == second
             accepted.append(self._accepted[slot] if held else 0)
             rejected.append(self._rejected[slot] if held else 0)
-        return {"until": until, "seconds": self._window, "accepted": accepted, "rejected": rejected}
+        return {"until": int(self._clock()), "seconds": self._window, "accepted": accepted, "rejected": rejected}
 
     def collect(self) -> Iterable[Metric]:
         orders = CounterMetricFamily(

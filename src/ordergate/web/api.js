@@ -85,12 +85,14 @@ export async function latestOrders(count) {
   return (await after(low, count)).items;
 }
 
-// Every item of a paged listing (/v1/positions, /v1/orders, /v1/trades), following "next".
+// Every item of a paged listing (/v1/positions, /v1/orders, /v1/trades: the cursor is an id;
+// /v1/users, /v1/strategies: it is a name), following "next"; complete is false past maxPages.
 export async function getAllPages(path, { pageSize = 1000, maxPages = 500 } = {}) {
   const items = [];
-  let after = 0;
+  let after = null;
   for (let page = 0; page < maxPages; page += 1) {
-    const body = await getJSON(`${path}?limit=${pageSize}&after=${after}`);
+    const cursor = after === null ? '' : `&after=${encodeURIComponent(after)}`;
+    const body = await getJSON(`${path}?limit=${pageSize}${cursor}`);
     items.push(...body.items);
     if (body.next === null || body.next === undefined) return { items, complete: true };
     after = body.next;

@@ -138,7 +138,7 @@ class Dashboard {
       const last = stats ? stats.last_order_id : own.reduce((top, order) => Math.max(top, order.order_id), 0);
       const [positions, strategies, recent] = await Promise.all([
         getAllPages('v1/positions'),
-        getJSON('v1/strategies'),
+        getAllPages('v1/strategies', { maxPages: 20 }),
         own ? { items: own } : getJSON(`v1/orders?after=${Math.max(0, last - FEED_SIZE)}&limit=${FEED_SIZE}`),
       ]);
       if (generation !== this.generation) return;
@@ -150,8 +150,8 @@ class Dashboard {
       }
       this.feed.load(recent.items.filter((order) => order.order_id <= last));
       this.positions.load(positions.items, positions.complete);
-      this.strategies.load(strategies);
-      this.form.setStrategies(strategies);
+      this.strategies.load(strategies.items, strategies.complete);
+      this.form.setStrategies(strategies.items);
       this.applied = last;
       const pending = this.pending;
       this.pending = null;

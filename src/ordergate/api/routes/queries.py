@@ -1,5 +1,8 @@
 """Read side: one order, the order log with filters and cursor paging, positions, trades, profiles.
 
+The profiles (users, strategies) are paged by name and built off the event loop
+(:mod:`ordergate.api.profile_pages`).
+
 Everything here reads committed state from the store, never the sequencer's in-flight book, so a
 reader can never see an order that a crash could still take back.
 
@@ -10,6 +13,8 @@ own profile; asking for another user's data is a 403.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -20,15 +25,16 @@ from ordergate.api.access import viewed_user
 from ordergate.api.answers import applied_for, order_answer, position_answer, trade_answer
 from ordergate.api.deps import SequencerDep, StoreDep
 from ordergate.api.http import ClientError, json_response
+from ordergate.api.profile_pages import ProfileIndexesDep, strategies_page, users_page
 from ordergate.api.schemas import (
     NAME_DESCRIPTION,
     OrderOut,
     OrderPage,
     PositionPage,
     Problem,
-    StrategyOut,
+    StrategyPage,
     TradePage,
-    UserOut,
+    UserPage,
     valid_name,
 )
 from ordergate.domain.model import Side, Status
@@ -143,30 +149,45 @@ async def list_trades(
     return json_response({"items": [trade_answer(t) for t in page.items], "next": page.next})
 
 
-@router.get("/v1/users", tags=["profiles"], response_model=list[UserOut])
-async def list_users(sequencer: SequencerDep, request: Request) -> Response:
-    profiles = sequencer.registry.profiles()
-    only = viewed_user(request)
-    return json_response(
-        [
-            {"user": user, "strategies": {s: sorted(i) for s, i in strategies.items()}}
-            for user, strategies in profiles.items()
-            if only is None or user == only
-        ]
-    )
+NameCursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description="Cursor: the `next` of the previous page, a name; the page holds the names after it "
+        "in code point order.",
+    ),
+]
 
 
-@router.get("/v1/strategies", tags=["profiles"], response_model=list[StrategyOut])
-async def list_strategies(sequencer: SequencerDep, request: Request) -> Response:
+@router.get("/v1/users", tags=["profiles"], response_model=UserPage, summary="Users and their subscriptions, by name")
+async def list_users(
+    sequencer: SequencerDep, indexes: ProfileIndexesDep, request: Request, after: NameCursor = None, limit: Limit = 100
+) -> Response:
     registry = sequencer.registry
     only = viewed_user(request)
-    answer = []
-    for strategy in registry.strategies:
-        subscribers = registry.subscribers(strategy)
-        if only is not None:
-            subscribers = tuple(s for s in subscribers if s.user == only)
-            if not subscribers:
-                continue
-        instruments = sorted(set().union(*(s.instruments for s in subscribers)))
-        answer.append({"strategy": strategy, "subscribers": [s.user for s in subscribers], "instruments": instruments})
-    return json_response(answer)
+    if only is not None:
+        names: Sequence[str] = (only,) if only in registry.profiles() else ()
+    else:
+        names = (await indexes.of(registry)).users
+    body = await asyncio.to_thread(users_page, registry, names, after, limit)
+    return Response(body, media_type="application/json")
+
+
+@router.get(
+    "/v1/strategies",
+    tags=["profiles"],
+    response_model=StrategyPage,
+    summary="Strategies with their subscribers and instruments, by name",
+)
+async def list_strategies(
+    sequencer: SequencerDep, indexes: ProfileIndexesDep, request: Request, after: NameCursor = None, limit: Limit = 100
+) -> Response:
+    registry = sequencer.registry
+    only = viewed_user(request)
+    if only is not None:
+        names: Sequence[str] = sorted(registry.profiles().get(only, {}))
+    else:
+        names = (await indexes.of(registry)).strategies
+    body = await asyncio.to_thread(strategies_page, registry, names, after, limit, only)
+    return Response(body, media_type="application/json")
