@@ -11,7 +11,9 @@ Four checks, stopping at the first difference so an operator knows where to look
    nothing), and order ids strictly increase;
 3. where the profiles an order was decided against are stored (they are, for every order this
    version writes), ``decide()`` run again, under the trading controls recorded for the order,
-   gives the stored decision exactly;
+   gives the stored decision: the same status and reason, the same effects and refusals (compared
+   in any order, which carries no meaning: orders stored before subscribers were sorted by user list
+   them in the profile file's order);
 4. the replayed book equals the stored open positions.
 """
 
@@ -89,7 +91,7 @@ def verify_log(reader: LogReader) -> VerifyReport:
                 registry = None  # the controls are unknown: the decision cannot be derived again
         if registry is not None:
             expected = decide(record.order, registry, book, in_force)
-            if expected != record.decision:
+            if _canonical(expected) != _canonical(record.decision):
                 return report(
                     f"order {record.order_id}: stored decision {_show(record.decision)} but the rules give "
                     f"{_show(expected)}"
@@ -127,6 +129,17 @@ def _controls(reader: LogReader, cache: dict[str, Controls | None], fingerprint:
         except (ValueError, orjson.JSONDecodeError):
             cache[fingerprint] = None
     return cache[fingerprint]
+
+
+def _canonical(decision: Decision) -> tuple[object, ...]:
+    """A decision with its per-user entries sorted: their order carries no meaning.
+
+    ``decide()`` lists subscribers by user name; orders stored before it did follow the order of the
+    profile file, and the document kept under a fingerprint may be ordered differently from the file
+    an order was decided against (same content, same fingerprint). The hash chain still covers the
+    stored order of the entries.
+    """
+    return (decision.status, decision.reason, sorted(decision.applied), sorted(decision.rejected_for))
 
 
 def _row(p: Position) -> tuple[str, str, str, int, str]:
