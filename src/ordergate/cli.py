@@ -21,7 +21,7 @@ from rich.markup import escape
 from ordergate.config import LogFormat, Settings
 from ordergate.domain.controls import ControlLevel, ControlState
 from ordergate.domain.model import Scope, Side, Status
-from ordergate.errors import StartupError
+from ordergate.errors import StartupError, StoredRowError
 from ordergate.security.exposure import exposure_warning
 from ordergate.security.keys import Role
 from ordergate.store.base import Durability
@@ -266,7 +266,8 @@ def verify(home: HomeOption = None, db: DbOption = None) -> None:
     finally:
         reader.close()
     if not report.ok:
-        err_console.print(f"[bold red]verify failed:[/] {report.problem}", highlight=False, soft_wrap=True)
+        assert report.problem is not None
+        err_console.print(f"[bold red]verify failed:[/] {escape(report.problem)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(
         f"ok: {report.orders} orders replay to the {report.open_positions} open positions "
@@ -392,6 +393,8 @@ def export(
             fail(f"cannot write {output}: {exc.strerror}")
         try:
             count = write(rows(snapshot, what), COLUMNS[what], fmt, target)
+        except StoredRowError as exc:
+            fail(f"export stopped at an altered row ({exc}): ordergate verify reports it; the output is incomplete")
         finally:
             if output is not None:
                 target.close()

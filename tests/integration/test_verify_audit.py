@@ -5,6 +5,10 @@ stored row whose values were altered into something no ordergate writes."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,7 +58,22 @@ def where(home: Path, db: str | None) -> list[str]:
 
 def verify(home: Path, db: str | None = None, *more: str) -> tuple[int, str]:
     result = runner.invoke(app, ["verify", *where(home, db), *more])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result.exit_code, " ".join((result.stdout + result.stderr).split())
+
+
+def execute(home: Path, db: str | None, *statements: str) -> None:
+    """Real SQL on the store, as someone with access to the database would alter it."""
+    if db is None:
+        with sqlite3.connect(home / "data" / "ordergate.sqlite3") as conn:
+            for statement in statements:
+                conn.execute(statement)
+        return
+    import psycopg
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
 
 
 async def send(client: httpx.AsyncClient, strategy: str, instrument: str, side: str) -> dict[str, Any]:
@@ -132,3 +151,180 @@ def test_reordered_fixture_is_the_same_content_in_another_order() -> None:
     assert Registry.from_document(PROFILES).fingerprint == Registry.from_document(REORDERED).fingerprint
     assert list(REORDERED) == ["Max", "Amy", "Zoe"]
     assert orjson.dumps(PROFILES) != orjson.dumps(REORDERED)
+
+
+# -- defect 5: what verify cannot vouch for is a difference, never a silent skip ------------------
+
+
+async def fill(home: Path, db: str | None) -> None:
+    """Four orders; a control on Max is set before order 3, so orders 3 and 4 name controls."""
+    settings = {} if db is None else {"db": db}
+    async with running_gateway(home, **settings) as (client, _):
+        await send(client, "S1", "ACC", "BUY")  # 1: Amy, Max, Zoe
+        await send(client, "S1", "TCS", "BUY")  # 2: Amy, Zoe; Max does not trade TCS
+        response = await client.put("/v1/controls", json={"level": "user", "target": "Max", "state": "HALTED"})
+        assert response.status_code == 200, response.text
+        await send(client, "S1", "ACC", "SELL")  # 3: Amy, Zoe; Max HALTED
+        await send(client, "S2", "INFY", "BUY")  # 4: Amy, Zoe
+
+
+@pytest.mark.parametrize(
+    ("tamper", "problem"),
+    [
+        ("DELETE FROM profiles", "are missing from the store, so its decision cannot be derived again"),
+        ("UPDATE profiles SET document = 'not json'", "cannot be read from the store: not JSON"),
+        (
+            """UPDATE profiles SET document = '{"Zoe": {"S1": "ACC"}}'""",
+            'cannot be read from the store: $["Zoe"]["S1"]: must be a list of instruments, not a string',
+        ),
+        (
+            """UPDATE profiles SET document = '{"Zoe": {"S1": ["ACC", "TCS"]}}'""",
+            "were altered in the store: the document there has fingerprint",
+        ),
+    ],
+    ids=["missing", "not-json", "wrong-shape", "other-profiles"],
+)
+async def test_verify_fails_naming_the_first_order_whose_profiles_it_cannot_use(
+    tmp_path: Path, store: str | None, tamper: str, problem: str
+) -> None:
+    home = write_home(tmp_path / "home", PROFILES)
+    await fill(home, store)
+    assert verify(home, store)[0] == 0
+    execute(home, store, tamper)
+    code, output = verify(home, store)
+    assert code == 1, output
+    fingerprint = Registry.from_document(PROFILES).fingerprint
+    assert (
+        f"verify failed: order 1: the profiles it was decided against (fingerprint {fingerprint}) {problem}" in output
+    )
+
+
+@pytest.mark.parametrize(
+    ("tamper", "problem"),
+    [
+        ("DELETE FROM controls_sets", "are missing from the store, so its decision cannot be derived again"),
+        (
+            """UPDATE controls_sets SET document = '{"global": "PAUSED"}'""",
+            "cannot be read from the store: 'PAUSED' is not a valid ControlState",
+        ),
+        ("""UPDATE controls_sets SET document = '{"global": "HALTED"}'""", "were altered in the store"),
+    ],
+    ids=["missing", "unreadable", "other-controls"],
+)
+async def test_verify_fails_naming_the_first_order_whose_controls_it_cannot_use(
+    tmp_path: Path, store: str | None, tamper: str, problem: str
+) -> None:
+    home = write_home(tmp_path / "home", PROFILES)
+    await fill(home, store)
+    assert verify(home, store)[0] == 0
+    execute(home, store, "DELETE FROM control_changes", tamper)
+    code, output = verify(home, store)
+    assert code == 1, output
+    assert "verify failed: order 3: the trading controls it was decided under (fingerprint " in output
+    assert problem in output
+
+
+def check_constraint_off(db: str | None, column: str) -> str:
+    """The statement that lets an UPDATE put a value the schema's CHECK refuses (both engines have one)."""
+    if db is None:
+        return "PRAGMA ignore_check_constraints = ON"
+    return f"ALTER TABLE orders DROP CONSTRAINT orders_{column}_check"
+
+
+TAMPERED_ROWS = [
+    ("side", "side = 'HOLD'", "holds 'HOLD', not one of BUY, SELL"),
+    ("status", "status = 'MAYBE'", "holds 'MAYBE', not one of ACCEPTED, REJECTED"),
+    ("reason", "reason = 'BECAUSE'", "holds 'BECAUSE', not one of UNKNOWN_STRATEGY, INSTRUMENT_NOT_TRADED"),
+    ("applied", """applied = '[["Amy", "EXPLODED", "S1"]]'""", "holds 'EXPLODED', not one of OPENED, CLOSED"),
+    ("applied", """applied = '[["Amy", "OPENED"'""", """holds '[["Amy", "OPENED"', not valid JSON"""),
+    ("applied", """applied = '{"Amy": 1}'""", """holds '{"Amy": 1}', not a JSON array"""),
+    (
+        "applied",
+        """applied = '[["Amy", "OPENED"]]'""",
+        "item 0 is ['Amy', 'OPENED'], not [user, action, position_strategy]",
+    ),
+    ("rejected_for", """rejected_for = '[["Max", "NOPE"]]'""", "holds 'NOPE', not one of UNKNOWN_STRATEGY"),
+]
+
+
+@pytest.mark.parametrize(
+    ("column", "assignment", "problem"),
+    TAMPERED_ROWS,
+    ids=["side", "status", "reason", "action", "malformed-json", "not-an-array", "short-effect", "refusal-reason"],
+)
+async def test_verify_reports_an_altered_value_as_the_first_difference_naming_order_and_column(
+    tmp_path: Path, store: str | None, column: str, assignment: str, problem: str
+) -> None:
+    home = write_home(tmp_path / "home", PROFILES)
+    await fill(home, store)
+    statements = [f"UPDATE orders SET {assignment} WHERE order_id = 2"]
+    if column in ("side", "status"):
+        statements.insert(0, check_constraint_off(store, column))
+    execute(home, store, *statements)
+    code, output = verify(home, store)
+    assert code == 1, output
+    assert f"verify failed: order 2: the stored row was altered: column {column} {problem}" in output
+
+
+async def test_verify_reports_a_blob_where_sqlite_keeps_text(tmp_path: Path) -> None:
+    home = write_home(tmp_path / "home", PROFILES)
+    await fill(home, None)
+    execute(home, None, "UPDATE orders SET strategy = CAST('S1' AS BLOB) WHERE order_id = 3")
+    code, output = verify(home)
+    assert code == 1, output
+    assert "verify failed: order 3: the stored row was altered: column strategy holds b'S1', not text" in output
+
+
+async def test_the_verify_command_exits_1_with_one_line_and_no_traceback_on_an_altered_row(
+    tmp_path: Path, store: str | None
+) -> None:
+    home = write_home(tmp_path / "home", PROFILES)
+    await fill(home, store)
+    execute(home, store, check_constraint_off(store, "side"), "UPDATE orders SET side = 'HOLD' WHERE order_id = 4")
+    command = [sys.executable, "-m", "ordergate", "verify", *where(home, store)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "verify failed: order 4: the stored row was altered: column side holds 'HOLD', not one of BUY, SELL"
+    ]
+
+
+async def test_api_reads_leave_an_altered_row_out_of_listings_and_answer_409_for_it(
+    tmp_path: Path, store: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    home = write_home(tmp_path / "home", PROFILES)
+    await fill(home, store)
+    execute(home, store, check_constraint_off(store, "side"), "UPDATE orders SET side = 'HOLD' WHERE order_id = 2")
+    settings = {} if store is None else {"db": store}
+    caplog.set_level(logging.ERROR, logger="ordergate.store.codec")
+    async with running_gateway(home, **settings) as (client, _):
+        listing = await client.get("/v1/orders")
+        assert listing.status_code == 200, listing.text
+        assert [o["order_id"] for o in listing.json()["items"]] == [1, 3, 4]
+        first = (await client.get("/v1/orders", params={"limit": 1, "after": 1})).json()
+        assert (first["items"], first["next"]) == ([], 2)  # paging goes on past it
+        assert [o["order_id"] for o in (await client.get("/v1/orders", params={"after": 2})).json()["items"]] == [3, 4]
+        one = await client.get("/v1/orders/2")
+        assert one.status_code == 409, one.text
+        assert "order 2: column side holds 'HOLD'" in one.json()["detail"]
+        assert "ordergate verify" in one.json()["detail"]
+        stats = await client.get("/v1/stats")
+        assert stats.status_code == 200, stats.text
+        assert stats.json()["orders"] == 3  # the altered order is left out of the counters
+        # order entry goes on
+        assert (await send(client, "S1", "ACC", "BUY"))["status"] == "ACCEPTED"
+    assert "order 2: column side holds 'HOLD', not one of BUY, SELL" in caplog.text
+
+
+async def test_export_stops_at_an_altered_row_naming_it(tmp_path: Path, store: str | None) -> None:
+    home = write_home(tmp_path / "home", PROFILES)
+    await fill(home, store)
+    execute(home, store, """UPDATE orders SET applied = '[["Amy", "EXPLODED", "S1"]]' WHERE order_id = 2""")
+    output = tmp_path / "orders.jsonl"
+    result = runner.invoke(app, ["export", *where(home, store), "--what", "orders", "--output", str(output)])
+    assert result.exit_code == 2, result.output
+    assert " ".join(result.stderr.split()) == (
+        "error: export stopped at an altered row (order 2: column applied holds 'EXPLODED', not one of OPENED, "
+        "CLOSED): ordergate verify reports it; the output is incomplete"
+    )
+    assert [orjson.loads(line)["order_id"] for line in output.read_text().splitlines()] == [1]

@@ -15,8 +15,8 @@ from ordergate.domain.chain import chain_per_instrument
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StartupError
-from ordergate.store.base import Durability
-from ordergate.store.codec import decode_record
+from ordergate.store.base import Durability, TamperedRow
+from ordergate.store.codec import decode_logged
 from ordergate.store.postgres.connection import conninfo, display_url, problem_of
 from ordergate.store.postgres.schema import CHAIN_VERSION
 from ordergate.store.postgres.store import LOG_COLUMNS
@@ -50,12 +50,12 @@ class PostgresLogReader:
                 "on it once (it upgrades the store and links every order), then verify"
             )
 
-    def iter_orders(self) -> Iterator[OrderRecord]:
+    def iter_orders(self) -> Iterator[OrderRecord | TamperedRow]:
         with self._conn.cursor(name="ordergate_log") as cursor:
             cursor.itersize = 5000
             cursor.execute(f"SELECT {LOG_COLUMNS} FROM orders ORDER BY order_id")
             for row in cursor:
-                yield decode_record(*row)
+                yield decode_logged(row)
 
     def iter_positions(self) -> Iterator[Position]:
         with self._conn.cursor(name="ordergate_positions") as cursor:

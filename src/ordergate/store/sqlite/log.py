@@ -16,8 +16,8 @@ from ordergate.domain.chain import single_chain
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StartupError
-from ordergate.store.base import Durability
-from ordergate.store.codec import decode_record
+from ordergate.store.base import Durability, TamperedRow
+from ordergate.store.codec import decode_logged
 from ordergate.store.sqlite.connection import CHAIN_VERSION, ORDER_COLUMNS, connect
 
 _POSITIONS = "SELECT user, strategy, instrument, opened_order_id, opened_at FROM positions ORDER BY position_id"
@@ -51,9 +51,9 @@ class SQLiteLogReader:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def iter_orders(self) -> Iterator[OrderRecord]:
+    def iter_orders(self) -> Iterator[OrderRecord | TamperedRow]:
         for row in self._conn.execute(f"SELECT {ORDER_COLUMNS} FROM orders ORDER BY order_id"):
-            yield decode_record(*row)
+            yield decode_logged(row)
 
     def iter_positions(self) -> Iterator[Position]:
         for row in self._conn.execute(_POSITIONS):
