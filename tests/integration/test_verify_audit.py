@@ -20,10 +20,11 @@ from typer.testing import CliRunner
 
 from ordergate.cli import app
 from ordergate.domain.book import Position
+from ordergate.domain.chain import Chains, single_chain
 from ordergate.domain.model import Action, Decision, Effect, Order, Scope, Side, Status
 from ordergate.domain.record import OrderRecord
 from ordergate.domain.registry import Registry
-from ordergate.store.sqlite import SQLiteStore
+from ordergate.store.sqlite import SQLiteLogReader, SQLiteStore
 from tests.conftest import write_home
 from tests.integration.conftest import running_gateway
 from tests.postgres import fresh_database
@@ -328,3 +329,80 @@ async def test_export_stops_at_an_altered_row_naming_it(tmp_path: Path, store: s
         "CLOSED): ordergate verify reports it; the output is incomplete"
     )
     assert [orjson.loads(line)["order_id"] for line in output.read_text().splitlines()] == [1]
+
+
+# -- verify --until: an anchor written down earlier, checked later --------------------------------
+
+
+def anchor_of(output: str, order_id: int) -> str:
+    marker = f"hash chain intact through order {order_id}; anchor (a digest of every chain head): "
+    assert marker in output, output
+    return output.split(marker, 1)[1].split()[0]
+
+
+async def test_an_anchor_written_down_earlier_is_printed_again_by_verify_until_that_order(
+    tmp_path: Path, store: str | None
+) -> None:
+    home = write_home(tmp_path / "home", PROFILES)
+    await fill(home, store)
+    code, output = verify(home, store)
+    assert code == 0, output
+    written_down = anchor_of(output, 4)
+    settings = {} if store is None else {"db": store}
+    async with running_gateway(home, **settings) as (client, _):  # the log grows: the anchor moves
+        await send(client, "S2", "INFY", "SELL")
+        await send(client, "S1", "TCS", "SELL")
+    code, output = verify(home, store)
+    assert code == 0, output
+    assert anchor_of(output, 6) != written_down
+    code, output = verify(home, store, "--until", "4")
+    assert code == 0, output
+    assert "ok: the 4 orders up to order 4 replay (4 decisions re-derived" in output
+    assert "were not compared" in output
+    assert anchor_of(output, 4) == written_down
+    code, output = verify(home, store, "--until", "2")
+    assert code == 0, output
+    assert anchor_of(output, 2) != written_down
+
+
+async def test_verify_until_an_order_that_is_gone_fails(tmp_path: Path, store: str | None) -> None:
+    home = write_home(tmp_path / "home", PROFILES)
+    await fill(home, store)
+    code, output = verify(home, store, "--until", "4")
+    assert code == 0, output
+    # the last orders removed (with what they did to the book): the chain that is left is intact
+    execute(home, store, "DELETE FROM orders WHERE order_id >= 3")
+    code, output = verify(home, store, "--until", "4")
+    assert code == 1, output
+    assert "verify failed: order 4 is not in the log (the last order up to it is 2)" in output
+    code, output = verify(home, store, "--until", "9")
+    assert code == 1, output
+    assert "order 9 is not in the log" in output
+
+
+async def test_a_log_rewritten_as_a_whole_verifies_but_no_longer_gives_the_anchor_written_down(tmp_path: Path) -> None:
+    home = write_home(tmp_path / "home", PROFILES)
+    await fill(home, None)
+    written_down = anchor_of(verify(home)[1], 4)
+    path = home / "data" / "ordergate.sqlite3"
+    reader = SQLiteLogReader(path)
+    records = [r for r in reader.iter_orders() if isinstance(r, OrderRecord)]
+    reader.close()
+    chains = Chains(single_chain)
+    with sqlite3.connect(path) as db:  # order 2 back-dated, and every link after it computed again
+        for record in records:
+            if record.order_id == 2:
+                record = record._replace(received_at="2020-01-01T00:00:00.000000Z")
+                db.execute("UPDATE orders SET received_at = ? WHERE order_id = 2", (record.received_at,))
+                db.execute("UPDATE positions SET opened_at = ? WHERE opened_order_id = 2", (record.received_at,))
+            db.execute("UPDATE orders SET chain_hash = ? WHERE order_id = ?", (chains.link(record), record.order_id))
+    code, output = verify(home)
+    assert code == 0, output  # nothing in the store tells: only the anchor kept elsewhere does
+    assert anchor_of(output, 4) != written_down
+    assert anchor_of(verify(home, None, "--until", "4")[1], 4) != written_down
+
+
+def test_verify_until_takes_an_order_id(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["verify", "--home", str(tmp_path), "--until", "0"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--until': Input should be greater than or equal to 1" in " ".join(result.stderr.split())

@@ -19,6 +19,10 @@ Five checks, stopping at the first difference so an operator knows where to look
 4. every order's effects are possible on the book replayed so far (no double open, no close of
    nothing), and order ids strictly increase;
 5. the replayed book equals the stored open positions.
+
+``until`` checks the log up to and including one order and gives the anchor there, so an anchor
+written down earlier can be checked later, after more orders came; the stored positions describe
+the whole log, so check 5 is left out then.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from ordergate.store.base import LogReader, TamperedRow
 class VerifyReport:
     orders: int
     open_positions: int
+    """The open positions of the book replayed (with ``until``: as they were after that order)."""
     redecided: int
     """How many orders were decided again against their own profiles and matched."""
     problem: str | None
@@ -48,15 +53,19 @@ class VerifyReport:
     """The anchor of the log checked: one digest over the head of every hash chain (with one chain,
     its head itself); ``None`` for an empty log.
 
-    Writing it down somewhere else (a ticket, another machine) lets a later ``verify`` prove that the
-    log up to there was not rewritten as a whole."""
+    Writing it down somewhere else (a ticket, another machine), with :attr:`last_order_id`, lets a
+    later ``verify --until`` that order prove that the log up to there was not rewritten."""
+    last_order_id: int | None = None
+    """The last order checked (``None`` for an empty log)."""
+    until: int | None = None
+    """The order the check stopped at, when it was asked to (the stored positions were not compared)."""
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
 
-def verify_log(reader: LogReader) -> VerifyReport:
+def verify_log(reader: LogReader, *, until: int | None = None) -> VerifyReport:
     book: Book | None = None
     registries: dict[str, Registry | str] = {}
     controls: dict[str, Controls | str] = {}
@@ -65,9 +74,19 @@ def verify_log(reader: LogReader) -> VerifyReport:
     last_id = 0
 
     def report(problem: str | None) -> VerifyReport:
-        return VerifyReport(count, len(book) if book is not None else 0, redecided, problem, chains.anchor())
+        return VerifyReport(
+            count,
+            len(book) if book is not None else 0,
+            redecided,
+            problem,
+            chains.anchor(),
+            last_id or None,
+            until,
+        )
 
     for record in reader.iter_orders():
+        if until is not None and isinstance(record.order_id, int) and record.order_id > until:
+            break
         if isinstance(record, TamperedRow):
             altered = f"column {record.column} {record.problem}"
             return report(f"order {record.order_id}: the stored row was altered: {altered}")
@@ -111,6 +130,11 @@ def verify_log(reader: LogReader) -> VerifyReport:
         except ValueError as exc:
             return report(f"order {record.order_id}: its effects do not fit the replayed book: {exc}")
 
+    if until is not None:
+        if last_id != until:
+            where = f"the last order up to it is {last_id}" if last_id else "no order comes before it"
+            return report(f"order {until} is not in the log ({where}): it was removed, or never stored")
+        return report(None)
     replayed = {_row(p) for p in book} if book is not None else set()
     stored = {_row(p) for p in reader.open_positions()}
     for row in sorted(stored - replayed):
