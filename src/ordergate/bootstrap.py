@@ -81,7 +81,7 @@ def open_log_reader(settings: Settings, *, audit: bool = True) -> LogReader:
         postgres_store(settings)  # the same clear message when the extra is missing
         from ordergate.store.postgres import PostgresLogReader
 
-        return PostgresLogReader(settings.db)
+        return PostgresLogReader(settings.db, audit=audit)
     return SQLiteLogReader(sqlite_path(settings), audit=audit)
 
 

@@ -4,6 +4,7 @@
     ├── StartupError        configuration, profiles or store cannot be used: exit 2 with one line
     │   └── StoreLocked     another process holds the embedded store
     ├── StoreUnavailable    the store could not commit or answer now: HTTP 503 with Retry-After
+    ├── StoredRowError      a stored order row holds what ordergate never writes (altered): HTTP 409
     └── ClientOrderIdConflict  a client order id reused for another order: HTTP 409
 
 Order rejections are not exceptions (they are values of the domain); everything else is a bug.
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ordergate.domain.record import OrderRecord
+    from ordergate.store.base import TamperedRow
 
 
 class OrdergateError(Exception):
@@ -35,6 +37,18 @@ class StoreUnavailable(OrdergateError):
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StoredRowError(OrdergateError):
+    """A stored order row does not decode; ``row`` names the order, the column and the problem.
+
+    Not a store outage (retrying changes nothing) and not a bug: the row was altered outside
+    ordergate, which ``ordergate verify`` reports as the first difference.
+    """
+
+    def __init__(self, row: TamperedRow) -> None:
+        super().__init__(row.describe())
+        self.row = row
 
 
 class ClientOrderIdConflict(OrdergateError):

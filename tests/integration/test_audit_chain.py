@@ -13,9 +13,11 @@ from typer.testing import CliRunner
 from ordergate.cli import app
 from ordergate.domain.chain import GENESIS_HASH, chain_hash
 from ordergate.domain.model import Scope
+from ordergate.domain.registry import Registry
 from ordergate.errors import StoreUnavailable
 from ordergate.store.sqlite import SQLiteLogReader, SQLiteStore
 from ordergate.store.sqlite.schema import MIGRATIONS
+from tests.conftest import SEED_PROFILES
 from tests.integration.conftest import running_gateway
 from tests.integration.test_sqlite_store import opening
 
@@ -99,16 +101,21 @@ async def test_a_failed_commit_leaves_the_chain_where_it_was(tmp_path: Path) -> 
 async def test_a_store_from_before_the_chain_is_linked_when_the_gateway_opens_it(seed_home: Path) -> None:
     path = database(seed_home)
     path.parent.mkdir(parents=True)
+    profiles = Registry.from_document(SEED_PROFILES)
     with sqlite3.connect(path) as db:  # a version-2 store, as the previous release left it
         for version, script in MIGRATIONS[:2]:
             db.executescript(script)
             db.execute(f"PRAGMA user_version = {version}")
         db.execute(
+            "INSERT INTO profiles (fingerprint, document) VALUES (?, ?)",
+            (profiles.fingerprint, orjson.dumps(profiles.to_document()).decode()),
+        )
+        db.execute(
             "INSERT INTO orders (order_id, received_at, strategy, instrument, side, status, reason, scope, "
             "profile_fingerprint, client_order_id, applied, rejected_for) VALUES "
             "(1, '2026-01-01T00:00:00.000000Z', 'STRATEGY_B', 'MINDA', 'BUY', 'ACCEPTED', NULL, 'account', "
-            "'old', NULL, ?, '[]')",
-            (orjson.dumps([["Holland Proctor", "OPENED", "STRATEGY_B"]]).decode(),),
+            "?, NULL, ?, '[]')",
+            (profiles.fingerprint, orjson.dumps([["Holland Proctor", "OPENED", "STRATEGY_B"]]).decode()),
         )
         db.execute(
             "INSERT INTO positions (user, scope_strategy, instrument, strategy, opened_order_id, opened_at) "

@@ -145,3 +145,29 @@ def test_names_are_matched_exactly() -> None:
     assert decide(Order("s1", "L&T", Side.BUY), registry, book).reason is Reason.UNKNOWN_STRATEGY
     assert decide(Order("S1", "l&t", Side.BUY), registry, book).reason is Reason.INSTRUMENT_NOT_TRADED
     assert decide(Order("S1", "L&T", Side.BUY), registry, book).is_accepted
+
+
+def test_decisions_are_equal_for_registries_built_from_reordered_documents() -> None:
+    profiles = {
+        "Zoe": {"S1": ["ACC", "TCS"], "S2": ["INFY"]},
+        "Amy": {"S2": ["INFY"], "S1": ["TCS", "ACC"]},
+        "Max": {"S1": ["ACC"]},
+    }
+    reordered = {  # users, strategies and instruments, each in the opposite order
+        user: {strategy: instruments[::-1] for strategy, instruments in reversed(strategies.items())}
+        for user, strategies in reversed(profiles.items())
+    }
+    orders = [
+        Order("S1", "ACC", Side.BUY),
+        Order("S1", "TCS", Side.BUY),
+        Order("S2", "INFY", Side.BUY),
+        Order("S1", "ACC", Side.SELL),
+        Order("S1", "TCS", Side.SELL),
+        Order("S2", "INFY", Side.SELL),
+    ]
+    for scope in Scope:
+        one = run(Registry.from_document(profiles), Book(scope), orders)
+        two = run(Registry.from_document(reordered), Book(scope), orders)
+        assert one == two  # exactly: the same effects and refusals in the same order
+        assert [e.user for e in one[0].applied] == ["Amy", "Max", "Zoe"]
+        assert one[1].rejected_for == (Refusal("Max", Reason.INSTRUMENT_NOT_TRADED),)

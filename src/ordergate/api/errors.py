@@ -1,6 +1,7 @@
 """Exception handlers: every failure leaves as a clear 4xx, or a 503 with Retry-After, never a trace.
 
 ClientError            -> its own 4xx (413 too large, 422 invalid, 409 conflict, 404 not found)
+StoredRowError         -> 409: the stored order was altered and cannot be shown (listings leave it out)
 RequestValidationError -> 422 (query and path parameters validated by FastAPI)
 StoreUnavailable       -> 503 with Retry-After: nothing of the order was stored
 anything else          -> 500 with a generic message; the trace goes to the log only
@@ -16,7 +17,7 @@ from fastapi.responses import Response
 
 from ordergate.api.http import ClientError, describe, json_response
 from ordergate.api.ordering import error_reply
-from ordergate.errors import ClientOrderIdConflict, StoreUnavailable
+from ordergate.errors import ClientOrderIdConflict, StoredRowError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,6 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for known in (ClientError, ClientOrderIdConflict, StoreUnavailable):
+    for known in (ClientError, ClientOrderIdConflict, StoredRowError, StoreUnavailable):
         app.add_exception_handler(known, _known_error)
     app.add_exception_handler(Exception, _unexpected)

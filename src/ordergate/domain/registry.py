@@ -4,6 +4,8 @@ It is built from the original kit's ``user_profile.json`` shape, ``{user: {strat
 ...]}}``, already parsed. The instrument list is per user *and* strategy: the generator gives every
 subscriber of a strategy the same list, but nothing here assumes it. Problems are reported as a
 :class:`ProfileError` carrying the JSON path, so the caller can name file and place in one line.
+Nothing that decides depends on the order of the document's keys: the fingerprint is taken over a
+canonical form, and a strategy's subscribers are listed by user name (SPEC section 3).
 """
 
 from __future__ import annotations
@@ -64,7 +66,10 @@ class Registry:
         for user, strategies in profiles.items():
             for strategy, instruments in strategies.items():
                 by_strategy.setdefault(strategy, []).append(Subscription(user, instruments))
-        self._by_strategy = {strategy: tuple(subs) for strategy, subs in by_strategy.items()}
+        # by user, not file order: a decision lists its effects in this order, and it must be a function
+        # of the profiles' content alone (a re-ordered file keeps its fingerprint, and the store the
+        # document first recorded under it, which verify decides against)
+        self._by_strategy = {strategy: tuple(sorted(subs, key=_by_user)) for strategy, subs in by_strategy.items()}
         self.fingerprint = fingerprint_of(profiles)
 
     @classmethod
@@ -103,6 +108,7 @@ class Registry:
         return cls(profiles)
 
     def subscribers(self, strategy: str) -> tuple[Subscription, ...]:
+        """The subscribers of ``strategy``, sorted by user name (whatever the order of the document)."""
         return self._by_strategy.get(strategy, ())
 
     def is_subscribed(self, user: str, strategy: str) -> bool:
@@ -125,6 +131,10 @@ class Registry:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._profiles)
+
+
+def _by_user(subscription: Subscription) -> str:
+    return subscription.user
 
 
 def fingerprint_of(profiles: Mapping[str, Mapping[str, frozenset[str]]]) -> str:

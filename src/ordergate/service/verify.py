@@ -1,18 +1,28 @@
 """``verify``: replay the order log in order_id order and compare it with the stored book.
 
-Four checks, stopping at the first difference so an operator knows where to look:
+Five checks, stopping at the first difference so an operator knows where to look:
 
-1. the hash chain: each order's stored hash is the hash of its content and of the previous order's
+1. every stored row decodes: a row holding what no ordergate writes (a side ``HOLD``, an unknown
+   reason or action, ``applied`` that is not its JSON array) was altered, and is named with its
+   column (the log readers hand it over as a :class:`~ordergate.store.base.TamperedRow`);
+2. the hash chain: each order's stored hash is the hash of its content and of the previous order's
    hash, so an order altered, inserted or removed after the fact is named. "The previous order" is
    the previous one in order_id order of the same chain, by the store's chain policy
    (:mod:`ordergate.domain.chain`): the whole log is one chain on SQLite; on PostgreSQL each
    instrument is its own chain. The report's anchor is one digest over every chain head;
-2. every order's effects are possible on the book replayed so far (no double open, no close of
+3. the profiles and the trading controls each order names by fingerprint are in the store, readable,
+   and match their fingerprint (every version stores them before deciding under them: a missing one
+   is a difference, never a reason to skip the order), and ``decide()`` run again under them gives
+   the stored decision: the same status and reason, the same effects and refusals (compared in any
+   order, which carries no meaning: orders stored before subscribers were sorted by user list them
+   in the profile file's order; the hash chain still covers the order as stored);
+4. every order's effects are possible on the book replayed so far (no double open, no close of
    nothing), and order ids strictly increase;
-3. where the profiles an order was decided against are stored (they are, for every order this
-   version writes), ``decide()`` run again, under the trading controls recorded for the order,
-   gives the stored decision exactly;
-4. the replayed book equals the stored open positions.
+5. the replayed book equals the stored open positions.
+
+``until`` checks the log up to and including one order and gives the anchor there, so an anchor
+written down earlier can be checked later, after more orders came; the stored positions describe
+the whole log, so check 5 is left out then.
 """
 
 from __future__ import annotations
@@ -27,13 +37,14 @@ from ordergate.domain.controls import Controls
 from ordergate.domain.model import Decision
 from ordergate.domain.registry import ProfileError, Registry
 from ordergate.domain.rules import decide
-from ordergate.store.base import LogReader
+from ordergate.store.base import LogReader, TamperedRow
 
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
     orders: int
     open_positions: int
+    """The open positions of the book replayed (with ``until``: as they were after that order)."""
     redecided: int
     """How many orders were decided again against their own profiles and matched."""
     problem: str | None
@@ -42,26 +53,43 @@ class VerifyReport:
     """The anchor of the log checked: one digest over the head of every hash chain (with one chain,
     its head itself); ``None`` for an empty log.
 
-    Writing it down somewhere else (a ticket, another machine) lets a later ``verify`` prove that the
-    log up to there was not rewritten as a whole."""
+    Writing it down somewhere else (a ticket, another machine), with :attr:`last_order_id`, lets a
+    later ``verify --until`` that order prove that the log up to there was not rewritten."""
+    last_order_id: int | None = None
+    """The last order checked (``None`` for an empty log)."""
+    until: int | None = None
+    """The order the check stopped at, when it was asked to (the stored positions were not compared)."""
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
 
-def verify_log(reader: LogReader) -> VerifyReport:
+def verify_log(reader: LogReader, *, until: int | None = None) -> VerifyReport:
     book: Book | None = None
-    registries: dict[str, Registry | None] = {}
-    controls: dict[str, Controls | None] = {}
+    registries: dict[str, Registry | str] = {}
+    controls: dict[str, Controls | str] = {}
     chains = Chains(reader.chain_key)
     count = redecided = 0
     last_id = 0
 
     def report(problem: str | None) -> VerifyReport:
-        return VerifyReport(count, len(book) if book is not None else 0, redecided, problem, chains.anchor())
+        return VerifyReport(
+            count,
+            len(book) if book is not None else 0,
+            redecided,
+            problem,
+            chains.anchor(),
+            last_id or None,
+            until,
+        )
 
     for record in reader.iter_orders():
+        if until is not None and isinstance(record.order_id, int) and record.order_id > until:
+            break
+        if isinstance(record, TamperedRow):
+            altered = f"column {record.column} {record.problem}"
+            return report(f"order {record.order_id}: the stored row was altered: {altered}")
         count += 1
         if record.order_id <= last_id:
             return report(f"order {record.order_id}: order ids go backwards (after {last_id})")
@@ -82,24 +110,31 @@ def verify_log(reader: LogReader) -> VerifyReport:
                 )
             book = Book(record.scope)
         registry = _registry(reader, registries, record.profile_fingerprint)
+        if isinstance(registry, str):
+            return report(f"order {record.order_id}: {registry}")
         in_force: Controls | None = None
         if record.controls_fingerprint is not None:
-            in_force = _controls(reader, controls, record.controls_fingerprint)
-            if in_force is None:
-                registry = None  # the controls are unknown: the decision cannot be derived again
-        if registry is not None:
-            expected = decide(record.order, registry, book, in_force)
-            if expected != record.decision:
-                return report(
-                    f"order {record.order_id}: stored decision {_show(record.decision)} but the rules give "
-                    f"{_show(expected)}"
-                )
-            redecided += 1
+            found = _controls(reader, controls, record.controls_fingerprint)
+            if isinstance(found, str):
+                return report(f"order {record.order_id}: {found}")
+            in_force = found
+        expected = decide(record.order, registry, book, in_force)
+        if _canonical(expected) != _canonical(record.decision):
+            return report(
+                f"order {record.order_id}: stored decision {_show(record.decision)} "
+                f"but the rules give {_show(expected)}"
+            )
+        redecided += 1
         try:
             book.apply(record.order, record.decision.applied, record.order_id, record.received_at)
         except ValueError as exc:
             return report(f"order {record.order_id}: its effects do not fit the replayed book: {exc}")
 
+    if until is not None:
+        if last_id != until:
+            where = f"the last order up to it is {last_id}" if last_id else "no order comes before it"
+            return report(f"order {until} is not in the log ({where}): it was removed, or never stored")
+        return report(None)
     replayed = {_row(p) for p in book} if book is not None else set()
     stored = {_row(p) for p in reader.open_positions()}
     for row in sorted(stored - replayed):
@@ -109,24 +144,60 @@ def verify_log(reader: LogReader) -> VerifyReport:
     return report(None)
 
 
-def _registry(reader: LogReader, cache: dict[str, Registry | None], fingerprint: str) -> Registry | None:
+def _registry(reader: LogReader, cache: dict[str, Registry | str], fingerprint: str) -> Registry | str:
+    """The profiles a fingerprint names, or what keeps them from deciding the order again."""
     if fingerprint not in cache:
+        what = f"the profiles it was decided against (fingerprint {fingerprint})"
         document = reader.profiles(fingerprint)
-        try:
-            cache[fingerprint] = None if document is None else Registry.from_document(orjson.loads(document))
-        except (ProfileError, orjson.JSONDecodeError):
-            cache[fingerprint] = None
+        if document is None:
+            cache[fingerprint] = f"{what} are missing from the store, so its decision cannot be derived again"
+        else:
+            try:
+                registry = Registry.from_document(orjson.loads(document))
+            except (ProfileError, orjson.JSONDecodeError) as exc:
+                cache[fingerprint] = f"{what} cannot be read from the store: {_unreadable(exc)}"
+            else:
+                cache[fingerprint] = (
+                    registry
+                    if registry.fingerprint == fingerprint
+                    else f"{what} were altered in the store: the document there has fingerprint {registry.fingerprint}"
+                )
     return cache[fingerprint]
 
 
-def _controls(reader: LogReader, cache: dict[str, Controls | None], fingerprint: str) -> Controls | None:
+def _controls(reader: LogReader, cache: dict[str, Controls | str], fingerprint: str) -> Controls | str:
+    """The trading controls a fingerprint names, or what keeps them from deciding the order again."""
     if fingerprint not in cache:
+        what = f"the trading controls it was decided under (fingerprint {fingerprint})"
         document = reader.controls(fingerprint)
-        try:
-            cache[fingerprint] = None if document is None else Controls.from_document(orjson.loads(document))
-        except (ValueError, orjson.JSONDecodeError):
-            cache[fingerprint] = None
+        if document is None:
+            cache[fingerprint] = f"{what} are missing from the store, so its decision cannot be derived again"
+        else:
+            try:
+                found = Controls.from_document(orjson.loads(document))
+            except (ValueError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
+                cache[fingerprint] = f"{what} cannot be read from the store: {_unreadable(exc)}"
+            else:
+                cache[fingerprint] = (
+                    found
+                    if found.fingerprint == fingerprint
+                    else f"{what} were altered in the store: the document there has fingerprint {found.fingerprint}"
+                )
     return cache[fingerprint]
+
+
+def _unreadable(exc: Exception) -> str:
+    return f"not JSON ({exc})" if isinstance(exc, orjson.JSONDecodeError) else str(exc)
+
+
+def _canonical(decision: Decision) -> tuple[object, ...]:
+    """A decision with its per-user entries sorted: their order carries no meaning.
+
+    ``decide()`` lists subscribers by user name; orders stored before it did follow the order of the
+    profile file, and the document kept under a fingerprint may be ordered differently from the file
+    an order was decided against (same content, same fingerprint).
+    """
+    return (decision.status, decision.reason, sorted(decision.applied), sorted(decision.rejected_for))
 
 
 def _row(p: Position) -> tuple[str, str, str, int, str]:

@@ -97,6 +97,24 @@ class ControlChange:
         return cls(at, ControlSetting(ControlLevel(level), target, ControlState(state)), by, fingerprint)
 
 
+@dataclass(frozen=True, slots=True)
+class TamperedRow:
+    """A stored order row that does not decode: a value no ordergate writes, so it was altered.
+
+    Log readers yield it in the row's place, so that ``verify`` reports it as a difference naming the
+    order and the column, and an export stops with that message, instead of a traceback.
+    """
+
+    order_id: object
+    """The row's order id as stored (an ``int`` unless that column itself was altered)."""
+    column: str
+    problem: str
+    """What is wrong with the column, e.g. ``holds 'HOLD', not one of BUY, SELL``."""
+
+    def describe(self) -> str:
+        return f"order {self.order_id}: column {self.column} {self.problem}"
+
+
 class Store(Protocol):
     @property
     def location(self) -> str:
@@ -164,8 +182,8 @@ class LogReader(Protocol):
     (:mod:`ordergate.domain.chain`).
     """
 
-    def iter_orders(self) -> Iterator[OrderRecord]:
-        """Every order in order_id order, streamed."""
+    def iter_orders(self) -> Iterator[OrderRecord | TamperedRow]:
+        """Every order in order_id order, streamed; a row that does not decode comes as a :class:`TamperedRow`."""
         ...
 
     def iter_positions(self) -> Iterator[Position]:

@@ -1,15 +1,39 @@
-"""How a decision's effects are written into a single column and read back, shared by every engine.
+"""How an order is written into one row and read back, shared by every engine.
 
 Effects are stored compactly as JSON arrays (``[[user, action, position_strategy], ...]`` and
 ``[[user, reason], ...]``) so that one order is one row, whatever its fan-out.
+
+Reading back checks every column: a row holding what no ordergate writes (a side ``HOLD``, an unknown
+reason or action, ``applied`` that is not such a JSON array, a blob where text belongs) was altered
+outside ordergate, and is reported as :class:`~ordergate.errors.StoredRowError` naming the order and
+the column, never as a traceback. Log readers turn it into a :class:`~ordergate.store.base.TamperedRow`
+per row (:func:`decode_logged`), which ``verify`` reports; listings leave such a row out and log it
+(:func:`decode_page`).
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import orjson
 
 from ordergate.domain.model import Action, Decision, Effect, Order, Reason, Refusal, Scope, Side, Status
 from ordergate.domain.record import OrderRecord
+from ordergate.errors import StoredRowError
+from ordergate.store.base import Page, TamperedRow
+from ordergate.store.paging import page_of
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=StrEnum)
+
+_ACTIONS: dict[str, Action] = {action.value: action for action in Action}
+_REASONS: dict[str, Reason] = {reason.value: reason for reason in Reason}
+_SHOWN = 40
+"""At most this many characters of an altered value are quoted in a message."""
 
 
 def encode_applied(decision: Decision) -> str:
@@ -36,21 +60,129 @@ def decode_record(
     controls_fingerprint: str | None = None,
     chain_hash: str | None = None,
 ) -> OrderRecord:
-    """Rebuild a record from its stored columns (opened/closed positions are not kept in the row)."""
+    """Rebuild a record from its stored columns (opened/closed positions are not kept in the row).
+
+    Raises :class:`~ordergate.errors.StoredRowError` naming the first column that holds a value no
+    ordergate writes.
+    """
+    if type(order_id) is not int:
+        raise _altered(order_id, "order_id", f"holds {_shown(order_id)}, not an integer")
+    texts: tuple[tuple[str, object, bool], ...] = (  # (column, value, may it be NULL)
+        ("received_at", received_at, False),
+        ("strategy", strategy, False),
+        ("instrument", instrument, False),
+        ("profile_fingerprint", fingerprint, False),
+        ("client_order_id", client_order_id, True),
+        ("controls_fingerprint", controls_fingerprint, True),
+        ("chain_hash", chain_hash, True),
+    )
+    for column, value, nullable in texts:
+        if type(value) is not str and not (nullable and value is None):
+            raise _altered(order_id, column, f"holds {_shown(value)}, not text")
     decision = Decision(
-        Status(status),
-        Reason(reason) if reason is not None else None,
-        tuple(Effect(user, Action(action), pos) for user, action, pos in orjson.loads(applied)),
-        tuple(Refusal(user, Reason(why)) for user, why in orjson.loads(rejected_for)),
+        _member(Status, status, order_id, "status"),
+        None if reason is None else _member(Reason, reason, order_id, "reason"),
+        _applied(applied, order_id),
+        _rejected_for(rejected_for, order_id),
     )
     return OrderRecord(
         order_id=order_id,
         received_at=received_at,
-        order=Order(strategy, instrument, Side(side)),
+        order=Order(strategy, instrument, _member(Side, side, order_id, "side")),
         decision=decision,
-        scope=Scope(scope),
+        scope=_member(Scope, scope, order_id, "scope"),
         profile_fingerprint=fingerprint,
         client_order_id=client_order_id,
         controls_fingerprint=controls_fingerprint,
         chain_hash=chain_hash,
     )
+
+
+def decode_logged(row: Sequence[Any]) -> OrderRecord | TamperedRow:
+    """One row of a log reader: its record, or what is wrong with it (the reader goes on streaming)."""
+    try:
+        return decode_record(*row)
+    except StoredRowError as exc:
+        return exc.row
+
+
+def decode_page(rows: Sequence[Sequence[Any]], limit: int) -> Page[OrderRecord]:
+    """A page of orders from rows fetched with ``LIMIT limit + 1``, leaving out rows that do not decode.
+
+    The cursor comes from the rows as stored, so a left-out row never ends the paging early. Each
+    one is logged as an error: a listing cannot show an altered row, and must not fail for it.
+    """
+    page = page_of(list(rows), limit, lambda row: int(row[0]))
+    records: list[OrderRecord] = []
+    for row in page.items:
+        decoded = decode_logged(row)
+        if isinstance(decoded, TamperedRow):
+            log.error("left out of a listing, its stored row was altered (ordergate verify): %s", decoded.describe())
+        else:
+            records.append(decoded)
+    return Page(records, page.next)
+
+
+def _applied(value: object, order_id: int) -> tuple[Effect, ...]:
+    items = _json_list(value, order_id, "applied")
+    actions = _ACTIONS
+    effects: list[Effect] = []
+    for n, item in enumerate(items):
+        if type(item) is not list or len(item) != 3 or type(item[0]) is not str or type(item[2]) is not str:
+            raise _altered(order_id, "applied", f"item {n} is {_shown(item)}, not [user, action, position_strategy]")
+        user, action, position_strategy = item
+        member = actions.get(action) if type(action) is str else None
+        if member is None:
+            raise _not_one_of(Action, action, order_id, "applied")
+        effects.append(Effect(user, member, position_strategy))
+    return tuple(effects)
+
+
+def _rejected_for(value: object, order_id: int) -> tuple[Refusal, ...]:
+    items = _json_list(value, order_id, "rejected_for")
+    reasons = _REASONS
+    refusals: list[Refusal] = []
+    for n, item in enumerate(items):
+        if type(item) is not list or len(item) != 2 or type(item[0]) is not str:
+            raise _altered(order_id, "rejected_for", f"item {n} is {_shown(item)}, not [user, reason]")
+        user, reason = item
+        member = reasons.get(reason) if type(reason) is str else None
+        if member is None:
+            raise _not_one_of(Reason, reason, order_id, "rejected_for")
+        refusals.append(Refusal(user, member))
+    return tuple(refusals)
+
+
+def _json_list(value: object, order_id: int, column: str) -> list[Any]:
+    if not isinstance(value, str | bytes):
+        raise _altered(order_id, column, f"holds {_shown(value)}, not JSON text")
+    try:
+        items = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise _altered(order_id, column, f"holds {_shown(value)}, not valid JSON") from None
+    if type(items) is not list:
+        raise _altered(order_id, column, f"holds {_shown(value)}, not a JSON array")
+    return items
+
+
+def _member(enum: type[E], value: object, order_id: int, column: str) -> E:
+    if type(value) is str:
+        try:
+            return enum(value)
+        except ValueError:
+            pass
+    raise _not_one_of(enum, value, order_id, column)
+
+
+def _not_one_of(enum: type[StrEnum], value: object, order_id: int, column: str) -> StoredRowError:
+    allowed = ", ".join(member.value for member in enum)
+    return _altered(order_id, column, f"holds {_shown(value)}, not one of {allowed}")
+
+
+def _altered(order_id: object, column: str, problem: str) -> StoredRowError:
+    return StoredRowError(TamperedRow(order_id, column, problem))
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."

@@ -22,7 +22,8 @@ from typing import Any, TextIO
 import orjson
 
 from ordergate.api.answers import order_answer, position_answer, trade_answer
-from ordergate.store.base import LogReader
+from ordergate.errors import StoredRowError
+from ordergate.store.base import LogReader, TamperedRow
 
 
 class ExportWhat(StrEnum):
@@ -66,9 +67,15 @@ COLUMNS: dict[ExportWhat, tuple[str, ...]] = {
 
 
 def rows(snapshot: LogReader, what: ExportWhat) -> Iterator[dict[str, Any]]:
-    """The API objects of ``what``, streamed from the snapshot in id order."""
+    """The API objects of ``what``, streamed from the snapshot in id order.
+
+    Raises :class:`~ordergate.errors.StoredRowError` at an order row that does not decode (it was
+    altered; an export cannot show it as the API would, and must not leave it out silently).
+    """
     if what is ExportWhat.ORDERS:
         for record in snapshot.iter_orders():
+            if isinstance(record, TamperedRow):
+                raise StoredRowError(record)
             answer = order_answer(record)
             del answer["replayed"]
             yield answer

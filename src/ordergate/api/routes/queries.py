@@ -64,7 +64,13 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
     "/v1/orders/{order_id}",
     tags=["orders"],
     response_model=OrderOut,
-    responses={404: {"model": Problem, "description": "No such order."}},
+    responses={
+        404: {"model": Problem, "description": "No such order."},
+        409: {
+            "model": Problem,
+            "description": "The stored order was altered and cannot be shown (`ordergate verify`).",
+        },
+    },
 )
 async def get_order(order_id: Annotated[int, Path(ge=1, le=MAX_ID)], store: StoreDep, request: Request) -> Response:
     record = await store.get_order(order_id)

@@ -1,7 +1,7 @@
-"""Read-only access to the whole order log of a PostgreSQL store, for ``ordergate verify --db``.
+"""Read-only access to the whole order log of a PostgreSQL store: ``ordergate verify --db``, ``export --db``.
 
-The reader is a :class:`~ordergate.store.base.PartitionedChainLogReader`: the log is one hash chain
-per instrument (see :mod:`ordergate.store.postgres.store`), and each order keeps its trading controls.
+The reader is a :class:`~ordergate.store.base.LogReader` whose chain policy is one hash chain per
+instrument (see :mod:`ordergate.store.postgres.store`); each order keeps its trading controls.
 """
 
 from __future__ import annotations
@@ -15,21 +15,24 @@ from ordergate.domain.chain import chain_per_instrument
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StartupError
-from ordergate.store.base import Durability
-from ordergate.store.codec import decode_record
+from ordergate.store.base import Durability, TamperedRow
+from ordergate.store.codec import decode_logged
 from ordergate.store.postgres.connection import conninfo, display_url, problem_of
-from ordergate.store.postgres.schema import CHAIN_VERSION
-from ordergate.store.postgres.store import LOG_COLUMNS
+from ordergate.store.postgres.schema import CHAIN_VERSION, CONTROLS_VERSION
+from ordergate.store.postgres.store import LOG_COLUMNS, ORDER_COLUMNS
+
+assert ORDER_COLUMNS.endswith(", controls_fingerprint")
 
 
 class PostgresLogReader:
     """Read-only access to the whole log of a PostgreSQL store, for ``verify``: one consistent snapshot.
 
     It reads in a ``REPEATABLE READ`` transaction (so orders and positions describe one instant even
-    while gateways write) and streams the orders through a server-side cursor.
+    while gateways write) and streams the orders through a server-side cursor. ``audit`` (``verify``)
+    refuses a store from before the hash chain; exports read a store of any version.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, audit: bool = True) -> None:
         where = display_url(url)
         try:
             self._conn = psycopg.connect(conninfo(url, Durability.FULL))
@@ -43,19 +46,26 @@ class PostgresLogReader:
             raise StartupError(f"no ordergate store in {where}: start a gateway with --db on it once")
         row = self._conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
         version = int(row[0]) if row is not None else 0
-        if version < CHAIN_VERSION:
+        if audit and version < CHAIN_VERSION:
             self._conn.close()
             raise StartupError(
                 f"the store {where} has schema version {version}, from before the hash chain: start a gateway "
                 "on it once (it upgrades the store and links every order), then verify"
             )
+        # a store of an earlier version (read by exports only): the columns it does not have yet are NULL
+        if version >= CHAIN_VERSION:
+            self._order_columns = LOG_COLUMNS
+        elif version >= CONTROLS_VERSION:
+            self._order_columns = f"{ORDER_COLUMNS}, NULL"
+        else:
+            self._order_columns = ORDER_COLUMNS.removesuffix(", controls_fingerprint") + ", NULL, NULL"
 
-    def iter_orders(self) -> Iterator[OrderRecord]:
+    def iter_orders(self) -> Iterator[OrderRecord | TamperedRow]:
         with self._conn.cursor(name="ordergate_log") as cursor:
             cursor.itersize = 5000
-            cursor.execute(f"SELECT {LOG_COLUMNS} FROM orders ORDER BY order_id")
+            cursor.execute(f"SELECT {self._order_columns} FROM orders ORDER BY order_id")
             for row in cursor:
-                yield decode_record(*row)
+                yield decode_logged(row)
 
     def iter_positions(self) -> Iterator[Position]:
         with self._conn.cursor(name="ordergate_positions") as cursor:

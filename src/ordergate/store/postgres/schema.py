@@ -102,6 +102,9 @@ fingerprint, and every change made, in the order the changes committed). Version
 hash-chain link; the chain is one per instrument (see :mod:`ordergate.store.postgres.store`), and the
 orders stored before it are linked once by the migration (:data:`CHAIN_VERSION`)."""
 
+CONTROLS_VERSION = 2
+"""The schema version from which every order keeps the fingerprint of its trading controls."""
+
 CHAIN_VERSION = 4
 """The schema version from which every order carries its hash-chain link."""
 

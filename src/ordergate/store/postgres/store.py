@@ -72,7 +72,7 @@ from ordergate.store.base import (
     TradeQuery,
 )
 from ordergate.store.changes import group_changes
-from ordergate.store.codec import decode_record, encode_applied, encode_rejected_for
+from ordergate.store.codec import decode_page, decode_record, encode_applied, encode_rejected_for
 from ordergate.store.paging import page_of
 from ordergate.store.postgres.connection import (
     CONNECT_TIMEOUT,
@@ -344,7 +344,7 @@ class PostgresStore:
             f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY order_id LIMIT %s",
             (*params, query.limit + 1),
         )
-        return page_of([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id)
+        return decode_page(rows, query.limit)
 
     async def list_positions(self, query: PositionQuery) -> Page[Position]:
         rows = await self._filtered(

@@ -3,7 +3,8 @@
 :class:`SQLiteLogReader` opens the file read-only (no lock: it works while a gateway writes, or with
 no gateway at all) and holds one read transaction, so orders, positions and trades all describe the
 same instant. Every ``iter_*`` method walks a cursor row by row, so a log of any size needs constant
-memory. The whole log is one hash chain (:func:`~ordergate.domain.chain.single_chain`).
+memory. The whole log is one hash chain (:func:`~ordergate.domain.chain.single_chain`). ``verify``
+needs the chain (``audit``); exports read a store of any version, as an earlier release left it.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from ordergate.domain.chain import single_chain
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StartupError
-from ordergate.store.base import Durability
-from ordergate.store.codec import decode_record
+from ordergate.store.base import Durability, TamperedRow
+from ordergate.store.codec import decode_logged
 from ordergate.store.sqlite.connection import CHAIN_VERSION, ORDER_COLUMNS, connect
 
+_LATER_COLUMNS = ", controls_fingerprint, chain_hash"
+assert ORDER_COLUMNS.endswith(_LATER_COLUMNS)
+_BEFORE_CHAIN_COLUMNS = ORDER_COLUMNS.removesuffix(_LATER_COLUMNS) + ", NULL, NULL"
+"""The order columns of a store from before schema version 3 (no controls, no hash chain)."""
 _POSITIONS = "SELECT user, strategy, instrument, opened_order_id, opened_at FROM positions ORDER BY position_id"
 _TRADES = (
     "SELECT trade_id, user, strategy, instrument, opened_order_id, opened_at, closed_order_id, closed_at, "
@@ -44,6 +49,8 @@ class SQLiteLogReader:
                 f"the store {path} has schema version {version}, from before the hash chain: start the gateway "
                 "on it once (it upgrades the store and links every order), then verify"
             )
+        # a store from before the chain (read by exports only) has neither controls nor links yet
+        self._order_columns = ORDER_COLUMNS if version >= CHAIN_VERSION else _BEFORE_CHAIN_COLUMNS
 
     def __enter__(self) -> SQLiteLogReader:
         return self
@@ -51,9 +58,9 @@ class SQLiteLogReader:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def iter_orders(self) -> Iterator[OrderRecord]:
-        for row in self._conn.execute(f"SELECT {ORDER_COLUMNS} FROM orders ORDER BY order_id"):
-            yield decode_record(*row)
+    def iter_orders(self) -> Iterator[OrderRecord | TamperedRow]:
+        for row in self._conn.execute(f"SELECT {self._order_columns} FROM orders ORDER BY order_id"):
+            yield decode_logged(row)
 
     def iter_positions(self) -> Iterator[Position]:
         for row in self._conn.execute(_POSITIONS):

@@ -36,7 +36,7 @@ from ordergate.store.base import (
     TradeQuery,
 )
 from ordergate.store.changes import group_changes
-from ordergate.store.codec import decode_record, encode_applied, encode_rejected_for
+from ordergate.store.codec import decode_page, decode_record, encode_applied, encode_rejected_for
 from ordergate.store.paging import page_of
 from ordergate.store.queries import order_conditions
 from ordergate.store.sqlite.connection import (
@@ -315,7 +315,7 @@ class SQLiteStore:
             f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY order_id LIMIT ?",
             (*params, query.limit + 1),
         )
-        return page_of([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id)
+        return decode_page(rows, query.limit)
 
     async def list_positions(self, query: PositionQuery) -> Page[Position]:
         rows = await self._filtered(
