@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -208,3 +209,42 @@ def markdown(rows: Sequence[Row], header: str) -> str:
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"
+
+
+def _load_json(output: str) -> dict[str, Any]:
+    line = next(line for line in output.splitlines() if line.startswith("LOAD_JSON "))
+    result: dict[str, Any] = json.loads(line.removeprefix("LOAD_JSON "))
+    return result
+
+
+def open_loop_orders(url: str, bodies: Path, *, rate: float, seconds: float) -> dict[str, Any]:
+    """``POST /v1/orders`` at a fixed rate from a process of its own (:mod:`benchmarks.loads`), latency
+    counted from each request's scheduled time: ``{"sent", "p50_ms", "p99_ms", "max_ms", "errors", ...}``."""
+    command = [PYTHON, "-m", "benchmarks.loads", "orders", url, str(bodies), str(rate), str(seconds)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120, check=True)
+    return _load_json(done.stdout)
+
+
+class ReadStorm:
+    """``clients`` closed loops of ``GET paths`` in a process of their own, for as long as the block runs."""
+
+    def __init__(self, url: str, paths: Sequence[str], *, clients: int, work: Path) -> None:
+        self.queries = work / "storm-queries.txt"
+        self.queries.write_text("\n".join(paths) + "\n")
+        self.command = [PYTHON, "-m", "benchmarks.loads", "storm", url, str(clients), str(self.queries)]
+        self.process: subprocess.Popen[str] | None = None
+        self.result: dict[str, Any] = {}
+
+    def __enter__(self) -> ReadStorm:
+        self.process = subprocess.Popen(self.command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "storming":
+            raise RuntimeError("the read storm did not start")
+        time.sleep(1.0)  # let it reach its pace
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        output, _ = self.process.communicate(timeout=120)
+        self.result = _load_json(output)

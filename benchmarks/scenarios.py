@@ -1,4 +1,4 @@
-"""The scenarios of ``make bench`` (issue 3): baselines, then S1 to S6, each returning table rows.
+"""The scenarios of ``make bench`` (issue 3): baselines, then S1 to S6 and S8, each returning table rows.
 
 Every ordergate scenario ends with ``ordergate verify`` on its home: a fast wrong answer does not count.
 """
@@ -14,7 +14,20 @@ from typing import Any
 import httpx
 import orjson
 
-from benchmarks.harness import BIN, PYTHON, ROOT, LoadResult, Row, Server, ordergate, percentile, run_wrk, verify
+from benchmarks.harness import (
+    BIN,
+    PYTHON,
+    ROOT,
+    LoadResult,
+    ReadStorm,
+    Row,
+    Server,
+    open_loop_orders,
+    ordergate,
+    percentile,
+    run_wrk,
+    verify,
+)
 from ordergate.domain.book import Book
 from ordergate.domain.model import Order, Scope, Side
 from ordergate.domain.registry import Registry
@@ -48,6 +61,14 @@ class Plan:
     @property
     def history_orders(self) -> int:
         return 50_000 if self.quick else 1_000_000
+
+    @property
+    def storm_log_orders(self) -> int:
+        return 200_000 if self.quick else 1_000_000
+
+    @property
+    def storm_seconds(self) -> float:
+        return 8 if self.quick else 20
 
 
 CONNECTIONS = 64
@@ -367,6 +388,114 @@ async def _fill(url: str, body: bytes, batches: int) -> None:
         for _ in range(batches):
             answer = await client.post("/v1/orders/batch", content=body, headers={"content-type": "application/json"})
             answer.raise_for_status()
+
+
+STORM_RATE = 250
+"""Orders per second of S8's open-loop client: well under S1's capacity, so latency is the measure."""
+STORM_CLIENTS = 4
+
+
+def _storm_paths(home: Path) -> list[str]:
+    """The reads of S8's storm: filters that match nothing, rare combinations, a user's whole history."""
+    profiles = orjson.loads((home / "Jsons" / "user_profile.json").read_bytes())
+    user = sorted(profiles)[0]
+    strategy = sorted(profiles[user])[0]
+    return [
+        "/v1/trades?instrument=NOPE",
+        "/v1/orders?status=REJECTED&limit=1000",
+        f"/v1/positions?strategy={strategy}",
+        f"/v1/orders?user={user}",
+        f"/v1/trades?user={user}&instrument=NOPE",
+        f"/v1/orders?strategy={strategy}&instrument=NOPE",
+        "/v1/positions?instrument=NOPE",
+        f"/v1/orders?user={user}&side=SELL&status=REJECTED",
+    ]
+
+
+def _order_bodies(home: Path, count: int, seed: int, prefix: str) -> Path:
+    """``POST /v1/orders`` bodies, each with its own client order id (so every order is looked up)."""
+    profiles = orjson.loads((home / "Jsons" / "user_profile.json").read_bytes())
+    drawer = OrderDrawer.universe(profiles, seed=seed)
+    path = home / f"{prefix}.jsonl"
+    with path.open("wb") as out:
+        for n in range(count):
+            o = drawer.draw()
+            doc = {"strategy": o.strategy, "instrument": o.instrument, "side": o.side}
+            out.write(orjson.dumps({**doc, "client_order_id": f"{prefix}-{n}"}) + b"\n")
+    return path
+
+
+def s8(plan: Plan) -> list[Row]:
+    """Order latency at a fixed open-loop rate on a big log, without and then with a storm of API reads."""
+    home = new_home(plan, "s8")
+    profiles = orjson.loads((home / "Jsons" / "user_profile.json").read_bytes())
+    drawer = OrderDrawer.universe(profiles, seed=13)
+    batches = [
+        orjson.dumps(
+            {
+                "orders": [
+                    {"strategy": o.strategy, "instrument": o.instrument, "side": o.side}
+                    for o in (drawer.draw() for _ in range(1000))
+                ]
+            }
+        )
+        for _ in range(20)
+    ]
+    count = int(STORM_RATE * plan.storm_seconds)
+    quiet_bodies = _order_bodies(home, count, seed=17, prefix="quiet")
+    storm_bodies = _order_bodies(home, count, seed=19, prefix="storm")
+    with serve(home) as server:
+        asyncio.run(_fill_many(server.url, batches, plan.storm_log_orders // 1000))
+        quiet = open_loop_orders(server.url, quiet_bodies, rate=STORM_RATE, seconds=plan.storm_seconds)
+        with ReadStorm(server.url, _storm_paths(home), clients=STORM_CLIENTS, work=home) as storm:
+            stormy = open_loop_orders(server.url, storm_bodies, rate=STORM_RATE, seconds=plan.storm_seconds)
+    checked = verify(home)
+    reads = storm.result
+    ratio = stormy["p99_ms"] / quiet["p99_ms"] if quiet["p99_ms"] else float("inf")
+    met = (ratio <= 1.5 or stormy["p99_ms"] - quiet["p99_ms"] <= 3) and stormy["errors"] == 0
+    what = f"POST /v1/orders at {STORM_RATE}/s open loop, client order ids, {plan.storm_log_orders:,} logged orders"
+    return [
+        Row(
+            "S8",
+            what + ", no reads",
+            fmt_rate(quiet["sent"] / plan.storm_seconds, "orders/s"),
+            fmt_ms(quiet["p50_ms"]),
+            fmt_ms(quiet["p99_ms"]),
+            str(quiet["errors"]),
+            "-",
+            "-",
+            _result(quiet["errors"] == 0, checked),
+            [f"latency from each order's scheduled send time (no coordinated omission); max {quiet['max_ms']:.1f} ms"],
+        ),
+        Row(
+            "S8r",
+            what + f", {STORM_CLIENTS} clients looping slow GETs",
+            fmt_rate(stormy["sent"] / plan.storm_seconds, "orders/s"),
+            fmt_ms(stormy["p50_ms"]),
+            fmt_ms(stormy["p99_ms"]),
+            str(stormy["errors"]),
+            f"p99 {ratio:.2f}x S8",
+            "p99 <= 1.5x S8 (or + 3 ms), 0 errors",
+            _result(met, checked),
+            [
+                f"max {stormy['max_ms']:.1f} ms; the storm ({STORM_CLIENTS} closed loops over "
+                f"{len(_storm_paths(home))} filters) got {reads['reads']:,} answers ({reads['rate']:,.0f}/s, "
+                f"p50 {reads['p50_ms']:.1f} ms, p99 {reads['p99_ms']:.1f} ms; by status {reads['statuses']})"
+            ],
+        ),
+    ]
+
+
+async def _fill_many(url: str, bodies: list[bytes], batches: int, clients: int = 2) -> None:
+    async def client(n: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+            for i in range(n, batches, clients):
+                answer = await http.post(
+                    "/v1/orders/batch", content=bodies[i % len(bodies)], headers={"content-type": "application/json"}
+                )
+                answer.raise_for_status()
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
 
 
 def _result(met: bool, checked: str) -> str:
