@@ -4,6 +4,7 @@
     ├── StartupError        configuration, profiles or store cannot be used: exit 2 with one line
     │   └── StoreLocked     another process holds the embedded store
     ├── StoreUnavailable    the store could not commit or answer now: HTTP 503 with Retry-After
+    │   └── ReadsBusy       too many API reads running and waiting: this one is refused at once
     └── ClientOrderIdConflict  a client order id reused for another order: HTTP 409
 
 Order rejections are not exceptions (they are values of the domain); everything else is a bug.
@@ -35,6 +36,10 @@ class StoreUnavailable(OrdergateError):
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ReadsBusy(StoreUnavailable):
+    """The API's read lane is full (its connections busy, its queue too): refused without touching the store."""
 
 
 class ClientOrderIdConflict(OrdergateError):

@@ -19,7 +19,7 @@ from ordergate.api.http import ClientError, parse
 from ordergate.api.schemas import BatchIn, LegacyOrderIn, OrderIn, client_order_id_problem
 from ordergate.api.validation import legacy_order, v1_order
 from ordergate.domain.model import Order
-from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
+from ordergate.errors import ClientOrderIdConflict, OrdergateError, ReadsBusy, StoreUnavailable
 from ordergate.security.keys import Principal
 from ordergate.service.sequencing import Outcome, Sequencing
 
@@ -49,6 +49,8 @@ def error_reply(exc: Exception, *, legacy: bool = False) -> Reply:
         return reply(body, exc.status)
     if isinstance(exc, ClientOrderIdConflict):
         return reply({"detail": str(exc)}, 409)
+    if isinstance(exc, ReadsBusy):
+        return reply({"detail": f"{exc}"}, 503, (("retry-after", str(exc.retry_after)),))
     if isinstance(exc, StoreUnavailable):
         return reply(
             {"detail": f"the order was not stored, retry later: {exc}"},
