@@ -89,7 +89,7 @@ from ordergate.store.postgres.connection import (
     problem_of,
 )
 from ordergate.store.postgres.schema import BOOTSTRAP, CHAIN_VERSION, LATEST_VERSION, MIGRATIONS
-from ordergate.store.queries import order_conditions
+from ordergate.store.queries import POSTGRES, READ_BUDGET, PagePlan, book_page, bound_of, order_page
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -163,6 +163,7 @@ class PostgresStore:
         pool_size: int = POOL_SIZE,
         read_connections: int = READ_CONNECTIONS,
         read_queue: int = READ_QUEUE,
+        read_budget: int = READ_BUDGET,
     ) -> None:
         self.url = url
         self.durability = durability
@@ -172,6 +173,7 @@ class PostgresStore:
         self._read_connections = read_connections
         self._read_pool: AsyncConnectionPool | None = None
         self._admission = Admission(read_connections, read_queue)
+        self._read_budget = read_budget
         self._scope = Scope.ACCOUNT
 
     @property
@@ -373,27 +375,19 @@ class PostgresStore:
         return _by_client_order_id(rows)
 
     async def list_orders(self, query: OrderQuery) -> Page[OrderRecord]:
-        where, params = order_conditions(query, "%s", "user_name")
-        rows = await self._api_read(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY order_id LIMIT %s",
-            (*params, query.limit + 1),
-        )
-        return page_of([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id)
+        rows, bound = await self._page(order_page(query, ORDER_COLUMNS, POSTGRES, self._read_budget))
+        return page_of([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id, bound)
 
     async def list_positions(self, query: PositionQuery) -> Page[Position]:
-        rows = await self._filtered(
-            "positions", _POSITION_COLUMNS, "position_id", query.after, query.limit,
-            user_name=query.user, strategy=query.strategy, instrument=query.instrument,
-        )  # fmt: skip
-        page = page_of(rows, query.limit, lambda row: int(row[0]))
+        plan = book_page("positions", "position_id", query, _POSITION_COLUMNS, POSTGRES, self._read_budget)
+        rows, bound = await self._page(plan)
+        page = page_of(rows, query.limit, lambda row: int(row[0]), bound)
         return Page([Position(*row[1:]) for row in page.items], page.next)
 
     async def list_trades(self, query: TradeQuery) -> Page[Trade]:
-        rows = await self._filtered(
-            "trades", _TRADE_COLUMNS, "trade_id", query.after, query.limit,
-            user_name=query.user, strategy=query.strategy, instrument=query.instrument,
-        )  # fmt: skip
-        return page_of([Trade(*row) for row in rows], query.limit, lambda t: t.trade_id)
+        plan = book_page("trades", "trade_id", query, _TRADE_COLUMNS, POSTGRES, self._read_budget)
+        rows, bound = await self._page(plan)
+        return page_of([Trade(*row) for row in rows], query.limit, lambda t: t.trade_id, bound)
 
     async def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
         rows = await self._run(
@@ -427,19 +421,16 @@ class PostgresStore:
             cursor = await conn.execute(sql, params)
             return await cursor.fetchall()
 
-    async def _filtered(
-        self, table: str, columns: str, id_column: str, after: int, limit: int, **filters: str | None
-    ) -> list[tuple[Any, ...]]:
-        where = [f"{id_column} > %s"]
-        params: list[object] = [after]
-        for column, value in filters.items():
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
-        return await self._api_read(
-            f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} ORDER BY {id_column} LIMIT %s",
-            (*params, limit + 1),
-        )
+    async def _page(self, plan: PagePlan) -> tuple[list[tuple[Any, ...]], int | None]:
+        """The rows of a listing page and the bound its probe found (two statements, one connection)."""
+        probe = plan.probe()
+        async with self._api_connection() as conn:
+            bound = None
+            if probe is not None:
+                row = await (await conn.execute(*probe)).fetchone()
+                bound = bound_of(row or ())
+            cursor = await conn.execute(*plan.page(bound))
+            return await cursor.fetchall(), bound
 
     @asynccontextmanager
     async def _api_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:

@@ -44,7 +44,7 @@ from ordergate.store.base import (
 from ordergate.store.changes import group_changes
 from ordergate.store.codec import decode_record, encode_applied, encode_rejected_for
 from ordergate.store.paging import page_of
-from ordergate.store.queries import order_conditions
+from ordergate.store.queries import READ_BUDGET, SQLITE, PagePlan, book_page, bound_of, order_page
 from ordergate.store.sqlite.connection import (
     CHAIN_VERSION,
     ORDER_COLUMNS,
@@ -76,6 +76,7 @@ class SQLiteStore:
         *,
         read_connections: int = READ_CONNECTIONS,
         read_queue: int = READ_QUEUE,
+        read_budget: int = READ_BUDGET,
     ) -> None:
         self.path = path
         self.durability = durability
@@ -83,6 +84,7 @@ class SQLiteStore:
         self._lock_fd: int | None = None
         self._writer: sqlite3.Connection | None = None
         self._chains = Chains(single_chain)
+        self._read_budget = read_budget
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ordergate-sqlite-write")
         self._lookups = ReadLane("ordergate-sqlite-lookup", 1, self._read_connection)
         """Order entry's lane: idempotency lookups, the controls in force, the readiness probe."""
@@ -333,27 +335,19 @@ class SQLiteStore:
         return found
 
     async def list_orders(self, query: OrderQuery) -> Page[OrderRecord]:
-        where, params = order_conditions(query, "?", "user")
-        rows = await self._api_read(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY order_id LIMIT ?",
-            (*params, query.limit + 1),
-        )
-        return page_of([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id)
+        rows, bound = await self._page(order_page(query, ORDER_COLUMNS, SQLITE, self._read_budget))
+        return page_of([decode_record(*row) for row in rows], query.limit, lambda r: r.order_id, bound)
 
     async def list_positions(self, query: PositionQuery) -> Page[Position]:
-        rows = await self._filtered(
-            "positions", _POSITION_COLUMNS, "position_id", query.after, query.limit,
-            user=query.user, strategy=query.strategy, instrument=query.instrument,
-        )  # fmt: skip
-        page = page_of(rows, query.limit, lambda row: int(row[0]))
+        plan = book_page("positions", "position_id", query, _POSITION_COLUMNS, SQLITE, self._read_budget)
+        rows, bound = await self._page(plan)
+        page = page_of(rows, query.limit, lambda row: int(row[0]), bound)
         return Page([Position(*row[1:]) for row in page.items], page.next)
 
     async def list_trades(self, query: TradeQuery) -> Page[Trade]:
-        rows = await self._filtered(
-            "trades", _TRADE_COLUMNS, "trade_id", query.after, query.limit,
-            user=query.user, strategy=query.strategy, instrument=query.instrument,
-        )  # fmt: skip
-        return page_of([Trade(*row) for row in rows], query.limit, lambda t: t.trade_id)
+        plan = book_page("trades", "trade_id", query, _TRADE_COLUMNS, SQLITE, self._read_budget)
+        rows, bound = await self._page(plan)
+        return page_of([Trade(*row) for row in rows], query.limit, lambda t: t.trade_id, bound)
 
     async def ping(self) -> None:
         await self._lookup("SELECT 1", ())
@@ -374,19 +368,24 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
 
-    async def _filtered(
-        self, table: str, columns: str, id_column: str, after: int, limit: int, **filters: str | None
-    ) -> list[tuple[Any, ...]]:
-        where = [f"{id_column} > ?"]
-        params: list[object] = [after]
-        for column, value in filters.items():
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        return await self._api_read(
-            f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} ORDER BY {id_column} LIMIT ?",
-            (*params, limit + 1),
-        )
+    async def _page(self, plan: PagePlan) -> tuple[list[tuple[Any, ...]], int | None]:
+        """The rows of a listing page and the bound its probes found, in one read transaction."""
+
+        probe = plan.probe()
+
+        def run(conn: sqlite3.Connection) -> tuple[list[tuple[Any, ...]], int | None]:
+            if probe is None:
+                return conn.execute(*plan.page(None)).fetchall(), None
+            conn.execute("BEGIN")  # the probe and the page read one snapshot
+            try:
+                bound = bound_of(conn.execute(*probe).fetchone())
+                rows = conn.execute(*plan.page(bound)).fetchall()
+            finally:
+                if conn.in_transaction:  # a read transaction: nothing to keep, nothing to undo
+                    conn.execute("COMMIT")
+            return rows, bound
+
+        return await self._on(self._api_reads, run)
 
     async def _lookup(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
         return await self._on(self._lookups, lambda conn: conn.execute(sql, params).fetchall())
