@@ -1,57 +1,81 @@
-"""Load clients that run in processes of their own: open-loop order entry and a storm of API reads.
+"""Open-loop order entry from a process of its own, on a client cheap enough not to be what is measured.
 
-``python -m benchmarks.loads orders URL BODIES RATE SECONDS`` sends the prepared ``POST /v1/orders``
-bodies of ``BODIES`` (one JSON document a line) at a fixed rate, on a schedule fixed in advance: the
-latency of each request counts from the moment it was *scheduled*, not from when it could be sent,
-so a stalled server cannot hide its stall by slowing the client down (no coordinated omission).
-It prints one JSON line: the latencies' p50, p99 and max, how many answers were not 201 or 200.
+``python -m benchmarks.loads URL BODIES RATE SECONDS`` sends the prepared ``POST /v1/orders`` bodies
+of ``BODIES`` (one JSON document a line) at a fixed rate, on a schedule fixed in advance: the latency
+of each request counts from the moment it was *scheduled*, not from when it could be sent, so a
+stalled server cannot hide its stall by slowing the client down (no coordinated omission). It
+prints one JSON line: the latencies' p50, p99 and max, and the answers by status.
 
-``python -m benchmarks.loads storm URL CLIENTS QUERIES`` runs ``CLIENTS`` closed loops, each sending
-the ``GET`` paths of ``QUERIES`` (one a line) one after the other as fast as answers come back, and
-ignoring ``Retry-After`` (a hostile viewer), until it is sent SIGTERM; it then prints its counts.
-
-Each role is its own process so that neither the storm's client work nor its own event loop delays
-the order client's schedule beyond the CPU they share on the machine.
+The client speaks HTTP/1.1 over raw asyncio streams (keep-alive connections, a new one whenever all
+are busy): httpx costs several times more CPU per request, and on a machine whose cores the server
+and a read storm share, a client short of CPU falls behind its own schedule and reports its own lag
+as the server's latency.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
-import time
+import urllib.parse
 from collections import Counter
 from pathlib import Path
-
-import httpx
 
 from benchmarks.harness import percentile
 
 
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def exchange(self, request: bytes) -> int:
+        """Send one request and read its whole answer; the status code."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+
 async def orders(url: str, bodies: list[bytes], rate: float, seconds: float) -> dict[str, object]:
+    target = urllib.parse.urlsplit(url)
+    host, port = target.hostname or "127.0.0.1", target.port or 80
     count = min(len(bodies), int(rate * seconds))
+    requests = [
+        b"POST /v1/orders HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (host.encode(), len(body), body)
+        for body in bodies[:count]
+    ]
+    idle: list[Connection] = []
+    for _ in range(8):
+        idle.append(Connection(*await asyncio.open_connection(host, port)))
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        await client.get("/healthz")
-        start = loop.time() + 0.5
+    start = loop.time() + 0.2
 
-        async def one(index: int) -> None:
-            scheduled = start + index / rate
-            await asyncio.sleep(max(0.0, scheduled - loop.time()))
-            try:
-                answer = await client.post(
-                    "/v1/orders", content=bodies[index], headers={"content-type": "application/json"}
-                )
-                statuses[answer.status_code] += 1
-            except httpx.HTTPError:
-                statuses[0] += 1
-            latencies.append(loop.time() - scheduled)
+    async def one(index: int) -> None:
+        scheduled = start + index / rate
+        await asyncio.sleep(max(0.0, scheduled - loop.time()))
+        conn = idle.pop() if idle else Connection(*await asyncio.open_connection(host, port))
+        try:
+            statuses[await conn.exchange(requests[index])] += 1
+            idle.append(conn)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            statuses[0] += 1
+            conn.writer.close()
+        latencies.append(loop.time() - scheduled)
 
-        await asyncio.gather(*(one(i) for i in range(count)))
+    await asyncio.gather(*(one(i) for i in range(count)))
+    for conn in idle:
+        conn.writer.close()
     return {
         "sent": count,
         "p50_ms": percentile(latencies, 50) * 1000,
@@ -62,53 +86,9 @@ async def orders(url: str, bodies: list[bytes], rate: float, seconds: float) -> 
     }
 
 
-async def storm(url: str, clients: int, paths: list[str]) -> dict[str, object]:
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    statuses: Counter[int] = Counter()
-    latencies: list[float] = []
-    started = time.perf_counter()
-
-    async def loop(n: int) -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-            i = n
-            while not stop.is_set():
-                began = time.perf_counter()
-                try:
-                    answer = await client.get(paths[i % len(paths)])
-                    statuses[answer.status_code] += 1
-                except httpx.HTTPError:
-                    statuses[0] += 1
-                latencies.append(time.perf_counter() - began)
-                i += 1
-
-    tasks = [asyncio.create_task(loop(n)) for n in range(clients)]
-    print("storming", flush=True)
-    await stop.wait()
-    elapsed = time.perf_counter() - started
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return {
-        "reads": sum(statuses.values()),
-        "rate": sum(statuses.values()) / elapsed if elapsed else 0.0,
-        "p50_ms": percentile(latencies, 50) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-    }
-
-
 def main(argv: list[str]) -> None:
-    role, url = argv[0], argv[1]
-    if role == "orders":
-        bodies = Path(argv[2]).read_bytes().splitlines()
-        result = asyncio.run(orders(url, bodies, float(argv[3]), float(argv[4])))
-    elif role == "storm":
-        paths = [line for line in Path(argv[3]).read_text().splitlines() if line]
-        result = asyncio.run(storm(url, int(argv[2]), paths))
-    else:
-        raise SystemExit(f"unknown role {role!r}: orders or storm")
-    print("LOAD_JSON " + json.dumps(result), flush=True)
+    url, bodies, rate, seconds = argv[0], Path(argv[1]).read_bytes().splitlines(), float(argv[2]), float(argv[3])
+    print("LOAD_JSON " + json.dumps(asyncio.run(orders(url, bodies, rate, seconds))), flush=True)
 
 
 if __name__ == "__main__":
