@@ -275,3 +275,16 @@ def _matches(record: OrderRecord, filters: dict[str, object]) -> bool:
 
 def _book_matches(item: Any, filters: dict[str, str]) -> bool:
     return all(getattr(item, name) == value for name, value in filters.items())
+
+
+async def test_big_pages_encoded_off_the_event_loop_answer_like_small_ones(seed_home: Path) -> None:
+    async with running_gateway(seed_home) as (client, _):
+        sides = ["BUY", "SELL"] * 60
+        orders = [{"strategy": "STRATEGY_B", "instrument": "MINDA", "side": side} for side in sides]
+        assert (await client.post("/v1/orders/batch", json={"orders": orders})).status_code == 200
+        big = (await client.get("/v1/orders", params={"limit": 100})).json()
+        small = [(await client.get("/v1/orders", params={"limit": 10, "after": a})).json() for a in range(0, 100, 10)]
+        assert big["next"] == 100
+        assert big["items"] == [item for page in small for item in page["items"]]
+        trades = (await client.get("/v1/trades", params={"limit": 1000, "user": "Holland Proctor"})).json()
+        assert (len(trades["items"]), trades["next"]) == (60, None)
