@@ -29,6 +29,9 @@ from ordergate.store.base import BookQuery, OrderQuery
 READ_BUDGET = 20_000
 """Candidates one page may examine (beyond the ``limit + 1`` rows of a page with no other condition)."""
 
+MAX_ID = 2**63 - 1
+"""Ids are 64-bit in every store: a bound past it would not bind."""
+
 Statement = tuple[str, list[object]]
 
 
@@ -157,7 +160,7 @@ def order_page(query: OrderQuery, columns: str, dialect: Dialect, budget: int = 
             if len(conditions) > 1:  # something beyond the driver may reject its rows: bound the walk
                 probes = (walk.probe(dialect, query.after, budget),)
         elif conditions:
-            beyond = query.after + budget
+            beyond = min(query.after + budget, MAX_ID)
             probes = (
                 (
                     f"SELECT CAST({m} AS BIGINT) FROM (SELECT order_id FROM orders{table_hint}"
