@@ -51,6 +51,9 @@ def main() -> None:
         if (not wanted or "S6" in wanted) and s1_load is not None:
             with console.status("S6 running (filling the log first)"):
                 rows.append(scenarios.s6(plan, top, slow, s1_load))
+        if not wanted or "S8" in wanted:
+            with console.status("S8 running (a big log, then orders without and with a read storm)"):
+                rows += scenarios.s8(plan)
         if not wanted or "S7" in wanted:
             with console.status("S7 running (two processes on one PostgreSQL database)"):
                 rows.append(postgres_scenarios.s7(plan))
@@ -66,6 +69,9 @@ def main() -> None:
     for r in rows:
         table.add_row(r.scenario, r.what, r.throughput, r.p50, r.p99, r.errors, r.ratios, r.target, r.result)
     console.print(table)
+    for r in rows:
+        for note in r.notes:
+            console.print(f"{r.scenario}: {note}", markup=False, highlight=False)
     if wanted:
         console.print(f"a partial run (--only): {RESULTS} keeps the last complete table")
         return

@@ -1,8 +1,9 @@
 """The machinery of ``make bench``: server processes, load generators, and the results table.
 
-Load comes from ``wrk`` (C, with ``orders.lua`` replaying prepared bodies) where answers need not be
-read, and from a small asyncio httpx client where they must be checked. Both share the machine's
-cores with the server under test, and the table says so.
+Load comes from ``wrk`` (C, with ``orders.lua`` replaying prepared bodies, or ``reads.lua`` looping
+over GET paths for a read storm) where answers need not be read, from a small asyncio httpx client
+where they must be checked, and from :mod:`benchmarks.loads` for open-loop order entry at a fixed
+rate. All share the machine's cores with the server under test, and the table says so.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "orders.lua"
+READS_LUA = Path(__file__).resolve().parent / "reads.lua"
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
@@ -208,3 +211,62 @@ def markdown(rows: Sequence[Row], header: str) -> str:
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"
+
+
+def _load_json(output: str) -> dict[str, Any]:
+    line = next(line for line in output.splitlines() if line.startswith("LOAD_JSON "))
+    result: dict[str, Any] = json.loads(line.removeprefix("LOAD_JSON "))
+    return result
+
+
+def open_loop_orders(url: str, bodies: Path, *, rate: float, seconds: float) -> dict[str, Any]:
+    """``POST /v1/orders`` at a fixed rate from a process of its own (:mod:`benchmarks.loads`), latency
+    counted from each request's scheduled time: ``{"sent", "p50_ms", "p99_ms", "max_ms", "errors", ...}``."""
+    command = [PYTHON, "-m", "benchmarks.loads", url, str(bodies), str(rate), str(seconds)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120, check=True)
+    return _load_json(done.stdout)
+
+
+class ReadStorm:
+    """``wrk`` with ``clients`` connections looping over ``GET paths`` (``reads.lua``), for ``seconds``.
+
+    Started by ``with``, it reaches its pace before the block runs; leaving the block waits for it to end.
+    """
+
+    def __init__(self, url: str, paths: Sequence[str], *, clients: int, seconds: float, work: Path) -> None:
+        queries = work / "storm-queries.txt"
+        queries.write_text("\n".join(paths) + "\n")
+        self.seconds = seconds
+        self.command = [
+            ensure_wrk(),
+            "-t1",
+            f"-c{clients}",
+            f"-d{seconds:.0f}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(READS_LUA),
+            url,
+        ]
+        self.env = {**os.environ, "READS_FILE": str(queries)}
+        self.process: subprocess.Popen[str] | None = None
+        self.result = LoadResult(0, 0.0, 0.0, 0.0, 0)
+
+    def __enter__(self) -> ReadStorm:
+        self.process = subprocess.Popen(
+            self.command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        time.sleep(1.0)  # let it reach its pace
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        output, _ = self.process.communicate(timeout=self.seconds + 60)
+        line = next((line for line in output.splitlines() if line.startswith("WRK_JSON ")), None)
+        if line is None:
+            raise RuntimeError(f"the read storm failed: {output.strip()}")
+        data = json.loads(line.removeprefix("WRK_JSON "))
+        errors = sum(data[k] for k in ("connect", "read", "write", "status", "timeout"))
+        self.result = LoadResult(
+            data["requests"], data["duration_us"] / 1e6, data["p50_us"] / 1000, data["p99_us"] / 1000, errors
+        )

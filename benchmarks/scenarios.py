@@ -1,4 +1,4 @@
-"""The scenarios of ``make bench`` (issue 3): baselines, then S1 to S6, each returning table rows.
+"""The scenarios of ``make bench`` (issue 3): baselines, then S1 to S6 and S8, each returning table rows.
 
 Every ordergate scenario ends with ``ordergate verify`` on its home: a fast wrong answer does not count.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,20 @@ from typing import Any
 import httpx
 import orjson
 
-from benchmarks.harness import BIN, PYTHON, ROOT, LoadResult, Row, Server, ordergate, percentile, run_wrk, verify
+from benchmarks.harness import (
+    BIN,
+    PYTHON,
+    ROOT,
+    LoadResult,
+    ReadStorm,
+    Row,
+    Server,
+    open_loop_orders,
+    ordergate,
+    percentile,
+    run_wrk,
+    verify,
+)
 from ordergate.domain.book import Book
 from ordergate.domain.model import Order, Scope, Side
 from ordergate.domain.registry import Registry
@@ -48,6 +62,14 @@ class Plan:
     @property
     def history_orders(self) -> int:
         return 50_000 if self.quick else 1_000_000
+
+    @property
+    def storm_log_orders(self) -> int:
+        return 200_000 if self.quick else 1_000_000
+
+    @property
+    def storm_seconds(self) -> float:
+        return 8 if self.quick else 20
 
 
 CONNECTIONS = 64
@@ -367,6 +389,143 @@ async def _fill(url: str, body: bytes, batches: int) -> None:
         for _ in range(batches):
             answer = await client.post("/v1/orders/batch", content=body, headers={"content-type": "application/json"})
             answer.raise_for_status()
+
+
+STORM_RATE = 250
+"""Orders per second of S8's open-loop client: well under S1's capacity, so latency is the measure."""
+STORM_CLIENTS = 4
+
+
+def _storm_paths(home: Path) -> list[str]:
+    """The reads of S8's storm: filters that match nothing, rare combinations, a user's whole history."""
+    profiles = orjson.loads((home / "Jsons" / "user_profile.json").read_bytes())
+    user = sorted(profiles)[0]
+    strategy = sorted(profiles[user])[0]
+    queries: list[tuple[str, dict[str, object]]] = [
+        ("trades", {"instrument": "NOPE"}),
+        ("orders", {"status": "REJECTED", "limit": 1000}),
+        ("positions", {"strategy": strategy}),
+        ("orders", {"user": user}),
+        ("trades", {"user": user, "instrument": "NOPE"}),
+        ("orders", {"strategy": strategy, "instrument": "NOPE"}),
+        ("positions", {"instrument": "NOPE"}),
+        ("orders", {"user": user, "side": "SELL", "status": "REJECTED"}),
+    ]
+    return [f"/v1/{listing}?{urllib.parse.urlencode(filters)}" for listing, filters in queries]
+
+
+def _order_bodies(home: Path, count: int, seed: int, prefix: str) -> Path:
+    """``POST /v1/orders`` bodies, each with its own client order id (so every order is looked up)."""
+    profiles = orjson.loads((home / "Jsons" / "user_profile.json").read_bytes())
+    drawer = OrderDrawer.universe(profiles, seed=seed)
+    path = home / f"{prefix}.jsonl"
+    with path.open("wb") as out:
+        for n in range(count):
+            o = drawer.draw()
+            doc = {"strategy": o.strategy, "instrument": o.instrument, "side": o.side}
+            out.write(orjson.dumps({**doc, "client_order_id": f"{prefix}-{n}"}) + b"\n")
+    return path
+
+
+def s8(plan: Plan) -> list[Row]:
+    """Order latency at a fixed open-loop rate on a big log: alone, with a storm of slow API reads, and
+    (the control) with the same storm of ``GET /healthz``, which reads nothing: what any storm of
+    requests costs orders on the shared event loop and cores, whatever the store does."""
+    home = new_home(plan, "s8")
+    profiles = orjson.loads((home / "Jsons" / "user_profile.json").read_bytes())
+    drawer = OrderDrawer.universe(profiles, seed=13)
+    batches = [
+        orjson.dumps(
+            {
+                "orders": [
+                    {"strategy": o.strategy, "instrument": o.instrument, "side": o.side}
+                    for o in (drawer.draw() for _ in range(1000))
+                ]
+            }
+        )
+        for _ in range(20)
+    ]
+    count = int(STORM_RATE * plan.storm_seconds)
+    bodies = {
+        phase: _order_bodies(home, count, seed, phase) for phase, seed in (("quiet", 17), ("reads", 19), ("probes", 23))
+    }
+    paths = {"reads": _storm_paths(home), "probes": ["/healthz"]}
+    storms: dict[str, LoadResult] = {}
+    with serve(home) as server:
+        asyncio.run(_fill_many(server.url, batches, plan.storm_log_orders // 1000))
+        latency = {"quiet": open_loop_orders(server.url, bodies["quiet"], rate=STORM_RATE, seconds=plan.storm_seconds)}
+        for phase in ("reads", "probes"):
+            with ReadStorm(
+                server.url, paths[phase], clients=STORM_CLIENTS, seconds=plan.storm_seconds + 4, work=home
+            ) as storm:
+                latency[phase] = open_loop_orders(
+                    server.url, bodies[phase], rate=STORM_RATE, seconds=plan.storm_seconds
+                )
+            storms[phase] = storm.result
+    checked = verify(home)
+    quiet, stormy, control = latency["quiet"], latency["reads"], latency["probes"]
+    ratio = stormy["p99_ms"] / quiet["p99_ms"] if quiet["p99_ms"] else float("inf")
+    met = (ratio <= 1.5 or stormy["p99_ms"] - quiet["p99_ms"] <= 3) and stormy["errors"] == 0
+    what = f"POST /v1/orders at {STORM_RATE}/s open loop, client order ids, {plan.storm_log_orders:,} logged orders"
+
+    def row(scenario: str, during: str, result: dict[str, Any], ratios: str, target: str, met: bool) -> Row:
+        return Row(
+            scenario,
+            f"{what}, {during}",
+            fmt_rate(result["sent"] / plan.storm_seconds, "orders/s"),
+            fmt_ms(result["p50_ms"]),
+            fmt_ms(result["p99_ms"]),
+            str(result["errors"]),
+            ratios,
+            target,
+            _result(met, checked),
+        )
+
+    def storm_note(phase: str, what: str) -> str:
+        load = storms[phase]
+        return (
+            f"max {latency[phase]['max_ms']:.1f} ms; the storm (wrk, {STORM_CLIENTS} connections looping over {what})"
+            f" got {load.requests:,} answers ({load.rate:,.0f}/s, p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms),"
+            f" {load.errors:,} of them not 2xx"
+        )
+
+    rows = [
+        row("S8", "no other requests", quiet, "-", "-", quiet["errors"] == 0),
+        row(
+            "S8r",
+            f"{STORM_CLIENTS} clients looping slow GETs",
+            stormy,
+            f"p99 {ratio:.2f}x S8, {stormy['p99_ms'] / control['p99_ms']:.2f}x S8h",
+            "p99 <= 1.5x S8 (or + 3 ms), 0 errors",
+            met,
+        ),
+        row(
+            "S8h",
+            f"{STORM_CLIENTS} clients looping GET /healthz (control: no read at all)",
+            control,
+            f"p99 {control['p99_ms'] / quiet['p99_ms']:.2f}x S8",
+            "-",
+            control["errors"] == 0,
+        ),
+    ]
+    rows[0].notes.append(
+        f"latency from each order's scheduled send time (no coordinated omission); max {quiet['max_ms']:.1f} ms"
+    )
+    rows[1].notes.append(storm_note("reads", f"{len(paths['reads'])} filters"))
+    rows[2].notes.append(storm_note("probes", "GET /healthz"))
+    return rows
+
+
+async def _fill_many(url: str, bodies: list[bytes], batches: int, clients: int = 2) -> None:
+    async def client(n: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+            for i in range(n, batches, clients):
+                answer = await http.post(
+                    "/v1/orders/batch", content=bodies[i % len(bodies)], headers={"content-type": "application/json"}
+                )
+                answer.raise_for_status()
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
 
 
 def _result(met: bool, checked: str) -> str:

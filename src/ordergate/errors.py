@@ -4,6 +4,7 @@
     ├── StartupError        configuration, profiles or store cannot be used: exit 2 with one line
     │   └── StoreLocked     another process holds the embedded store
     ├── StoreUnavailable    the store could not commit or answer now: HTTP 503 with Retry-After
+    │   └── ReadsBusy       too many API reads running and waiting: this one is refused at once
     ├── StoredRowError      a stored order row holds what ordergate never writes (altered): HTTP 409
     └── ClientOrderIdConflict  a client order id reused for another order: HTTP 409
 
@@ -49,6 +50,10 @@ class StoredRowError(OrdergateError):
     def __init__(self, row: TamperedRow) -> None:
         super().__init__(row.describe())
         self.row = row
+
+
+class ReadsBusy(StoreUnavailable):
+    """The API's read lane is full (its connections busy, its queue too): refused without touching the store."""
 
 
 class ClientOrderIdConflict(OrdergateError):

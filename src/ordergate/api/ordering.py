@@ -19,7 +19,7 @@ from ordergate.api.http import ClientError, parse
 from ordergate.api.schemas import BatchIn, LegacyOrderIn, OrderIn, client_order_id_problem
 from ordergate.api.validation import legacy_order, v1_order
 from ordergate.domain.model import Order
-from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoredRowError, StoreUnavailable
+from ordergate.errors import ClientOrderIdConflict, OrdergateError, ReadsBusy, StoredRowError, StoreUnavailable
 from ordergate.security.keys import Principal
 from ordergate.service.sequencing import Outcome, Sequencing
 
@@ -52,6 +52,8 @@ def error_reply(exc: Exception, *, legacy: bool = False) -> Reply:
     if isinstance(exc, StoredRowError):  # not an outage (a retry changes nothing): a conflict with what is stored
         detail = f"{exc}: the stored order was altered and cannot be shown; ordergate verify reports it"
         return reply({"detail": detail}, 409)
+    if isinstance(exc, ReadsBusy):
+        return reply({"detail": f"{exc}"}, 503, (("retry-after", str(exc.retry_after)),))
     if isinstance(exc, StoreUnavailable):
         return reply(
             {"detail": f"the order was not stored, retry later: {exc}"},

@@ -106,21 +106,31 @@ def decode_logged(row: Sequence[Any]) -> OrderRecord | TamperedRow:
         return exc.row
 
 
-def decode_page(rows: Sequence[Sequence[Any]], limit: int) -> Page[OrderRecord]:
-    """A page of orders from rows fetched with ``LIMIT limit + 1``, leaving out rows that do not decode.
+def decode_page(rows: Sequence[Sequence[Any]], limit: int, bound: int | None = None) -> Page[OrderRecord]:
+    """A page of orders from rows fetched with ``LIMIT limit + 1``, leaving out rows that do not decode."""
+    return logged_page([decode_logged(row) for row in rows], limit, bound)
+
+
+def logged_page(items: list[OrderRecord | TamperedRow], limit: int, bound: int | None = None) -> Page[OrderRecord]:
+    """A page of decoded rows (see :func:`~ordergate.store.paging.page_of` for ``bound``), leaving out the
+    rows that do not decode.
 
     The cursor comes from the rows as stored, so a left-out row never ends the paging early. Each
     one is logged as an error: a listing cannot show an altered row, and must not fail for it.
     """
-    page = page_of(list(rows), limit, lambda row: int(row[0]))
+    page = page_of(items, limit, _stored_id, bound)
     records: list[OrderRecord] = []
-    for row in page.items:
-        decoded = decode_logged(row)
-        if isinstance(decoded, TamperedRow):
-            log.error("left out of a listing, its stored row was altered (ordergate verify): %s", decoded.describe())
+    for item in page.items:
+        if isinstance(item, TamperedRow):
+            log.error("left out of a listing, its stored row was altered (ordergate verify): %s", item.describe())
         else:
-            records.append(decoded)
+            records.append(item)
     return Page(records, page.next)
+
+
+def _stored_id(item: OrderRecord | TamperedRow) -> int:
+    order_id = item.order_id
+    return order_id if isinstance(order_id, int) else 0
 
 
 def _applied(value: object, order_id: int) -> tuple[Effect, ...]:

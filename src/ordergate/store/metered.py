@@ -16,7 +16,7 @@ from typing import TypeVar
 from ordergate.domain.book import Position
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord, Trade
-from ordergate.errors import StoreUnavailable
+from ordergate.errors import ReadsBusy, StoreUnavailable
 from ordergate.store.base import (
     ControlChange,
     OrderGroup,
@@ -58,6 +58,8 @@ class MeteredStore:
     async def _counted(self, kind: str, work: Awaitable[T]) -> T:
         try:
             return await work
+        except ReadsBusy:
+            raise  # refused by admission control before it reached the store: not a store failure
         except StoreUnavailable:
             self.errors.record(kind)
             raise

@@ -1,32 +1,234 @@
-"""SQL that every engine shares: the conditions of an order-log query, in either parameter style."""
+"""The SQL of one listing page, shared by every engine: the index that drives it and how far it may walk.
+
+Every filter of ``GET /v1/orders``, ``/v1/positions`` and ``/v1/trades`` is served by an index that
+yields its rows in id order, the listing's order: the page's *driver* (see :func:`order_page` and
+:func:`book_page` for which one each filter gets). A page with no condition beyond its driver stops
+after ``limit + 1`` rows of it. Any other condition (``status``, ``side``, a second name) is checked
+on the rows the driver yields and may reject every one of them: ``strategy=S&instrument=NOPE`` would
+walk all of S's history. So such a page first *probes* the driver for the id of its ``budget``-th
+candidate after the cursor (an index-only walk) and reads no further than that id. If the page is not
+full by then it ends there, with that id as ``next``: a page may hold fewer than ``limit`` items, even
+none, while ``next`` is not null. Clients page until ``next`` is null, as they always did. Whatever the
+filters, one request examines at most about twice ``budget`` index entries: the probe, then the
+candidates it bounds.
+
+A user's orders are the ones that opened or closed one of the user's positions: the ``opened_order_id``
+of its open positions and the ``opened_order_id`` and ``closed_order_id`` of its trades, three index
+walks in order-id order whose union drives ``user=``. Each walk gets a third of the budget, and the page
+reads up to the smallest of their probes, so a page of a user with a long history is bounded too.
+"""
 
 from __future__ import annotations
 
-from ordergate.store.base import OrderQuery
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ordergate.store.base import BookQuery, OrderQuery
+
+READ_BUDGET = 20_000
+"""Candidates one page may examine (beyond the ``limit + 1`` rows of a page with no other condition)."""
+
+MAX_ID = 2**63 - 1
+"""Ids are 64-bit in every store: a bound past it would not bind."""
+
+Statement = tuple[str, list[object]]
 
 
-def order_conditions(query: OrderQuery, mark: str, user_column: str) -> tuple[str, list[object]]:
-    """The WHERE clause and its parameters for ``query`` (``mark``: ``?`` or ``%s``).
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How an engine spells a listing: its parameter mark, its user column, whether it names indexes."""
 
-    Every effect applied for a user opened a position (still open, or closed since: a trade) or
-    closed one (a trade), so those two tables index a user's orders without a third table.
-    """
-    where = [f"order_id > {mark}"]
-    params: list[object] = [query.after]
-    if query.user is not None:
-        where.append(
-            f"order_id IN (SELECT opened_order_id FROM positions WHERE {user_column} = {mark}"
-            f" UNION SELECT opened_order_id FROM trades WHERE {user_column} = {mark}"
-            f" UNION SELECT closed_order_id FROM trades WHERE {user_column} = {mark})"
+    mark: str
+    user_column: str
+    hints: bool
+    """SQLite: name the driving index (``INDEXED BY``, which fails loudly if it cannot be used). PostgreSQL
+    chooses by statistics; the id range every bounded page carries makes the driver its cheapest plan."""
+
+
+SQLITE = Dialect("?", "user", hints=True)
+POSTGRES = Dialect("%s", "user_name", hints=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Walk:
+    """The rows of ``table`` whose ``column`` is ``value``, in ``key`` order, through ``index``."""
+
+    table: str
+    key: str
+    column: str
+    value: object
+    index: str
+
+    def probe(self, dialect: Dialect, after: int, quota: int) -> Statement:
+        """The id of the walk's ``quota``-th candidate after ``after`` (no row: it ends sooner)."""
+        m = dialect.mark
+        return (
+            f"SELECT {self.key} FROM {self.table}{_hint(dialect, self.index)}"
+            f" WHERE {self.column} = {m} AND {self.key} > {m} ORDER BY {self.key} LIMIT 1 OFFSET {m}",
+            [self.value, after, quota - 1],
         )
-        params += [query.user] * 3
-    for column, value in (
-        ("strategy", query.strategy),
-        ("instrument", query.instrument),
-        ("status", query.status),
-        ("side", query.side),
-    ):
-        if value is not None:
-            where.append(f"{column} = {mark}")
-            params.append(str(value))
-    return " AND ".join(where), params
+
+    def ids(self, dialect: Dialect, after: int, bound: int | None) -> Statement:
+        """The walk's ids after ``after``, up to ``bound``."""
+        m = dialect.mark
+        sql = (
+            f"SELECT {self.key} FROM {self.table}{_hint(dialect, self.index)}"
+            f" WHERE {self.column} = {m} AND {self.key} > {m}"
+        )
+        params: list[object] = [self.value, after]
+        if bound is not None:
+            sql += f" AND {self.key} <= {m}"
+            params.append(bound)
+        return sql, params
+
+
+@dataclass(frozen=True, slots=True)
+class PagePlan:
+    """The statements of one page: the probe, then the page itself bounded by what it found."""
+
+    probes: tuple[Statement, ...]
+    _select: str
+    _table_hint: str
+    _key: str
+    _conditions: tuple[Statement, ...]
+    _walks: tuple[Walk, ...]
+    _dialect: Dialect
+    _after: int
+    _limit: int
+
+    def probe(self) -> Statement | None:
+        """One statement whose one row holds each probe's id (``NULL``: that walk ends within budget);
+        ``None`` when the page needs no probe (nothing beyond its driver can reject a row)."""
+        if not self.probes:
+            return None
+        params: list[object] = []
+        for _, values in self.probes:
+            params += values
+        return "SELECT " + ", ".join(f"({sql})" for sql, _ in self.probes), params
+
+    def page(self, bound: int | None) -> Statement:
+        """``SELECT`` at most ``limit + 1`` rows after the cursor, no further than ``bound``."""
+        m = self._dialect.mark
+        where = [f"{self._key} > {m}"]
+        params: list[object] = [self._after]
+        if bound is not None:
+            where.append(f"{self._key} <= {m}")
+            params.append(bound)
+        for sql, values in self._conditions:
+            where.append(sql)
+            params += values
+        if self._walks:
+            parts = [walk.ids(self._dialect, self._after, bound) for walk in self._walks]
+            where.append(f"{self._key} IN ({' UNION ALL '.join(sql for sql, _ in parts)})")
+            for _, values in parts:
+                params += values
+        return (
+            f"{self._select}{self._table_hint} WHERE {' AND '.join(where)} ORDER BY {self._key} LIMIT {m}",
+            [*params, self._limit + 1],
+        )
+
+
+def order_page(query: OrderQuery, columns: str, dialect: Dialect, budget: int = READ_BUDGET) -> PagePlan:
+    """The page of the order log that ``query`` asks for.
+
+    Drivers, the most selective first: ``user`` (the union of the user's three walks), ``instrument``
+    (``orders_by_instrument``), ``strategy`` (``orders_by_strategy``), else the primary key. The
+    primary key needs no walk to find its bound: ids are integers, so ``(after, after + budget]`` holds
+    at most ``budget`` orders (exactly that many where ids have no gaps, as on SQLite); the probe only
+    asks whether any order lies beyond it.
+    """
+    m, user = dialect.mark, dialect.user_column
+    filters = {"strategy": query.strategy, "instrument": query.instrument, "status": query.status, "side": query.side}
+    conditions = {column: str(value) for column, value in filters.items() if value is not None}
+    walks: tuple[Walk, ...] = ()
+    probes: tuple[Statement, ...] = ()
+    table_hint = _not_indexed(dialect)
+    if query.user is not None:
+        walks = (
+            Walk("positions", "opened_order_id", user, query.user, "positions_by_user_order"),
+            Walk("trades", "opened_order_id", user, query.user, "trades_by_user_opened"),
+            Walk("trades", "closed_order_id", user, query.user, "trades_by_user_closed"),
+        )
+        quota = max(1, budget // len(walks))
+        probes = tuple(walk.probe(dialect, query.after, quota) for walk in walks)
+    else:
+        driver = next((column for column in ("instrument", "strategy") if column in conditions), None)
+        if driver is not None:
+            walk = Walk("orders", "order_id", driver, conditions[driver], f"orders_by_{driver}")
+            table_hint = _hint(dialect, walk.index)
+            if len(conditions) > 1:  # something beyond the driver may reject its rows: bound the walk
+                probes = (walk.probe(dialect, query.after, budget),)
+        elif conditions:
+            beyond = min(query.after + budget, MAX_ID)
+            probes = (
+                (
+                    f"SELECT CAST({m} AS BIGINT) FROM (SELECT order_id FROM orders{table_hint}"
+                    f" WHERE order_id > {m} ORDER BY order_id LIMIT 1) AS beyond",
+                    [beyond, beyond],
+                ),
+            )
+    return PagePlan(
+        probes=probes,
+        _select=f"SELECT {columns} FROM orders",
+        _table_hint=table_hint,
+        _key="order_id",
+        _conditions=tuple((f"{column} = {m}", [value]) for column, value in conditions.items()),
+        _walks=walks,
+        _dialect=dialect,
+        _after=query.after,
+        _limit=query.limit,
+    )
+
+
+def book_page(
+    table: str, key: str, query: BookQuery, columns: str, dialect: Dialect, budget: int = READ_BUDGET
+) -> PagePlan:
+    """The page of open positions (``table`` ``positions``, ``key`` ``position_id``) or of trades
+    (``trades``, ``trade_id``) that ``query`` asks for.
+
+    Drivers, the most selective first: ``user`` (``<table>_by_user``), ``instrument``, ``strategy``
+    (``<table>_by_instrument``, ``<table>_by_strategy``); with no filter, the primary key.
+    """
+    m = dialect.mark
+    filters: dict[str, str | None] = {
+        dialect.user_column: query.user,
+        "instrument": query.instrument,
+        "strategy": query.strategy,
+    }
+    conditions = {column: value for column, value in filters.items() if value is not None}
+    probes: tuple[Statement, ...] = ()
+    table_hint = ""
+    if conditions:
+        driver = next(iter(conditions))
+        index = f"{table}_by_{'user' if driver == dialect.user_column else driver}"
+        table_hint = _hint(dialect, index)
+        if len(conditions) > 1:
+            probes = (Walk(table, key, driver, conditions[driver], index).probe(dialect, query.after, budget),)
+    return PagePlan(
+        probes=probes,
+        _select=f"SELECT {columns} FROM {table}",
+        _table_hint=table_hint,
+        _key=key,
+        _conditions=tuple((f"{column} = {m}", [value]) for column, value in conditions.items()),
+        _walks=(),
+        _dialect=dialect,
+        _after=query.after,
+        _limit=query.limit,
+    )
+
+
+def bound_of(found: Sequence[Any]) -> int | None:
+    """The page's bound from the row :meth:`PagePlan.probe` returned: the smallest id found, or ``None``
+    when every walk ends within its budget."""
+    ids = [int(value) for value in found if value is not None]
+    return min(ids) if ids else None
+
+
+def _hint(dialect: Dialect, index: str) -> str:
+    return f" INDEXED BY {index}" if dialect.hints else ""
+
+
+def _not_indexed(dialect: Dialect) -> str:
+    """SQLite: walk the table by its primary key (``rowid``), never by a secondary index."""
+    return " NOT INDEXED" if dialect.hints else ""

@@ -9,13 +9,18 @@ reader can never see an order that a crash could still take back.
 A viewer key bound to one user (:func:`~ordergate.api.access.viewed_user`) sees only that user: its
 positions and trades, the orders applied for it with the other users' outcomes left out, and its
 own profile; asking for another user's data is a 403.
+
+The listings page by cursor: ``next`` is the ``after`` of the following page and only ``next: null``
+ends a listing, because the store bounds the work of each page (:mod:`ordergate.store.queries`) and
+may answer fewer than ``limit`` items, even none, with more to come. Big pages are turned into JSON
+on a worker thread, so that orders arriving meanwhile do not wait for it on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
@@ -39,9 +44,14 @@ from ordergate.api.schemas import (
 )
 from ordergate.domain.model import Side, Status
 from ordergate.domain.names import MAX_NAME_LENGTH
-from ordergate.store.base import MAX_PAGE, OrderQuery, PositionQuery, TradeQuery
+from ordergate.store.base import MAX_PAGE, OrderQuery, Page, PositionQuery, TradeQuery
 
 router = APIRouter()
+T = TypeVar("T")
+
+OFF_LOOP_ITEMS = 50
+"""Pages with more items are turned into JSON on a worker thread: a page of a thousand orders is several
+milliseconds of Python that every order arriving meanwhile would wait for on the event loop."""
 
 
 def _valid_filter(value: str | None) -> str | None:
@@ -78,6 +88,15 @@ async def get_order(order_id: Annotated[int, Path(ge=1, le=MAX_ID)], store: Stor
     if record is None or (only is not None and not applied_for(record, only)):
         raise ClientError(404, f"order {order_id} does not exist")
     return json_response(order_answer(record, only_user=only))
+
+
+async def page_response(page: Page[T], answer: Callable[[T], dict[str, Any]]) -> Response:
+    """The ``{"items", "next"}`` answer of a listing page (``next`` may be set on a short or empty page)."""
+
+    def encode() -> Response:
+        return json_response({"items": [answer(item) for item in page.items], "next": page.next})
+
+    return encode() if len(page.items) <= OFF_LOOP_ITEMS else await asyncio.to_thread(encode)
 
 
 def _bound_user(request: Request, user: str | None) -> str | None:
@@ -118,7 +137,7 @@ async def list_orders(
         )
     )
     only = viewed_user(request)
-    return json_response({"items": [order_answer(r, only_user=only) for r in page.items], "next": page.next})
+    return await page_response(page, lambda r: order_answer(r, only_user=only))
 
 
 @router.get("/v1/positions", tags=["book"], response_model=PositionPage, summary="Open positions")
@@ -136,7 +155,7 @@ async def list_positions(
             user=_bound_user(request, user), strategy=strategy, instrument=instrument, after=after, limit=limit
         )
     )
-    return json_response({"items": [position_answer(p) for p in page.items], "next": page.next})
+    return await page_response(page, position_answer)
 
 
 @router.get("/v1/trades", tags=["book"], response_model=TradePage, summary="Closed round trips")
@@ -152,7 +171,7 @@ async def list_trades(
     page = await store.list_trades(
         TradeQuery(user=_bound_user(request, user), strategy=strategy, instrument=instrument, after=after, limit=limit)
     )
-    return json_response({"items": [trade_answer(t) for t in page.items], "next": page.next})
+    return await page_response(page, trade_answer)
 
 
 NameCursor = Annotated[

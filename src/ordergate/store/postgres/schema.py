@@ -96,11 +96,29 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE orders ADD COLUMN chain_hash text;
         """,
     ),
+    (
+        5,
+        """
+        DROP INDEX IF EXISTS positions_by_instrument;
+        CREATE INDEX IF NOT EXISTS positions_by_instrument ON positions (instrument, position_id);
+        CREATE INDEX IF NOT EXISTS positions_by_user ON positions (user_name, position_id);
+        CREATE INDEX IF NOT EXISTS positions_by_strategy ON positions (strategy, position_id);
+        CREATE INDEX IF NOT EXISTS positions_by_user_order ON positions (user_name, opened_order_id);
+        CREATE INDEX IF NOT EXISTS trades_by_strategy ON trades (strategy, trade_id);
+        CREATE INDEX IF NOT EXISTS trades_by_instrument ON trades (instrument, trade_id);
+        CREATE INDEX IF NOT EXISTS trades_by_user_opened ON trades (user_name, opened_order_id);
+        CREATE INDEX IF NOT EXISTS trades_by_user_closed ON trades (user_name, closed_order_id);
+        """,
+    ),
 )
 """Version 3: trading controls, as SQLite's version 3 keeps them (the sets in force, named by
 fingerprint, and every change made, in the order the changes committed). Version 4: each order's
 hash-chain link; the chain is one per instrument (see :mod:`ordergate.store.postgres.store`), and the
-orders stored before it are linked once by the migration (:data:`CHAIN_VERSION`)."""
+orders stored before it are linked once by the migration (:data:`CHAIN_VERSION`). Version 5: the
+listing indexes of SQLite's version 4, one for every filter, in the listing's id order
+(:mod:`ordergate.store.queries`); ``positions_by_instrument`` gains ``position_id`` (the group
+transactions' reads by instrument use it as before). The migration builds them inside its
+transaction, so on a big log the gateways starting with it wait for the build once."""
 
 CONTROLS_VERSION = 2
 """The schema version from which every order keeps the fingerprint of its trading controls."""

@@ -1,7 +1,12 @@
 """The shared store: one PostgreSQL database behind any number of gateway processes (SPEC section 6).
 
-psycopg 3 in async mode, with a :class:`psycopg_pool.AsyncConnectionPool` per process; nothing here
-blocks the event loop. PostgreSQL is the point of consistency: each group of orders is decided in
+psycopg 3 in async mode, with two :class:`psycopg_pool.AsyncConnectionPool` per process; nothing here
+blocks the event loop. The main pool (:data:`POOL_SIZE`) serves what order entry waits for: the group
+transactions, idempotency lookups, the controls, the readiness probe. The API's reads (orders by id,
+listings, control changes) have a small pool of their own behind admission control
+(:mod:`ordergate.store.admission`), read-only and with a statement timeout, so however many viewers
+ask at once they can never take a connection the committer or a lookup needs; each listing page is
+bounded (:mod:`ordergate.store.queries`). PostgreSQL is the point of consistency: each group of orders is decided in
 one transaction that holds its locks (:meth:`PostgresStore.lock_group`, used by
 :mod:`ordergate.service.shared_sequencer`, whose docstring explains the protocol).
 
@@ -60,6 +65,7 @@ from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StartupError, StoreUnavailable
+from ordergate.store.admission import READ_CONNECTIONS, READ_QUEUE, Admission
 from ordergate.store.base import (
     CommitInDoubt,
     ControlChange,
@@ -83,7 +89,7 @@ from ordergate.store.postgres.connection import (
     problem_of,
 )
 from ordergate.store.postgres.schema import BOOTSTRAP, CHAIN_VERSION, LATEST_VERSION, MIGRATIONS
-from ordergate.store.queries import order_conditions
+from ordergate.store.queries import POSTGRES, READ_BUDGET, PagePlan, book_page, bound_of, order_page
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -95,7 +101,10 @@ CONTROLS_KEY = 1
 """Key of the controls lock in the schema space: after the schema lock, before every instrument."""
 
 POOL_SIZE = 8
-"""Connections per gateway process at most: one committer and the readers of the API."""
+"""Connections per gateway process at most for order entry: the committer's group transactions, lookups,
+the controls and the probes (the API's reads have their own :data:`~ordergate.store.admission.READ_CONNECTIONS`)."""
+READ_STATEMENT_TIMEOUT = "10s"
+"""A backstop for the API's reads, each bounded anyway: none may hold a read connection longer."""
 GROUP_LOCK_WAIT = "200ms"
 """How long a group waits for its locks before it decides without the busy ones (their orders wait alone)."""
 RESOLVE_SECONDS = 30.0
@@ -146,12 +155,25 @@ SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[
 class PostgresStore:
     """The :class:`~ordergate.store.base.SharedStore` of one gateway process over one PostgreSQL database."""
 
-    def __init__(self, url: str, durability: Durability = Durability.FULL, *, pool_size: int = POOL_SIZE) -> None:
+    def __init__(
+        self,
+        url: str,
+        durability: Durability = Durability.FULL,
+        *,
+        pool_size: int = POOL_SIZE,
+        read_connections: int = READ_CONNECTIONS,
+        read_queue: int = READ_QUEUE,
+        read_budget: int = READ_BUDGET,
+    ) -> None:
         self.url = url
         self.durability = durability
         self._conninfo = conninfo(url, durability)
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
+        self._read_connections = read_connections
+        self._read_pool: AsyncConnectionPool | None = None
+        self._admission = Admission(read_connections, read_queue)
+        self._read_budget = read_budget
         self._scope = Scope.ACCOUNT
 
     @property
@@ -210,12 +232,26 @@ class PostgresStore:
             name="ordergate",
         )
         await self._pool.open(wait=False)
+        self._read_pool = AsyncConnectionPool(
+            self._conninfo,
+            kwargs={"autocommit": True},
+            min_size=1,
+            max_size=self._read_connections,
+            open=False,
+            configure=_configure_reader,
+            check=AsyncConnectionPool.check_connection,
+            timeout=CONNECT_TIMEOUT,
+            name="ordergate-api-reads",
+        )
+        await self._read_pool.open(wait=False)
         return Snapshot(positions=positions, last_order_id=int(last_row[0]) if last_row else 0)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close(timeout=5.0)
+        for attr in ("_read_pool", "_pool"):
+            pool = getattr(self, attr)
+            if pool is not None:
+                setattr(self, attr, None)
+                await pool.close(timeout=5.0)
 
     # -- the shared group transaction ------------------------------------------------------------
 
@@ -309,7 +345,7 @@ class PostgresStore:
 
     async def control_changes(self, limit: int) -> list[ControlChange]:
         """The last ``limit`` control changes, oldest first."""
-        rows = await self._run(
+        rows = await self._api_read(
             "SELECT at, level, target, state, changed_by, fingerprint FROM control_changes"
             " ORDER BY change_id DESC LIMIT %s",
             (limit,),
@@ -323,7 +359,7 @@ class PostgresStore:
     # -- reads --------------------------------------------------------------------------------
 
     async def get_order(self, order_id: int) -> OrderRecord | None:
-        rows = await self._run(f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = %s", (order_id,))
+        rows = await self._api_read(f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = %s", (order_id,))
         return decode_record(*rows[0]) if rows else None
 
     async def find_client_order(self, client_order_id: str) -> OrderRecord | None:
@@ -339,27 +375,19 @@ class PostgresStore:
         return _by_client_order_id(rows)
 
     async def list_orders(self, query: OrderQuery) -> Page[OrderRecord]:
-        where, params = order_conditions(query, "%s", "user_name")
-        rows = await self._run(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY order_id LIMIT %s",
-            (*params, query.limit + 1),
-        )
-        return decode_page(rows, query.limit)
+        rows, bound = await self._page(order_page(query, ORDER_COLUMNS, POSTGRES, self._read_budget))
+        return decode_page(rows, query.limit, bound)
 
     async def list_positions(self, query: PositionQuery) -> Page[Position]:
-        rows = await self._filtered(
-            "positions", _POSITION_COLUMNS, "position_id", query.after, query.limit,
-            user_name=query.user, strategy=query.strategy, instrument=query.instrument,
-        )  # fmt: skip
-        page = page_of(rows, query.limit, lambda row: int(row[0]))
+        plan = book_page("positions", "position_id", query, _POSITION_COLUMNS, POSTGRES, self._read_budget)
+        rows, bound = await self._page(plan)
+        page = page_of(rows, query.limit, lambda row: int(row[0]), bound)
         return Page([Position(*row[1:]) for row in page.items], page.next)
 
     async def list_trades(self, query: TradeQuery) -> Page[Trade]:
-        rows = await self._filtered(
-            "trades", _TRADE_COLUMNS, "trade_id", query.after, query.limit,
-            user_name=query.user, strategy=query.strategy, instrument=query.instrument,
-        )  # fmt: skip
-        return page_of([Trade(*row) for row in rows], query.limit, lambda t: t.trade_id)
+        plan = book_page("trades", "trade_id", query, _TRADE_COLUMNS, POSTGRES, self._read_budget)
+        rows, bound = await self._page(plan)
+        return page_of([Trade(*row) for row in rows], query.limit, lambda t: t.trade_id, bound)
 
     async def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
         rows = await self._run(
@@ -371,20 +399,6 @@ class PostgresStore:
     async def ping(self) -> None:
         await self._run("SELECT 1", ())
 
-    async def _filtered(
-        self, table: str, columns: str, id_column: str, after: int, limit: int, **filters: str | None
-    ) -> list[tuple[Any, ...]]:
-        where = [f"{id_column} > %s"]
-        params: list[object] = [after]
-        for column, value in filters.items():
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
-        return await self._run(
-            f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} ORDER BY {id_column} LIMIT %s",
-            (*params, limit + 1),
-        )
-
     # -- plumbing -----------------------------------------------------------------------------
 
     def _pooled(self) -> AsyncConnectionPool:
@@ -393,13 +407,51 @@ class PostgresStore:
         return self._pool
 
     async def _run(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
-        """One statement on a pooled connection (autocommit); its rows, or [] when it returns none."""
+        """One statement on a connection of the main pool (autocommit); its rows, or [] when it returns none."""
         try:
             async with self._pooled().connection() as conn:
                 cursor = await conn.execute(sql, params)
                 return await cursor.fetchall() if cursor.description is not None else []
         except psycopg.Error as exc:
             raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
+
+    async def _api_read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        """One statement of the API's reads, on their own pool."""
+        async with self._api_connection() as conn:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchall()
+
+    async def _page(self, plan: PagePlan) -> tuple[list[tuple[Any, ...]], int | None]:
+        """The rows of a listing page and the bound its probe found (two statements, one connection)."""
+        probe = plan.probe()
+        async with self._api_connection() as conn:
+            bound = None
+            if probe is not None:
+                row = await (await conn.execute(*probe)).fetchone()
+                bound = bound_of(row or ())
+            cursor = await conn.execute(*plan.page(bound))
+            return await cursor.fetchall(), bound
+
+    @asynccontextmanager
+    async def _api_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection of the API's read pool, once admitted (:class:`~ordergate.errors.ReadsBusy` if not)."""
+        pool = self._read_pool
+        if pool is None:
+            raise StoreUnavailable(f"PostgreSQL store {self.location} is not open")
+        self._admission.admit()
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
+        finally:
+            self._admission.release()
+
+
+async def _configure_reader(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The API's read connections write nothing and give up on a statement past the backstop."""
+    await conn.execute("SET default_transaction_read_only = on")
+    await conn.execute(f"SET statement_timeout = '{READ_STATEMENT_TIMEOUT}'")
 
 
 class _Group:

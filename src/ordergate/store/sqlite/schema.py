@@ -88,9 +88,29 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        4,
+        """
+        CREATE INDEX positions_by_user ON positions (user, position_id);
+        CREATE INDEX positions_by_strategy ON positions (strategy, position_id);
+        CREATE INDEX positions_by_instrument ON positions (instrument, position_id);
+        CREATE INDEX positions_by_user_order ON positions (user, opened_order_id);
+        CREATE INDEX trades_by_strategy ON trades (strategy, trade_id);
+        CREATE INDEX trades_by_instrument ON trades (instrument, trade_id);
+        CREATE INDEX trades_by_user_opened ON trades (user, opened_order_id);
+        CREATE INDEX trades_by_user_closed ON trades (user, closed_order_id);
+        """,
+    ),
 )
 """Version 3: trading controls (the sets in force, named by fingerprint, and every change made) and,
 per order, the controls it was decided under and its hash-chain link (filled in for older orders by
-:func:`ordergate.store.sqlite.connection.link_unchained_orders` when the store is opened)."""
+:func:`ordergate.store.sqlite.connection.link_unchained_orders` when the store is opened).
+
+Version 4: an index for every filter of the listings, each in the listing's id order
+(:mod:`ordergate.store.queries`): positions and trades by user, strategy and instrument, and a user's
+orders through the ``opened_order_id`` of its positions and the ``opened_order_id`` and
+``closed_order_id`` of its trades. Each is two short columns appended to in id order within its key,
+so an order pays a few B-tree inserts per position it opens or closes; the trades table, which only
+grows, is where they cost space."""
 
 LATEST_VERSION = MIGRATIONS[-1][0]

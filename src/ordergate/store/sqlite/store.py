@@ -1,10 +1,15 @@
 """The embedded store: one SQLite file in WAL mode, owned by exactly one gateway process.
 
-Writes run on one dedicated thread (one transaction and one fsync per group of orders), reads on
-another with their own connection, so the event loop never blocks on the disk and readers never wait
-for a commit. ``synchronous=FULL`` makes every commit survive power loss; ``fast`` durability uses
-``NORMAL``, which in WAL mode still survives a killed process. An exclusive ``flock`` on a lock file
-beside the database refuses a second process: scaling out is PostgreSQL's job (SPEC section 6).
+Writes run on one dedicated thread (one transaction and one fsync per group of orders). Reads run on
+lanes of their own (:mod:`ordergate.store.sqlite.lanes`), each thread with its own connection, which
+WAL lets read beside the writer and beside each other: order entry's idempotency lookups, the
+controls in force and the readiness probe on one thread, the API's reads on a small pool behind
+admission control (:mod:`ordergate.store.admission`), so no listing, however slow, can hold up an
+order or ``/readyz``. Every listing page is bounded (:mod:`ordergate.store.queries`): it walks an
+index of its filters in id order and examines at most a fixed budget of rows. ``synchronous=FULL``
+makes every commit survive power loss; ``fast`` durability uses ``NORMAL``, which in WAL mode still
+survives a killed process. An exclusive ``flock`` on a lock file beside the database refuses a
+second process: scaling out is PostgreSQL's job (SPEC section 6).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from ordergate.domain.chain import Chains, single_chain
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StartupError, StoreLocked, StoreUnavailable
+from ordergate.store.admission import READ_CONNECTIONS, READ_QUEUE, Admission
 from ordergate.store.base import (
     ControlChange,
     Durability,
@@ -36,9 +42,15 @@ from ordergate.store.base import (
     TradeQuery,
 )
 from ordergate.store.changes import group_changes
-from ordergate.store.codec import decode_page, decode_record, encode_applied, encode_rejected_for
+from ordergate.store.codec import (
+    decode_logged,
+    decode_record,
+    encode_applied,
+    encode_rejected_for,
+    logged_page,
+)
 from ordergate.store.paging import page_of
-from ordergate.store.queries import order_conditions
+from ordergate.store.queries import READ_BUDGET, SQLITE, PagePlan, book_page, bound_of, order_page
 from ordergate.store.sqlite.connection import (
     CHAIN_VERSION,
     ORDER_COLUMNS,
@@ -47,9 +59,11 @@ from ordergate.store.sqlite.connection import (
     link_unchained_orders,
     migrate,
 )
+from ordergate.store.sqlite.lanes import LaneClosed, ReadLane
 from ordergate.store.sqlite.log import SQLiteLogReader
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 _ORDER_FIELDS = tuple(column.strip() for column in ORDER_COLUMNS.split(","))
 _POSITION_COLUMNS = "position_id, user, strategy, instrument, opened_order_id, opened_at"
@@ -62,16 +76,32 @@ _TRADE_FIELDS = tuple(column.strip() for column in _TRADE_COLUMNS.split(","))[1:
 class SQLiteStore:
     """The :class:`~ordergate.store.base.Store` of one process over one SQLite file."""
 
-    def __init__(self, path: Path, durability: Durability = Durability.FULL) -> None:
+    def __init__(
+        self,
+        path: Path,
+        durability: Durability = Durability.FULL,
+        *,
+        read_connections: int = READ_CONNECTIONS,
+        read_queue: int = READ_QUEUE,
+        read_budget: int = READ_BUDGET,
+    ) -> None:
         self.path = path
         self.durability = durability
         self._scope = Scope.ACCOUNT
         self._lock_fd: int | None = None
         self._writer: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
         self._chains = Chains(single_chain)
+        self._read_budget = read_budget
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ordergate-sqlite-write")
-        self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="ordergate-sqlite-read")
+        self._lookups = ReadLane("ordergate-sqlite-lookup", 1, self._read_connection)
+        """Order entry's lane: idempotency lookups, the controls in force, the readiness probe."""
+        self._api_reads = ReadLane(
+            "ordergate-sqlite-api-read",
+            read_connections,
+            self._read_connection,
+            Admission(read_connections, read_queue),
+        )
+        """The API's lane: orders by id, listings, control changes."""
 
     @property
     def location(self) -> str:
@@ -142,19 +172,21 @@ class SQLiteStore:
         ]
         last: int = writer.execute("SELECT coalesce(max(order_id), 0) FROM orders").fetchone()[0]
         self._writer = writer
-        self._read_thread.submit(self._open_reader).result()
         return Snapshot(positions=positions, last_order_id=last)
 
-    def _open_reader(self) -> None:
-        self._reader = connect(self.path, self.durability)
+    def _read_connection(self) -> sqlite3.Connection:
+        """A connection for one read thread (opened in that thread, on its first read)."""
+        conn = connect(self.path, self.durability)
+        conn.execute("PRAGMA query_only = ON")
+        return conn
 
     async def close(self) -> None:
-        for pool, attr in ((self._write_thread, "_writer"), (self._read_thread, "_reader")):
-            conn = getattr(self, attr)
-            if conn is not None:
-                await asyncio.get_running_loop().run_in_executor(pool, conn.close)
-                setattr(self, attr, None)
-            pool.shutdown(wait=True)
+        for lane in (self._api_reads, self._lookups):
+            await asyncio.to_thread(lane.close)
+        if self._writer is not None:
+            await asyncio.get_running_loop().run_in_executor(self._write_thread, self._writer.close)
+            self._writer = None
+        self._write_thread.shutdown(wait=True)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -269,7 +301,7 @@ class SQLiteStore:
 
     async def current_controls(self) -> str | None:
         """The document of the controls in force (those of the last change), or ``None``: never set."""
-        rows = await self._read(
+        rows = await self._lookup(
             "SELECT s.document FROM control_changes c JOIN controls_sets s USING (fingerprint)"
             " ORDER BY c.change_id DESC LIMIT 1",
             (),
@@ -278,7 +310,7 @@ class SQLiteStore:
 
     async def control_changes(self, limit: int) -> list[ControlChange]:
         """The last ``limit`` control changes, oldest first."""
-        rows = await self._read(
+        rows = await self._api_read(
             "SELECT at, level, target, state, changed_by, fingerprint FROM control_changes"
             " ORDER BY change_id DESC LIMIT ?",
             (limit,),
@@ -288,18 +320,18 @@ class SQLiteStore:
     # -- reads --------------------------------------------------------------------------------
 
     async def get_order(self, order_id: int) -> OrderRecord | None:
-        rows = await self._read(f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?", (order_id,))
+        rows = await self._api_read(f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?", (order_id,))
         return decode_record(*rows[0]) if rows else None
 
     async def find_client_order(self, client_order_id: str) -> OrderRecord | None:
-        rows = await self._read(f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ?", (client_order_id,))
+        rows = await self._lookup(f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ?", (client_order_id,))
         return decode_record(*rows[0]) if rows else None
 
     async def find_client_orders(self, client_order_ids: Sequence[str]) -> dict[str, OrderRecord]:
         found: dict[str, OrderRecord] = {}
         for start in range(0, len(client_order_ids), 500):  # stay under SQLite's bound-parameter limit
             chunk = client_order_ids[start : start + 500]
-            rows = await self._read(
+            rows = await self._lookup(
                 f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             )
@@ -310,42 +342,23 @@ class SQLiteStore:
         return found
 
     async def list_orders(self, query: OrderQuery) -> Page[OrderRecord]:
-        where, params = order_conditions(query, "?", "user")
-        rows = await self._read(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY order_id LIMIT ?",
-            (*params, query.limit + 1),
-        )
-        return decode_page(rows, query.limit)
+        plan = order_page(query, ORDER_COLUMNS, SQLITE, self._read_budget)
+        items, bound = await self._page(plan, decode_logged)
+        return logged_page(items, query.limit, bound)
 
     async def list_positions(self, query: PositionQuery) -> Page[Position]:
-        rows = await self._filtered(
-            "positions",
-            _POSITION_COLUMNS,
-            "position_id",
-            query.after,
-            query.limit,
-            user=query.user,
-            strategy=query.strategy,
-            instrument=query.instrument,
-        )
-        page = page_of(rows, query.limit, lambda row: int(row[0]))
+        plan = book_page("positions", "position_id", query, _POSITION_COLUMNS, SQLITE, self._read_budget)
+        rows, bound = await self._page(plan, tuple)
+        page = page_of(rows, query.limit, lambda row: int(row[0]), bound)
         return Page([Position(*row[1:]) for row in page.items], page.next)
 
     async def list_trades(self, query: TradeQuery) -> Page[Trade]:
-        rows = await self._filtered(
-            "trades",
-            _TRADE_COLUMNS,
-            "trade_id",
-            query.after,
-            query.limit,
-            user=query.user,
-            strategy=query.strategy,
-            instrument=query.instrument,
-        )
-        return page_of([Trade(*row) for row in rows], query.limit, lambda t: t.trade_id)
+        plan = book_page("trades", "trade_id", query, _TRADE_COLUMNS, SQLITE, self._read_budget)
+        items, bound = await self._page(plan, lambda row: Trade(*row))
+        return page_of(items, query.limit, lambda t: t.trade_id, bound)
 
     async def ping(self) -> None:
-        await self._read("SELECT 1", ())
+        await self._lookup("SELECT 1", ())
 
     async def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
         """``(status, side, reason, count)`` rows over the orders up to order id ``until``.
@@ -363,27 +376,40 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
 
-    async def _filtered(
-        self, table: str, columns: str, id_column: str, after: int, limit: int, **filters: str | None
-    ) -> list[tuple[Any, ...]]:
-        where = [f"{id_column} > ?"]
-        params: list[object] = [after]
-        for column, value in filters.items():
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        return await self._read(
-            f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} ORDER BY {id_column} LIMIT ?",
-            (*params, limit + 1),
-        )
+    async def _page(self, plan: PagePlan, decode: Callable[[tuple[Any, ...]], T]) -> tuple[list[T], int | None]:
+        """The items of a listing page and the bound its probe found, read in one snapshot and decoded
+        on the lane's thread (a page of a thousand orders is milliseconds of Python the loop is spared)."""
+        probe = plan.probe()
 
-    async def _read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
-        def run() -> list[tuple[Any, ...]]:
-            if self._reader is None:
-                raise sqlite3.OperationalError("the store is not open")
-            return self._reader.execute(sql, params).fetchall()
+        def run(conn: sqlite3.Connection) -> tuple[list[T], int | None]:
+            bound = None
+            if probe is None:
+                rows = conn.execute(*plan.page(None)).fetchall()
+            else:
+                conn.execute("BEGIN")  # the probe and the page read one snapshot
+                try:
+                    bound = bound_of(conn.execute(*probe).fetchone())
+                    rows = conn.execute(*plan.page(bound)).fetchall()
+                finally:
+                    if conn.in_transaction:  # a read transaction: nothing to keep, nothing to undo
+                        conn.execute("COMMIT")
+            return [decode(row) for row in rows], bound
 
-        return await self._in(self._read_thread, run)
+        return await self._on(self._api_reads, run)
+
+    async def _lookup(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        return await self._on(self._lookups, lambda conn: conn.execute(sql, params).fetchall())
+
+    async def _api_read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        return await self._on(self._api_reads, lambda conn: conn.execute(sql, params).fetchall())
+
+    async def _on(self, lane: ReadLane, work: Callable[[sqlite3.Connection], R]) -> R:
+        try:
+            return await lane.run(work)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+        except LaneClosed:
+            raise StoreUnavailable(f"SQLite store {self.path} is closed") from None
 
     # -- plumbing -----------------------------------------------------------------------------
 
