@@ -25,6 +25,7 @@ from ordergate.domain.book import Book
 from ordergate.domain.registry import Registry
 from ordergate.errors import StartupError
 from ordergate.profiles import load_registry
+from ordergate.service.feeds import CommitFeed, LogTail
 from ordergate.service.gateway import Gateway
 from ordergate.service.runtime import collector_paused
 from ordergate.service.sequencer import LocalSequencer
@@ -102,7 +103,7 @@ def prepare_gateway(settings: Settings) -> Gateway:
         def shared_sequencer(snapshot: Snapshot, registry: Registry) -> Sequencing:
             return SharedSequencer(metered_shared, registry, scope, snapshot.positions)
 
-        return Gateway(settings, registry, metered_shared, shared_sequencer, errors)
+        return Gateway(settings, registry, metered_shared, shared_sequencer, LogTail, errors)
 
     embedded = SQLiteStore(sqlite_path(settings), settings.durability)
     embedded.lock()
@@ -113,4 +114,4 @@ def prepare_gateway(settings: Settings) -> Gateway:
             book = Book(scope, snapshot.positions)
         return LocalSequencer(metered, registry, book, snapshot.last_order_id)
 
-    return Gateway(settings, registry, metered, local_sequencer, errors)
+    return Gateway(settings, registry, metered, local_sequencer, CommitFeed, errors)

@@ -174,6 +174,12 @@ def serve(
         int | None,
         typer.Option(help="Open connections before new ones get 503. Default: the descriptor limit minus a quarter."),
     ] = None,
+    max_event_clients: Annotated[
+        int | None,
+        typer.Option(
+            help="Event streams open at once; one more gets 503. Default 100. Env: ORDERGATE_MAX_EVENT_CLIENTS."
+        ),
+    ] = None,
     allow_origin: Annotated[
         list[str] | None,
         typer.Option(
@@ -210,6 +216,7 @@ def serve(
         body_timeout=body_timeout,
         max_connections=max_connections,
         allowed_origins=allow_origin or None,
+        max_event_clients=max_event_clients,
         home=home,
     )
     try:

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.TEXT
     event_buffer: int = Field(default=10_000, ge=1)
     """Orders an event-stream client may fall behind by before it is dropped with a ``resync`` event."""
+    max_event_clients: int = Field(default=100, ge=1)
+    """Event streams open at once; one more is refused with 503 and ``Retry-After``."""
     event_heartbeat: float = Field(default=15.0, gt=0)
     """Seconds of silence after which an event stream sends a keep-alive comment."""
     access_log: bool = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import ssl
 import time
@@ -301,3 +302,108 @@ def test_a_halt_set_through_one_process_stops_every_order_sent_to_another_after_
     out = " ".join(assert_verified(database).split())
     assert f"{len(sent) + 1} orders" in out
     assert f"({len(sent) + 1} decisions re-derived" in out
+
+
+def read_stream(url: str, token: str, seconds: float) -> list[tuple[str, int]]:
+    """``(id, order_id)`` of the order events ``GET /v1/events`` sends after ``token`` within ``seconds``."""
+    events: list[tuple[str, int]] = []
+    deadline = time.monotonic() + seconds
+    with (
+        httpx.Client(base_url=url, timeout=httpx.Timeout(seconds + 5, read=0.5)) as client,
+        contextlib.suppress(httpx.ReadTimeout),
+        client.stream("GET", "/v1/events", headers={"Last-Event-ID": token}) as response,
+    ):
+        assert response.status_code == 200
+        kind, event_id = "", ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("id: "):
+                event_id = line.removeprefix("id: ")
+            elif line.startswith("data: ") and kind == "order":
+                events.append((event_id, json.loads(line.removeprefix("data: "))["order_id"]))
+            if time.monotonic() > deadline:
+                break
+    return events
+
+
+def position(token: str) -> tuple[int, int]:
+    commit, _, order_id = token.rpartition("-")
+    return (int(commit or 0), int(order_id))
+
+
+def test_a_stream_resumed_on_the_other_process_gets_every_order_once_though_ids_commit_out_of_order(
+    tmp_path: Path, start_gateway: StartGateway, database: str
+) -> None:
+    """Order N+1 (process B) commits while order N (process A) still waits inside its transaction; a
+    client that follows the stream on B, then resumes on A, then on B again, gets every order once."""
+    import psycopg
+
+    a, b = cluster(tmp_path, start_gateway, database, 2)
+    with httpx.Client(timeout=REQUEST_TIMEOUT) as client:
+        first = client.post(f"{a.url}/v1/orders", json={"strategy": "STRATEGY_B", "instrument": "MINDA", "side": "BUY"})
+        assert first.status_code == 201, first.text
+    seen = read_stream(b.url, "0", 1.0)
+    assert [order_id for _, order_id in seen] == [first.json()["order_id"]]
+    token = seen[-1][0]
+
+    blocker = psycopg.connect(database)  # a session that keeps the row order N's group will insert
+    blocker.execute(
+        "INSERT INTO positions (user_name, scope_strategy, instrument, strategy, opened_order_id, opened_at)"
+        " VALUES ('Holland Proctor', '', 'GRASIM', 'STRATEGY_A', 0, 'x')"
+    )
+
+    async def interleave() -> tuple[httpx.Response, httpx.Response, list[tuple[str, int]]]:
+        async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as client:
+            slow = asyncio.ensure_future(
+                client.post(
+                    f"{a.url}/v1/orders", json={"strategy": "STRATEGY_A", "instrument": "GRASIM", "side": "BUY"}
+                )
+            )
+            await asyncio.sleep(1.0)  # N is drawn and its group waits for the blocker's row
+            fast = await client.post(
+                f"{b.url}/v1/orders", json={"strategy": "STRATEGY_D", "instrument": "ACC", "side": "BUY"}
+            )
+            early = await asyncio.to_thread(read_stream, b.url, token, 1.0)  # N+1 is committed, N is not
+            blocker.rollback()
+            return await slow, fast, early
+
+    slow, fast, early = asyncio.run(interleave())
+    blocker.close()
+    assert (slow.status_code, fast.status_code) == (201, 201), (slow.text, fast.text)
+    n, n_plus_1 = slow.json()["order_id"], fast.json()["order_id"]
+    assert n < n_plus_1, "the order that waited drew its id first"
+    delivered = seen + early
+    token = delivered[-1][0]
+    delivered += read_stream(a.url, token, 1.5)  # resumed on the other process
+    delivered += read_stream(b.url, delivered[-1][0], 0.5)  # and back: nothing more, nothing twice
+    ids = [order_id for _, order_id in delivered]
+    assert sorted(ids) == [first.json()["order_id"], n, n_plus_1], delivered
+    assert len(set(ids)) == len(ids)
+    tokens = [position(event_id) for event_id, _ in delivered]
+    assert tokens == sorted(tokens)
+    assert len(set(tokens)) == len(tokens)
+
+
+def test_every_process_counts_the_whole_clusters_orders_and_open_positions(
+    tmp_path: Path, start_gateway: StartGateway, database: str
+) -> None:
+    """``/v1/stats`` of each process describes the shared log, not that process's deltas over it."""
+    gateways = cluster(tmp_path, start_gateway, database, 2)
+    rng = random.Random(24)
+    sent = [draw_order(rng, f"stats-{n}") for n in range(60)]
+    bodies = [("/v1/orders", {"strategy": o.strategy, "instrument": o.instrument, "side": o.side}) for o in sent]
+    answers = asyncio.run(send_at_once([g.url for g in gateways], bodies))
+    assert all(a.status_code in (200, 201) for a in answers)
+    with httpx.Client(timeout=REQUEST_TIMEOUT) as client:
+        client.base_url = httpx.URL(gateways[0].url)
+        truth_orders = len(fetch_all(client, "/v1/orders"))
+        truth_open = len(fetch_all(client, "/v1/positions"))
+        for gateway in gateways:
+            deadline = time.monotonic() + 10
+            while True:
+                stats = client.get(f"{gateway.url}/v1/stats").json()
+                if stats["orders"] == truth_orders or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert (stats["orders"], stats["open_positions"]) == (truth_orders, truth_open), gateway.url

@@ -7,6 +7,7 @@ sent over HTTP to the same in-process gateway, on a real SQLite file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -119,7 +120,7 @@ async def test_a_client_that_stops_reading_is_dropped_with_resync_and_never_slow
     delivered = [int(e.id or 0) for e in events if e.event == "order"]
     assert delivered == list(range(1, len(delivered) + 1))
     assert len(delivered) < 240
-    assert events[-1].json() == {"reason": "slow_client", "last_order_id": delivered[-1] if delivered else 0}
+    assert events[-1].json() == {"reason": "slow_client", "token": str(delivered[-1] if delivered else 0)}
     assert "ordergate_event_clients_dropped_total 1.0" in metrics
 
 
@@ -130,7 +131,7 @@ async def test_a_last_event_id_past_the_end_of_the_log_asks_the_client_to_resync
             resync = await stream.events(1)
             await gw.client.post("/v1/orders", json=body("S1", "INFY", "BUY"))
             live = await stream.events(1)
-    assert (resync[0].event, resync[0].json()) == ("resync", {"reason": "ahead_of_log", "last_order_id": 1})
+    assert (resync[0].event, resync[0].json()) == ("resync", {"reason": "ahead_of_log", "token": "1"})
     assert [e.id for e in live] == ["2"]
 
 
@@ -149,6 +150,44 @@ async def test_stopping_the_gateway_ends_open_streams(home: Path) -> None:
         await stream.__aenter__()
         hub = gw.gateway.events
         assert hub is not None
-        assert hub.clients == 1
+        assert hub.streams == 1
     assert await stream.until_end(timeout=5) == []
     await stream.__aexit__()
+
+
+async def test_past_the_cap_of_open_streams_a_new_one_is_refused_with_503_and_retry_after(home: Path) -> None:
+    async with running(home, max_event_clients=2) as gw:
+        open_ones = [EventStreamClient(gw.app) for _ in range(2)]
+        for stream in open_ones:
+            await stream.__aenter__()
+        refused = EventStreamClient(gw.app)
+        await refused.__aenter__()
+        assert (refused.status, refused.headers.get("retry-after")) == (503, "5")
+        assert "too many event streams" in refused.body().decode()
+        await refused.__aexit__()
+        await open_ones[0].__aexit__()  # one leaves: there is room again
+        again = EventStreamClient(gw.app)
+        await again.__aenter__()
+        assert again.status == 200
+        for stream in (again, open_ones[1]):
+            await stream.__aexit__()
+        hub = gw.gateway.events
+        assert hub is not None
+        assert (hub.streams, hub.clients) == (0, 0)
+
+
+async def test_a_client_gone_before_its_stream_started_leaves_nothing_behind(home: Path) -> None:
+    async with running(home) as gw:
+        hub = gw.gateway.events
+        assert hub is not None
+
+        async def gone() -> dict[str, object]:
+            return {"type": "http.disconnect"}
+
+        async def refuse(message: dict[str, object]) -> None:
+            raise OSError("the client is gone")
+
+        stream = EventStreamClient(gw.app)
+        with contextlib.suppress(OSError):
+            await gw.app(stream._scope(), gone, refuse)
+        assert (hub.streams, hub.clients) == (0, 0)

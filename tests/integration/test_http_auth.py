@@ -321,3 +321,22 @@ async def test_a_viewer_bound_to_a_user_may_not_see_the_whole_gateways_stats_or_
     # what the bound viewer may read of that order is its own share: Holland Proctor's
     orders = (await client.get("/v1/orders", headers=bearer(module_keys.holland))).json()["items"]
     assert [[a["user"] for a in o["applied"]] for o in orders] == [["Holland Proctor"]]
+
+
+async def test_revoking_a_key_ends_the_event_stream_it_had_open_within_a_second_or_two(
+    seed_home: Path, tmp_path: Path
+) -> None:
+    keyfile = tmp_path / "keys.json"
+    key = create_key(keyfile, "--role", "viewer", "--name", "screen")
+    async with running(seed_home, auth=keyfile) as gw:
+        stream = EventStreamClient(gw.app, headers=bearer(key))
+        await stream.__aenter__()
+        assert stream.status == 200
+        result = runner.invoke(app, ["keys", "revoke", "screen", "--file", str(keyfile)])
+        assert result.exit_code == 0, result.stderr
+        revoked_at = asyncio.get_running_loop().time()
+        events = await stream.until_end(timeout=5)
+        ended_after = asyncio.get_running_loop().time() - revoked_at
+        await stream.__aexit__()
+        assert [e.event for e in events] == ["revoked"]
+        assert ended_after < 3.0, f"the stream went on {ended_after:.1f} s after its key was revoked"

@@ -29,7 +29,7 @@ from ordergate.domain.book import Position
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord
 from ordergate.errors import StoreUnavailable
-from ordergate.store.base import CommitInDoubt, ControlChange, LockedGroup, Snapshot
+from ordergate.store.base import CommitInDoubt, ControlChange, LockedGroup, Snapshot, StreamPage, StreamPosition
 from ordergate.store.changes import stored_key
 
 GROUP_LOCK_WAIT = 0.2
@@ -77,6 +77,10 @@ class Database:
     controls: str | None = None
     next_order_id: int = 1
     violations: list[str] = field(default_factory=list)
+    commit_of: dict[int, int] = field(default_factory=dict)
+    """The transaction id each order was stored by (0 on the embedded engine): its stream position's first half."""
+    running: dict[int, None] = field(default_factory=dict)
+    next_xid: int = 1
     locks: dict[tuple[str, str], object] = field(default_factory=dict)
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -87,7 +91,35 @@ class Database:
     def snapshot(self) -> Snapshot:
         return Snapshot(positions=list(self.positions.values()), last_order_id=self.last_order_id)
 
-    def apply(self, records: Sequence[OrderRecord]) -> None:
+    def begin(self) -> int:
+        xid = self.next_xid
+        self.next_xid += 1
+        self.running[xid] = None
+        return xid
+
+    def end(self, xid: int) -> None:
+        self.running.pop(xid, None)
+
+    @property
+    def watermark(self) -> int:
+        """No transaction can store an order below it any more (PostgreSQL's ``pg_snapshot_xmin``)."""
+        return min(self.running, default=self.next_xid)
+
+    def stream(self, after: StreamPosition, limit: int, shared: bool) -> StreamPage:
+        below = self.watermark if shared else None
+        rows = sorted(
+            (StreamPosition(self.commit_of[order_id], order_id), record)
+            for order_id, record in self.orders.items()
+            if (below is None or self.commit_of[order_id] < below)
+            and StreamPosition(self.commit_of[order_id], order_id) > after
+        )[:limit]
+        if len(rows) == limit:
+            return StreamPage(rows, rows[-1][0], more=True)
+        if below is None:
+            return StreamPage(rows, rows[-1][0] if rows else after)
+        return StreamPage(rows, max(after, StreamPosition(below, 0)))
+
+    def apply(self, records: Sequence[OrderRecord], xid: int = 0) -> None:
         """Store a group atomically, or refuse all of it (recording the violation) as a constraint would."""
         positions = dict(self.positions)
         ids = dict(self.by_client_order_id)
@@ -121,6 +153,7 @@ class Database:
             raise StoreUnavailable(f"the store refused the group: {problem}")
         for record in records:
             self.orders[record.order_id] = record
+            self.commit_of[record.order_id] = xid
         self.positions, self.by_client_order_id = positions, ids
         self.next_order_id = max(self.next_order_id, self.last_order_id + 1)
 
@@ -218,6 +251,25 @@ class _Stored:
         if self.faults.outage:
             raise StoreUnavailable("simulated outage")
 
+    shared = False
+
+    async def stream_page(self, after: StreamPosition, limit: int) -> StreamPage:
+        if self.faults.outage:
+            raise StoreUnavailable("simulated outage")
+        page = self.db.stream(after, limit, self.shared)  # the read's snapshot is taken now
+        await self._pause()
+        return page
+
+    async def stream_head(self) -> StreamPosition:
+        db = self.db
+        if self.shared:
+            return StreamPosition(db.watermark, 0)
+        return StreamPosition(0, db.last_order_id)
+
+    async def stream_position(self, order_id: int) -> StreamPosition | None:
+        xid = self.db.commit_of.get(order_id)
+        return StreamPosition(xid, order_id) if xid is not None else None
+
 
 class FakeEmbeddedStore(_Stored):
     async def commit(self, records: Sequence[OrderRecord]) -> None:
@@ -229,10 +281,10 @@ class FakeEmbeddedStore(_Stored):
 
 
 class _FakeGroup:
-    def __init__(self, store: FakeSharedStore, locked: LockedGroup, owner: object) -> None:
+    def __init__(self, store: FakeSharedStore, locked: LockedGroup, xid: int) -> None:
         self._store = store
         self.locked = locked
-        self._owner = owner
+        self._xid = xid
 
     async def commit(self, records: Sequence[OrderRecord]) -> None:
         store, faults, db = self._store, self._store.faults, self._store.db
@@ -243,7 +295,7 @@ class _FakeGroup:
             faults.injected += 1
             committed = faults.rng.random() < 0.5
             if committed:
-                db.apply(records)
+                db.apply(records, self._xid)
             known: bool | None = committed if faults.rng.random() < 0.9 else None
             wait = faults.rng.uniform(0.01, 3.0)
 
@@ -252,12 +304,14 @@ class _FakeGroup:
                 return known
 
             raise CommitInDoubt("simulated: the connection broke during COMMIT", outcome)
-        db.apply(records)
+        db.apply(records, self._xid)
         await store._pause()
 
 
 class FakeSharedStore(_Stored):
     """One process's view of the shared engine: group transactions under advisory locks."""
+
+    shared = True
 
     async def commit(self, records: Sequence[OrderRecord]) -> None:
         raise StoreUnavailable("the shared store commits only inside a locked group transaction")
@@ -267,6 +321,7 @@ class FakeSharedStore(_Stored):
         self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int, *, patient: bool = False
     ) -> AsyncIterator[_FakeGroup]:
         db, owner = self.db, object()
+        xid = db.begin()
         # instruments first, then client order ids: the PostgreSQL store's global lock order
         keys = sorted({("1", i) for i in instruments} | {("2", c) for c in client_order_ids})
         try:
@@ -297,6 +352,7 @@ class FakeSharedStore(_Stored):
                 busy_client_order_ids=busy_ids,
             )
             await self._pause()
-            yield _FakeGroup(self, locked, owner)
+            yield _FakeGroup(self, locked, xid)
         finally:
             db.unlock_all(owner)
+            db.end(xid)

@@ -13,13 +13,16 @@ unchanged on a virtual-time event loop (:mod:`tests.sim.vloop`) over the fakes o
    most one of them is a fresh decision;
 3. a 409 only once the id's order is committed (for another order); no error but
    :class:`~ordergate.errors.StoreUnavailable` and :class:`~ordergate.errors.ClientOrderIdConflict`;
-   on the embedded engine a 503 means nothing of that request is stored;
+   a 503 of a lock wait only for an order of the instrument waited for (or of an id's instrument);
 4. the store never refuses a group for breaking a constraint (the service must not send one);
 5. every stored decision is what the independent model gives when the log is replayed in order_id
    order, under the profiles and controls the order names (so order_id order is a serial order);
 6. the stored positions equal that replay; each embedded process's in-memory book equals the store
    once it is idle;
-7. every request is answered, and the run ends (no deadlock).
+7. every request is answered, and the run ends (no deadlock);
+8. every event-stream client, following one process then another and resuming from its last token
+   (after slow-client drops and crashes too), gets every committed order exactly once, in stream
+   order, as stored.
 
 A failure raises :class:`SimulationFailure` naming the seed and the command that replays it.
 """
@@ -42,10 +45,13 @@ from ordergate.domain.model import Order, Scope, Side
 from ordergate.domain.record import OrderRecord
 from ordergate.domain.registry import Registry
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
+from ordergate.service.events import EventHub
+from ordergate.service.feeds import CommitFeed, LogTail
 from ordergate.service.sequencer import LocalSequencer
 from ordergate.service.sequencing import Outcome, Sequencing
 from ordergate.service.shared_sequencer import SharedSequencer
-from ordergate.store.base import ControlChange
+from ordergate.service.stream import Orders, Resync, follow
+from ordergate.store.base import START, ControlChange, StreamPosition
 from tests.sim import model
 from tests.sim.fakes import Database, FakeEmbeddedStore, FakeSharedStore, Faults
 from tests.sim.vloop import Deadlock, run
@@ -85,13 +91,27 @@ def registries(rng: random.Random) -> list[Registry]:
 
 @dataclass
 class Process:
-    """One gateway process: a sequencer and the requests it is serving (cancelled by a crash)."""
+    """One gateway process: a sequencer, its event hub and feed, and the requests it is serving
+    (cancelled by a crash)."""
 
     number: int
     sequencer: Sequencing
+    store: Any
+    hub: EventHub
+    feed: CommitFeed | LogTail
     requests: dict[asyncio.Task[Any], None] = field(default_factory=dict)
     """In creation order (a set's order would differ from run to run, and so would the replay)."""
     alive: bool = True
+
+
+@dataclass
+class Watcher:
+    """An event-stream client: what it was sent, in order, and the token it resumes from."""
+
+    number: int
+    token: StreamPosition = START
+    delivered: list[tuple[StreamPosition, int]] = field(default_factory=list)
+    order_ids: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -124,6 +144,9 @@ class World:
         self.steps = rng.randint(20, 60)
         self.foreign: list[asyncio.Task[None]] = []
         self.failure: SimulationFailure | None = None
+        self.watchers = [Watcher(n) for n in range(rng.randint(1, 3))]
+        self.buffer = rng.choice((3, 50, 10_000))
+        self.sending = True
 
     # -- the run ----------------------------------------------------------------------------------
 
@@ -143,8 +166,11 @@ class World:
             self.db.profiles[profiles.fingerprint] = orjson.dumps(profiles.to_document()).decode()
         for number in range(1 if self.variant == "local" else self.rng.randint(2, 3)):
             self.processes.append(self.start_process(number))
-        chaos = asyncio.get_running_loop().create_task(self.chaos(), name="chaos")
+        loop = asyncio.get_running_loop()
+        chaos = loop.create_task(self.chaos(), name="chaos")
+        watching = [loop.create_task(self.watch(w), name=f"watcher-{w.number}") for w in self.watchers]
         await asyncio.gather(*(self.client(n) for n in range(self.clients)))
+        self.sending = False
         chaos.cancel()
         await asyncio.gather(chaos, *self.foreign, return_exceptions=True)
         self.faults.fail_rate = self.faults.doubt_rate = self.faults.stall_rate = 0.0
@@ -157,12 +183,18 @@ class World:
                 for process in self.processes:
                     while process.requests:
                         await asyncio.gather(*process.requests, return_exceptions=True)
+                await asyncio.gather(*watching)
+                for watcher in self.watchers:  # a last look, on any process: the rest of the log
+                    await self.follow_for(self.rng.choice(self.processes), watcher, 5.0)
+                for process in self.processes:
                     await process.sequencer.stop()
+                    await process.feed.stop()
         except TimeoutError:
             raise self.fail("requests were still unanswered long after the faults stopped") from None
         if self.failure is not None:
             raise self.failure
         self.check_log()
+        self.check_streams()
         if self.variant == "local":
             book = {(p.user, p.strategy, p.instrument, p.opened_order_id) for p in self.processes[0].sequencer.book}  # type: ignore[attr-defined]
             stored = {(p.user, p.strategy, p.instrument, p.opened_order_id) for p in self.db.positions.values()}
@@ -172,31 +204,45 @@ class World:
     def start_process(self, number: int) -> Process:
         snapshot = self.db.snapshot()
         sequencer: Sequencing
+        feed: CommitFeed | LogTail
         if self.variant == "local":
-            store = FakeEmbeddedStore(self.db, self.faults)
-            sequencer = LocalSequencer(
-                store, self.registry, Book(self.scope, snapshot.positions), snapshot.last_order_id
-            )  # type: ignore[arg-type]
+            store: FakeEmbeddedStore | FakeSharedStore = FakeEmbeddedStore(self.db, self.faults)
+            book = Book(self.scope, snapshot.positions)
+            sequencer = LocalSequencer(store, self.registry, book, snapshot.last_order_id)  # type: ignore[arg-type]
+            hub = EventHub(StreamPosition(0, self.db.last_order_id), self.buffer)
+            feed = CommitFeed(store, hub, ())  # type: ignore[arg-type]
         else:
-            shared = FakeSharedStore(self.db, self.faults)
-            sequencer = SharedSequencer(shared, self.registry, self.scope, snapshot.positions)  # type: ignore[arg-type]
+            store = FakeSharedStore(self.db, self.faults)
+            sequencer = SharedSequencer(store, self.registry, self.scope, snapshot.positions)  # type: ignore[arg-type]
+            hub = EventHub(StreamPosition(self.db.watermark, 0), self.buffer)
+            feed = LogTail(store, hub, (), interval=self.rng.choice((0.05, 0.2, 1.0)))  # type: ignore[arg-type]
         sequencer.use_controls(self.controls)
+        sequencer.on_commit(feed)
         sequencer.start()
+        feed.start()
         self.note(f"process {number} started (last order {snapshot.last_order_id})")
-        return Process(number, sequencer)
+        return Process(number, sequencer, store, hub, feed)
 
     def crash(self, process: Process) -> None:
         """``kill -9``: everything the process was doing stops; the store keeps what it committed."""
         self.note(f"process {process.number} crashes")
         process.alive = False
         core = process.sequencer._core  # type: ignore[attr-defined]
-        for task in [core._task, *core._background, *process.requests]:
+        tail = getattr(process.feed, "_task", None)
+        for task in [core._task, *core._background, tail, *process.requests]:
             if task is not None:
                 task.cancel()
+        process.hub.close()
 
     def restart(self, process: Process) -> None:
         fresh = self.start_process(process.number)
-        process.sequencer, process.alive = fresh.sequencer, True
+        process.sequencer, process.store, process.hub, process.feed = (
+            fresh.sequencer,
+            fresh.store,
+            fresh.hub,
+            fresh.feed,
+        )
+        process.alive = True
         process.requests = {}
 
     # -- clients ----------------------------------------------------------------------------------
@@ -266,6 +312,67 @@ class World:
                 results = [exc] * len(items)
         for (order, key), result in zip(items, results, strict=True):
             self.check_answer(process, order, key, result)
+
+    # -- event-stream clients ---------------------------------------------------------------------
+
+    async def watch(self, watcher: Watcher) -> None:
+        """Follow the stream on one process, then another, resuming each time from the last token."""
+        rng = self.rng
+        while self.sending:
+            alive = [p for p in self.processes if p.alive]
+            if not alive:
+                await asyncio.sleep(0.05)
+                continue
+            await self.follow_for(rng.choice(alive), watcher, rng.uniform(0.01, 1.5))
+            await asyncio.sleep(rng.uniform(0.0, 0.2))
+
+    async def follow_for(self, process: Process, watcher: Watcher, seconds: float) -> None:
+        session = asyncio.get_running_loop().create_task(self._follow(process, watcher, seconds))
+        process.requests[session] = None  # a crash of the process ends it
+        session.add_done_callback(lambda done, p=process: p.requests.pop(done, None))
+        await asyncio.wait([session])
+        if not session.cancelled() and session.exception() is not None:
+            raise session.exception()  # type: ignore[misc]  # a broken invariant
+
+    async def _follow(self, process: Process, watcher: Watcher, seconds: float) -> None:
+        self.note(f"watcher {watcher.number} follows p{process.number} after {watcher.token.token()}")
+        try:
+            async with asyncio.timeout(seconds):
+                async for item in follow(process.store, process.hub, watcher.token, heartbeat=0.5):
+                    if isinstance(item, Orders):
+                        for position, record in item.rows:
+                            self.check_event(watcher, position, record)
+                    elif isinstance(item, Resync):
+                        if item.reason == "ahead_of_log":
+                            raise self.fail(
+                                f"watcher {watcher.number}'s token {watcher.token} was taken for another log's"
+                            )
+                        self.note(f"watcher {watcher.number} must resync ({item.reason})")
+                        return
+        except TimeoutError:
+            return
+        except StoreUnavailable:
+            return  # the store is down: the client reconnects later
+
+    def check_event(self, watcher: Watcher, position: StreamPosition, record: OrderRecord) -> None:
+        if position <= watcher.token:
+            raise self.fail(f"watcher {watcher.number} got {position} after {watcher.token}: a repeat or out of order")
+        if record.order_id in watcher.order_ids:
+            raise self.fail(f"watcher {watcher.number} got order {record.order_id} twice")
+        stored = self.db.orders.get(record.order_id)
+        if stored is None or _content(stored) != _content(record):
+            raise self.fail(f"watcher {watcher.number} got order {record.order_id}, which the store does not hold so")
+        watcher.token = position
+        watcher.delivered.append((position, record.order_id))
+        watcher.order_ids.add(record.order_id)
+
+    def check_streams(self) -> None:
+        """Every committed order reached every event-stream client exactly once (the last look included)."""
+        stored = set(self.db.orders)
+        for watcher in self.watchers:
+            missing = sorted(stored - watcher.order_ids)
+            if missing:
+                raise self.fail(f"watcher {watcher.number} never got orders {missing[:10]}")
 
     # -- chaos ------------------------------------------------------------------------------------
 
@@ -360,12 +467,20 @@ class World:
                 raise self.fail(f"409 for {key!r}, whose committed order is this very order {stored.order_id}")
         elif isinstance(result, StoreUnavailable):
             waited = LOCK_WAIT.search(str(result))
-            if waited is not None and waited.group(2) not in (order.instrument, key):
+            if waited is not None and not self.waited_for(waited.group(1), waited.group(2), order, key):
                 raise self.fail(f"503 for an order on {order.instrument} ({key}) because {waited.group(0)}")
         else:
             raise self.fail(f"a request got {type(result).__name__}: {result!r}")
         if self.db.violations:
             raise self.fail(f"the store refused a group: {self.db.violations[0]}")
+
+    def waited_for(self, kind: str, name: str, order: Order, key: str | None) -> bool:
+        """Whether a lock wait on ``kind name`` may answer ``order`` 503: it waited for the order's own
+        instrument or id, or for the id of another order on the same instrument (one lane, one transaction)."""
+        if kind == "instrument":
+            return name == order.instrument
+        history = self.ids.get(name)
+        return name == key or (history is not None and any(o.instrument == order.instrument for o in history.orders))
 
     def check_log(self) -> None:
         """Invariants 4 to 6 over the whole store: replay it through the independent model."""

@@ -10,31 +10,35 @@ import pytest
 from ordergate.domain.model import Decision, Order, Reason, Scope, Side, Status
 from ordergate.domain.record import OrderRecord
 from ordergate.service.events import EventHub, HubClosed, SubscriberDropped
+from ordergate.store.base import StreamPosition
 
 pytestmark = pytest.mark.anyio
 
 
-def records(first: int, count: int) -> list[OrderRecord]:
+def records(first: int, count: int) -> list[tuple[StreamPosition, OrderRecord]]:
     return [
-        OrderRecord(
-            order_id=order_id,
-            received_at="2026-01-02T03:04:05.000001Z",
-            order=Order("S1", "ACC", Side.SELL),
-            decision=Decision(Status.REJECTED, Reason.NO_OPEN_POSITION, (), ()),
-            scope=Scope.ACCOUNT,
-            profile_fingerprint="f",
-            client_order_id=None,
+        (
+            StreamPosition(0, order_id),
+            OrderRecord(
+                order_id=order_id,
+                received_at="2026-01-02T03:04:05.000001Z",
+                order=Order("S1", "ACC", Side.SELL),
+                decision=Decision(Status.REJECTED, Reason.NO_OPEN_POSITION, (), ()),
+                scope=Scope.ACCOUNT,
+                profile_fingerprint="f",
+                client_order_id=None,
+            ),
         )
         for order_id in range(first, first + count)
     ]
 
 
-def ids(batch: Sequence[OrderRecord]) -> list[int]:
-    return [r.order_id for r in batch]
+def ids(batch: Sequence[tuple[StreamPosition, OrderRecord]]) -> list[int]:
+    return [r.order_id for _, r in batch]
 
 
 async def test_subscribers_get_every_group_published_after_they_joined_in_order() -> None:
-    hub = EventHub(last_order_id=3)
+    hub = EventHub(StreamPosition(0, 3))
     hub.publish(records(4, 2))  # before anyone listens: only moves the end of the log
     early, late = hub.subscribe(), None
     hub.publish(records(6, 3))
@@ -45,9 +49,9 @@ async def test_subscribers_get_every_group_published_after_they_joined_in_order(
     assert first is not None
     assert second is not None
     assert only is not None
-    assert (ids(first.records), ids(second.records), ids(only.records)) == ([6, 7, 8], [9], [9])
+    assert (ids(first.rows), ids(second.rows), ids(only.rows)) == ([6, 7, 8], [9], [9])
     assert only is second, "one shared batch per group, whatever the number of subscribers"
-    assert hub.last_order_id == 9
+    assert hub.position == StreamPosition(0, 9)
     assert await late.next(0.01) is None  # nothing more: time for a heartbeat
 
 
@@ -57,7 +61,7 @@ async def test_a_batch_is_encoded_once_for_all_subscribers() -> None:
     hub.publish(records(1, 3))
     calls: list[int] = []
 
-    def encode(group: Sequence[OrderRecord]) -> bytes:
+    def encode(group: Sequence[tuple[StreamPosition, OrderRecord]]) -> bytes:
         calls.append(len(group))
         return b"x"
 
@@ -100,7 +104,7 @@ async def test_closing_the_hub_ends_readers_after_what_they_already_have() -> No
     hub.close()
     batch = await subscriber.next(1)
     assert batch is not None
-    assert ids(batch.records) == [1, 2]
+    assert ids(batch.rows) == [1, 2]
     with pytest.raises(HubClosed):
         await subscriber.next(1)
     with pytest.raises(HubClosed):
@@ -115,6 +119,6 @@ async def test_a_waiting_reader_wakes_as_soon_as_a_group_arrives() -> None:
     hub.publish(records(1, 1))
     batch = await asyncio.wait_for(waiting, 1)
     assert batch is not None
-    assert ids(batch.records) == [1]
+    assert ids(batch.rows) == [1]
     subscriber.close()
     assert hub.clients == 0

@@ -3,7 +3,8 @@
 ``make sim SEEDS=N`` runs more; a failing seed prints the command that replays it. The last tests
 prove the simulator can fail: each puts back the code of a defect it must find (issue 9: a client
 order id decided twice, a premature 409, one busy instrument failing unrelated orders) and expects a
-broken invariant within a bounded number of seeds.
+broken invariant within a bounded number of seeds; and the event stream ordered by order id with
+each process's hub fed by its own commits (defect 2).
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ from ordergate.domain.record import OrderRecord
 from ordergate.errors import ClientOrderIdConflict
 from ordergate.service import sequencer, shared_sequencer
 from ordergate.service.committer import Result
+from ordergate.service.events import EventHub
+from ordergate.service.feeds import CommitFeed
 from ordergate.service.idempotency import IdempotencyWindow
 from ordergate.service.sequencing import Outcome, Ticket
 from ordergate.service.shared_sequencer import SharedSequencer
+from ordergate.store.base import StreamPage, StreamPosition
+from tests.sim import world
+from tests.sim.fakes import FakeSharedStore
 from tests.sim.world import VARIANTS, SimulationFailure, simulate
 
 SEEDS = int(os.environ.get("SIM_SEEDS", "150"))
@@ -118,3 +124,32 @@ def test_the_simulator_finds_a_busy_instrument_failing_the_orders_of_others(monk
     monkeypatch.setattr(SharedSequencer, "commit", commit_the_whole_group_or_nothing)
     failure = first_failure("shared")
     assert "503 for an order on" in failure.problem, failure
+
+
+class ProcessCommits(CommitFeed):
+    """Defect 2 as it was: each process's hub fed by its own commits, positioned by order id."""
+
+    def __init__(self, store: object, hub: EventHub, listeners: Sequence[object], *, interval: float = 0.0) -> None:
+        super().__init__(store, hub, listeners)  # type: ignore[arg-type]
+
+
+async def stream_by_order_id(self: FakeSharedStore, after: StreamPosition, limit: int) -> StreamPage:
+    rows = sorted(
+        (StreamPosition(0, order_id), r) for order_id, r in self.db.orders.items() if order_id > after.order_id
+    )
+    rows = rows[:limit]
+    return StreamPage(rows, rows[-1][0] if rows else after, more=len(rows) == limit)
+
+
+async def head_by_order_id(self: FakeSharedStore) -> StreamPosition:
+    return StreamPosition(0, self.db.last_order_id)
+
+
+def test_the_simulator_finds_a_stream_resumed_on_another_process_missing_or_repeating_orders(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(world, "LogTail", ProcessCommits)
+    monkeypatch.setattr(FakeSharedStore, "stream_page", stream_by_order_id)
+    monkeypatch.setattr(FakeSharedStore, "stream_head", head_by_order_id)
+    failure = first_failure("shared")
+    assert "watcher" in failure.problem, failure

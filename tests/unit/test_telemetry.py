@@ -13,6 +13,7 @@ from ordergate.domain.model import Action, Decision, Effect, Order, Reason, Scop
 from ordergate.domain.record import OrderRecord
 from ordergate.errors import StoreUnavailable
 from ordergate.service.telemetry import LogTotals, Telemetry, totals_from_rows
+from ordergate.store.base import StreamPosition
 from ordergate.store.metered import MeteredStore, StoreErrors
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -43,6 +44,12 @@ def record(
     )
 
 
+def committed(telemetry: Telemetry, records: Sequence[OrderRecord]) -> None:
+    """As the embedded store's feed tells it: this process's commit is also the log's."""
+    telemetry.on_commit(records)
+    telemetry.on_logged(records)
+
+
 def opened(user: str) -> Effect:
     return Effect(user, Action.OPENED, "S1")
 
@@ -67,17 +74,18 @@ async def test_stats_add_the_log_before_the_start_and_prometheus_counts_this_pro
     clock = Clock(NOW)
     telemetry = Telemetry(last_order_id=7, open_positions=5, wall_clock=clock)
     clock.now = NOW + 0.25
-    telemetry.on_commit(
+    committed(
+        telemetry,
         [
             record(8, Side.BUY, Status.ACCEPTED, None, [opened("a"), opened("b")], f"{STAMP}.100000Z"),
             record(9, Side.SELL, Status.ACCEPTED, None, [closed("a")], f"{STAMP}.200000Z"),
             record(10, Side.BUY, Status.REJECTED, Reason.ALREADY_HOLDING, [], f"{STAMP}.200000Z"),
-        ]
+        ],
     )
     with pytest.raises(StoreUnavailable, match="still reading"):
         await telemetry.wait_for_history(timeout=0.01)  # the log's totals are read in the background
     history = [("ACCEPTED", "BUY", None, 5), ("REJECTED", "SELL", "NO_OPEN_POSITION", 2)]
-    telemetry.set_history(totals_from_rows(history, 7))
+    telemetry.set_history(totals_from_rows(history, StreamPosition(0, 7)))
     await telemetry.wait_for_history(timeout=0.01)
     totals = telemetry.totals()
     assert totals == {
@@ -116,13 +124,14 @@ def test_throughput_counts_accepted_and_rejected_per_second_of_commit_for_five_m
     wall, monotonic = Clock(NOW), Clock(50.0)
     telemetry = Telemetry(0, 0, wall_clock=wall, monotonic=monotonic)
     monotonic.now = 50.5
-    telemetry.on_commit([record(1, Side.BUY, Status.ACCEPTED, None, [opened("a")], f"{STAMP}.5Z")])
+    committed(telemetry, [record(1, Side.BUY, Status.ACCEPTED, None, [opened("a")], f"{STAMP}.5Z")])
     monotonic.now = 52.2
-    telemetry.on_commit(
+    committed(
+        telemetry,
         [
             record(2, Side.SELL, Status.REJECTED, Reason.NO_OPEN_POSITION, [], "2027-01-15T08:00:02.000000Z"),
             record(3, Side.SELL, Status.REJECTED, Reason.NO_OPEN_POSITION, [], "2027-01-15T08:00:02.100000Z"),
-        ]
+        ],
     )
     wall.now, monotonic.now = NOW + 2, 52.9
     window = telemetry.throughput()
@@ -140,22 +149,23 @@ def test_throughput_counts_accepted_and_rejected_per_second_of_commit_for_five_m
 def test_a_wall_clock_step_back_or_forward_neither_blanks_nor_corrupts_the_throughput() -> None:
     wall, monotonic = Clock(NOW), Clock(1000.0)
     telemetry = Telemetry(0, 0, wall_clock=wall, monotonic=monotonic)
-    telemetry.on_commit([record(1, Side.BUY, Status.ACCEPTED, None, [opened("a")], f"{STAMP}.000000Z")])
+    committed(telemetry, [record(1, Side.BUY, Status.ACCEPTED, None, [opened("a")], f"{STAMP}.000000Z")])
 
     wall.now, monotonic.now = NOW - 3600 + 1, 1001.0  # NTP steps the clock an hour back
-    telemetry.on_commit(
-        [record(2, Side.SELL, Status.REJECTED, Reason.NO_OPEN_POSITION, [], "2027-01-15T07:00:01.000000Z")]
+    committed(
+        telemetry, [record(2, Side.SELL, Status.REJECTED, Reason.NO_OPEN_POSITION, [], "2027-01-15T07:00:01.000000Z")]
     )
     window = telemetry.throughput()
     assert window["until"] == int(NOW) - 3600 + 1  # shown against the clock as it now reads
     assert (window["accepted"][-2:], window["rejected"][-2:]) == ([1, 0], [0, 1])
 
     wall.now, monotonic.now = NOW + 7200 + 2, 1002.0  # and two hours forward
-    telemetry.on_commit(
+    committed(
+        telemetry,
         [
             record(3, Side.BUY, Status.ACCEPTED, None, [opened("a")], "2027-01-15T10:00:02.000000Z"),
             record(4, Side.BUY, Status.ACCEPTED, None, [opened("b")], "2027-01-15T10:00:02.000000Z"),
-        ]
+        ],
     )
     window = telemetry.throughput()
     assert window["until"] == int(NOW) + 7200 + 2
@@ -169,7 +179,7 @@ def test_a_wall_clock_step_back_or_forward_neither_blanks_nor_corrupts_the_throu
 
 def test_a_timestamp_it_cannot_read_still_counts_the_order() -> None:
     telemetry = Telemetry(0, 0, wall_clock=Clock(NOW))
-    telemetry.on_commit([record(1, Side.BUY, Status.ACCEPTED, None, [opened("a")], "not a time")])
+    committed(telemetry, [record(1, Side.BUY, Status.ACCEPTED, None, [opened("a")], "not a time")])
     telemetry.set_history(LogTotals())
     assert telemetry.totals()["orders"] == 1
     assert samples(telemetry)[("ordergate_decision_latency_seconds_count", ())] == 0
@@ -196,3 +206,18 @@ async def test_the_metered_store_counts_failures_and_passes_them_on() -> None:
     values = samples(telemetry)
     assert values[("ordergate_store_errors_total", (("operation", "commit"),))] == 2
     assert values[("ordergate_store_errors_total", (("operation", "read"),))] == 1
+
+
+def test_orders_other_processes_committed_count_in_the_totals_and_positions_without_a_latency() -> None:
+    """On a shared store the log's tail tells the counters every process's orders (no opened/closed
+    positions in what it reads back: the effects say it), and only this process's commits have a latency."""
+    telemetry = Telemetry(0, 3, wall_clock=Clock(NOW))
+    elsewhere = [
+        record(1, Side.SELL, Status.ACCEPTED, None, [closed("a"), closed("b")], f"{STAMP}.1Z")._replace(closed=()),
+        record(2, Side.BUY, Status.ACCEPTED, None, [opened("c")], f"{STAMP}.2Z")._replace(opened=()),
+    ]
+    telemetry.on_logged(elsewhere)
+    telemetry.set_history(LogTotals())
+    totals = telemetry.totals()
+    assert (totals["orders"], totals["open_positions"], totals["last_order_id"]) == (2, 2, 2)
+    assert samples(telemetry)[("ordergate_decision_latency_seconds_count", ())] == 0

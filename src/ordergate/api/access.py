@@ -23,7 +23,7 @@ The origin check (:mod:`ordergate.api.origins`), which holds with auth on and of
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any
 from urllib.parse import parse_qsl
@@ -37,6 +37,9 @@ from ordergate.security.ratelimit import RateLimiter
 
 PRINCIPAL = "ordergate.principal"
 """The ASGI scope key under which the guard leaves the request's principal."""
+ADMITTED = "ordergate.admitted"
+"""The ASGI scope key of a ``() -> bool`` that says whether the request's key is still admitted
+(with auth on): a long request, such as an event stream, asks it again and ends once its key is revoked."""
 
 EVENTS_PATH = "/v1/events"
 ORDER_PATHS = frozenset({"/create_order", "/v1/orders", "/v1/orders/batch", "/v1/orders/check"})
@@ -163,6 +166,7 @@ class Guard:
                     f"this key ({principal.name}, role {principal.role.value}) may not {_WHAT[access]}",
                 )
             scope[PRINCIPAL] = principal
+            scope[ADMITTED] = _still_admitted(self.keys, key)
         if self.limiter is not None:
             caller = principal.key_id if principal is not None else _client_address(scope)
             wait = self.limiter.take(caller)
@@ -172,6 +176,10 @@ class Guard:
                     f"rate limit of {self.limiter.rate:g} requests a second exceeded; retry after {wait:.2f}s",
                     ((b"retry-after", str(max(1, math.ceil(wait))).encode()),),
                 )
+
+
+def _still_admitted(keys: KeyRing, key: str) -> Callable[[], bool]:
+    return lambda: keys.authenticate(key) is not None
 
 
 def _client_address(scope: Any) -> str:

@@ -1,13 +1,16 @@
-"""The fan-out of committed orders to event-stream clients (``GET /v1/events``), with bounded buffers.
+"""The fan-out of the log's committed orders to event-stream clients (``GET /v1/events``), bounded.
 
-The hub is a commit listener of the sequencer: it only ever sees orders that are committed, in
-order_id order. Publishing is synchronous and never waits for a client: each group is appended to
-every subscriber's buffer as one shared :class:`Batch` (its wire form is encoded once, by the first
-reader, and reused by the others). A subscriber whose buffer would exceed ``buffer_limit`` orders
-is *dropped*: its buffer is freed at once and its reader learns it must resync (the HTTP layer
-sends a ``resync`` event and ends the stream; the client resumes from the log with
-``Last-Event-ID``). So a slow or stuck client costs a bounded amount of memory and never slows
-order handling.
+The hub is fed, in stream order (:class:`~ordergate.store.base.StreamPosition`), with every order
+the log commits: by this process's commit listener on the embedded store, by a tail of the shared
+log on PostgreSQL, so that the stream is the whole cluster's (:mod:`ordergate.service.feeds`). Each
+batch covers the stream from the hub's position before it to its own end, with no gap: a subscriber
+that joins at the hub's position receives every order after it. Publishing is synchronous and never
+waits for a client: a batch is appended to every subscriber's buffer as one shared :class:`Batch`
+(its wire form is encoded once, by the first reader, and reused by the others). A subscriber whose
+buffer would exceed ``buffer_limit`` orders is *dropped*: its buffer is freed at once and its reader
+learns it must resync (the stream sends a ``resync`` event and ends; the client resumes from the log
+with its token). So a slow or stuck client costs a bounded amount of memory and never slows order
+handling. The hub also counts open streams, so that the HTTP layer can refuse clients past a cap.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from ordergate.domain.record import OrderRecord
+from ordergate.store.base import START, StreamPosition
 
 DEFAULT_BUFFER_LIMIT = 10_000
 """Orders a client may fall behind by before it is dropped with a resync event."""
 
-Encoder = Callable[[Sequence[OrderRecord]], bytes]
+Row = tuple[StreamPosition, OrderRecord]
+Encoder = Callable[[Sequence[Row]], bytes]
 
 
 class SubscriberDropped(Exception):
@@ -33,27 +38,25 @@ class HubClosed(Exception):
 
 
 class Batch:
-    """One committed group, shared by every subscriber's buffer; encoded once, on first use."""
+    """Committed orders in stream order, shared by every subscriber's buffer; encoded once, on first use."""
 
-    __slots__ = ("_wire", "records")
+    __slots__ = ("_wire", "rows", "until")
 
-    def __init__(self, records: Sequence[OrderRecord]) -> None:
-        self.records = records
+    def __init__(self, rows: Sequence[Row], until: StreamPosition) -> None:
+        self.rows = rows
+        self.until = until
+        """The stream is complete up to here with this batch (at least its last row's position)."""
         self._wire: bytes | None = None
 
-    @property
-    def last_id(self) -> int:
-        return self.records[-1].order_id
-
     def wire(self, encode: Encoder) -> bytes:
-        """The group in wire form; every reader passes the same encoder, so the first result is kept."""
+        """The batch in wire form; every reader passes the same encoder, so the first result is kept."""
         if self._wire is None:
-            self._wire = encode(self.records)
+            self._wire = encode(self.rows)
         return self._wire
 
 
 class Subscriber:
-    """One client's view of the hub: a bounded queue of committed groups."""
+    """One client's view of the hub: a bounded queue of batches."""
 
     def __init__(self, hub: EventHub) -> None:
         self._hub = hub
@@ -70,7 +73,7 @@ class Subscriber:
 
     def _offer(self, batch: Batch, limit: int) -> bool:
         """Buffer ``batch``; return False (and drop the buffer) if that would exceed ``limit`` orders."""
-        size = len(batch.records)
+        size = len(batch.rows)
         if self._pending + size > limit:
             self._batches.clear()
             self._pending = 0
@@ -87,17 +90,17 @@ class Subscriber:
         self._wake.set()
 
     async def next(self, timeout: float) -> Batch | None:
-        """The next group, or ``None`` if nothing came within ``timeout`` seconds (time for a heartbeat).
+        """The next batch, or ``None`` if nothing came within ``timeout`` seconds.
 
         Raises :class:`SubscriberDropped` once the subscriber was dropped, :class:`HubClosed` once
-        the hub closed (after the groups already buffered have been read).
+        the hub closed (after the batches already buffered have been read).
         """
         while True:
             if self.dropped:
                 raise SubscriberDropped
             if self._batches:
                 batch = self._batches.popleft()
-                self._pending -= len(batch.records)
+                self._pending -= len(batch.rows)
                 return batch
             if self.closed:
                 raise HubClosed
@@ -114,16 +117,18 @@ class Subscriber:
 
 
 class EventHub:
-    def __init__(self, last_order_id: int = 0, buffer_limit: int = DEFAULT_BUFFER_LIMIT) -> None:
+    def __init__(self, position: StreamPosition = START, buffer_limit: int = DEFAULT_BUFFER_LIMIT) -> None:
         if buffer_limit < 1:
             raise ValueError(f"buffer_limit must be at least 1 (got {buffer_limit})")
-        self._subscribers: set[Subscriber] = set()
+        self._subscribers: dict[Subscriber, None] = {}  # a set in joining order: deliveries replay exactly
         self._buffer_limit = buffer_limit
         self._closed = False
-        self.last_order_id = last_order_id
-        """The last committed order the hub knows of (the log's end)."""
+        self.position = position
+        """Every order at or below this stream position has been published."""
         self.dropped_total = 0
         """Subscribers dropped for falling behind, since start."""
+        self.streams = 0
+        """Event streams open now (catching up from the log or following the hub)."""
 
     @property
     def clients(self) -> int:
@@ -134,25 +139,29 @@ class EventHub:
         return self._closed
 
     def subscribe(self) -> Subscriber:
-        """A new subscriber that receives every group published from now on."""
+        """A new subscriber that receives every order after :attr:`position` (as of now)."""
         subscriber = Subscriber(self)
         if self._closed:
             subscriber._end()
         else:
-            self._subscribers.add(subscriber)
+            self._subscribers[subscriber] = None
         return subscriber
 
-    def publish(self, records: Sequence[OrderRecord]) -> None:
-        """The commit listener: hand a committed group to every subscriber, dropping those too far behind."""
-        if not records:
+    def publish(self, rows: Sequence[Row], until: StreamPosition | None = None) -> None:
+        """Hand the orders after :attr:`position` up to ``until`` (default: the last row) to every subscriber.
+
+        Called by the feed with consecutive stretches of the stream, dropping subscribers too far behind.
+        """
+        end = until if until is not None else rows[-1][0] if rows else self.position
+        if end <= self.position and not rows:
             return
-        self.last_order_id = records[-1].order_id
-        if not self._subscribers:
+        self.position = max(self.position, end)
+        if not rows or not self._subscribers:
             return
-        batch = Batch(records)
+        batch = Batch(rows, self.position)
         for subscriber in list(self._subscribers):
             if not subscriber._offer(batch, self._buffer_limit):
-                self._subscribers.discard(subscriber)
+                self._subscribers.pop(subscriber, None)
                 self.dropped_total += 1
 
     def close(self) -> None:
@@ -163,4 +172,4 @@ class EventHub:
         self._subscribers.clear()
 
     def _remove(self, subscriber: Subscriber) -> None:
-        self._subscribers.discard(subscriber)
+        self._subscribers.pop(subscriber, None)

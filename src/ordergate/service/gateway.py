@@ -5,7 +5,9 @@ synchronous checks that must stop start-up with one clear line (profiles, store 
 server starts, and hands over the store and how to build the sequencer that suits it. The gateway
 only knows their interfaces. :meth:`Gateway.start` restores the committed state inside the server's
 event loop and registers the sequencer's commit listeners: the decision log, the telemetry behind
-``/v1/stats`` and ``/metrics``, and the event hub behind ``/v1/events``.
+``/v1/stats`` and ``/metrics``, and the feed of the log's committed orders (this process's commits on
+the embedded store, the shared log's tail on PostgreSQL) that keeps the telemetry's counters and the
+event hub behind ``/v1/events`` describing the whole log.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from ordergate.domain.registry import Registry
 from ordergate.service.decision_log import DecisionLog
 from ordergate.service.events import EventHub
 from ordergate.service.exit_signals import ExitSignalHook
+from ordergate.service.feeds import Feed, FeedFactory
 from ordergate.service.runtime import collector_paused
 from ordergate.service.sequencing import Sequencing
 from ordergate.service.telemetry import Telemetry, totals_from_rows
-from ordergate.store.base import Snapshot, Store
+from ordergate.store.base import Snapshot, Store, StreamPosition
 from ordergate.store.metered import StoreErrors
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,7 @@ class Gateway:
     registry: Registry
     store: Store
     new_sequencer: SequencerFactory = field(repr=False)
+    new_feed: FeedFactory = field(repr=False)
     store_errors: StoreErrors = field(default_factory=StoreErrors, repr=False)
     sequencer: Sequencing | None = None
     ready: bool = False
@@ -48,29 +52,33 @@ class Gateway:
     _decision_log: DecisionLog | None = field(default=None, repr=False)
     _exit_hook: ExitSignalHook | None = field(default=None, repr=False)
     _history: asyncio.Task[None] | None = field(default=None, repr=False)
+    _feed: Feed | None = field(default=None, repr=False)
 
     async def start(self) -> Sequencing:
         store = self.store
         with collector_paused():  # nothing else runs before the gateway is ready
             snapshot = await store.open(self.settings.scope)
         await store.record_profiles(self.registry.fingerprint, orjson.dumps(self.registry.to_document()).decode())
-        telemetry = Telemetry(snapshot.last_order_id, len(snapshot.positions), store_errors=self.store_errors)
-        self._history = asyncio.create_task(self._read_history(telemetry, snapshot.last_order_id))
-        events = EventHub(snapshot.last_order_id, self.settings.event_buffer)
+        origin, open_positions = await store.stream_origin()
+        telemetry = Telemetry(snapshot.last_order_id, open_positions, store_errors=self.store_errors, origin=origin)
+        self._history = asyncio.create_task(self._read_history(telemetry, origin))
+        events = EventHub(origin, self.settings.event_buffer)
+        feed = self._feed = self.new_feed(store, events, (telemetry.on_logged,))
         sequencer = self.new_sequencer(snapshot, self.registry)
         self._decision_log = DecisionLog(self.settings.logs_dir, json_lines=self.settings.log_format is LogFormat.JSON)
         sequencer.on_commit(self._decision_log)
         sequencer.on_commit(telemetry.on_commit)
-        sequencer.on_commit(events.publish)  # last: a client that reads stats then events sees no gap
+        sequencer.on_commit(feed)  # last: the counters and the stream see an order after everything else
         self._exit_hook = ExitSignalHook(events.close)
         self._exit_hook.install()
         self.telemetry, self.events = telemetry, events
         sequencer.start()
+        feed.start()
         self.sequencer = sequencer
         self.ready = True
         return sequencer
 
-    async def _read_history(self, telemetry: Telemetry, until: int) -> None:
+    async def _read_history(self, telemetry: Telemetry, until: StreamPosition) -> None:
         """Give the telemetry the log's totals before the start, read on a thread while serving."""
         try:
             totals = totals_from_rows(await self.store.order_totals(until), until)
@@ -90,6 +98,8 @@ class Gateway:
             self.events.close()
         if self.sequencer is not None:
             await self.sequencer.stop()
+        if self._feed is not None:
+            await self._feed.stop()
         await self.store.close()
         if self._decision_log is not None:
             self._decision_log.close()

@@ -223,7 +223,12 @@ class SharedSequencer:
         if not now:
             return results
         tickets = [group[i] for i in now]
-        decided, busy = await self._decide_and_commit(tickets, patient=False)
+        try:
+            decided, busy = await self._decide_and_commit(tickets, patient=False)
+        except StoreUnavailable as exc:  # fail this transaction's tickets only: the lanes keep theirs
+            log.error("a group of %d orders was not stored: %s", len(tickets), exc)
+            self._core.fail(tickets, exc)
+            return results
         for ticket in busy:
             self._open_lane(ticket)
         if decided is not None:  # else in doubt: answered once the store knows

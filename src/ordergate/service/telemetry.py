@@ -1,7 +1,11 @@
 """What the gateway has decided, counted for people and for Prometheus: ``GET /v1/stats`` and ``/metrics``.
 
-:class:`Telemetry` is a commit listener, so it counts committed orders only. It starts from the
-log's own totals (read once at start-up), so the counters describe the whole order log and never go
+:class:`Telemetry` counts committed orders only, from two feeds: the log's committed orders
+(:meth:`Telemetry.on_logged`: every process's on a shared PostgreSQL store, from the log's tail, so
+the counters and open positions are the cluster's, never per-process deltas over a shared book) and
+this process's own commit groups (:meth:`Telemetry.on_commit`: how long its orders waited for their
+commit, how big its groups were). It starts from the log's own totals at the stream position it
+starts from (read once at start-up), so the counters describe the whole order log and never go
 back on a restart. Per group it does plain integer arithmetic on the event loop (no locks, no
 allocation per order beyond a dict lookup); the Prometheus families are built only when ``/metrics``
 is scraped (:meth:`Telemetry.collect`, the prometheus-client custom collector protocol).
@@ -29,9 +33,10 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from ordergate.domain.model import Reason, Side, Status
+from ordergate.domain.model import Action, Reason, Side, Status
 from ordergate.domain.record import OrderRecord
 from ordergate.errors import StoreUnavailable
+from ordergate.store.base import START, StreamPosition
 from ordergate.store.metered import StoreErrors
 
 log = logging.getLogger(__name__)
@@ -42,6 +47,8 @@ _NEVER = -(2**62)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 GROUP_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
+OPENED = Action.OPENED
+
 CountKey = tuple[Status, Side, Reason | None]
 """(status, side, reason): the labels of ``ordergate_orders_total``."""
 
@@ -51,7 +58,8 @@ class LogTotals:
     """Totals of an order log: orders by (status, side, reason), and its last order id."""
 
     counts: dict[CountKey, int] = field(default_factory=dict)
-    last_order_id: int = 0
+    until: StreamPosition = START
+    """The stream position the totals count every order up to."""
 
 
 class _Histogram:
@@ -93,12 +101,13 @@ class Telemetry:
         monotonic: Callable[[], float] = time.monotonic,
         window: int = WINDOW_SECONDS,
         store_errors: StoreErrors | None = None,
+        origin: StreamPosition | None = None,
     ) -> None:
         self._counts: dict[CountKey, int] = {}
-        """Orders committed by this process."""
+        """Orders the log committed since the start (every process's on a shared store)."""
         self._history: dict[CountKey, int] | None = None
         """Orders of the log up to ``_history_until``, once read."""
-        self._history_until = last_order_id
+        self._history_until = origin if origin is not None else StreamPosition(0, last_order_id)
         self._history_problem: str | None = None
         self._history_read = asyncio.Event()
         self.last_order_id = last_order_id
@@ -116,27 +125,19 @@ class Telemetry:
         self._seconds: dict[str, int] = {}
         self.started_at = datetime.fromtimestamp(wall_clock(), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
-    # -- the commit listener ----------------------------------------------------------------------
+    # -- the listeners ----------------------------------------------------------------------------
 
     def on_commit(self, records: Sequence[OrderRecord]) -> None:
+        """This process committed ``records`` (one group): how long they waited, how big the group was."""
         if not records:
             return
         now = self._clock()
-        counts = self._counts
         latency = self._latency
         bounds, buckets = latency.bounds, latency.buckets
         self._group_size.observe(len(records))
-        opened = closed = accepted = 0
         last_head = ""
         second = -1
         for record in records:
-            decision = record.decision
-            key = (decision.status, record.order.side, decision.reason)
-            counts[key] = counts.get(key, 0) + 1
-            if decision.status is Status.ACCEPTED:
-                accepted += 1
-            opened += len(record.opened)
-            closed += len(record.closed)
             stamp = record.received_at
             head = stamp[:19]
             if head != last_head:  # a group's orders mostly share their second
@@ -152,11 +153,29 @@ class Telemetry:
             buckets[bisect.bisect_left(bounds, waited)] += 1
             latency.count += 1
             latency.total += waited
+
+    def on_logged(self, records: Sequence[OrderRecord]) -> None:
+        """The log committed ``records`` (any process's, in stream order): the counters of ``/v1/stats``."""
+        if not records:
+            return
+        counts = self._counts
+        net = accepted = 0
+        last = self.last_order_id
+        for record in records:
+            decision = record.decision
+            key = (decision.status, record.order.side, decision.reason)
+            counts[key] = counts.get(key, 0) + 1
+            if decision.status is Status.ACCEPTED:
+                accepted += 1
+                for effect in decision.applied:
+                    net += 1 if effect.action is OPENED else -1
+            if record.order_id > last:
+                last = record.order_id
         slot = self._slot(int(self._monotonic() - self._started))
         self._accepted[slot] += accepted
         self._rejected[slot] += len(records) - accepted
-        self.open_positions += opened - closed
-        self.last_order_id = records[-1].order_id
+        self.open_positions += net
+        self.last_order_id = last
 
     def _slot(self, second: int) -> int:
         """The window slot counting monotonic ``second``, reset if it held an older second."""
@@ -168,8 +187,8 @@ class Telemetry:
 
     def set_history(self, totals: LogTotals) -> None:
         """The log's totals before this process started (up to the last order id it started from)."""
-        if totals.last_order_id != self._history_until:
-            raise ValueError(f"history up to order {totals.last_order_id}, expected {self._history_until}")
+        if totals.until != self._history_until:
+            raise ValueError(f"history up to {totals.until}, expected {self._history_until}")
         self._history = dict(totals.counts)
         self._history_read.set()
 
@@ -246,7 +265,8 @@ class Telemetry:
     def collect(self) -> Iterable[Metric]:
         orders = CounterMetricFamily(
             "ordergate_orders",
-            "Orders decided and committed by this process, by status, side and reason.",
+            "Orders the log committed since this process started (every process's on a shared store), "
+            "by status, side and reason.",
             labels=("status", "side", "reason"),
         )
         for (status, side, reason), count in sorted(self._counts.items(), key=lambda item: str(item[0])):
@@ -277,7 +297,7 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def totals_from_rows(rows: Iterable[tuple[str, str, str | None, int]], last_order_id: int) -> LogTotals:
+def totals_from_rows(rows: Iterable[tuple[str, str, str | None, int]], until: StreamPosition) -> LogTotals:
     """Build :class:`LogTotals` from ``(status, side, reason, count)`` rows of a store.
 
     Orders whose stored values were altered into ones no ordergate writes are left out and logged
@@ -293,4 +313,4 @@ def totals_from_rows(rows: Iterable[tuple[str, str, str | None, int]], last_orde
             )
             continue
         counts[key] = counts.get(key, 0) + count
-    return LogTotals(counts, last_order_id)
+    return LogTotals(counts, until)

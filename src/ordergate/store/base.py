@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Generic, Protocol, TypeAlias, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeAlias, TypeVar
 
 from ordergate.domain.book import Position
 from ordergate.domain.controls import ControlLevel, ControlSetting, ControlState
@@ -44,6 +44,41 @@ class Snapshot:
 
     positions: list[Position]
     last_order_id: int
+
+
+class StreamPosition(NamedTuple):
+    """Where an order stands in the log's commit-ordered stream (``GET /v1/events``).
+
+    Order ids do not follow commit order when several processes share a database: an order with a
+    lower id may commit after one with a higher id. The stream is ordered by ``(commit, order_id)``
+    instead, where ``commit`` is a number the store gives each committing transaction such that,
+    below the store's *watermark*, no transaction can ever commit again (PostgreSQL: the
+    transaction id, and the oldest transaction still running). An embedded store commits in order_id
+    order: its ``commit`` is always 0. Every order at or below a position is final.
+    """
+
+    commit: int
+    order_id: int
+
+    def token(self) -> str:
+        """The wire form: ``ORDER_ID`` when ``commit`` is 0, ``COMMIT-ORDER_ID`` otherwise."""
+        return f"{self.commit}-{self.order_id}" if self.commit else str(self.order_id)
+
+
+START = StreamPosition(0, 0)
+"""Before the first order."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPage:
+    """Committed orders after a position, in stream order, and how far the stream is complete."""
+
+    rows: list[tuple[StreamPosition, OrderRecord]]
+    until: StreamPosition
+    """Every order at or below this position is in ``rows`` or before the position asked for: the
+    last stored row's position when the page is full, the store's watermark when it is not."""
+    more: bool = False
+    """The page is full: more orders may follow right after ``until``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +190,24 @@ class Store(Protocol):
         """Raise :class:`~ordergate.errors.StoreUnavailable` unless the store answers now."""
         ...
 
-    async def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
-        """``(status, side, reason, count)`` rows over the orders up to order id ``until``."""
+    async def order_totals(self, until: StreamPosition) -> list[tuple[str, str, str | None, int]]:
+        """``(status, side, reason, count)`` rows over the orders at or below ``until`` in the stream."""
+        ...
+
+    async def stream_page(self, after: StreamPosition, limit: int) -> StreamPage:
+        """At most ``limit`` committed orders after ``after`` in stream order, below the watermark."""
+        ...
+
+    async def stream_head(self) -> StreamPosition:
+        """The watermark now: every order at or below it is committed and final."""
+        ...
+
+    async def stream_origin(self) -> tuple[StreamPosition, int]:
+        """The watermark now, and how many positions are open at it (counting only orders below it)."""
+        ...
+
+    async def stream_position(self, order_id: int) -> StreamPosition | None:
+        """The stream position of a committed order (``None``: no such order)."""
         ...
 
     async def record_control_change(self, change: ControlChange, document: str) -> None:

@@ -14,7 +14,7 @@ per row (:func:`decode_logged`), which ``verify`` reports; listings leave such a
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -23,7 +23,7 @@ import orjson
 from ordergate.domain.model import Action, Decision, Effect, Order, Reason, Refusal, Scope, Side, Status
 from ordergate.domain.record import OrderRecord
 from ordergate.errors import StoredRowError
-from ordergate.store.base import Page, TamperedRow
+from ordergate.store.base import Page, StreamPosition, TamperedRow
 from ordergate.store.paging import page_of
 
 log = logging.getLogger(__name__)
@@ -196,3 +196,21 @@ def _altered(order_id: object, column: str, problem: str) -> StoredRowError:
 def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def stream_rows(rows: Iterable[tuple[int, Sequence[Any]]]) -> list[tuple[StreamPosition, OrderRecord]]:
+    """``(commit, order row)`` pairs as stream rows, leaving out (and logging) rows that do not decode.
+
+    An altered row cannot be sent; the stream's positions come from the rows as stored, so leaving
+    one out never stops the stream or makes it send anything twice.
+    """
+    stream: list[tuple[StreamPosition, OrderRecord]] = []
+    for commit, row in rows:
+        decoded = decode_logged(row)
+        if isinstance(decoded, TamperedRow):
+            log.error(
+                "left out of the event stream, its stored row was altered (ordergate verify): %s", decoded.describe()
+            )
+        else:
+            stream.append((StreamPosition(commit, decoded.order_id), decoded))
+    return stream

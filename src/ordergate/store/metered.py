@@ -26,6 +26,8 @@ from ordergate.store.base import (
     SharedStore,
     Snapshot,
     Store,
+    StreamPage,
+    StreamPosition,
     TradeQuery,
 )
 
@@ -96,8 +98,20 @@ class MeteredStore:
     async def list_trades(self, query: TradeQuery) -> Page[Trade]:
         return await self._counted("read", self.inner.list_trades(query))
 
-    async def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
+    async def order_totals(self, until: StreamPosition) -> list[tuple[str, str, str | None, int]]:
         return await self._counted("read", self.inner.order_totals(until))
+
+    async def stream_page(self, after: StreamPosition, limit: int) -> StreamPage:
+        return await self._counted("read", self.inner.stream_page(after, limit))
+
+    async def stream_head(self) -> StreamPosition:
+        return await self._counted("read", self.inner.stream_head())
+
+    async def stream_origin(self) -> tuple[StreamPosition, int]:
+        return await self._counted("read", self.inner.stream_origin())
+
+    async def stream_position(self, order_id: int) -> StreamPosition | None:
+        return await self._counted("read", self.inner.stream_position(order_id))
 
     async def ping(self) -> None:
         await self._counted("read", self.inner.ping())

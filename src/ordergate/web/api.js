@@ -108,3 +108,14 @@ export async function postJSON(path, document) {
   });
   return { status: response.status, ok: response.ok, body: await readBody(response) };
 }
+
+// An event token ("ORDER_ID", or "COMMIT-ORDER_ID" on PostgreSQL) as a [commit, order id] pair.
+export function streamPosition(token) {
+  const parts = String(token || '0').split('-');
+  return parts.length === 2 ? [Number(parts[0]), Number(parts[1])] : [0, Number(parts[0])];
+}
+
+// Whether stream position a comes after b.
+export function after(a, b) {
+  return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+}

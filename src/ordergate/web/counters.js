@@ -27,7 +27,7 @@ export class Counters {
       stats.rejected_by_reason[order.reason] = (stats.rejected_by_reason[order.reason] || 0) + 1;
     }
     for (const effect of order.applied) stats.open_positions += effect.action === 'OPENED' ? 1 : -1;
-    stats.last_order_id = order.order_id;
+    stats.last_order_id = Math.max(stats.last_order_id, order.order_id);
     renderSoon(this);
   }
 

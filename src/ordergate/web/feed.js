@@ -23,6 +23,7 @@ export class Feed {
   }
 
   apply(order) {
+    if (this.orders.some((shown) => shown.order_id === order.order_id)) return; // already in the snapshot
     this.orders.unshift(order);
     if (this.orders.length > this.limit) this.orders.length = this.limit;
     this.fresh.add(order.order_id);

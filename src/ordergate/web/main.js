@@ -2,10 +2,11 @@
 // /v1/strategies, the latest /v1/orders) and is then kept current by the event stream
 // (GET /v1/events): every committed order updates the counters, the chart, the feed and the grid.
 //
-// Consistency: the snapshot is taken after the stream is open. /v1/stats names the last order its
-// counters include (last_order_id = L); positions are read after it, so they include at least L.
-// Events up to L are ignored and later ones applied in order, which gives exactly the state after
-// the newest event whatever the timing. Every (re)connection, and every "resync" event, takes a
+// Consistency: the snapshot is taken after the stream is open. /v1/stats names the stream position
+// its counters are complete up to (position = P, an event token); positions are read after it, so
+// they include at least P. Events up to P are ignored and later ones applied in stream order, which
+// gives exactly the state after the newest event whatever the timing. Tokens, not order ids, are
+// compared: on PostgreSQL ids do not follow commit order, the stream's tokens do. Every (re)connection, and every "resync" event, takes a
 // fresh snapshot. The browser's EventSource reconnects by itself (sending Last-Event-ID); if it
 // gives up, the dashboard opens a new one.
 //
@@ -14,7 +15,17 @@
 // user and says so (body[data-view=user]), and takes the last order it reflects from the user's own
 // latest orders, read before the positions. It does not retry the refused figures.
 
-import { apiKey, eventsUrl, getAllPages, getJSON, latestOrders, setApiKey, whenRefused } from './api.js';
+import {
+  after,
+  apiKey,
+  eventsUrl,
+  getAllPages,
+  getJSON,
+  latestOrders,
+  setApiKey,
+  streamPosition,
+  whenRefused,
+} from './api.js';
 import { ThroughputChart } from './chart.js';
 import { Counters } from './counters.js';
 import { renderSoon } from './dom.js';
@@ -38,7 +49,7 @@ class Dashboard {
     this.connectionLabel = $('#connection');
     this.banner = $('#offline-banner');
     this.scope = $('#scope');
-    this.applied = 0; // the last order id reflected on the page
+    this.applied = [0, 0]; // the stream position of the last order reflected on the page
     this.pending = null; // events that arrive while a snapshot loads
     this.generation = 0;
     this.source = null;
@@ -101,7 +112,7 @@ class Dashboard {
       this.setConnection('live');
       this.reload();
     });
-    source.addEventListener('order', (event) => this.onOrder(JSON.parse(event.data)));
+    source.addEventListener('order', (event) => this.onOrder(JSON.parse(event.data), event.lastEventId));
     source.addEventListener('resync', () => this.reload());
     source.addEventListener('error', () => {
       if (this.source !== source) return;
@@ -115,14 +126,15 @@ class Dashboard {
     });
   }
 
-  onOrder(order) {
-    if (this.pending) this.pending.push(order);
-    else this.apply(order);
+  onOrder(order, token) {
+    const position = streamPosition(token);
+    if (this.pending) this.pending.push([order, position]);
+    else this.apply(order, position);
   }
 
-  apply(order) {
-    if (order.order_id <= this.applied) return;
-    this.applied = order.order_id;
+  apply(order, position) {
+    if (!after(position, this.applied)) return;
+    this.applied = position;
     this.counters.apply(order);
     this.chart.apply(order);
     this.feed.apply(order);
@@ -152,16 +164,16 @@ class Dashboard {
       this.positions.load(positions.items, positions.complete);
       this.strategies.load(strategies.items, strategies.complete);
       this.form.setStrategies(strategies.items);
-      this.applied = last;
+      this.applied = stats ? streamPosition(stats.position) : [0, last];
       const pending = this.pending;
       this.pending = null;
-      for (const order of pending) this.apply(order);
+      for (const [order, position] of pending) this.apply(order, position);
       renderSoon(this.chart);
     } catch (error) {
       if (generation !== this.generation) return;
       const pending = this.pending || [];
       this.pending = null;
-      for (const order of pending) this.apply(order);
+      for (const [order, position] of pending) this.apply(order, position);
       console.warn('could not load the gateway state; retrying', error);
       setTimeout(() => {
         if (generation === this.generation && this.source && this.source.readyState === EventSource.OPEN) this.reload();

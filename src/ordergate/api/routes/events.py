@@ -1,77 +1,139 @@
-"""``GET /v1/events``: server-sent events, one per committed order, resumable from the log.
+"""``GET /v1/events``: server-sent events, one per committed order, resumable with a token, bounded.
 
-Each event is ``event: order``, ``id: <order_id>`` and, as data, the same JSON as the order's answer
-on ``POST /v1/orders``. Only committed orders are sent (the hub is a commit listener), in order_id
-order. A client that reconnects with ``Last-Event-ID`` (browsers do it by themselves), or connects
-with ``?after=N``, first gets every order after that id from the store's log, then the live ones,
-without gap or duplicate. A client that falls too far behind is sent ``event: resync`` and the
-stream ends: it reconnects with its ``Last-Event-ID`` and catches up from the log, while order
-handling never waited for it. A ``resync`` is also sent at once when the client's id is past the
-log's end (the store was replaced): reload, then follow the live events.
+Each event is ``event: order``, ``id: <token>`` and, as data, the same JSON as the order's answer
+on ``POST /v1/orders``. The token is the order's position in the log's commit-ordered stream
+(:class:`~ordergate.store.base.StreamPosition`): a client that reconnects with ``Last-Event-ID``
+(browsers do it by themselves), or connects with ``?after=TOKEN``, receives every order committed
+after it exactly once, whichever gateway process it was connected to before or is now (on
+PostgreSQL the stream is the whole cluster's). ``?after=N`` with a plain order id starts after that
+order. The protocol itself is :func:`ordergate.service.stream.follow`; this module parses, refuses
+and writes frames.
+
+``event: resync`` (data ``{"reason", "token"}``) means: reload, then follow from ``token``; it is
+sent when the client falls too far behind (``slow_client``) or its token is not of this log
+(``ahead_of_log``). ``event: revoked`` ends the stream of a key revoked while it was open (within a
+second). Past ``--max-event-clients`` open streams a new one is refused with 503 and ``Retry-After``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from ordergate.api.access import viewed_user
+from ordergate.api.access import ADMITTED, viewed_user
 from ordergate.api.answers import applied_for, order_answer
 from ordergate.api.deps import GatewayDep
 from ordergate.api.http import ClientError
 from ordergate.api.routes.queries import MAX_ID
-from ordergate.domain.record import OrderRecord
 from ordergate.errors import StoreUnavailable
-from ordergate.service.events import EventHub, HubClosed, Subscriber, SubscriberDropped
-from ordergate.store.base import MAX_PAGE, OrderQuery, Store
+from ordergate.service.events import EventHub, Row
+from ordergate.service.stream import Orders, Quiet, Resync, Revoked, follow
+from ordergate.store.base import START, Store, StreamPosition
 
 router = APIRouter(tags=["events"])
 
 RETRY_MILLISECONDS = 1000
 """How soon a browser's EventSource reconnects after the stream ends or breaks."""
+TOKEN = re.compile(r"(?:(\d{1,19})-)?(\d{1,19})")
+
+Encoder = Callable[[Sequence[Row]], bytes]
 
 
-def encode_events(records: Sequence[OrderRecord]) -> bytes:
-    """The SSE frames of committed orders: ``id``, ``event: order`` and the order answer as data."""
+def encode_events(rows: Sequence[Row]) -> bytes:
+    """The SSE frames of committed orders: their token as ``id``, ``event: order``, the answer as data."""
     return b"".join(
-        b"id: %d\nevent: order\ndata: %b\n\n" % (record.order_id, orjson.dumps(order_answer(record)))
-        for record in records
+        b"id: %b\nevent: order\ndata: %b\n\n" % (position.token().encode(), orjson.dumps(order_answer(record)))
+        for position, record in rows
     )
 
 
-def encode_events_for(user: str) -> Callable[[Sequence[OrderRecord]], bytes]:
+def encode_events_for(user: str) -> Encoder:
     """The SSE frames a viewer bound to ``user`` may see: orders applied for it, its own outcome only."""
 
-    def encode(records: Sequence[OrderRecord]) -> bytes:
+    def encode(rows: Sequence[Row]) -> bytes:
         return b"".join(
-            b"id: %d\nevent: order\ndata: %b\n\n" % (r.order_id, orjson.dumps(order_answer(r, only_user=user)))
-            for r in records
-            if applied_for(r, user)
+            b"id: %b\nevent: order\ndata: %b\n\n"
+            % (position.token().encode(), orjson.dumps(order_answer(record, only_user=user)))
+            for position, record in rows
+            if applied_for(record, user)
         )
 
     return encode
 
 
-def resync_event(reason: str, last_order_id: int) -> bytes:
-    data = orjson.dumps({"reason": reason, "last_order_id": last_order_id})
-    return b"event: resync\ndata: %b\n\n" % data
+def resync_event(reason: str, position: StreamPosition) -> bytes:
+    return b"event: resync\ndata: %b\n\n" % orjson.dumps({"reason": reason, "token": position.token()})
 
 
-def _resume_point(last_event_id: str | None, after: int | None) -> int | None:
-    if last_event_id is None:
-        return after
-    value = last_event_id.strip()
-    if not (value.isascii() and value.isdigit() and int(value) <= MAX_ID):
+REVOKED_EVENT = b'event: revoked\ndata: {"reason":"the API key of this stream is not valid any more"}\n\n'
+
+
+async def resume_point(store: Store, token: str | None, source: str) -> StreamPosition | None:
+    """The position a client resumes after, or ``None`` (from now on); 422 for what is not a token."""
+    if token is None:
+        return None
+    found = TOKEN.fullmatch(token.strip())
+    if found is None or max(int(found.group(1) or 0), int(found.group(2))) > MAX_ID:
         raise ClientError(
             422,
-            f"Last-Event-ID header: must be an order id (a whole number), not {last_event_id[:40]!r}",
-            [{"loc": ["header", "last-event-id"], "msg": "must be a whole number", "type": "int_parsing"}],
+            f"{source}: not a resume token (the id: of an event, or an order id), not {token[:40]!r}",
+            [{"loc": _location(source), "msg": "not a resume token", "type": "value_error"}],
         )
-    return int(value)
+    commit, order_id = found.group(1), int(found.group(2))
+    if commit is not None:
+        return StreamPosition(int(commit), order_id)
+    if order_id == 0:
+        return START
+    position = await store.stream_position(order_id)
+    if position is None:
+        raise ClientError(
+            422,
+            f"{source}: there is no order {order_id} to resume after; use the id: of an event, or 0 for the whole log",
+            [{"loc": _location(source), "msg": "no such order", "type": "value_error"}],
+        )
+    return position
+
+
+def _location(source: str) -> list[str]:
+    return ["header", "last-event-id"] if source == "Last-Event-ID header" else ["query", "after"]
+
+
+class EventStreamResponse(StreamingResponse):
+    """The stream, counted among the hub's open streams while it is served (refused past the cap).
+
+    The frames are produced only once the response is being sent, and closed whatever happens, so a
+    client that goes away before its first byte leaves no subscriber behind.
+    """
+
+    def __init__(self, hub: EventHub, cap: int, frames: AsyncIterator[bytes]) -> None:
+        super().__init__(
+            frames, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+        self._hub = hub
+        self._cap = cap
+        self._frames = frames
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hub = self._hub
+        try:
+            if hub.streams >= self._cap:
+                body = orjson.dumps({"detail": f"too many event streams are open ({self._cap}); retry later"})
+                refused = Response(body, 503, {"Retry-After": "5"}, media_type="application/json")
+                await refused(scope, receive, send)
+                return
+            hub.streams += 1
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                hub.streams -= 1
+        finally:
+            await self._frames.aclose()  # type: ignore[attr-defined]
 
 
 @router.get(
@@ -81,18 +143,24 @@ def _resume_point(last_event_id: str | None, after: int | None) -> int | None:
     responses={
         200: {
             "content": {"text/event-stream": {}},
-            "description": "`event: order` (id = order_id, data = the order answer) per committed order; "
-            "`event: resync` when the client must reload; `: keep-alive` comments in silence.",
+            "description": "`event: order` (id = the order's resume token, data = the order answer) per committed "
+            "order; `event: resync` when the client must reload; `event: revoked` when its key was revoked; "
+            "`: keep-alive` comments in silence.",
         },
-        422: {"description": "Last-Event-ID is not an order id."},
+        422: {"description": "Last-Event-ID or after is not a resume token."},
+        503: {"description": "Too many event streams are open; see Retry-After."},
     },
 )
 async def stream_events(
     gateway: GatewayDep,
     request: Request,
     after: Annotated[
-        int | None,
-        Query(ge=0, le=MAX_ID, description="Send the orders after this id first (from the log), then live ones."),
+        str | None,
+        Query(
+            max_length=40,
+            description="Send the orders committed after this resume token (an event's id:, or an order id) first, "
+            "then live ones.",
+        ),
     ] = None,
     last_event_id: Annotated[
         str | None, Header(description="Set by a reconnecting EventSource; takes precedence over `after`.")
@@ -105,82 +173,48 @@ async def stream_events(
     hub = gateway.events
     if hub is None or hub.is_closed:
         raise StoreUnavailable("the gateway is starting or stopping")
-    start = _resume_point(last_event_id, after)
-    live: tuple[Subscriber, int] | None = None
-    if start is None:
-        live = (hub.subscribe(), hub.last_order_id)  # before the headers go out: nothing committed later is missed
-    return StreamingResponse(
-        _stream(gateway.store, hub, start, live, gateway.settings.event_heartbeat, _encoder(request)),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-def _encoder(request: Request) -> Callable[[Sequence[OrderRecord]], bytes] | None:
-    """``None`` (every order, shared encoding) or the encoder of a viewer bound to one user."""
+    if last_event_id is not None:
+        start = await resume_point(gateway.store, last_event_id, "Last-Event-ID header")
+    else:
+        start = await resume_point(gateway.store, after, "after")
     only = viewed_user(request)
-    return encode_events_for(only) if only is not None else None
+    encode = encode_events_for(only) if only is not None else None
+    frames = _frames(
+        gateway.store,
+        hub,
+        start if start is not None else hub.position,
+        gateway.settings.event_heartbeat,
+        encode,
+        request.scope.get(ADMITTED),
+    )
+    return EventStreamResponse(hub, gateway.settings.max_event_clients, frames)
 
 
-async def _stream(
+async def _frames(
     store: Store,
     hub: EventHub,
-    start: int | None,
-    live: tuple[Subscriber, int] | None,
+    start: StreamPosition,
     heartbeat: float,
-    encode: Callable[[Sequence[OrderRecord]], bytes] | None = None,
+    encode: Encoder | None,
+    admitted: Callable[[], bool] | None,
 ) -> AsyncIterator[bytes]:
-    subscriber = live[0] if live is not None else None
-    cursor = live[1] if live is not None else 0
-    try:
-        yield b"retry: %d\n\n" % RETRY_MILLISECONDS
-        if subscriber is None:
-            assert start is not None
-            cursor = start
-            if cursor > hub.last_order_id:
-                yield resync_event("ahead_of_log", hub.last_order_id)
-                cursor = hub.last_order_id
-            async for frames, last in _from_log(store, hub, cursor, encode):  # the bulk of a catch-up, unbuffered
-                yield frames
-                cursor = last
-            subscriber = hub.subscribe()
-            async for frames, last in _from_log(store, hub, cursor, encode):  # what committed while we subscribed
-                yield frames
-                cursor = last
-        while True:
-            batch = await subscriber.next(heartbeat)
-            if batch is None:
-                yield b": keep-alive\n\n"
-                continue
-            if batch.last_id <= cursor:
-                continue
+    yield b"retry: %d\n\n" % RETRY_MILLISECONDS
+    async for item in follow(store, hub, start, heartbeat=heartbeat, admitted=admitted):
+        if isinstance(item, Orders):
             if encode is not None:
-                frames = encode([r for r in batch.records if r.order_id > cursor])
+                frames = encode(item.rows)
                 if frames:
                     yield frames
-            elif batch.records[0].order_id > cursor:
-                yield batch.wire(encode_events)
+            elif item.batch is not None:
+                yield item.batch.wire(encode_events)
             else:
-                yield encode_events([r for r in batch.records if r.order_id > cursor])
-            cursor = batch.last_id
-    except SubscriberDropped:
-        yield resync_event("slow_client", cursor)
-    except HubClosed:
-        return
-    finally:
-        if subscriber is not None:
-            subscriber.close()
-
-
-async def _from_log(
-    store: Store, hub: EventHub, after: int, encode: Callable[[Sequence[OrderRecord]], bytes] | None = None
-) -> AsyncIterator[tuple[bytes, int]]:
-    """Committed orders after ``after`` from the store, a page at a time, with the new cursor."""
-    while not hub.is_closed:
-        page = await store.list_orders(OrderQuery(after=after, limit=MAX_PAGE))
-        if not page.items:
-            return
-        after = page.items[-1].order_id
-        yield (encode or encode_events)(page.items), after
-        if page.next is None:
+                yield encode_events(item.rows)
+        elif isinstance(item, Quiet):
+            yield b": keep-alive\n\n"
+        elif isinstance(item, Resync):
+            yield resync_event(item.reason, item.position)
+            if item.reason != "ahead_of_log":
+                return
+        elif isinstance(item, Revoked):
+            yield REVOKED_EVENT
             return

@@ -50,13 +50,20 @@ class StatsOut(BaseModel):
     rejected_by_reason: dict[str, int]
     by_side: dict[str, int]
     open_positions: int
-    last_order_id: int = Field(description="The counters include every order up to this id, and no other.")
+    last_order_id: int = Field(
+        description="The highest order id counted. On one process (SQLite) the counters include every order up to "
+        "this id and no other; on PostgreSQL ids do not follow commit order: use `position`."
+    )
     users: int
     strategies: int
     instruments: int = Field(description="Distinct instruments traded under any strategy.")
     scope: str
     started_at: str
     event_clients: int
+    position: str = Field(
+        description="The event-stream token the counters are complete up to: GET /v1/events?after=<this> sends "
+        "exactly the orders they do not count yet."
+    )
     throughput: Throughput
 
 
@@ -108,6 +115,7 @@ async def stats_answer(gateway: Gateway) -> dict[str, Any]:
         "scope": gateway.settings.scope.value,
         "started_at": telemetry.started_at,
         "event_clients": events.clients,
+        "position": events.position.token(),
         "throughput": telemetry.throughput(),
     }
 

@@ -110,6 +110,14 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX IF NOT EXISTS trades_by_user_closed ON trades (user_name, closed_order_id);
         """,
     ),
+    (
+        6,
+        """
+        ALTER TABLE orders ADD COLUMN IF NOT EXISTS commit_xid bigint NOT NULL DEFAULT 0;
+        ALTER TABLE orders ALTER COLUMN commit_xid SET DEFAULT pg_current_xact_id()::text::bigint;
+        CREATE INDEX IF NOT EXISTS orders_by_commit ON orders (commit_xid, order_id);
+        """,
+    ),
 )
 """Version 3: trading controls, as SQLite's version 3 keeps them (the sets in force, named by
 fingerprint, and every change made, in the order the changes committed). Version 4: each order's
@@ -118,7 +126,11 @@ orders stored before it are linked once by the migration (:data:`CHAIN_VERSION`)
 listing indexes of SQLite's version 4, one for every filter, in the listing's id order
 (:mod:`ordergate.store.queries`); ``positions_by_instrument`` gains ``position_id`` (the group
 transactions' reads by instrument use it as before). The migration builds them inside its
-transaction, so on a big log the gateways starting with it wait for the build once."""
+transaction, so on a big log the gateways starting with it wait for the build once. Version 6: the
+transaction that stored each order (``commit_xid``, its 64-bit id, set by the column's default so that
+every writer sets it), which orders the cluster-wide event stream (see
+:meth:`ordergate.store.postgres.store.PostgresStore.stream_page`); orders stored before it are 0,
+ordered among themselves by order_id, all final."""
 
 CONTROLS_VERSION = 2
 """The schema version from which every order keeps the fingerprint of its trading controls."""

@@ -62,7 +62,7 @@ from psycopg_pool import AsyncConnectionPool
 from ordergate.domain.book import Position
 from ordergate.domain.chain import Chains, chain_per_instrument
 from ordergate.domain.controls import NO_CONTROLS, Controls
-from ordergate.domain.model import Scope
+from ordergate.domain.model import Action, Scope
 from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StartupError, StoreUnavailable
 from ordergate.store.admission import READ_CONNECTIONS, READ_QUEUE, Admission
@@ -75,10 +75,12 @@ from ordergate.store.base import (
     Page,
     PositionQuery,
     Snapshot,
+    StreamPage,
+    StreamPosition,
     TradeQuery,
 )
 from ordergate.store.changes import group_changes
-from ordergate.store.codec import decode_page, decode_record, encode_applied, encode_rejected_for
+from ordergate.store.codec import decode_page, decode_record, encode_applied, encode_rejected_for, stream_rows
 from ordergate.store.paging import page_of
 from ordergate.store.postgres.connection import (
     CONNECT_TIMEOUT,
@@ -131,6 +133,8 @@ SELECT * FROM unnest(
     %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
     %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
 """
+_WATERMARK = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+"""The oldest transaction id still running in the cluster: no order can ever commit below it."""
 _SHARED_LOCKS = "SELECT pg_advisory_xact_lock_shared(%s, 0), pg_advisory_xact_lock_shared(%s, %s)"
 _CHAIN_HEADS = """
 SELECT i, (SELECT chain_hash FROM orders WHERE instrument = i ORDER BY order_id DESC LIMIT 1)
@@ -389,12 +393,66 @@ class PostgresStore:
         rows, bound = await self._page(plan)
         return page_of([Trade(*row) for row in rows], query.limit, lambda t: t.trade_id, bound)
 
-    async def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
+    async def order_totals(self, until: StreamPosition) -> list[tuple[str, str, str | None, int]]:
         rows = await self._run(
-            "SELECT status, side, reason, count(*) FROM orders WHERE order_id <= %s GROUP BY status, side, reason",
-            (until,),
+            "SELECT status, side, reason, count(*) FROM orders WHERE (commit_xid, order_id) <= (%s, %s)"
+            " GROUP BY status, side, reason",
+            (until.commit, until.order_id),
         )
         return [(str(s), str(side), None if r is None else str(r), int(n)) for s, side, r, n in rows]
+
+    # -- the cluster-wide event stream ------------------------------------------------------------
+
+    async def stream_page(self, after: StreamPosition, limit: int) -> StreamPage:
+        """Committed orders after ``after`` in ``(commit_xid, order_id)`` order, below the watermark.
+
+        The watermark is the oldest transaction id still running anywhere in the cluster
+        (``pg_snapshot_xmin``): every transaction with a lower id has ended, committed or not, and
+        no new one can ever get a lower id. So once a reader has delivered every order below it,
+        nothing can commit there later: a position is a resume token that holds across processes,
+        whichever process the reader was or is connected to. Both reads share one snapshot.
+        """
+        try:
+            async with self._api_connection() as conn, conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                row = await (await conn.execute(_WATERMARK)).fetchone()
+                watermark = int(row[0]) if row is not None else 0
+                cursor = await conn.execute(
+                    f"SELECT commit_xid, {LOG_COLUMNS} FROM orders WHERE (commit_xid, order_id) > (%s, %s)"
+                    " AND commit_xid < %s ORDER BY commit_xid, order_id LIMIT %s",
+                    (after.commit, after.order_id, watermark, limit),
+                )
+                rows = await cursor.fetchall()
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
+        stream = stream_rows((int(row[0]), row[1:]) for row in rows)
+        if len(rows) == limit:
+            return StreamPage(stream, StreamPosition(int(rows[-1][0]), int(rows[-1][1])), more=True)
+        return StreamPage(stream, max(after, StreamPosition(watermark, 0)))
+
+    async def stream_head(self) -> StreamPosition:
+        rows = await self._run(_WATERMARK, ())
+        return StreamPosition(int(rows[0][0]), 0)
+
+    async def stream_origin(self) -> tuple[StreamPosition, int]:
+        """The watermark, and the open positions there: those stored now, less the effects of the
+        orders already committed above the watermark (the stream delivers them later)."""
+        try:
+            async with self._pooled().connection() as conn, conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                row = await (await conn.execute(_WATERMARK)).fetchone()
+                watermark = int(row[0]) if row is not None else 0
+                counted = await (await conn.execute("SELECT count(*) FROM positions")).fetchone()
+                above = await conn.execute(f"SELECT {LOG_COLUMNS} FROM orders WHERE commit_xid >= %s", (watermark,))
+                later = [record for _, record in stream_rows((0, row) for row in await above.fetchall())]
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
+        net = sum(1 if e.action is Action.OPENED else -1 for record in later for e in record.decision.applied)
+        return StreamPosition(watermark, 0), int(counted[0] if counted else 0) - net
+
+    async def stream_position(self, order_id: int) -> StreamPosition | None:
+        rows = await self._run("SELECT commit_xid FROM orders WHERE order_id = %s", (order_id,))
+        return StreamPosition(int(rows[0][0]), order_id) if rows else None
 
     async def ping(self) -> None:
         await self._run("SELECT 1", ())

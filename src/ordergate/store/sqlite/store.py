@@ -39,6 +39,8 @@ from ordergate.store.base import (
     Page,
     PositionQuery,
     Snapshot,
+    StreamPage,
+    StreamPosition,
     TradeQuery,
 )
 from ordergate.store.changes import group_changes
@@ -48,6 +50,7 @@ from ordergate.store.codec import (
     encode_applied,
     encode_rejected_for,
     logged_page,
+    stream_rows,
 )
 from ordergate.store.paging import page_of
 from ordergate.store.queries import READ_BUDGET, SQLITE, PagePlan, book_page, bound_of, order_page
@@ -360,8 +363,8 @@ class SQLiteStore:
     async def ping(self) -> None:
         await self._lookup("SELECT 1", ())
 
-    async def order_totals(self, until: int) -> list[tuple[str, str, str | None, int]]:
-        """``(status, side, reason, count)`` rows over the orders up to order id ``until``.
+    async def order_totals(self, until: StreamPosition) -> list[tuple[str, str, str | None, int]]:
+        """``(status, side, reason, count)`` rows over the orders up to ``until`` (here: an order id).
 
         A scan of the whole log: it runs on a connection and thread of its own, never queued with
         the reads the API or order entry wait for.
@@ -369,12 +372,36 @@ class SQLiteStore:
 
         def count() -> list[tuple[str, str, str | None, int]]:
             with SQLiteLogReader(self.path, audit=False) as log:
-                return log.order_totals(until)
+                return log.order_totals(until.order_id)
 
         try:
             return await asyncio.to_thread(count)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+
+    # -- the event stream: one writer commits in order_id order, so positions are order ids ---------
+
+    async def stream_page(self, after: StreamPosition, limit: int) -> StreamPage:
+        rows = await self._api_read(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id > ? ORDER BY order_id LIMIT ?", (after.order_id, limit)
+        )
+        stream = stream_rows((0, row) for row in rows)
+        return StreamPage(stream, StreamPosition(0, int(rows[-1][0])) if rows else after, len(rows) == limit)
+
+    async def stream_head(self) -> StreamPosition:
+        rows = await self._api_read("SELECT coalesce(max(order_id), 0) FROM orders", ())
+        return StreamPosition(0, int(rows[0][0]))
+
+    async def stream_origin(self) -> tuple[StreamPosition, int]:
+        rows = await self._api_read(
+            "SELECT coalesce(max(order_id), 0), (SELECT count(*) FROM positions) FROM orders", ()
+        )
+        last, open_positions = rows[0]
+        return StreamPosition(0, int(last)), int(open_positions)
+
+    async def stream_position(self, order_id: int) -> StreamPosition | None:
+        """Every order id is a position here, committed or not (ids follow commit order)."""
+        return StreamPosition(0, order_id)
 
     async def _page(self, plan: PagePlan, decode: Callable[[tuple[Any, ...]], T]) -> tuple[list[T], int | None]:
         """The items of a listing page and the bound its probe found, read in one snapshot and decoded
