@@ -161,3 +161,19 @@ async def test_an_idle_gateway_shows_the_controls_another_gateway_set(home: Path
         assert (await b.get("/v1/controls")).json()["global"] == "HALTED"
         check = (await b.post("/v1/orders/check", json={"strategy": "S1", "instrument": "ACC", "side": "BUY"})).json()
         assert check["reason"] == "HALTED"
+
+
+async def test_the_answer_to_a_control_change_is_what_the_database_now_holds(home: Path, database: str) -> None:
+    """A gateway whose view of the controls is stale answers the merged controls it stored, not the
+    set it built from its own view (and decides ``check()`` under them at once)."""
+    async with two_gateways(home, database) as (a, b):
+        await control(a, "strategy", "S1", "HALTED")
+        answer = await control(b, "user", "Bob", "REDUCE_ONLY")
+        assert (answer["strategies"], answer["users"]) == ({"S1": "HALTED"}, {"Bob": "REDUCE_ONLY"})
+        stored = rows(
+            database,
+            "SELECT fingerprint FROM control_changes ORDER BY change_id DESC LIMIT 1",
+        )[0][0]
+        assert answer["fingerprint"] == stored
+        checked = (await b.post("/v1/orders/check", json={"strategy": "S1", "instrument": "ACC", "side": "BUY"})).json()
+        assert checked["reason"] == "HALTED"

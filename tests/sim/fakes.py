@@ -224,10 +224,11 @@ class _Stored:
         await self._pause()
         self.db.profiles.setdefault(fingerprint, document)
 
-    async def record_control_change(self, change: ControlChange, document: str) -> None:
+    async def record_control_change(self, change: ControlChange, document: str) -> str:
         await self._pause()
         self.db.controls_sets.setdefault(change.fingerprint, document)
         self.db.controls = document
+        return document
 
     async def current_controls(self) -> str | None:
         await self._pause()

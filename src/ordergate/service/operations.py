@@ -4,9 +4,10 @@
 
 - **controls** (SPEC section 9): a change is stored durably first (the change itself, who made it,
   and the whole set of controls it puts in force, named by fingerprint), then the sequencer decides
-  every later order under it; each order records the fingerprint of the controls it was decided
-  under, so ``verify`` can derive it again. At start the controls in force are restored from the
-  store. Both stores keep controls.
+  every later order under the controls the store says are in force (on a shared store another
+  process may have changed them since this one last read them: the change is applied to those);
+  each order records the fingerprint of the controls it was decided under, so ``verify`` can derive
+  it again. At start the controls in force are restored from the store. Both stores keep controls.
 - **profile reload** (``POST /v1/admin/reload-profiles`` and SIGHUP): the profile file is read and
   checked exactly as at start-up; a bad file is refused with the same message and the profiles in
   force stay. A good one is recorded in the store (by fingerprint) before any order is decided
@@ -91,9 +92,11 @@ class Operations:
         """Put ``setting`` in force for every order decided from now on; raises ``ControlError`` if invalid."""
         store = self._gateway.store
         async with self._lock:
-            controls = self._sequencer.controls.with_setting(setting)
-            change = ControlChange(self._clock(), setting, by, controls.fingerprint)
-            await store.record_control_change(change, orjson.dumps(controls.to_document()).decode())
+            built = self._sequencer.controls.with_setting(setting)
+            change = ControlChange(self._clock(), setting, by, built.fingerprint)
+            stored = await store.record_control_change(change, orjson.dumps(built.to_document()).decode())
+            # the store's answer: another process may have changed the controls this one last saw
+            controls = Controls.from_document(orjson.loads(stored))
             self._sequencer.use_controls(controls)
         target = f" {setting.target}" if setting.target is not None else ""
         log.warning("trading control: %s%s -> %s (by %s)", setting.level, target, setting.state, by or "anonymous")

@@ -210,8 +210,12 @@ class Store(Protocol):
         """The stream position of a committed order (``None``: no such order)."""
         ...
 
-    async def record_control_change(self, change: ControlChange, document: str) -> None:
-        """Store ``change`` and the controls document it puts in force, in one transaction."""
+    async def record_control_change(self, change: ControlChange, document: str) -> str:
+        """Store ``change`` and the controls document it puts in force, in one transaction.
+
+        Returns the document now in force, which is ``document`` unless the store applied the change
+        to controls another process changed meanwhile (a shared store): callers use that one.
+        """
         ...
 
     async def current_controls(self) -> str | None:

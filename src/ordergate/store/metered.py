@@ -118,8 +118,8 @@ class MeteredStore:
 
     # -- trading controls --------------------------------------------------------------------------
 
-    async def record_control_change(self, change: ControlChange, document: str) -> None:
-        await self._counted("commit", self.inner.record_control_change(change, document))
+    async def record_control_change(self, change: ControlChange, document: str) -> str:
+        return await self._counted("commit", self.inner.record_control_change(change, document))
 
     async def current_controls(self) -> str | None:
         return await self._counted("read", self.inner.current_controls())

@@ -312,7 +312,7 @@ class PostgresStore:
 
     # -- trading controls ---------------------------------------------------------------------
 
-    async def record_control_change(self, change: ControlChange, document: str) -> None:
+    async def record_control_change(self, change: ControlChange, document: str) -> str:
         """Store ``change`` and the controls it puts in force, under the exclusive controls lock.
 
         Another process may have changed the controls since this one last read them, so the change is
@@ -341,6 +341,7 @@ class PostgresStore:
                 )  # fmt: skip
         except psycopg.Error as exc:
             raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
+        return document
 
     async def current_controls(self) -> str | None:
         """The document of the controls in force (those of the last change), or ``None``: never set."""

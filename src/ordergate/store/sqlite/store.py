@@ -278,9 +278,12 @@ class SQLiteStore:
 
     # -- trading controls ---------------------------------------------------------------------
 
-    async def record_control_change(self, change: ControlChange, document: str) -> None:
-        """Store a control change and the controls it puts in force (named by ``change.fingerprint``)."""
+    async def record_control_change(self, change: ControlChange, document: str) -> str:
+        """Store a control change and the controls it puts in force (named by ``change.fingerprint``).
+
+        One process owns the store, so the controls it built are the ones in force: ``document``."""
         await self._in(self._write_thread, self._write_control_change, change, document)
+        return document
 
     def _write_control_change(self, change: ControlChange, document: str) -> None:
         conn = self._writing()
