@@ -340,3 +340,22 @@ async def test_revoking_a_key_ends_the_event_stream_it_had_open_within_a_second_
         await stream.__aexit__()
         assert [e.event for e in events] == ["revoked"]
         assert ended_after < 3.0, f"the stream went on {ended_after:.1f} s after its key was revoked"
+
+
+async def test_a_producer_limited_to_a_strategy_is_not_told_about_another_strategys_order_on_a_409(
+    gateway: tuple[httpx.AsyncClient, Gateway], module_keys: Keys
+) -> None:
+    client, _ = gateway
+    first = {"strategy": "STRATEGY_A", "instrument": "GRASIM", "side": "BUY", "client_order_id": "shared-id"}
+    assert (await client.post("/v1/orders", json=first, headers=bearer(module_keys.admin))).status_code == 201
+    mine = {**first, "strategy": "STRATEGY_B", "instrument": "MINDA"}
+    refused = await client.post("/v1/orders", json=mine, headers=bearer(module_keys.producer_b))
+    assert refused.status_code == 409
+    detail = refused.json()["detail"]
+    assert "STRATEGY_A" not in detail
+    assert "GRASIM" not in detail
+    assert "shared-id" in detail
+    batch = await client.post("/v1/orders/batch", json={"orders": [mine]}, headers=bearer(module_keys.producer_b))
+    assert "GRASIM" not in str(batch.json())
+    own = await client.post("/v1/orders", json={**first, "side": "SELL"}, headers=bearer(module_keys.admin))
+    assert "STRATEGY_A" in own.json()["detail"]  # a key that may send it still learns which order holds the id

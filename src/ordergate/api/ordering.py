@@ -38,8 +38,12 @@ def reply(content: Any, status: int = 200, extra_headers: tuple[tuple[str, str],
     return Reply(status, orjson.dumps(content), JSON + extra_headers)
 
 
-def error_reply(exc: Exception, *, legacy: bool = False) -> Reply:
-    """The reply for an error a request can meet; anything else is a bug and re-raised."""
+def error_reply(exc: Exception, *, legacy: bool = False, principal: Principal | None = None) -> Reply:
+    """The reply for an error a request can meet; anything else is a bug and re-raised.
+
+    A 409 names the order that holds the client order id only to a key that may send orders of its
+    strategy: a producer limited to other strategies learns that the id is taken, nothing more.
+    """
     if isinstance(exc, ClientError):
         if legacy and exc.status == 422:
             return reply({"RESPONSE": "REJECTED", "REASON": "INVALID_ORDER", "DETAIL": exc.message}, 422)
@@ -48,6 +52,13 @@ def error_reply(exc: Exception, *, legacy: bool = False) -> Reply:
             body["message"] = exc.message
         return reply(body, exc.status)
     if isinstance(exc, ClientOrderIdConflict):
+        holder = exc.record
+        if principal is not None and holder is not None and not principal.may_order(holder.order.strategy):
+            return reply(
+                {"detail": f"client_order_id {holder.client_order_id!r} is already used by another order; "
+                 "use a new id for a different order"},
+                409,
+            )  # fmt: skip
         return reply({"detail": str(exc)}, 409)
     if isinstance(exc, StoredRowError):  # not an outage (a retry changes nothing): a conflict with what is stored
         detail = f"{exc}: the stored order was altered and cannot be shown; ordergate verify reports it"
@@ -105,9 +116,9 @@ async def place_legacy(
         _authorise(principal, (order,))
         outcome = await sequencer.submit(order, _checked_key(idempotency_key))
     except OrdergateError as exc:
-        return error_reply(exc, legacy=True)
+        return error_reply(exc, legacy=True, principal=principal)
     except ClientError as exc:
-        return error_reply(exc, legacy=True)
+        return error_reply(exc, legacy=True, principal=principal)
     return reply(legacy_answer(outcome.record))
 
 
@@ -132,7 +143,7 @@ async def place_order(
             )
         outcome = await sequencer.submit(order, key or client_order_id)
     except (OrdergateError, ClientError) as exc:
-        return error_reply(exc)
+        return error_reply(exc, principal=principal)
     return reply(order_answer(outcome.record, replayed=outcome.replayed), 200 if outcome.replayed else 201)
 
 
@@ -149,8 +160,8 @@ async def place_batch(sequencer: Sequencing, body: bytes, principal: Principal |
         _authorise(principal, [order for order, _ in items])
         results = await sequencer.submit_many(items)
     except (OrdergateError, ClientError) as exc:
-        return error_reply(exc)
-    return reply({"results": [_batch_item(result) for result in results]})
+        return error_reply(exc, principal=principal)
+    return reply({"results": [_batch_item(result, principal) for result in results]})
 
 
 def _batch_items(document: object) -> list[tuple[Order, str | None]] | None:
@@ -168,10 +179,10 @@ def _batch_items(document: object) -> list[tuple[Order, str | None]] | None:
     return items
 
 
-def _batch_item(result: Outcome | OrdergateError) -> dict[str, Any]:
+def _batch_item(result: Outcome | OrdergateError, principal: Principal | None) -> dict[str, Any]:
     if isinstance(result, Outcome):
         return order_answer(result.record, replayed=result.replayed)
-    failed = error_reply(result)
+    failed = error_reply(result, principal=principal)
     return {"error": {"status": failed.status, "detail": orjson.loads(failed.body)["detail"]}}
 
 
