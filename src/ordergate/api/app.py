@@ -1,7 +1,10 @@
-"""``create_app(settings)``: the FastAPI application of one gateway process.
+"""``create_app(settings)``: the ASGI application of one gateway process.
 
-The app does nothing at import or construction time beyond wiring routes; the store is opened and
-the committed state restored in the lifespan, and closed after in-flight orders are committed.
+It is the FastAPI app (the documented routes) inside plain-ASGI layers composed here, outermost
+first: header limits, the origin check, the guard, the order-entry fast path, finished responses
+(:class:`GatewayApplication`). The app does nothing at import or construction time beyond wiring
+routes; the store is opened and the committed state restored in the lifespan, and closed after
+in-flight orders are committed.
 Pass an already :func:`prepared <ordergate.bootstrap.prepare_gateway>` gateway to have
 start-up problems reported before the server starts (the CLI and the ``Scripts/`` shim do).
 """
@@ -15,12 +18,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import ordergate
 from ordergate.api.access import Access, Guard, classify
 from ordergate.api.errors import install_error_handlers
-from ordergate.api.fastpath import GatewayApp
+from ordergate.api.fastpath import FinishedResponses, OrderEntry
 from ordergate.api.operator import install_operator_routes
 from ordergate.api.origins import OriginCheck
 from ordergate.api.routes import controls, health, orders, queries
@@ -78,11 +81,11 @@ def _document_access(schema: dict[str, Any]) -> None:
                 responses.setdefault(status, {"description": description, "content": problem})
 
 
-def create_app(settings: Settings, gateway: Gateway | None = None) -> HeaderLimits:
+def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApplication:
     """The application; with ``settings.auth`` set, raises :class:`StartupError` if the key file is unusable.
 
-    Its outermost layer refuses headers over the limits (431) whichever server runs it; attributes
-    (``state``, ``router``, ``openapi``) are the FastAPI app's.
+    Its outermost layer refuses headers over the limits (431) whichever server runs it (see
+    :class:`GatewayApplication` for every layer).
     """
 
     @asynccontextmanager
@@ -100,7 +103,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> HeaderLimi
             operations.uninstall_sighup()
             await running.stop()
 
-    app = GatewayApp(
+    app = FastAPI(
         title="ordergate",
         version=ordergate.__version__,
         summary="The order gateway: decides, applies and durably records strategy orders.",
@@ -109,8 +112,6 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> HeaderLimi
         redoc_url=None,
     )
     install_error_handlers(app)
-    app.fast_path = settings.fast_path
-    app.entry = access_middleware(app.dispatch, settings)
     app.include_router(orders.router)
     app.include_router(queries.router)
     app.include_router(health.router)
@@ -131,4 +132,28 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> HeaderLimi
 
     app.openapi = openapi  # type: ignore[method-assign]
     install_access_log_redaction()
-    return HeaderLimits(app, max_header_bytes=settings.max_header_bytes, max_headers=settings.max_headers)
+    layers: ASGIApp = OrderEntry(FinishedResponses(app), state=app.state, enabled=settings.fast_path)
+    layers = access_middleware(layers, settings)
+    layers = HeaderLimits(layers, max_header_bytes=settings.max_header_bytes, max_headers=settings.max_headers)
+    return GatewayApplication(app, layers)
+
+
+class GatewayApplication:
+    """The ASGI application of one gateway: the FastAPI app inside its plain-ASGI layers.
+
+    A request meets, outermost first: :class:`~ordergate.server.asgi.HeaderLimits` (431), the origin
+    check (403 for a foreign web page), the guard when keys or a rate limit are on (401, 403, 429),
+    :class:`~ordergate.api.fastpath.OrderEntry` (order entry straight from ASGI), then FastAPI behind
+    :class:`~ordergate.api.fastpath.FinishedResponses`. Each layer is a plain ASGI callable that can
+    be read and tested alone. Attributes (``state``, ``router``, ``openapi``) are the FastAPI app's.
+    """
+
+    def __init__(self, api: FastAPI, layers: ASGIApp) -> None:
+        self.api = api
+        self._layers = layers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._layers(scope, receive, send)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.api, name)

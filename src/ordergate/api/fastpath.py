@@ -1,9 +1,11 @@
-"""The raw ASGI fast path for order entry, in front of FastAPI's whole stack.
+"""The raw ASGI fast path for order entry, in front of FastAPI's whole stack, as plain ASGI middleware.
 
 Order entry is the hot path: a trivial FastAPI endpoint manages about a quarter of what the server
-stack can carry, so ``POST`` to the order URLs is served here straight from ASGI messages, calling
-the same :mod:`ordergate.api.ordering` functions as the documented FastAPI routes. Everything else
-(other methods and paths, the docs) passes through to FastAPI untouched.
+stack can carry, so ``POST`` to the order URLs is served by :class:`OrderEntry` straight from ASGI
+messages, calling the same :mod:`ordergate.api.ordering` functions as the documented FastAPI routes.
+Everything else (other methods and paths, the docs) passes through to FastAPI, whose answers
+:class:`FinishedResponses` completes with the security headers. :func:`~ordergate.api.app.create_app`
+composes these layers with the origin check and the guard.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ordergate.api import ordering
@@ -63,44 +66,49 @@ async def _method_not_allowed(send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class GatewayApp(FastAPI):
-    """The FastAPI application, with ``POST`` on :data:`ROUTES` served before FastAPI's own stack.
+class OrderEntry:
+    """ASGI middleware: ``POST`` on :data:`ROUTES` served here, everything else passed to ``app``.
 
-    Taking the fast path at the outermost ASGI call skips Starlette's middleware stack as well as
-    FastAPI's routing, dependency injection and serialisation; every other request is FastAPI's.
-    Every request first meets :attr:`entry`, the plain ASGI middleware chain that
-    :func:`~ordergate.api.app.create_app` builds around :meth:`dispatch` (the origin check, then the
-    guard: keys, roles, rate limits).
+    In front of FastAPI's whole stack (its middleware, routing, dependency injection and
+    serialisation); ``state`` is the FastAPI application's, where the lifespan leaves the running
+    gateway. With ``enabled`` false order entry goes to the documented FastAPI routes instead (the
+    HTTP suite runs through both doors). A non-``POST`` request to an order-entry path that the
+    order-id route would otherwise take is answered 405 here either way.
     """
 
-    fast_path: bool = True
-    entry: ASGIApp | None = None
-    """The middleware chain in front of :meth:`dispatch`; ``None``: requests go straight to it."""
+    def __init__(self, app: ASGIApp, *, state: State, enabled: bool = True) -> None:
+        self.app = app
+        self.state = state
+        self.enabled = enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await (self.entry or self.dispatch)(scope, receive, send)
-
-    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Order entry straight from ASGI, everything else to FastAPI (with the security headers added)."""
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        if scope["method"] == "POST":
-            route = ROUTES.get(scope["path"]) if self.fast_path else None
-            if route is not None:
-                await serve(self.state.gateway, route, scope, receive, send)
+        if scope["type"] == "http":
+            if scope["method"] == "POST":
+                route = ROUTES.get(scope["path"]) if self.enabled else None
+                if route is not None:
+                    await serve(self.state.gateway, route, scope, receive, send)
+                    return
+            elif scope["path"] in POST_ONLY:
+                await _method_not_allowed(send)  # not an order id: GET /v1/orders/{order_id} must not take it
                 return
-        elif scope["path"] in POST_ONLY:
-            await _method_not_allowed(send)  # not an order id: GET /v1/orders/{order_id} must not take it
+        await self.app(scope, receive, send)
+
+
+class FinishedResponses:
+    """ASGI middleware around FastAPI: the security headers on every answer, and a complete ``Allow``.
+
+    (Starlette's 405 names only the methods of the first route matching the path, while a path
+    such as ``/v1/orders`` has a GET route and a POST route.)
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        await super().__call__(scope, receive, self._finishing(send, scope["path"]))
-
-    def _finishing(self, send: Send, path: str) -> Send:
-        """``send`` that adds the security headers, and on a 405 lists every method the path has.
-
-        (Starlette's 405 names only the methods of the first route matching the path, while a path
-        such as ``/v1/orders`` has a GET route and a POST route.)
-        """
+        path = scope["path"]
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -111,11 +119,11 @@ class GatewayApp(FastAPI):
                 message["headers"] = headers
             await send(message)
 
-        return sending
+        await self.app(scope, receive, sending)
 
     def _methods_of(self, path: str) -> set[str]:
         methods: set[str] = set()
-        for route in self.router.routes:
+        for route in self.app.router.routes:
             if isinstance(route, APIRoute) and route.methods and route.path_regex.match(path):
                 methods |= route.methods
         return methods

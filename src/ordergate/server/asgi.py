@@ -9,8 +9,6 @@ parsed request (never above what the protocol counts, so it never refuses what t
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -39,11 +37,7 @@ def header_problem(scope: Scope, max_header_bytes: int, max_headers: int) -> str
 
 
 class HeaderLimits:
-    """ASGI middleware: 431 ``{"detail": ...}`` and ``connection: close`` for headers over the limits.
-
-    Attribute reads fall through to the wrapped application, so callers keep using the result of
-    :func:`~ordergate.api.app.create_app` as the FastAPI app (``app.state``, ``app.router``).
-    """
+    """ASGI middleware: 431 ``{"detail": ...}`` and ``connection: close`` for headers over the limits."""
 
     def __init__(self, app: ASGIApp, *, max_header_bytes: int, max_headers: int) -> None:
         self.app = app
@@ -65,6 +59,3 @@ class HeaderLimits:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.app, name)
