@@ -2,12 +2,15 @@
 
 A web page of another site posting forms (cross-site request forgery, issue 9 item 19) and look-alike
 sides and names (item 26) are refused with a 4xx that says why, store nothing, and cost the
-well-behaved client nothing: every one of its orders, sent at the same time, gets its decision.
+well-behaved client nothing: every one of its orders, sent at the same time, gets its decision. A
+revoked key's open event stream ends within a second or two (item 20). Abuse of the connection
+itself (headers, slowloris, stalls, bodies: items 16 to 18 and 21) is in ``test_abuse.py``.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import StartGateway, assert_verified, fetch_all
+from tests.e2e.conftest import StartGateway, assert_verified, fetch_all, run_ordergate
 
 pytestmark = pytest.mark.e2e
 
@@ -27,14 +30,15 @@ WELL_BEHAVED_ORDERS = 60
 class WellBehavedClient:
     """Sends BUY and SELL of STRATEGY_B MINDA in turn (no Origin, as the kit's producer) on a thread."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         self.url = url
+        self.headers = headers or {}
         self.answers: list[tuple[int, str]] = []
         self.errors: list[str] = []
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=10) as client:
+        with httpx.Client(base_url=self.url, timeout=10, headers=self.headers) as client:
             for index in range(WELL_BEHAVED_ORDERS):
                 side = "BUY" if index % 2 == 0 else "SELL"
                 try:
@@ -166,3 +170,53 @@ def test_look_alike_sides_and_names_are_refused_422_and_store_nothing_while_othe
     assert {(o["strategy"], o["instrument"]) for o in orders} == {("STRATEGY_B", "MINDA")}
     assert "Traceback" not in gateway.log_text()
     assert_verified(home)
+
+
+def test_revoking_a_key_ends_the_event_stream_it_had_open_while_others_trade(
+    home: Path, start_gateway: StartGateway
+) -> None:
+    keyfile = home / "data" / "keys.json"
+
+    def create(*args: str) -> str:
+        result = run_ordergate("keys", "create", "--file", str(keyfile), *args)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+    producer = create("--role", "producer", "--name", "desk")
+    screen = create("--role", "viewer", "--name", "screen")
+    gateway = start_gateway(home, "--auth", str(keyfile))
+    ended: list[float] = []
+    events: list[str] = []
+    opened = threading.Event()
+    revoked_at: list[float] = []
+
+    def watch() -> None:
+        with (
+            httpx.Client(base_url=gateway.url, timeout=httpx.Timeout(30, read=20)) as client,
+            client.stream("GET", "/v1/events", headers={"Authorization": f"Bearer {screen}"}) as response,
+        ):
+            assert response.status_code == 200
+            opened.set()
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    events.append(line.removeprefix("event: "))
+        ended.append(time.monotonic())
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert opened.wait(10)
+    good = WellBehavedClient(gateway.url, {"Authorization": f"Bearer {producer}"})
+    with good.alongside():
+        time.sleep(0.5)
+        result = run_ordergate("keys", "revoke", "screen", "--file", str(keyfile))
+        assert result.returncode == 0, result.stderr
+        revoked_at.append(time.monotonic())
+        watcher.join(15)
+    good.assert_all_decided()
+    assert ended, "the revoked key's stream was still open 15 s later"
+    assert ended[0] - revoked_at[0] < 1.5
+    assert events[-1] == "revoked"
+    assert "order" in events  # it was delivering orders until then
+    with httpx.Client(base_url=gateway.url, timeout=10) as client:
+        again = client.get("/v1/events", headers={"Authorization": f"Bearer {screen}"})
+    assert again.status_code == 401

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "og"
 FILE_VERSION = 1
-RELOAD_CHECK_SECONDS = 1.0
+RELOAD_CHECK_SECONDS = 0.5
 
 
 class Role(StrEnum):

@@ -60,7 +60,7 @@ async def follow(
     *,
     heartbeat: float,
     admitted: Callable[[], bool] | None = None,
-    check_every: float = 1.0,
+    check_every: float = 0.25,
 ) -> AsyncIterator[Item]:
     cursor = start
     head = await store.stream_head()
