@@ -60,7 +60,7 @@ def side_of(value: str) -> Side | None:
 
 
 def shown(text: str) -> str:
-    """``text`` as it can be shown inside one line: characters a name may not hold become ``\\uXXXX``."""
+    """``text`` as it can be shown inside one line: characters a name may not hold become escapes (``\\u200b``)."""
     if text.isascii() and _CONTROL.search(text) is None:
         return text
     return "".join(_escaped(char) for char in text)

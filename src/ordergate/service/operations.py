@@ -136,7 +136,7 @@ class Operations:
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        except (RuntimeError, ValueError, AttributeError):  # RuntimeError covers NotImplementedError: no signals here
+        except (RuntimeError, ValueError, AttributeError):  # RuntimeError also covers a loop without signal support
             return
         self._sighup_loop = loop
 
