@@ -66,10 +66,6 @@ DbOption = Annotated[
 ]
 
 
-KEEP_ALIVE_SECONDS = 5
-"""An idle keep-alive connection is closed after this many seconds of silence (uvicorn's default)."""
-
-
 def fail(message: str, code: int = 2) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -196,7 +192,7 @@ def serve(
 
     from ordergate.api.app import create_app
     from ordergate.bootstrap import prepare_gateway
-    from ordergate.server import ServerLimits, bounded_protocol
+    from ordergate.server import KEEP_ALIVE_SECONDS, ServerLimits, bounded_protocol
     from ordergate.service.exit_signals import exit_zero_after_graceful_sigterm
 
     settings = settings_from(

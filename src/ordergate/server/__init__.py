@@ -12,7 +12,7 @@ application pay for them; uvicorn has no such bounds, so this package adds them:
 - :mod:`~ordergate.server.accesslog`: ``?api_key=`` redacted from the access log.
 """
 
-from ordergate.server.limits import ServerLimits, derived_max_connections
+from ordergate.server.limits import KEEP_ALIVE_SECONDS, ServerLimits, derived_max_connections
 from ordergate.server.protocol import BoundedHttpProtocol, bounded_protocol
 
-__all__ = ["BoundedHttpProtocol", "ServerLimits", "bounded_protocol", "derived_max_connections"]
+__all__ = ["KEEP_ALIVE_SECONDS", "BoundedHttpProtocol", "ServerLimits", "bounded_protocol", "derived_max_connections"]

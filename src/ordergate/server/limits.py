@@ -42,6 +42,10 @@ def derived_max_connections() -> int:
     return max(16, soft - max(FD_RESERVE_MIN, soft // 4))
 
 
+KEEP_ALIVE_SECONDS = 5
+"""An idle keep-alive connection is closed after this many seconds of silence (uvicorn's default)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ServerLimits:
     """Per-connection bounds; the defaults are the settings' defaults."""

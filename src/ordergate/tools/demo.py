@@ -21,6 +21,7 @@ from ordergate.bootstrap import prepare_gateway
 from ordergate.config import Settings
 from ordergate.errors import StartupError
 from ordergate.home import init_home
+from ordergate.server import KEEP_ALIVE_SECONDS, ServerLimits, bounded_protocol
 from ordergate.tools.catalogue import load_catalogue
 from ordergate.tools.generate import generate_profiles, write_profiles
 from ordergate.tools.produce import ProducerConfig, ProducerSummary, render_summary, run_producer
@@ -80,6 +81,8 @@ async def run_demo(settings: Settings, config: DemoConfig, console: Console, err
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, gateway),
+            http=bounded_protocol(ServerLimits.from_settings(settings)),  # the same bounds as serve
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=5,
