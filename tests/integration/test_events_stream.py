@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ordergate.errors import StoreUnavailable
 from tests.conftest import write_home
 from tests.integration.sqlite_writer import refuse_writes
 from tests.integration.sse import EventStreamClient, running
@@ -102,6 +103,11 @@ async def test_resuming_across_many_pages_of_the_log_has_no_gap_or_duplicate(hom
 
 async def test_a_client_that_stops_reading_is_dropped_with_resync_and_never_slows_orders(home: Path) -> None:
     async with running(home, event_buffer=50) as gw, EventStreamClient(gw.app) as slow:
+        hub = gw.gateway.events
+        assert hub is not None
+        async with asyncio.timeout(5):  # the stream caught up from the log and follows the hub
+            while hub.clients == 0:
+                await asyncio.sleep(0.01)
         slow.pause()
         started = time.monotonic()
         answers = []
@@ -109,8 +115,6 @@ async def test_a_client_that_stops_reading_is_dropped_with_resync_and_never_slow
             answers += await asyncio.gather(*(gw.client.post("/v1/orders", json=body(*o)) for o in ORDERS))
         elapsed = time.monotonic() - started
         assert all(a.status_code == 201 for a in answers)
-        hub = gw.gateway.events
-        assert hub is not None
         assert (hub.clients, hub.dropped_total) == (0, 1)
         slow.resume()
         events = await slow.until_end()
@@ -190,4 +194,23 @@ async def test_a_client_gone_before_its_stream_started_leaves_nothing_behind(hom
         stream = EventStreamClient(gw.app)
         with contextlib.suppress(OSError):
             await gw.app(stream._scope(), gone, refuse)
+        assert (hub.streams, hub.clients) == (0, 0)
+
+
+async def test_a_store_that_cannot_be_read_ends_the_stream_cleanly_for_the_client_to_resume(home: Path) -> None:
+    """The store went down, or closed under a stopping gateway, while a stream caught up from it."""
+    async with running(home) as gw:
+        store = gw.gateway.store
+
+        async def unreadable(*_: object) -> object:
+            raise StoreUnavailable("the store is closing")
+
+        store.stream_page = unreadable  # type: ignore[method-assign]
+        stream = EventStreamClient(gw.app, query="after=0")
+        await stream.__aenter__()
+        assert stream.status == 200
+        assert await stream.until_end(timeout=5) == []
+        await stream.__aexit__()
+        hub = gw.gateway.events
+        assert hub is not None
         assert (hub.streams, hub.clients) == (0, 0)

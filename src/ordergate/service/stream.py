@@ -11,7 +11,8 @@ whichever process served the token and whichever serves the stream now.
 
 A token past the store's watermark (another store's, or from before the store was replaced) gets a
 ``resync`` at once; a client that falls too far behind gets one when it is dropped; a client whose key
-stops being admitted (revoked) is told so within ``check_every`` seconds and the stream ends.
+stops being admitted (revoked) is told so within ``check_every`` seconds and the stream ends. A store
+that cannot be read raises :class:`~ordergate.errors.StoreUnavailable`: the client resumes later.
 """
 
 from __future__ import annotations
@@ -118,7 +119,14 @@ async def _from_store(
     the position each page is complete up to."""
     while not hub.is_closed:
         page = await store.stream_page(after, MAX_PAGE)
+        if _stopped(hub):  # the gateway stopped while the store was read
+            return
         yield page.rows, page.until
         after = page.until
         if not page.more:
             return
+
+
+def _stopped(hub: EventHub) -> bool:
+    """Whether the hub is closed now (a call, so that a type checker does not assume it unchanged)."""
+    return hub.is_closed

@@ -199,6 +199,21 @@ async def _frames(
     admitted: Callable[[], bool] | None,
 ) -> AsyncIterator[bytes]:
     yield b"retry: %d\n\n" % RETRY_MILLISECONDS
+    try:
+        async for frames in _encoded(store, hub, start, heartbeat, encode, admitted):
+            yield frames
+    except StoreUnavailable:
+        return  # the store is down, closing, or its read lane full: the client resumes with Last-Event-ID
+
+
+async def _encoded(
+    store: Store,
+    hub: EventHub,
+    start: StreamPosition,
+    heartbeat: float,
+    encode: Encoder | None,
+    admitted: Callable[[], bool] | None,
+) -> AsyncIterator[bytes]:
     async for item in follow(store, hub, start, heartbeat=heartbeat, admitted=admitted):
         if isinstance(item, Orders):
             if encode is not None:

@@ -59,7 +59,13 @@ class ReadLane:
             # Released when the read has really finished in its thread (or was cancelled before it
             # began), not when its caller stops waiting: the lane never holds more than it admitted.
             future.add_done_callback(lambda _: _on_loop(loop, admission.release))
-        return await asyncio.wrap_future(future)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if future.cancelled() and (task is None or task.cancelling() == 0):
+                raise LaneClosed(self.name) from None  # dropped by close(), not its caller cancelled
+            raise
 
     def _call(self, work: Callable[[sqlite3.Connection], R]) -> R:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
