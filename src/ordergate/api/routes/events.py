@@ -200,36 +200,26 @@ async def _frames(
 ) -> AsyncIterator[bytes]:
     yield b"retry: %d\n\n" % RETRY_MILLISECONDS
     try:
-        async for frames in _encoded(store, hub, start, heartbeat, encode, admitted):
-            yield frames
+        async for item in follow(store, hub, start, heartbeat=heartbeat, admitted=admitted):
+            frames, last = _frames_of(item, encode)
+            if frames:
+                yield frames
+            if last:
+                return
     except StoreUnavailable:
         return  # the store is down, closing, or its read lane full: the client resumes with Last-Event-ID
 
 
-async def _encoded(
-    store: Store,
-    hub: EventHub,
-    start: StreamPosition,
-    heartbeat: float,
-    encode: Encoder | None,
-    admitted: Callable[[], bool] | None,
-) -> AsyncIterator[bytes]:
-    async for item in follow(store, hub, start, heartbeat=heartbeat, admitted=admitted):
-        if isinstance(item, Orders):
-            if encode is not None:
-                frames = encode(item.rows)
-                if frames:
-                    yield frames
-            elif item.batch is not None:
-                yield item.batch.wire(encode_events)
-            else:
-                yield encode_events(item.rows)
-        elif isinstance(item, Quiet):
-            yield b": keep-alive\n\n"
-        elif isinstance(item, Resync):
-            yield resync_event(item.reason, item.position)
-            if item.reason != "ahead_of_log":
-                return
-        elif isinstance(item, Revoked):
-            yield REVOKED_EVENT
-            return
+def _frames_of(item: Orders | Quiet | Resync | Revoked, encode: Encoder | None) -> tuple[bytes, bool]:
+    """The wire form of one item of the stream, and whether the stream ends after it."""
+    if isinstance(item, Orders):
+        if encode is not None:
+            return encode(item.rows), False
+        if item.batch is not None:
+            return item.batch.wire(encode_events), False  # the hub's batch: encoded once for every client
+        return encode_events(item.rows), False
+    if isinstance(item, Quiet):
+        return b": keep-alive\n\n", False
+    if isinstance(item, Resync):
+        return resync_event(item.reason, item.position), item.reason != "ahead_of_log"
+    return REVOKED_EVENT, True
