@@ -27,7 +27,9 @@ the whole log, so check 5 is left out then.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -144,38 +146,46 @@ def verify_log(reader: LogReader, *, until: int | None = None) -> VerifyReport:
     return report(None)
 
 
+class _Fingerprinted(Protocol):
+    fingerprint: str
+
+
+D = TypeVar("D", bound=_Fingerprinted)
+
+
 def _registry(reader: LogReader, cache: dict[str, Registry | str], fingerprint: str) -> Registry | str:
     """The profiles a fingerprint names, or what keeps them from deciding the order again."""
-    if fingerprint not in cache:
-        what = f"the profiles it was decided against (fingerprint {fingerprint})"
-        document = reader.profiles(fingerprint)
-        if document is None:
-            cache[fingerprint] = f"{what} are missing from the store, so its decision cannot be derived again"
-        else:
-            try:
-                registry = Registry.from_document(orjson.loads(document))
-            except (ProfileError, orjson.JSONDecodeError) as exc:
-                cache[fingerprint] = f"{what} cannot be read from the store: {_unreadable(exc)}"
-            else:
-                cache[fingerprint] = (
-                    registry
-                    if registry.fingerprint == fingerprint
-                    else f"{what} were altered in the store: the document there has fingerprint {registry.fingerprint}"
-                )
-    return cache[fingerprint]
+    what = f"the profiles it was decided against (fingerprint {fingerprint})"
+    return _document(cache, fingerprint, what, reader.profiles, Registry.from_document, (ProfileError, ValueError))
 
 
 def _controls(reader: LogReader, cache: dict[str, Controls | str], fingerprint: str) -> Controls | str:
     """The trading controls a fingerprint names, or what keeps them from deciding the order again."""
+    what = f"the trading controls it was decided under (fingerprint {fingerprint})"
+    return _document(cache, fingerprint, what, reader.controls, Controls.from_document, (ValueError, TypeError))
+
+
+def _document(
+    cache: dict[str, D | str],
+    fingerprint: str,
+    what: str,
+    fetch: Callable[[str], str | None],
+    build: Callable[[Any], D],
+    refused: tuple[type[Exception], ...],
+) -> D | str:
+    """The stored document a fingerprint names, built, or why it cannot be used (once per fingerprint).
+
+    ``refused`` are the errors ``build`` raises for a document of the wrong shape (a JSON error is a
+    ``ValueError``); a document that builds to another fingerprint was altered.
+    """
     if fingerprint not in cache:
-        what = f"the trading controls it was decided under (fingerprint {fingerprint})"
-        document = reader.controls(fingerprint)
+        document = fetch(fingerprint)
         if document is None:
             cache[fingerprint] = f"{what} are missing from the store, so its decision cannot be derived again"
         else:
             try:
-                found = Controls.from_document(orjson.loads(document))
-            except (ValueError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
+                found = build(orjson.loads(document))
+            except refused as exc:
                 cache[fingerprint] = f"{what} cannot be read from the store: {_unreadable(exc)}"
             else:
                 cache[fingerprint] = (
