@@ -89,7 +89,8 @@ class Database:
         return max(self.orders, default=0)
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(positions=list(self.positions.values()), last_order_id=self.last_order_id)
+        last = self.last_order_id
+        return Snapshot(list(self.positions.values()), last, StreamPosition(0, last), len(self.positions))
 
     def begin(self) -> int:
         xid = self.next_xid

@@ -59,8 +59,10 @@ class Gateway:
         with collector_paused():  # nothing else runs before the gateway is ready
             snapshot = await store.open(self.settings.scope)
         await store.record_profiles(self.registry.fingerprint, orjson.dumps(self.registry.to_document()).decode())
-        origin, open_positions = await store.stream_origin()
-        telemetry = Telemetry(snapshot.last_order_id, open_positions, store_errors=self.store_errors, origin=origin)
+        origin = snapshot.origin
+        telemetry = Telemetry(
+            snapshot.last_order_id, snapshot.open_at_origin, store_errors=self.store_errors, origin=origin
+        )
         self._history = asyncio.create_task(self._read_history(telemetry, origin))
         events = EventHub(origin, self.settings.event_buffer)
         feed = self._feed = self.new_feed(store, events, (telemetry.on_logged,))

@@ -38,14 +38,6 @@ class Durability(StrEnum):
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """The committed state a gateway starts from."""
-
-    positions: list[Position]
-    last_order_id: int
-
-
 class StreamPosition(NamedTuple):
     """Where an order stands in the log's commit-ordered stream (``GET /v1/events``).
 
@@ -67,6 +59,18 @@ class StreamPosition(NamedTuple):
 
 START = StreamPosition(0, 0)
 """Before the first order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The committed state a gateway starts from."""
+
+    positions: list[Position]
+    last_order_id: int
+    origin: StreamPosition
+    """Where the gateway's event hub and counters start in the stream (the watermark at start)."""
+    open_at_origin: int
+    """Open positions counting only the orders at or below ``origin`` (the stream delivers the others)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,10 +204,6 @@ class Store(Protocol):
 
     async def stream_head(self) -> StreamPosition:
         """The watermark now: every order at or below it is committed and final."""
-        ...
-
-    async def stream_origin(self) -> tuple[StreamPosition, int]:
-        """The watermark now, and how many positions are open at it (counting only orders below it)."""
         ...
 
     async def stream_position(self, order_id: int) -> StreamPosition | None:

@@ -107,9 +107,6 @@ class MeteredStore:
     async def stream_head(self) -> StreamPosition:
         return await self._counted("read", self.inner.stream_head())
 
-    async def stream_origin(self) -> tuple[StreamPosition, int]:
-        return await self._counted("read", self.inner.stream_origin())
-
     async def stream_position(self, order_id: int) -> StreamPosition | None:
         return await self._counted("read", self.inner.stream_position(order_id))
 

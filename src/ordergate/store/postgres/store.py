@@ -213,16 +213,24 @@ class PostgresStore:
             async with first:
                 await _migrate(first, self.location)
                 await _record_scope(first, scope, self.location)
-                cursor = await first.execute(
-                    "SELECT user_name, strategy, instrument, opened_order_id, opened_at FROM positions"
-                )
-                shared: dict[str, str] = {}
-                name = shared.setdefault
-                positions = [
-                    Position(name(u, u), name(s, s), name(i, i), order_id, name(at, at))
-                    for u, s, i, order_id, at in await cursor.fetchall()
-                ]
-                last_row = await (await first.execute("SELECT coalesce(max(order_id), 0) FROM orders")).fetchone()
+                async with first.transaction():  # one snapshot: the book, the last id, the watermark
+                    await first.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    cursor = await first.execute(
+                        "SELECT user_name, strategy, instrument, opened_order_id, opened_at FROM positions"
+                    )
+                    shared: dict[str, str] = {}
+                    name = shared.setdefault
+                    positions = [
+                        Position(name(u, u), name(s, s), name(i, i), order_id, name(at, at))
+                        for u, s, i, order_id, at in await cursor.fetchall()
+                    ]
+                    last_row = await (await first.execute("SELECT coalesce(max(order_id), 0) FROM orders")).fetchone()
+                    watermark_row = await (await first.execute(_WATERMARK)).fetchone()
+                    watermark = int(watermark_row[0]) if watermark_row is not None else 0
+                    above = await first.execute(
+                        f"SELECT {LOG_COLUMNS} FROM orders WHERE commit_xid >= %s", (watermark,)
+                    )
+                    later = [record for _, record in stream_rows((0, row) for row in await above.fetchall())]
         except psycopg.Error as exc:
             raise StartupError(f"cannot open the store at {self.location}: {problem_of(exc)}") from None
         self._pool = AsyncConnectionPool(
@@ -248,7 +256,12 @@ class PostgresStore:
             name="ordergate-api-reads",
         )
         await self._read_pool.open(wait=False)
-        return Snapshot(positions=positions, last_order_id=int(last_row[0]) if last_row else 0)
+        # the hub starts at the watermark; the orders already committed above it are streamed later,
+        # so the counters start without their effects
+        net = sum(1 if e.action is Action.OPENED else -1 for record in later for e in record.decision.applied)
+        return Snapshot(
+            positions, int(last_row[0]) if last_row else 0, StreamPosition(watermark, 0), len(positions) - net
+        )
 
     async def close(self) -> None:
         for attr in ("_read_pool", "_pool"):
@@ -434,22 +447,6 @@ class PostgresStore:
     async def stream_head(self) -> StreamPosition:
         rows = await self._run(_WATERMARK, ())
         return StreamPosition(int(rows[0][0]), 0)
-
-    async def stream_origin(self) -> tuple[StreamPosition, int]:
-        """The watermark, and the open positions there: those stored now, less the effects of the
-        orders already committed above the watermark (the stream delivers them later)."""
-        try:
-            async with self._pooled().connection() as conn, conn.transaction():
-                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                row = await (await conn.execute(_WATERMARK)).fetchone()
-                watermark = int(row[0]) if row is not None else 0
-                counted = await (await conn.execute("SELECT count(*) FROM positions")).fetchone()
-                above = await conn.execute(f"SELECT {LOG_COLUMNS} FROM orders WHERE commit_xid >= %s", (watermark,))
-                later = [record for _, record in stream_rows((0, row) for row in await above.fetchall())]
-        except psycopg.Error as exc:
-            raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
-        net = sum(1 if e.action is Action.OPENED else -1 for record in later for e in record.decision.applied)
-        return StreamPosition(watermark, 0), int(counted[0] if counted else 0) - net
 
     async def stream_position(self, order_id: int) -> StreamPosition | None:
         rows = await self._run("SELECT commit_xid FROM orders WHERE order_id = %s", (order_id,))

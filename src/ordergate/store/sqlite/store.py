@@ -175,7 +175,8 @@ class SQLiteStore:
         ]
         last: int = writer.execute("SELECT coalesce(max(order_id), 0) FROM orders").fetchone()[0]
         self._writer = writer
-        return Snapshot(positions=positions, last_order_id=last)
+        # one writer commits in order_id order: the stream is complete up to the last order now
+        return Snapshot(positions, last, StreamPosition(0, last), len(positions))
 
     def _read_connection(self) -> sqlite3.Connection:
         """A connection for one read thread (opened in that thread, on its first read)."""
@@ -394,13 +395,6 @@ class SQLiteStore:
     async def stream_head(self) -> StreamPosition:
         rows = await self._api_read("SELECT coalesce(max(order_id), 0) FROM orders", ())
         return StreamPosition(0, int(rows[0][0]))
-
-    async def stream_origin(self) -> tuple[StreamPosition, int]:
-        rows = await self._api_read(
-            "SELECT coalesce(max(order_id), 0), (SELECT count(*) FROM positions) FROM orders", ()
-        )
-        last, open_positions = rows[0]
-        return StreamPosition(0, int(last)), int(open_positions)
 
     async def stream_position(self, order_id: int) -> StreamPosition | None:
         """Every order id is a position here, committed or not (ids follow commit order)."""
