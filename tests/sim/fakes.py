@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -31,6 +31,7 @@ from ordergate.domain.record import OrderRecord
 from ordergate.errors import StoreUnavailable
 from ordergate.store.base import CommitInDoubt, ControlChange, LockedGroup, Snapshot, StreamPage, StreamPosition
 from ordergate.store.changes import stored_key
+from ordergate.store.sqlite.writer import CommitPath, WriterLink, WriterLost, WriterRefused
 
 GROUP_LOCK_WAIT = 0.2
 """Seconds an impatient group waits for its locks (as the PostgreSQL store's ``GROUP_LOCK_WAIT``)."""
@@ -49,6 +50,8 @@ class Faults:
     """Chance that a shared ``COMMIT`` is interrupted with its outcome unknown for a while."""
     stall_rate: float = 0.0
     """Chance that a call stalls for seconds instead of milliseconds."""
+    writer_death_rate: float = 0.0
+    """Chance that the embedded engine's writer process dies with a group in hand (before or after committing it)."""
     outage: bool = False
     """While set, every commit and lookup fails."""
     injected: int = 0
@@ -273,13 +276,96 @@ class _Stored:
         return StreamPosition(xid, order_id) if xid is not None else None
 
 
+class FakeWriter:
+    """The embedded engine's writer process, as :class:`~ordergate.store.sqlite.writer.CommitPath` sees it.
+
+    It may refuse a group (disk full), or die with one in hand: before its commit point (nothing
+    stored) or after it (all stored, never answered); it may also die while idle. Reading the store
+    (``through``) fails while the store is down.
+    """
+
+    def __init__(self, store: FakeEmbeddedStore) -> None:
+        self._store = store
+        self.alive = True
+
+    async def request(self, kind: str, payload: object) -> object:
+        store, faults = self._store, self._store.faults
+        if not self.alive:
+            raise WriterLost("simulated: the writer is gone")
+        await store._pause()
+        if not self.alive:  # it died idle while the request was on its way
+            raise WriterLost("simulated: the writer died")
+        if kind == "fence":
+            if faults.outage:
+                raise WriterRefused("simulated outage")
+            return None
+        if kind == "through":
+            if faults.outage:
+                raise WriterRefused("simulated outage")
+            return store.db.last_order_id
+        assert kind == "tx"
+        records: Sequence[OrderRecord] = payload  # type: ignore[assignment]
+        dies = faults.rng.random() < faults.writer_death_rate
+        after = dies and faults.rng.random() < 0.5
+        if dies and not after:
+            self._die(f"before storing orders {records[0].order_id}..{records[-1].order_id}")
+        if faults.refuses():
+            raise WriterRefused("simulated: the disk is full")
+        try:
+            store.db.apply(records)  # the commit point: from here on a crash loses nothing
+        except StoreUnavailable as exc:
+            raise WriterRefused(str(exc)) from None
+        if after:
+            self._die(f"after storing orders {records[0].order_id}..{records[-1].order_id}")
+        await store._pause()  # the fsync returning
+        if not self.alive:
+            raise WriterLost("simulated: the writer died before it answered")
+        return None
+
+    def _die(self, when: str) -> None:
+        self._store.faults.injected += 1
+        self._store.note(f"the writer process dies {when}")
+        self.alive = False
+        raise WriterLost(f"simulated: the writer died {when}")
+
+    async def close(self) -> None:
+        self.alive = False
+
+
 class FakeEmbeddedStore(_Stored):
-    async def commit(self, records: Sequence[OrderRecord]) -> None:
+    """Commits through the real :class:`~ordergate.store.sqlite.writer.CommitPath`, to a :class:`FakeWriter`."""
+
+    def __init__(self, db: Database, faults: Faults, note: Callable[[str], None] = lambda line: None) -> None:
+        super().__init__(db, faults)
+        self.note = note
+        self.writer: FakeWriter | None = None
+        self.commits = CommitPath(self._spawn, _fence, _through, self.location)
+
+    async def _spawn(self) -> WriterLink:
         await self._pause()
-        if self.faults.refuses():
-            raise StoreUnavailable("simulated: the disk is full")
-        self.db.apply(records)  # the commit point: from here on a crash loses nothing
-        await self._pause()  # the fsync returning
+        if self.faults.outage:
+            raise StoreUnavailable("simulated: the writer process cannot start")
+        if self.writer is not None and self.faults.rng.random() < self.faults.writer_death_rate:
+            self.writer.alive = False  # the old one may also die idle, unnoticed until used
+        self.writer = FakeWriter(self)
+        return self.writer
+
+    async def commit(self, records: Sequence[OrderRecord]) -> None:
+        await self.commits.commit(records, records[0].order_id, records[-1].order_id)
+
+    async def ping(self) -> None:
+        if self.commits.in_doubt is not None:
+            raise StoreUnavailable(self.commits.in_doubt)
+        await super().ping()
+
+
+async def _fence(writer: WriterLink) -> None:
+    await writer.request("fence", None)
+
+
+async def _through(writer: WriterLink) -> int:
+    through: int = await writer.request("through", None)
+    return through
 
 
 class _FakeGroup:

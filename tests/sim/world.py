@@ -132,6 +132,8 @@ class World:
         self.faults = Faults(rng, fail_rate=rng.choice((0.0, 0.02, 0.1)), stall_rate=rng.choice((0.0, 0.01, 0.05)))
         if variant == "shared":
             self.faults.doubt_rate = rng.choice((0.0, 0.02, 0.05))
+        else:
+            self.faults.writer_death_rate = rng.choice((0.0, 0.02, 0.1))
         self.registries = registries(rng)
         self.registry = self.registries[0]
         self.controls: Controls = NO_CONTROLS
@@ -173,7 +175,7 @@ class World:
         self.sending = False
         chaos.cancel()
         await asyncio.gather(chaos, *self.foreign, return_exceptions=True)
-        self.faults.fail_rate = self.faults.doubt_rate = self.faults.stall_rate = 0.0
+        self.faults.fail_rate = self.faults.doubt_rate = self.faults.stall_rate = self.faults.writer_death_rate = 0.0
         self.faults.outage = False
         for process in self.processes:
             if not process.alive:
@@ -206,7 +208,7 @@ class World:
         sequencer: Sequencing
         feed: CommitFeed | LogTail
         if self.variant == "local":
-            store: FakeEmbeddedStore | FakeSharedStore = FakeEmbeddedStore(self.db, self.faults)
+            store: FakeEmbeddedStore | FakeSharedStore = FakeEmbeddedStore(self.db, self.faults, self.note)
             book = Book(self.scope, snapshot.positions)
             sequencer = LocalSequencer(store, self.registry, book, snapshot.last_order_id)  # type: ignore[arg-type]
             hub = EventHub(StreamPosition(0, self.db.last_order_id), self.buffer)

@@ -3,8 +3,9 @@
 ``make sim SEEDS=N`` runs more; a failing seed prints the command that replays it. The last tests
 prove the simulator can fail: each puts back the code of a defect it must find (issue 9: a client
 order id decided twice, a premature 409, one busy instrument failing unrelated orders) and expects a
-broken invariant within a bounded number of seeds; and the event stream ordered by order id with
-each process's hub fed by its own commits (defect 2).
+broken invariant within a bounded number of seeds; the event stream ordered by order id with
+each process's hub fed by its own commits (defect 2); and (issue 10) a SQLite writer process that
+died with a group in hand taken to mean that nothing of the group was stored.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from ordergate.domain.model import Order
 from ordergate.domain.record import OrderRecord
-from ordergate.errors import ClientOrderIdConflict
+from ordergate.errors import ClientOrderIdConflict, StoreUnavailable
 from ordergate.service import sequencer, shared_sequencer
 from ordergate.service.committer import Result
 from ordergate.service.events import EventHub
@@ -25,6 +26,7 @@ from ordergate.service.idempotency import IdempotencyWindow
 from ordergate.service.sequencing import Outcome, Ticket
 from ordergate.service.shared_sequencer import SharedSequencer
 from ordergate.store.base import StreamPage, StreamPosition
+from ordergate.store.sqlite.writer import CommitPath, WriterLost, WriterRefused
 from tests.sim import world
 from tests.sim.fakes import FakeSharedStore
 from tests.sim.world import VARIANTS, SimulationFailure, simulate
@@ -153,3 +155,21 @@ def test_the_simulator_finds_a_stream_resumed_on_another_process_missing_or_repe
     monkeypatch.setattr(FakeSharedStore, "stream_head", head_by_order_id)
     failure = first_failure("shared")
     assert "watcher" in failure.problem, failure
+
+
+async def commit_answering_a_lost_writer_503(
+    self: CommitPath, statements: object, first_order_id: int, last_order_id: int
+) -> None:
+    """The naive out-of-process writer: a writer that died with a group in hand means "not stored"."""
+    try:
+        await self.request("tx", statements)
+    except (WriterLost, WriterRefused) as exc:
+        raise StoreUnavailable(f"the writer failed: {exc}") from None
+
+
+def test_the_simulator_finds_a_group_answered_503_that_its_dying_writer_had_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(CommitPath, "commit", commit_answering_a_lost_writer_503)
+    failure = first_failure("local")
+    assert "stored twice" in failure.problem or "differs from the store" in failure.problem, failure

@@ -1,7 +1,7 @@
 """How every connection to an ordergate SQLite file is opened, migrated and, once, chained.
 
-One place for the pragmas (WAL, ``synchronous``, busy timeout, foreign keys) so that the writer, the
-readers, ``verify`` and exports all see the file the same way.
+The pragmas (WAL, ``synchronous``, busy timeout, foreign keys) live in :mod:`.pragmas`, which the
+writer process imports alone; this module adds what needs the rest of ordergate.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from ordergate.domain.chain import Chains, single_chain
 from ordergate.errors import StartupError
 from ordergate.store.base import Durability
 from ordergate.store.codec import decode_record
+from ordergate.store.sqlite.pragmas import open_connection
 from ordergate.store.sqlite.schema import LATEST_VERSION, MIGRATIONS
 
 ORDER_COLUMNS = (
@@ -26,17 +27,8 @@ CHAIN_VERSION = 3
 
 
 def connect(path: Path, durability: Durability, *, read_only: bool = False) -> sqlite3.Connection:
-    """A connection configured the way every ordergate connection must be."""
-    if read_only:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
-    else:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=2048)
-    conn.execute("PRAGMA busy_timeout = 5000")
-    if not read_only:
-        conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute(f"PRAGMA synchronous = {'FULL' if durability is Durability.FULL else 'NORMAL'}")
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
+    """A connection configured the way every ordergate connection must be (:mod:`.pragmas`)."""
+    return open_connection(path, fsync_every_commit=durability is Durability.FULL, read_only=read_only)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -1,6 +1,7 @@
 """The embedded store: one SQLite file in WAL mode, owned by exactly one gateway process.
 
-Writes run on one dedicated thread (one transaction and one fsync per group of orders). Reads run on
+Writes run in a writer process of their own (:mod:`ordergate.store.sqlite.writer`: one transaction and
+one fsync per group of orders, with a GIL that the event loop never holds up). Reads run on
 lanes of their own (:mod:`ordergate.store.sqlite.lanes`), each thread with its own connection, which
 WAL lets read beside the writer and beside each other: order entry's idempotency lookups, the
 controls in force and the readiness probe on one thread, the API's reads on a small pool behind
@@ -9,7 +10,9 @@ order or ``/readyz``. Every listing page is bounded (:mod:`ordergate.store.queri
 index of its filters in id order and examines at most a fixed budget of rows. ``synchronous=FULL``
 makes every commit survive power loss; ``fast`` durability uses ``NORMAL``, which in WAL mode still
 survives a killed process. An exclusive ``flock`` on a lock file beside the database refuses a
-second process: scaling out is PostgreSQL's job (SPEC section 6).
+second process (the writer process holds it too, so a gateway killed with ``kill -9`` keeps the file
+locked until its writer has finished the transaction in hand): scaling out is PostgreSQL's job (SPEC
+section 6).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import itertools
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,6 +67,14 @@ from ordergate.store.sqlite.connection import (
 )
 from ordergate.store.sqlite.lanes import LaneClosed, ReadLane
 from ordergate.store.sqlite.log import SQLiteLogReader
+from ordergate.store.sqlite.writer import (
+    WRITER_COMMAND,
+    CommitPath,
+    WriterLink,
+    WriterLost,
+    WriterProcess,
+    WriterRefused,
+)
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -74,6 +85,7 @@ _TRADE_COLUMNS = (
     "trade_id, user, strategy, instrument, opened_order_id, opened_at, closed_order_id, closed_at, closing_strategy"
 )
 _TRADE_FIELDS = tuple(column.strip() for column in _TRADE_COLUMNS.split(","))[1:]
+_CHANGE_COLUMNS = "at, level, target, state, changed_by, fingerprint"
 
 
 class SQLiteStore:
@@ -87,15 +99,17 @@ class SQLiteStore:
         read_connections: int = READ_CONNECTIONS,
         read_queue: int = READ_QUEUE,
         read_budget: int = READ_BUDGET,
+        writer_command: Sequence[str] = WRITER_COMMAND,
     ) -> None:
         self.path = path
         self.durability = durability
         self._scope = Scope.ACCOUNT
         self._lock_fd: int | None = None
-        self._writer: sqlite3.Connection | None = None
         self._chains = Chains(single_chain)
         self._read_budget = read_budget
-        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ordergate-sqlite-write")
+        self._writer_command = writer_command
+        self._writers: list[WriterProcess] = []
+        self._commits = CommitPath(self._spawn_writer, _fence, _committed_through, str(path))
         self._lookups = ReadLane("ordergate-sqlite-lookup", 1, self._read_connection)
         """Order entry's lane: idempotency lookups, the controls in force, the readiness probe."""
         self._api_reads = ReadLane(
@@ -122,9 +136,7 @@ class SQLiteStore:
             fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise StartupError(f"cannot open the store at {self.path}: {exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _take_lock(fd):
             os.close(fd)
             raise StoreLocked(
                 f"the store {self.path} is already in use by another ordergate process; stop it, or run "
@@ -138,7 +150,9 @@ class SQLiteStore:
         self.lock()
         self._scope = scope
         try:
-            return await self._in(self._write_thread, self._open_sync, scope)
+            snapshot = await self._in_thread(self._open_sync, scope)
+            await self._commits.start()
+            return snapshot
         except StoreUnavailable as exc:
             await self.close()
             raise StartupError(f"cannot open the store at {self.path}: {exc.__cause__ or exc}") from None
@@ -174,7 +188,7 @@ class SQLiteStore:
             )
         ]
         last: int = writer.execute("SELECT coalesce(max(order_id), 0) FROM orders").fetchone()[0]
-        self._writer = writer
+        writer.close()  # from here on the writer process writes
         # one writer commits in order_id order: the stream is complete up to the last order now
         return Snapshot(positions, last, StreamPosition(0, last), len(positions))
 
@@ -187,23 +201,60 @@ class SQLiteStore:
     async def close(self) -> None:
         for lane in (self._api_reads, self._lookups):
             await asyncio.to_thread(lane.close)
-        if self._writer is not None:
-            await asyncio.get_running_loop().run_in_executor(self._write_thread, self._writer.close)
-            self._writer = None
-        self._write_thread.shutdown(wait=True)
+        await self._commits.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    # -- the writer process ---------------------------------------------------------------------
+
+    async def _spawn_writer(self) -> WriterLink:
+        writer = await WriterProcess.spawn(
+            self.path,
+            fsync_every_commit=self.durability is Durability.FULL,
+            keep_fds=[self._lock_fd] if self._lock_fd is not None else [],
+            command=self._writer_command,
+        )
+        self._writers = [writer]
+        return writer
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The process id of the writer now running (``None`` before the first)."""
+        return self._writers[0].pid if self._writers else None
+
+    async def run_on_writer(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """One statement on the writer's own connection, outside any transaction (pragmas, diagnostics)."""
+        try:
+            rows: list[tuple[Any, ...]] = await self._commits.request("sql", (sql, list(params)))
+        except (WriterLost, WriterRefused) as exc:
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from None
+        return rows
+
+    async def _write(self, statements: list[Statement]) -> None:
+        """An idempotent write: after a lost writer it is sent again, to a new one."""
+        try:
+            await self._commits.request("tx", statements)
+        except WriterRefused as exc:
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from None
+        except WriterLost:
+
+            async def again(link: WriterLink) -> None:
+                await link.request("tx", statements)
+
+            await self._commits.settle(again, "a write")
+
     # -- writes -------------------------------------------------------------------------------
 
     async def record_profiles(self, fingerprint: str, document: str) -> None:
-        await self._in(self._write_thread, self._write_profiles, fingerprint, document)
-
-    def _write_profiles(self, fingerprint: str, document: str) -> None:
-        self._writing().execute(
-            "INSERT INTO profiles (fingerprint, document) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (fingerprint, document),
+        await self._write(
+            [
+                (
+                    "INSERT INTO profiles (fingerprint, document) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    [fingerprint, document],
+                    None,
+                )
+            ]
         )
 
     async def commit(self, records: Sequence[OrderRecord]) -> None:
@@ -214,7 +265,7 @@ class SQLiteStore:
         chains = Chains(single_chain, self._chains.heads)
         hashes = [chains.link(record) for record in records]
         statements = self._statements(records, hashes)
-        await self._in(self._write_thread, self._execute, statements)
+        await self._commits.commit(statements, records[0].order_id, records[-1].order_id)
         self._chains = chains
 
     def _statements(self, records: Sequence[OrderRecord], hashes: Sequence[str]) -> list[Statement]:
@@ -234,10 +285,10 @@ class SQLiteStore:
                     r.received_at,
                     r.order.strategy,
                     r.order.instrument,
-                    r.order.side,  # str enums bind as their text
-                    r.decision.status,
-                    r.decision.reason,
-                    r.scope,
+                    r.order.side.value,  # plain values: the writer process unpickles nothing else
+                    r.decision.status.value,
+                    r.decision.reason.value if r.decision.reason is not None else None,
+                    r.scope.value,
                     r.profile_fingerprint,
                     r.client_order_id,
                     encode_applied(r.decision),
@@ -260,51 +311,45 @@ class SQLiteStore:
         statements += _inserts("trades", _TRADE_FIELDS, changes.trades)
         return statements
 
-    def _execute(self, statements: Sequence[Statement]) -> None:
-        """Run a group's statements as one transaction; a delete that misses a position aborts it."""
-        conn = self._writing()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, params, must_change in statements:
-                changed = conn.execute(sql, params).rowcount
-                if must_change is not None and changed != must_change:
-                    raise sqlite3.IntegrityError(
-                        f"closed {changed} open positions where the group closes {must_change}"
-                    )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
     # -- trading controls ---------------------------------------------------------------------
 
     async def record_control_change(self, change: ControlChange, document: str) -> str:
         """Store a control change and the controls it puts in force (named by ``change.fingerprint``).
 
-        One process owns the store, so the controls it built are the ones in force: ``document``."""
-        await self._in(self._write_thread, self._write_control_change, change, document)
-        return document
-
-    def _write_control_change(self, change: ControlChange, document: str) -> None:
-        conn = self._writing()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
+        One process owns the store, so the controls it built are the ones in force: ``document``. A
+        change whose writer died before it answered is looked for in the store by a new writer.
+        """
+        setting = change.setting
+        row = (change.at, setting.level.value, setting.target, setting.state.value, change.by, change.fingerprint)
+        statements: list[Statement] = [
+            (
                 "INSERT INTO controls_sets (fingerprint, document) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                (change.fingerprint, document),
-            )
-            conn.execute(
+                [change.fingerprint, document],
+                None,
+            ),
+            (
                 "INSERT INTO control_changes (at, level, target, state, changed_by, fingerprint)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (change.at, change.setting.level, change.setting.target, change.setting.state, change.by,
-                 change.fingerprint),
-            )  # fmt: skip
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+                list(row),
+                None,
+            ),
+        ]
+        try:
+            await self._commits.request("tx", statements)
+        except WriterRefused as exc:
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from None
+        except WriterLost:
+
+            async def last_change(link: WriterLink) -> ControlChange | None:
+                rows = await link.request("sql", (f"SELECT {_CHANGE_COLUMNS} FROM control_changes"
+                                                  " ORDER BY change_id DESC LIMIT 1", []))  # fmt: skip
+                return ControlChange.from_row(*rows[0]) if rows else None
+
+            if await self._commits.settle(last_change, "a control change") != change:
+                raise StoreUnavailable(
+                    f"SQLite store {self.path}: the writer process ended before the control change was stored"
+                ) from None
+        return document
 
     async def current_controls(self) -> str | None:
         """The document of the controls in force (those of the last change), or ``None``: never set."""
@@ -318,8 +363,7 @@ class SQLiteStore:
     async def control_changes(self, limit: int) -> list[ControlChange]:
         """The last ``limit`` control changes, oldest first."""
         rows = await self._api_read(
-            "SELECT at, level, target, state, changed_by, fingerprint FROM control_changes"
-            " ORDER BY change_id DESC LIMIT ?",
+            f"SELECT {_CHANGE_COLUMNS} FROM control_changes ORDER BY change_id DESC LIMIT ?",
             (limit,),
         )
         return [ControlChange.from_row(*row) for row in reversed(rows)]
@@ -365,6 +409,8 @@ class SQLiteStore:
         return page_of(items, query.limit, lambda t: t.trade_id, bound)
 
     async def ping(self) -> None:
+        if (doubt := self._commits.in_doubt) is not None:
+            raise StoreUnavailable(doubt)
         await self._lookup("SELECT 1", ())
 
     async def order_totals(self, until: StreamPosition) -> list[tuple[str, str, str | None, int]]:
@@ -437,18 +483,63 @@ class SQLiteStore:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _writing(self) -> sqlite3.Connection:
-        if self._writer is None:
-            raise sqlite3.OperationalError("the store is not open")
-        return self._writer
-
-    async def _in(self, pool: ThreadPoolExecutor, fn: Callable[..., R], *args: Any) -> R:
+    async def _in_thread(self, fn: Callable[..., R], *args: Any) -> R:
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+            return await asyncio.to_thread(fn, *args)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
-        except RuntimeError as exc:  # executor shut down
-            raise StoreUnavailable(f"SQLite store {self.path} is closed") from exc
+
+
+async def _fence(writer: WriterLink) -> None:
+    """A new writer's first write: whatever a dead writer left unpublished in the WAL is now gone or adopted."""
+    await writer.request(
+        "tx",
+        [
+            (
+                "INSERT INTO meta (key, value) VALUES ('writer', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [f"{os.getpid()} {time.time_ns()}"],
+                None,
+            )
+        ],
+    )
+
+
+async def _committed_through(writer: WriterLink) -> int:
+    rows = await writer.request("sql", ("SELECT coalesce(max(order_id), 0) FROM orders", []))
+    return int(rows[0][0])
+
+
+ORPHAN_WAIT = 10.0
+"""Seconds a new gateway waits for the writer of a killed one to finish and release the store."""
+
+
+def _take_lock(fd: int) -> bool:
+    """Take the store's exclusive lock, or ``False`` when a live gateway holds it.
+
+    A gateway killed with ``kill -9`` leaves its writer process finishing the transaction in hand,
+    holding the lock a moment longer: when the process named in the lock file is gone, wait for it.
+    """
+    deadline = time.monotonic() + ORPHAN_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if _holder_alive(fd) or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+
+def _holder_alive(fd: int) -> bool:
+    try:
+        pid = int(os.pread(fd, 32, 0).split()[0])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 _MAX_PARAMETERS = 32_000
