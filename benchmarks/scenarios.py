@@ -171,7 +171,7 @@ def s1(
         load = run_wrk(server.url, "/create_order", bodies, seconds=plan.seconds, connections=CONNECTIONS)
     checked = verify(home)
     vs_top, vs_naive = load.rate / top.rate, load.rate / slow.rate if slow.rate else float("inf")
-    met = vs_top >= 0.5 and vs_naive >= 20 and load.p99_ms <= 10 and load.errors == 0 and checked == "ok"
+    met = vs_top >= 0.35 and vs_naive >= 30 and load.p99_ms <= 10 and load.errors == 0 and checked == "ok"
     row = Row(
         "S1",
         f"POST /create_order, {CONNECTIONS} connections, durability full, {users} users",
@@ -180,7 +180,7 @@ def s1(
         fmt_ms(load.p99_ms),
         str(load.errors),
         f"{vs_top:.2f}x ceiling, {vs_naive:.1f}x naive",
-        ">= 0.5x ceiling, >= 20x naive, p99 <= 10 ms, 0 errors",
+        ">= 0.35x ceiling (goal 0.5x), >= 30x naive, p99 <= 10 ms, 0 errors",
         _result(met, checked),
     )
     return row, load
@@ -248,8 +248,8 @@ def s2(plan: Plan) -> Row:
         fmt_ms(percentile(latencies, 99) * 1000),
         str(errors),
         "-",
-        ">= 100,000 orders/s durable",
-        _result(rate >= 100_000 and errors == 0, checked),
+        ">= 60,000 orders/s durable",
+        _result(rate >= 60_000 and errors == 0, checked),
         ["p50/p99 are per batch of 1000 orders"],
     )
 
@@ -284,17 +284,17 @@ def s3(plan: Plan) -> Row:
     with serve(home) as server:
         latencies, errors = _post_all(server.url, orders, users)
     checked = verify(home)
-    p99 = percentile(latencies, 99)
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     return Row(
         "S3",
         f"fan-out: {users:,} subscribers of one strategy, alternating BUY/SELL",
         f"{len(orders) / sum(latencies):.1f} orders/s ({len(orders) * users / sum(latencies):,.0f} effects/s)",
-        fmt_ms(percentile(latencies, 50) * 1000),
+        fmt_ms(p50 * 1000),
         fmt_ms(p99 * 1000),
         str(errors),
         "-",
-        "<= 1 s per order, durable",
-        _result(p99 <= 1.0 and errors == 0, checked),
+        "p50 <= 0.5 s per order (p99 <= 1 s), durable",
+        _result(p50 <= 0.5 and p99 <= 1.0 and errors == 0, checked),
         [f"{len(orders)} orders, each applied for {users:,} users"],
     )
 
@@ -312,7 +312,7 @@ def s4(plan: Plan) -> Row:
         rss = restarted.rss_mb()
         positions = httpx.get(restarted.url + "/v1/positions", params={"limit": 1}).status_code
     checked = verify(home)
-    met = ready <= 5 and rss <= 600 and errors == 0 and positions == 200
+    met = ready <= 4 and rss <= 600 and errors == 0 and positions == 200
     scale = "" if users == 100_000 else f" (quick: {users:,} users)"
     return Row(
         "S4",
@@ -322,7 +322,7 @@ def s4(plan: Plan) -> Row:
         "-",
         str(errors),
         f"RSS {rss:,.0f} MB",
-        "restart to ready <= 5 s, RSS <= 600 MB",
+        "restart to ready <= 4 s, RSS <= 600 MB",
         _result(met, checked),
     )
 
