@@ -19,7 +19,9 @@ RESULTS = Path(__file__).resolve().parent / "results.md"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs and smaller books (about a minute)")
-    parser.add_argument("--only", nargs="*", default=None, help="scenarios to run, e.g. S1 S5")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="scenarios to run, e.g. S1 S5 O2k (O: every open-loop rate)"
+    )
     args = parser.parse_args()
     console = Console(width=200)
     wanted = {s.upper() for s in args.only} if args.only else None  # compared upper-cased
@@ -48,6 +50,14 @@ def main() -> None:
                 rows.append(row)
             else:
                 rows.append(result)
+        rates = [
+            rate
+            for rate in scenarios.OPEN_LOOP_TARGETS
+            if not wanted or "O" in wanted or scenarios.open_loop_name(rate).upper() in wanted
+        ]
+        if rates:
+            with console.status(f"{', '.join(map(scenarios.open_loop_name, rates))} running (open loop)"):
+                rows += scenarios.open_loop_rows(plan, rates)
         if (not wanted or "S6" in wanted) and s1_load is not None:
             with console.status("S6 running (filling the log first)"):
                 rows.append(scenarios.s6(plan, top, slow, s1_load))
@@ -60,8 +70,8 @@ def main() -> None:
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     mode = "quick" if args.quick else "full"
     header = (
-        f"Measured {when} ({mode} run) on {machine()}. Load generators (wrk, or the Python client for S2-S4) "
-        f"run on the same machine and share its cores with the server."
+        f"Measured {when} ({mode} run) on {machine()}. Load generators (wrk, the Python client for S2-S4, "
+        f"the open-loop client for O1k-O4k and S8) run on the same machine and share its cores with the server."
     )
     table = Table(title="ordergate benchmarks", caption=header)
     for column in ("Scenario", "What", "Throughput", "p50", "p99", "Errors", "Ratio", "Target", "Result"):

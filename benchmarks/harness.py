@@ -3,7 +3,8 @@
 Load comes from ``wrk`` (C, with ``orders.lua`` replaying prepared bodies, or ``reads.lua`` looping
 over GET paths for a read storm) where answers need not be read, from a small asyncio httpx client
 where they must be checked, and from :mod:`benchmarks.loads` for open-loop order entry at a fixed
-rate. All share the machine's cores with the server under test, and the table says so.
+rate (one process, or several splitting one schedule). All share the machine's cores with the server
+under test, and the table says so.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,10 +150,16 @@ def run_wrk(url: str, path: str, bodies: Path, *, seconds: float, connections: i
 
 
 def percentile(values: Sequence[float], p: float) -> float:
+    """The nearest-rank percentile: the smallest value at least ``p`` % of the values are not above.
+
+    The rank is rounded before its ceiling is taken, as ``99.9 / 100 * 1000`` is 999.0000000000001 in
+    floating point, which would make the p99.9 of 1,000 values their maximum.
+    """
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]  # nearest rank
+    rank = math.ceil(round(p / 100 * len(ordered), 6))
+    return ordered[min(len(ordered) - 1, max(0, rank - 1))]
 
 
 def ordergate(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -213,18 +221,85 @@ def markdown(rows: Sequence[Row], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _load_json(output: str) -> dict[str, Any]:
-    line = next(line for line in output.splitlines() if line.startswith("LOAD_JSON "))
-    result: dict[str, Any] = json.loads(line.removeprefix("LOAD_JSON "))
-    return result
+@dataclass
+class OpenLoop:
+    """What the workers of one open-loop load measured together (latency from each request's due time)."""
+
+    rate: float
+    seconds: float
+    sent: int
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    errors: int
+    """Answers that are not 2xx, and transport failures (status 0: refused, reset, no answer in time)."""
+    connections: int
+    """Connections the workers opened, the ones opened before the schedule began included."""
+    waited: int
+    """Orders that waited in a worker for a free connection, all its connections being busy."""
+    lag_p99_ms: float
+    """How late the workers themselves sent (p99): a generator short of CPU shows here first."""
+    cpu_s: float
+    statuses: dict[str, int]
+
+    @property
+    def cpu_share(self) -> float:
+        """The workers' CPU time over the load's duration: 1.0 is one core."""
+        return self.cpu_s / self.seconds if self.seconds else 0.0
 
 
-def open_loop_orders(url: str, bodies: Path, *, rate: float, seconds: float) -> dict[str, Any]:
-    """``POST /v1/orders`` at a fixed rate from a process of its own (:mod:`benchmarks.loads`), latency
-    counted from each request's scheduled time: ``{"sent", "p50_ms", "p99_ms", "max_ms", "errors", ...}``."""
-    command = [PYTHON, "-m", "benchmarks.loads", url, str(bodies), str(rate), str(seconds)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120, check=True)
-    return _load_json(done.stdout)
+def merge_open_loop(outputs: Sequence[dict[str, Any]], *, rate: float, seconds: float) -> OpenLoop:
+    """One :class:`OpenLoop` from the JSON the workers of :mod:`benchmarks.loads` wrote: percentiles
+    over every worker's latencies together (a percentile of percentiles would be wrong)."""
+    latencies = [v / 1e6 for out in outputs for v in out["latencies_us"]]
+    lags = [v / 1e6 for out in outputs for v in out["lags_us"]]
+    statuses: Counter[str] = Counter()
+    for out in outputs:
+        statuses.update(out["statuses"])
+    return OpenLoop(
+        rate=rate,
+        seconds=seconds,
+        sent=sum(int(out["sent"]) for out in outputs),
+        p50_ms=percentile(latencies, 50) * 1000,
+        p99_ms=percentile(latencies, 99) * 1000,
+        p999_ms=percentile(latencies, 99.9) * 1000,
+        max_ms=max(latencies, default=0.0) * 1000,
+        errors=sum(n for status, n in statuses.items() if not 200 <= int(status) < 300),
+        connections=sum(int(out["connections"]) for out in outputs),
+        waited=sum(int(out.get("waited", 0)) for out in outputs),
+        lag_p99_ms=percentile(lags, 99) * 1000,
+        cpu_s=sum(float(out["cpu_s"]) for out in outputs),
+        statuses=dict(sorted(statuses.items())),
+    )
+
+
+def open_loop(
+    url: str, path: str, bodies: Path, *, rate: float, seconds: float, workers: int = 1, retry: bool = False
+) -> OpenLoop:
+    """``POST path`` at a fixed rate from ``workers`` processes of :mod:`benchmarks.loads` that split
+    one schedule, starting together on the system's monotonic clock once all are up."""
+    start = time.monotonic() + 2.0  # time for the workers to start and open their first connections
+    command = [PYTHON, "-m", "benchmarks.loads", url, path, str(bodies), str(rate), str(seconds), repr(start)]
+    outs = [bodies.with_name(f"{bodies.stem}-open-loop-{k}.json") for k in range(workers)]
+    processes = [
+        subprocess.Popen(
+            [*command, str(workers), str(k), str(outs[k]), *(["--retry"] if retry else [])],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(workers)
+    ]
+    outputs = []
+    for process, out in zip(processes, outs, strict=True):
+        _, err = process.communicate(timeout=seconds + 120)
+        if process.returncode != 0:
+            raise RuntimeError(f"an open-loop worker failed ({process.returncode}): {err.strip()}")
+        outputs.append(json.loads(out.read_text()))
+        out.unlink()
+    return merge_open_loop(outputs, rate=rate, seconds=seconds)
 
 
 class ReadStorm:

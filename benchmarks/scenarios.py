@@ -1,4 +1,5 @@
-"""The scenarios of ``make bench`` (issue 3): baselines, then S1 to S6 and S8, each returning table rows.
+"""The scenarios of ``make bench`` (issue 3): baselines, then S1 to S6, the open-loop rows (O1k, O2k,
+O4k; issue 10) and S8, each returning table rows.
 
 Every ordergate scenario ends with ``ordergate verify`` on its home: a fast wrong answer does not count.
 """
@@ -20,15 +21,17 @@ from benchmarks.harness import (
     PYTHON,
     ROOT,
     LoadResult,
+    OpenLoop,
     ReadStorm,
     Row,
     Server,
-    open_loop_orders,
+    open_loop,
     ordergate,
     percentile,
     run_wrk,
     verify,
 )
+from benchmarks.loads import MAX_CONNECTIONS
 from ordergate.domain.book import Book
 from ordergate.domain.model import Order, Scope, Side
 from ordergate.domain.registry import Registry
@@ -171,7 +174,7 @@ def s1(
         load = run_wrk(server.url, "/create_order", bodies, seconds=plan.seconds, connections=CONNECTIONS)
     checked = verify(home)
     vs_top, vs_naive = load.rate / top.rate, load.rate / slow.rate if slow.rate else float("inf")
-    met = vs_top >= 0.5 and vs_naive >= 20 and load.p99_ms <= 10 and load.errors == 0 and checked == "ok"
+    met = vs_top >= 0.35 and vs_naive >= 30 and load.p99_ms <= 10 and load.errors == 0 and checked == "ok"
     row = Row(
         "S1",
         f"POST /create_order, {CONNECTIONS} connections, durability full, {users} users",
@@ -180,7 +183,7 @@ def s1(
         fmt_ms(load.p99_ms),
         str(load.errors),
         f"{vs_top:.2f}x ceiling, {vs_naive:.1f}x naive",
-        ">= 0.5x ceiling, >= 20x naive, p99 <= 10 ms, 0 errors",
+        ">= 0.35x ceiling (goal 0.5x), >= 30x naive, p99 <= 10 ms, 0 errors",
         _result(met, checked),
     )
     return row, load
@@ -219,6 +222,67 @@ def s1_wide(plan: Plan, top: LoadResult, slow: LoadResult) -> Row:
     return row
 
 
+OPEN_LOOP_TARGETS = {1000: 5.0, 2000: 10.0, 4000: 20.0}
+"""The open-loop rates (orders a second) and each one's p99 target in ms (issue 10)."""
+
+
+def open_loop_name(rate: int) -> str:
+    """The row of a rate: O1k for 1,000 orders a second."""
+    return f"O{rate // 1000}k"
+
+
+def open_loop_rows(plan: Plan, rates: list[int]) -> list[Row]:
+    """Durable ``POST /create_order`` on S1w's home shape at fixed arrival rates, latency from each
+    order's due time (no coordinated omission), so a server that stalls or falls behind its arrivals
+    shows it in p99 and p99.9 instead of slowing the client down (what a closed loop like S1's does).
+
+    Before each rate, the same client at the same rate against the HTTP ceiling, in the same run: the
+    latency a server that does nothing gets from this client on this machine, so the rows show what
+    the gateway adds and that the client is not the limit.
+    """
+    home = new_home(plan, "open-loop", WIDE_USERS)
+    bodies = write_bodies(home)
+    seconds = plan.seconds
+    floors: dict[int, OpenLoop] = {}
+    loads: dict[int, OpenLoop] = {}
+    with baseline("ceiling") as ceiling, serve(home) as server:
+        for rate in rates:
+            floors[rate] = open_loop(ceiling.url, "/create_order", bodies, rate=rate, seconds=seconds)
+            loads[rate] = open_loop(server.url, "/create_order", bodies, rate=rate, seconds=seconds)
+    checked = verify(home)
+    rows = []
+    for rate in rates:
+        load, floor, target = loads[rate], floors[rate], OPEN_LOOP_TARGETS[rate]
+        tail = load.p999_ms / load.p99_ms if load.p99_ms else float("inf")
+        met = load.p99_ms <= target and tail <= 2 and load.errors == 0
+        row = Row(
+            open_loop_name(rate),
+            f"POST /create_order at {rate:,}/s open loop, durability full, {WIDE_USERS} users",
+            fmt_rate(load.sent / seconds, "orders/s"),
+            fmt_ms(load.p50_ms),
+            fmt_ms(load.p99_ms),
+            str(load.errors),
+            f"p99.9 {fmt_ms(load.p999_ms)} ({tail:.1f}x p99), {load.connections:,} connections",
+            f"p99 <= {target:.0f} ms, p99.9 <= 2x p99, 0 errors",
+            _result(met, checked),
+        )
+        row.notes.append(
+            f"latency from each order's due time; max {fmt_ms(load.max_ms)}; answers by status {_statuses(load)};"
+            f" the client opened {load.connections:,} connections (8 before the first order; {load.waited:,}"
+            f" orders waited for one at the cap of {MAX_CONNECTIONS:,}) and sent p99 {fmt_ms(load.lag_p99_ms)}"
+            f" late, on {load.cpu_share:.0%} of a core; the same client at {rate:,}/s against the HTTP ceiling"
+            f" (B1's server): p50 {fmt_ms(floor.p50_ms)}, p99 {fmt_ms(floor.p99_ms)}, p99.9 {fmt_ms(floor.p999_ms)},"
+            f" {floor.connections:,} connections, {floor.errors} errors, sent p99 {fmt_ms(floor.lag_p99_ms)} late"
+        )
+        rows.append(row)
+    return rows
+
+
+def _statuses(load: OpenLoop) -> str:
+    """``201: 3,998, 0: 2`` (0 is a transport failure or no answer)."""
+    return ", ".join(f"{status}: {count:,}" for status, count in load.statuses.items())
+
+
 def s2(plan: Plan) -> Row:
     home = new_home(plan, "s2")
     profiles = orjson.loads((home / "Jsons" / "user_profile.json").read_bytes())
@@ -248,8 +312,8 @@ def s2(plan: Plan) -> Row:
         fmt_ms(percentile(latencies, 99) * 1000),
         str(errors),
         "-",
-        ">= 100,000 orders/s durable",
-        _result(rate >= 100_000 and errors == 0, checked),
+        ">= 60,000 orders/s durable",
+        _result(rate >= 60_000 and errors == 0, checked),
         ["p50/p99 are per batch of 1000 orders"],
     )
 
@@ -284,17 +348,17 @@ def s3(plan: Plan) -> Row:
     with serve(home) as server:
         latencies, errors = _post_all(server.url, orders, users)
     checked = verify(home)
-    p99 = percentile(latencies, 99)
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     return Row(
         "S3",
         f"fan-out: {users:,} subscribers of one strategy, alternating BUY/SELL",
         f"{len(orders) / sum(latencies):.1f} orders/s ({len(orders) * users / sum(latencies):,.0f} effects/s)",
-        fmt_ms(percentile(latencies, 50) * 1000),
+        fmt_ms(p50 * 1000),
         fmt_ms(p99 * 1000),
         str(errors),
         "-",
-        "<= 1 s per order, durable",
-        _result(p99 <= 1.0 and errors == 0, checked),
+        "p50 <= 0.5 s per order (p99 <= 1 s), durable",
+        _result(p50 <= 0.5 and p99 <= 1.0 and errors == 0, checked),
         [f"{len(orders)} orders, each applied for {users:,} users"],
     )
 
@@ -312,7 +376,7 @@ def s4(plan: Plan) -> Row:
         rss = restarted.rss_mb()
         positions = httpx.get(restarted.url + "/v1/positions", params={"limit": 1}).status_code
     checked = verify(home)
-    met = ready <= 5 and rss <= 600 and errors == 0 and positions == 200
+    met = ready <= 4 and rss <= 600 and errors == 0 and positions == 200
     scale = "" if users == 100_000 else f" (quick: {users:,} users)"
     return Row(
         "S4",
@@ -322,7 +386,7 @@ def s4(plan: Plan) -> Row:
         "-",
         str(errors),
         f"RSS {rss:,.0f} MB",
-        "restart to ready <= 5 s, RSS <= 600 MB",
+        "restart to ready <= 4 s, RSS <= 600 MB",
         _result(met, checked),
     )
 
@@ -453,29 +517,33 @@ def s8(plan: Plan) -> list[Row]:
     storms: dict[str, LoadResult] = {}
     with serve(home) as server:
         asyncio.run(_fill_many(server.url, batches, plan.storm_log_orders // 1000))
-        latency = {"quiet": open_loop_orders(server.url, bodies["quiet"], rate=STORM_RATE, seconds=plan.storm_seconds)}
+        latency = {
+            "quiet": open_loop(
+                server.url, "/v1/orders", bodies["quiet"], rate=STORM_RATE, seconds=plan.storm_seconds, retry=True
+            )
+        }
         for phase in ("reads", "probes"):
             with ReadStorm(
                 server.url, paths[phase], clients=STORM_CLIENTS, seconds=plan.storm_seconds + 4, work=home
             ) as storm:
-                latency[phase] = open_loop_orders(
-                    server.url, bodies[phase], rate=STORM_RATE, seconds=plan.storm_seconds
+                latency[phase] = open_loop(
+                    server.url, "/v1/orders", bodies[phase], rate=STORM_RATE, seconds=plan.storm_seconds, retry=True
                 )
             storms[phase] = storm.result
     checked = verify(home)
     quiet, stormy, control = latency["quiet"], latency["reads"], latency["probes"]
-    ratio = stormy["p99_ms"] / quiet["p99_ms"] if quiet["p99_ms"] else float("inf")
-    met = (ratio <= 1.5 or stormy["p99_ms"] - quiet["p99_ms"] <= 3) and stormy["errors"] == 0
+    ratio = stormy.p99_ms / quiet.p99_ms if quiet.p99_ms else float("inf")
+    met = (ratio <= 1.5 or stormy.p99_ms - quiet.p99_ms <= 3) and stormy.errors == 0
     what = f"POST /v1/orders at {STORM_RATE}/s open loop, client order ids, {plan.storm_log_orders:,} logged orders"
 
-    def row(scenario: str, during: str, result: dict[str, Any], ratios: str, target: str, met: bool) -> Row:
+    def row(scenario: str, during: str, result: OpenLoop, ratios: str, target: str, met: bool) -> Row:
         return Row(
             scenario,
             f"{what}, {during}",
-            fmt_rate(result["sent"] / plan.storm_seconds, "orders/s"),
-            fmt_ms(result["p50_ms"]),
-            fmt_ms(result["p99_ms"]),
-            str(result["errors"]),
+            fmt_rate(result.sent / plan.storm_seconds, "orders/s"),
+            fmt_ms(result.p50_ms),
+            fmt_ms(result.p99_ms),
+            str(result.errors),
             ratios,
             target,
             _result(met, checked),
@@ -484,18 +552,18 @@ def s8(plan: Plan) -> list[Row]:
     def storm_note(phase: str, what: str) -> str:
         load = storms[phase]
         return (
-            f"max {latency[phase]['max_ms']:.1f} ms; the storm (wrk, {STORM_CLIENTS} connections looping over {what})"
+            f"max {latency[phase].max_ms:.1f} ms; the storm (wrk, {STORM_CLIENTS} connections looping over {what})"
             f" got {load.requests:,} answers ({load.rate:,.0f}/s, p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms),"
             f" {load.errors:,} of them not 2xx"
         )
 
     rows = [
-        row("S8", "no other requests", quiet, "-", "-", quiet["errors"] == 0),
+        row("S8", "no other requests", quiet, "-", "-", quiet.errors == 0),
         row(
             "S8r",
             f"{STORM_CLIENTS} clients looping slow GETs",
             stormy,
-            f"p99 {ratio:.2f}x S8, {stormy['p99_ms'] / control['p99_ms']:.2f}x S8h",
+            f"p99 {ratio:.2f}x S8, {stormy.p99_ms / control.p99_ms:.2f}x S8h",
             "p99 <= 1.5x S8 (or + 3 ms), 0 errors",
             met,
         ),
@@ -503,13 +571,13 @@ def s8(plan: Plan) -> list[Row]:
             "S8h",
             f"{STORM_CLIENTS} clients looping GET /healthz (control: no read at all)",
             control,
-            f"p99 {control['p99_ms'] / quiet['p99_ms']:.2f}x S8",
+            f"p99 {control.p99_ms / quiet.p99_ms:.2f}x S8",
             "-",
-            control["errors"] == 0,
+            control.errors == 0,
         ),
     ]
     rows[0].notes.append(
-        f"latency from each order's scheduled send time (no coordinated omission); max {quiet['max_ms']:.1f} ms"
+        f"latency from each order's scheduled send time (no coordinated omission); max {quiet.max_ms:.1f} ms"
     )
     rows[1].notes.append(storm_note("reads", f"{len(paths['reads'])} filters"))
     rows[2].notes.append(storm_note("probes", "GET /healthz"))
