@@ -196,7 +196,9 @@ def serve(
         ServerStack,
         typer.Option(
             "--server",
-            help="HTTP server stack: uvicorn (bounded httptools protocol) or granian (Rust, RSGI). See the README.",
+            envvar="ORDERGATE_SERVER",
+            help="HTTP server stack: uvicorn (bounded httptools protocol) or granian (Rust, RSGI); see the "
+            "README, 'Server stacks'. Env: ORDERGATE_SERVER.",
         ),
     ] = ServerStack.UVICORN,
     home: HomeOption = None,
