@@ -275,3 +275,20 @@ async def test_the_access_log_line_has_the_api_key_redacted(caplog: pytest.LogCa
 def test_hypers_buffer_leaves_room_above_the_header_limit() -> None:
     assert buffer_size(ServerLimits()) == 16 * 1024 + 4096
     assert buffer_size(ServerLimits(max_header_bytes=1024)) == 8192  # hyper's minimum
+
+
+async def test_headers_and_paths_beyond_latin_1_reach_the_app_as_the_client_sent_them() -> None:
+    seen: list[Any] = []
+
+    async def looking(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope["headers"], scope["path"], scope["raw_path"]))
+        await echo(scope, receive, send)
+
+    proto = Proto([])
+    await gateway_door(looking).__rsgi__(Scope(path="/v1/users/a b", header_pairs=[("x-note", "€ café")]), proto)
+
+    assert proto.status == 200
+    headers, path, raw_path = seen[0]
+    assert (b"x-note", "€ café".encode()) in headers
+    assert path == "/v1/users/a b"
+    assert raw_path == b"/v1/users/a%20b"

@@ -28,6 +28,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import orjson
 from starlette.types import ASGIApp, Message
@@ -251,7 +252,9 @@ class RsgiGateway:
         return True
 
     async def _serve(self, scope: RsgiScope, proto: RsgiHttp) -> int:
-        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in scope.headers.items()]
+        # granian decodes header values as UTF-8 (and leaves out values that are not): encoding them
+        # back gives the bytes the client sent, which never fails
+        headers = [(k.lower().encode(), v.encode()) for k, v in scope.headers.items()]
         method = scope.method
         path = scope.path
         raw_length = scope.headers.get("content-length")
@@ -265,8 +268,8 @@ class RsgiGateway:
             "method": method,
             "scheme": scope.scheme,
             "path": path,
-            "raw_path": path.encode("latin-1", "replace"),
-            "query_string": scope.query_string.encode("latin-1", "replace"),
+            "raw_path": quote(path).encode(),  # granian's path is decoded: percent-encoded again
+            "query_string": scope.query_string.encode(),
             "root_path": "",
             "headers": headers,
             "client": _address(scope.client),
