@@ -38,6 +38,13 @@ class ProduceApi(StrEnum):
     V1 = "v1"
 
 
+class ServerStack(StrEnum):
+    """The HTTP server under ``ordergate serve`` (README, "Server stacks")."""
+
+    UVICORN = "uvicorn"
+    GRANIAN = "granian"
+
+
 app = typer.Typer(
     name="ordergate",
     help="The order gateway of a multi-user algorithmic trading system.",
@@ -185,6 +192,15 @@ def serve(
             "and changes; repeatable. Env: ORDERGATE_ALLOWED_ORIGINS (comma-separated).",
         ),
     ] = None,
+    server: Annotated[
+        ServerStack,
+        typer.Option(
+            "--server",
+            envvar="ORDERGATE_SERVER",
+            help="HTTP server stack: uvicorn (bounded httptools protocol) or granian (Rust, RSGI); see the "
+            "README, 'Server stacks'. Env: ORDERGATE_SERVER.",
+        ),
+    ] = ServerStack.UVICORN,
     home: HomeOption = None,
 ) -> None:
     """Run the gateway (HTTP API on --host:--port)."""
@@ -228,6 +244,12 @@ def serve(
         f"ordergate {settings.scope} scope, {settings.durability} durability, store {gateway.store.location}",
         highlight=False,
     )
+    limits = ServerLimits.from_settings(settings)
+    if server is ServerStack.GRANIAN:
+        from ordergate.server.granian_runner import run as run_granian
+
+        run_granian(application, settings, limits)
+        return
     exit_zero_after_graceful_sigterm()
     uvicorn.run(
         application,
@@ -236,7 +258,7 @@ def serve(
         access_log=settings.access_log,
         log_level="info",
         timeout_graceful_shutdown=10,
-        http=bounded_protocol(ServerLimits.from_settings(settings)),
+        http=bounded_protocol(limits),
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 

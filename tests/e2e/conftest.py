@@ -2,7 +2,9 @@
 
 ``start_gateway(home, *serve_args)`` runs ``python -m ordergate serve`` (or any command that serves
 the API, such as the ``Scripts/`` shim under uvicorn) with its output in a log file inside the home,
-and returns once ``/readyz`` answers 200; a server that dies or is not ready in time fails the test
+and returns once ``/readyz`` answers 200. ``serve`` runs on the test's ``server_stack``: the modules
+of :data:`BOTH_STACKS` run every test once under uvicorn and once under granian (``--server``), the
+others on the default stack of ``serve``; a server that dies or is not ready in time fails the test
 with its log. Every wait is bounded in count and time. The helpers at the end read the API the way a
 user would (all pages) and hold a reference model of SPEC section 2, written independently of the
 code under test, to check a stored order log decision by decision.
@@ -33,6 +35,24 @@ CLI_TIMEOUT = 60.0
 POLL_INTERVAL = 0.05
 LOG_TAIL_CHARS = 4000
 MAX_PAGES = 1000
+
+SERVER_STACKS = ("uvicorn", "granian")
+BOTH_STACKS = frozenset(
+    {
+        "test_abuse",
+        "test_abuse_requests",
+        "test_api_fuzz",
+        "test_crash_recovery",
+        "test_dashboard",
+        "test_dashboard_auth",
+        "test_events_http",
+        "test_graceful_shutdown",
+        "test_produce",
+        "test_race",
+    }
+)
+"""The HTTP-facing modules whose tests run through both server stacks of ``serve`` (except the tests
+marked ``one_stack``, which run a command of their own)."""
 
 Profile = Mapping[str, Mapping[str, Sequence[str]]]
 PositionKey = tuple[str, str, str]
@@ -84,6 +104,7 @@ class GatewayProcess:
         cwd: Path | None = None,
         port: int | None = None,
         preexec_fn: Callable[[], object] | None = None,
+        server: str | None = None,
     ) -> None:
         self.home = home
         self.preexec_fn = preexec_fn
@@ -94,9 +115,12 @@ class GatewayProcess:
             if command is not None
             else [
                 sys.executable, "-m", "ordergate", "serve",
-                "--home", str(home), "--host", HOST, "--port", str(self.port), *serve_args,
+                "--home", str(home), "--host", HOST, "--port", str(self.port),
+                *(("--server", server) if server is not None else ()), *serve_args,
             ]
         )  # fmt: skip
+        self.server = server
+        """The ``--server`` stack given to ``serve`` (``None``: its default)."""
         self.cwd = cwd if cwd is not None else home
         self.log_path = home / "server.log"
         self.returncode: int | None = None
@@ -229,9 +253,27 @@ def home(tmp_path: Path, profile: Profile) -> Path:
     return write_profile(tmp_path / "home", profile)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "server_stack" in metafunc.fixturenames:
+        module = metafunc.module.__name__.rpartition(".")[2]
+        one = metafunc.definition.get_closest_marker("one_stack") is not None
+        stacks = list(SERVER_STACKS) if module in BOTH_STACKS and not one else [None]
+        metafunc.parametrize("server_stack", stacks, ids=[s or "default" for s in stacks], indirect=True)
+
+
 @pytest.fixture
-def start_gateway() -> Iterator[StartGateway]:
-    """Start ready gateway processes; every one still running is killed and reaped at teardown."""
+def server_stack(request: pytest.FixtureRequest) -> str | None:
+    """The ``--server`` stack of the test's ``serve`` processes; ``None`` for the default of ``serve``."""
+    stack: str | None = request.param
+    return stack
+
+
+@pytest.fixture
+def start_gateway(server_stack: str | None) -> Iterator[StartGateway]:
+    """Start ready gateway processes on ``server_stack``; every one still running is killed at teardown.
+
+    The stack applies to ``serve`` only (``command`` given: the command is run as it is).
+    """
     started: list[GatewayProcess] = []
 
     def start(
@@ -243,7 +285,9 @@ def start_gateway() -> Iterator[StartGateway]:
         timeout: float = READY_TIMEOUT,
         preexec_fn: Callable[[], object] | None = None,
     ) -> GatewayProcess:
-        gateway = GatewayProcess(home, serve_args, command=command, cwd=cwd, port=port, preexec_fn=preexec_fn)
+        gateway = GatewayProcess(
+            home, serve_args, command=command, cwd=cwd, port=port, preexec_fn=preexec_fn, server=server_stack
+        )
         started.append(gateway)
         return gateway.start(timeout)
 

@@ -5,6 +5,11 @@ Each experiment (SPEC section 4, "Abuse is bounded"; issue 9, items 14, 16, 17, 
 does, and asserts that every one of them succeeded and that their 99th percentile stayed under a
 second while the abuse went on. The last tests run the original command (plain uvicorn), which gets
 the ASGI-level header check and the body drain but not the protocol's bounds.
+
+Every test runs on both stacks of ``serve`` (``server_stack``). Under granian two bounds are
+hyper's, not ours (README, "Server stacks"): headers beyond hyper's buffer get hyper's bare 431
+(no JSON detail), and a connection past the cap is not refused with a 503 (granian has no
+connection cap; slow connections are cut off by the header timeout, without a 408).
 """
 
 from __future__ import annotations
@@ -197,7 +202,7 @@ def post_with_urllib(url: str, size: int, method: str = "POST") -> tuple[int, st
 
 
 def test_a_64_mb_header_and_100000_headers_get_431_at_once_while_orders_flow(
-    home: Path, start_gateway: StartGateway
+    home: Path, start_gateway: StartGateway, server_stack: str | None
 ) -> None:
     gateway = start_gateway(home)
 
@@ -208,13 +213,14 @@ def test_a_64_mb_header_and_100000_headers_get_431_at_once_while_orders_flow(
             huge.append(exchange(gateway.port, huge_header(64 * MIB)))
             numerous.append(exchange(gateway.port, numerous_headers(100_000)))
 
+    bare = server_stack == "granian"  # hyper answers these itself, with an empty body
     for answer in huge:
         assert answer.status == 431, answer
-        assert answer.detail() == TOO_LARGE
+        assert answer.body == b"" if bare else answer.detail() == TOO_LARGE
         assert b"connection: close" in answer.headers
     for answer in numerous:  # whichever limit the arriving bytes meet first
         assert answer.status == 431, answer
-        assert answer.detail() in {TOO_MANY, TOO_LARGE}
+        assert answer.body == b"" if bare else answer.detail() in {TOO_MANY, TOO_LARGE}
     slowest = max(answer.seconds for answer in huge + numerous)
     assert slowest < 1.0, f"a 431 took {slowest:.2f}s"
     steady.assert_unhurt()
@@ -245,7 +251,7 @@ class SlowConnection:
 
 
 def test_1100_slowloris_connections_under_a_1024_descriptor_limit_are_cut_off_while_orders_flow(
-    home: Path, start_gateway: StartGateway
+    home: Path, start_gateway: StartGateway, server_stack: str | None
 ) -> None:
     if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < SLOW_CONNECTIONS + 100:
         pytest.skip("this test process may not open 1,100 sockets")
@@ -302,7 +308,8 @@ def test_1100_slowloris_connections_under_a_1024_descriptor_limit_are_cut_off_wh
     assert not late, f"{len(late)} slow connections were cut off later than {HEADER_TIMEOUT + CUT_OFF_MARGIN}s"
     statuses = [c.answer[9:12].decode() for c in slow if c.answer]
     assert set(statuses) <= {"408", "503"}, set(statuses)
-    assert statuses.count("503") > 0, "no connection was refused past the cap"
+    if server_stack != "granian":  # granian closes them silently and has no cap
+        assert statuses.count("503") > 0, "no connection was refused past the cap"
     print(f"{statuses.count('408')} x 408, {statuses.count('503')} x 503, {len(slow) - len(statuses)} closed;"
           f" order p99 {steady.p99 * 1000:.0f} ms over {len(steady.latencies)} orders")  # fmt: skip
 
@@ -406,6 +413,7 @@ def start_handler(home: Path, start_gateway: StartGateway, *extra: str) -> Gatew
     return start_gateway(home, command=handler(port, *extra), cwd=home, port=port)
 
 
+@pytest.mark.one_stack
 def test_the_original_handler_under_plain_uvicorn_answers_431_and_a_readable_413(
     home: Path, start_gateway: StartGateway
 ) -> None:
@@ -422,6 +430,7 @@ def test_the_original_handler_under_plain_uvicorn_answers_431_and_a_readable_413
     assert oversized[0] == 413, oversized
 
 
+@pytest.mark.one_stack
 def test_the_original_handler_with_the_bounded_protocol_refuses_a_64_mb_header_at_once(
     home: Path, start_gateway: StartGateway
 ) -> None:

@@ -146,6 +146,8 @@ class GatewayApplication:
     :class:`~ordergate.api.fastpath.OrderEntry` (order entry straight from ASGI), then FastAPI behind
     :class:`~ordergate.api.fastpath.FinishedResponses`. Each layer is a plain ASGI callable that can
     be read and tested alone. Attributes (``state``, ``router``, ``openapi``) are the FastAPI app's.
+    Under ``serve --server granian``, :class:`~ordergate.server.rsgi.RsgiGateway` serves order entry
+    itself (with the same checks) when no guard is on, and hands every other request to this app.
     """
 
     def __init__(self, api: FastAPI, layers: ASGIApp) -> None:

@@ -9,7 +9,11 @@ application pay for them; uvicorn has no such bounds, so this package adds them:
   the bounds (``ordergate serve`` uses it; ``uvicorn ... --http ordergate.server:BoundedHttpProtocol``);
 - :mod:`~ordergate.server.asgi`: the same header limits checked on the parsed request, the
   application's outermost layer, for plain uvicorn;
-- :mod:`~ordergate.server.accesslog`: ``?api_key=`` redacted from the access log.
+- :mod:`~ordergate.server.accesslog`: ``?api_key=`` redacted from the access log;
+- :mod:`~ordergate.server.rsgi` and :mod:`~ordergate.server.granian_runner`: ``serve --server
+  granian``, the same application on granian (hyper) embedded in the gateway's event loop, order
+  entry served straight from RSGI; hyper enforces the header buffer and timeout there, and there is
+  no connection cap (README, "Server stacks").
 """
 
 from ordergate.server.limits import KEEP_ALIVE_SECONDS, ServerLimits, derived_max_connections
