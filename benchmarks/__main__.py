@@ -34,6 +34,7 @@ def main() -> None:
         s1_load = None
         steps = [
             ("S1", lambda: scenarios.s1(plan, top, slow)),
+            ("S1g", lambda: scenarios.s1_granian(plan, top, slow)),
             ("S1w", lambda: scenarios.s1_wide(plan, top, slow)),
             ("S2", lambda: scenarios.s2(plan)),
             ("S3", lambda: scenarios.s3(plan)),

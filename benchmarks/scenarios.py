@@ -166,11 +166,17 @@ def baseline_rows(top: LoadResult, slow: LoadResult) -> list[Row]:
 
 
 def s1(
-    plan: Plan, top: LoadResult, slow: LoadResult, name: str = "s1", home: Path | None = None, users: int = S1_USERS
+    plan: Plan,
+    top: LoadResult,
+    slow: LoadResult,
+    name: str = "s1",
+    home: Path | None = None,
+    users: int = S1_USERS,
+    serve_args: tuple[str, ...] = (),
 ) -> tuple[Row, LoadResult]:
     home = home or new_home(plan, name, users)
     bodies = write_bodies(home)
-    with serve(home) as server:
+    with serve(home, *serve_args) as server:
         load = run_wrk(server.url, "/create_order", bodies, seconds=plan.seconds, connections=CONNECTIONS)
     checked = verify(home)
     vs_top, vs_naive = load.rate / top.rate, load.rate / slow.rate if slow.rate else float("inf")
@@ -213,6 +219,15 @@ async def _batches(url: str, bodies: list[bytes], seconds: float, clients: int) 
 
     await asyncio.gather(*(worker(n) for n in range(clients)))
     return done, latencies, errors
+
+
+def s1_granian(plan: Plan, top: LoadResult, slow: LoadResult) -> Row:
+    """S1 served by ``--server granian`` (the ceiling stays uvicorn's, so the ratios compare with S1's)."""
+    row, _ = s1(plan, top, slow, name="s1-granian", serve_args=("--server", "granian"))
+    row.scenario = "S1g"
+    row.what = row.what + ", --server granian"
+    row.notes.append("S1 on granian: order entry straight from RSGI; ratios against the same (uvicorn) ceiling")
+    return row
 
 
 def s1_wide(plan: Plan, top: LoadResult, slow: LoadResult) -> Row:
