@@ -12,10 +12,11 @@ none, while ``next`` is not null. Clients page until ``next`` is null, as they a
 filters, one request examines at most about twice ``budget`` index entries: the probe, then the
 candidates it bounds.
 
-A user's orders are the ones that opened or closed one of the user's positions: the ``opened_order_id``
-of its open positions and the ``opened_order_id`` and ``closed_order_id`` of its trades, three index
-walks in order-id order whose union drives ``user=``. Each walk gets a third of the budget, and the page
-reads up to the smallest of their probes, so a page of a user with a long history is bounded too.
+A user's orders are the ones that opened or closed one of the user's positions, that is the orders
+whose ``applied`` names the user: the table ``order_users`` keeps one ``(user, order_id)`` row for each,
+written with the order, and its primary key is the walk that drives ``user=`` (schema version 5 on
+SQLite, 7 on PostgreSQL; before, the union of three walks over positions and trades, each an index
+every open and close had to maintain). A page of a user with a long history is bounded like any other.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ MAX_ID = 2**63 - 1
 """Ids are 64-bit in every store: a bound past it would not bind."""
 
 Statement = tuple[str, list[object]]
+
+ORDER_USERS_KEY = "sqlite_autoindex_order_users_1"
+"""SQLite's name for the primary key of the ``WITHOUT ROWID`` table ``order_users``: the B-tree of the table
+itself, ``(user, order_id)``, which drives a user's orders."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +137,7 @@ class PagePlan:
 def order_page(query: OrderQuery, columns: str, dialect: Dialect, budget: int = READ_BUDGET) -> PagePlan:
     """The page of the order log that ``query`` asks for.
 
-    Drivers, the most selective first: ``user`` (the union of the user's three walks), ``instrument``
+    Drivers, the most selective first: ``user`` (``order_users``), ``instrument``
     (``orders_by_instrument``), ``strategy`` (``orders_by_strategy``), else the primary key. The
     primary key needs no walk to find its bound: ids are integers, so ``(after, after + budget]`` holds
     at most ``budget`` orders (exactly that many where ids have no gaps, as on SQLite); the probe only
@@ -145,13 +150,8 @@ def order_page(query: OrderQuery, columns: str, dialect: Dialect, budget: int = 
     probes: tuple[Statement, ...] = ()
     table_hint = _not_indexed(dialect)
     if query.user is not None:
-        walks = (
-            Walk("positions", "opened_order_id", user, query.user, "positions_by_user_order"),
-            Walk("trades", "opened_order_id", user, query.user, "trades_by_user_opened"),
-            Walk("trades", "closed_order_id", user, query.user, "trades_by_user_closed"),
-        )
-        quota = max(1, budget // len(walks))
-        probes = tuple(walk.probe(dialect, query.after, quota) for walk in walks)
+        walks = (Walk("order_users", "order_id", user, query.user, ORDER_USERS_KEY),)
+        probes = tuple(walk.probe(dialect, query.after, budget) for walk in walks)
     else:
         driver = next((column for column in ("instrument", "strategy") if column in conditions), None)
         if driver is not None:

@@ -101,6 +101,29 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX trades_by_user_closed ON trades (user, closed_order_id);
         """,
     ),
+    (
+        5,
+        """
+        CREATE TABLE order_users (
+            user     TEXT NOT NULL,
+            order_id INTEGER NOT NULL,
+            PRIMARY KEY (user, order_id)
+        ) WITHOUT ROWID;
+        INSERT OR IGNORE INTO order_users (user, order_id)
+            SELECT user, order_id FROM (
+                SELECT CASE WHEN effect.type = 'array' THEN json_extract(effect.value, '$[0]') END AS user,
+                       orders.order_id AS order_id
+                FROM orders, json_each(
+                    CASE WHEN typeof(orders.applied) = 'text' AND json_valid(orders.applied)
+                         THEN orders.applied ELSE '[]' END
+                ) AS effect
+            )
+            WHERE typeof(user) = 'text';
+        DROP INDEX positions_by_user_order;
+        DROP INDEX trades_by_user_opened;
+        DROP INDEX trades_by_user_closed;
+        """,
+    ),
 )
 """Version 3: trading controls (the sets in force, named by fingerprint, and every change made) and,
 per order, the controls it was decided under and its hash-chain link (filled in for older orders by
@@ -111,6 +134,19 @@ Version 4: an index for every filter of the listings, each in the listing's id o
 orders through the ``opened_order_id`` of its positions and the ``opened_order_id`` and
 ``closed_order_id`` of its trades. Each is two short columns appended to in id order within its key,
 so an order pays a few B-tree inserts per position it opens or closes; the trades table, which only
-grows, is where they cost space."""
+grows, is where they cost space.
+
+Version 5: cheaper listing indexes (issue 10). An index costs a commit about one page written per key
+it touches (WAL frames, then the checkpoint's copies), whatever the width of its entries, so what
+counts is how many user-keyed indexes each effect lands in. A user's orders were the union of three of
+them (``positions_by_user_order``, ``trades_by_user_opened``, ``trades_by_user_closed``), touched on
+every open and close (a close: a delete and two inserts). ``order_users`` replaces all three: one row
+``(user, order_id)`` per user an order applied to, in one B-tree (``WITHOUT ROWID``, the primary key is
+the index), written with the order. The migration fills it from the ``applied`` column of every
+stored order (a row whose ``applied`` is not the JSON array ordergate writes adds nothing; ``verify``
+reports it) and drops the three indexes. Each effect now pays one user-keyed entry for the order plus
+the position's or trade's own; positions and trades keep their filter indexes (user, strategy,
+instrument, each in id order) and the unique key. The name ``order_users`` is that of the table of
+version 1 dropped by version 2: the same shape, back for a cheaper reason."""
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -21,7 +21,7 @@ import itertools
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -248,6 +248,12 @@ class SQLiteStore:
                 for r, link in zip(records, hashes, strict=True)
             ],
         )
+        # one row per user an order applied to: the key of the user's orders (schema version 5)
+        statements += _inserts(
+            "order_users",
+            ("user", "order_id"),
+            [(user, r.order_id) for r in records for user in _applied_users(r)],
+        )
         statements += _position_deletes(changes.deletes)
         statements += _inserts(
             "positions",
@@ -473,6 +479,15 @@ def _inserts(table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...
         (_rows_sql(prefix, len(columns), len(chunk)), list(itertools.chain.from_iterable(chunk)), None)
         for chunk in (rows[start : start + step] for start in range(0, len(rows), step))
     ]
+
+
+def _applied_users(record: OrderRecord) -> Iterable[str]:
+    """The users ``record`` applied to, each once (an order applies to a user at most once in either
+    scope; the set only makes the primary key of ``order_users`` impossible to break)."""
+    applied = record.decision.applied
+    if len(applied) < 2:
+        return [effect.user for effect in applied]
+    return dict.fromkeys(effect.user for effect in applied)
 
 
 def _position_deletes(keys: Sequence[tuple[str, str, str]]) -> list[Statement]:
