@@ -17,6 +17,14 @@ whose ``applied`` names the user: the table ``order_users`` keeps one ``(user, o
 written with the order, and its primary key is the walk that drives ``user=`` (schema version 5 on
 SQLite, 7 on PostgreSQL; before, the union of three walks over positions and trades, each an index
 every open and close had to maintain). A page of a user with a long history is bounded like any other.
+
+On SQLite the orders by strategy and by instrument have a *side index* (``order_strategies``,
+``order_instruments``) that the store fills in bulk, up to the order id :data:`INDEXED_ORDER_ID` reads;
+the orders after it, a few hundred at most as a rule, are the *tail*. Such a page is the merge of two
+disjoint arms, the side index's walk up to that id and the tail by primary key, read in one snapshot,
+so it holds exactly what an index of the order log would give. It always probes: the walk for its
+``budget``-th candidate, and the tail for an order more than ``budget`` ids past where it starts
+(:func:`_tail_probe`), so a tail of any length is bounded as well.
 """
 
 from __future__ import annotations
@@ -49,10 +57,22 @@ class Dialect:
     hints: bool
     """SQLite: name the driving index (``INDEXED BY``, which fails loudly if it cannot be used). PostgreSQL
     chooses by statistics; the id range every bounded page carries makes the driver its cheapest plan."""
+    indexed_order_id: str | None = None
+    """SQL for the last order id the side index of orders by strategy and instrument covers, on an engine
+    that keeps one (SQLite's ``order_strategies`` and ``order_instruments``); ``None``: those filters are
+    indexes of ``orders`` itself (``orders_by_strategy``, ``orders_by_instrument``)."""
 
 
-SQLITE = Dialect("?", "user", hints=True)
+INDEXED_ORDER_ID = "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'indexed_order_id'), 0)"
+"""SQLite (schema version 5): the last order id the side index covers. Every order up to it is in
+``order_strategies`` and ``order_instruments``, none after it (0 when the row is missing: the whole log
+is then read as the tail). :data:`ordergate.store.sqlite.schema.CATCH_UP` moves it forward."""
+
+SQLITE = Dialect("?", "user", hints=True, indexed_order_id=INDEXED_ORDER_ID)
 POSTGRES = Dialect("%s", "user_name", hints=False)
+
+SIDE_INDEX = {"strategy": "order_strategies", "instrument": "order_instruments"}
+"""The side index of each order filter it serves: a ``WITHOUT ROWID`` table ``(name, order_id)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +121,8 @@ class PagePlan:
     _dialect: Dialect
     _after: int
     _limit: int
+    _tail: bool = False
+    """The page also reads the orders after the side index (by primary key): see :func:`order_page`."""
 
     def probe(self) -> Statement | None:
         """One statement whose one row holds each probe's id (``NULL``: that walk ends within budget);
@@ -128,10 +150,22 @@ class PagePlan:
             where.append(f"{self._key} IN ({' UNION ALL '.join(sql for sql, _ in parts)})")
             for _, values in parts:
                 params += values
-        return (
-            f"{self._select}{self._table_hint} WHERE {' AND '.join(where)} ORDER BY {self._key} LIMIT {m}",
-            [*params, self._limit + 1],
-        )
+        select = f"{self._select}{self._table_hint} WHERE {' AND '.join(where)}"
+        if self._tail:
+            # the side index up to its last order id, then the orders after it, each in id order: the
+            # two arms are disjoint and consecutive, so their merge is the page in id order
+            indexed = self._dialect.indexed_order_id
+            select += f" AND {self._key} <= {indexed}"
+            tail = [f"{self._key} > max({m}, {indexed})"]
+            params.append(self._after)
+            if bound is not None:
+                tail.append(f"{self._key} <= {m}")
+                params.append(bound)
+            for sql, values in self._conditions:
+                tail.append(sql)
+                params += values
+            select += f" UNION ALL {self._select}{self._table_hint} WHERE {' AND '.join(tail)}"
+        return f"{select} ORDER BY {self._key} LIMIT {m}", [*params, self._limit + 1]
 
 
 def order_page(query: OrderQuery, columns: str, dialect: Dialect, budget: int = READ_BUDGET) -> PagePlan:
@@ -148,13 +182,19 @@ def order_page(query: OrderQuery, columns: str, dialect: Dialect, budget: int = 
     conditions = {column: str(value) for column, value in filters.items() if value is not None}
     walks: tuple[Walk, ...] = ()
     probes: tuple[Statement, ...] = ()
+    tail = False
     table_hint = _not_indexed(dialect)
     if query.user is not None:
         walks = (Walk("order_users", "order_id", user, query.user, ORDER_USERS_KEY),)
         probes = tuple(walk.probe(dialect, query.after, budget) for walk in walks)
     else:
         driver = next((column for column in ("instrument", "strategy") if column in conditions), None)
-        if driver is not None:
+        if driver is not None and dialect.indexed_order_id is not None:
+            table = SIDE_INDEX[driver]
+            walks = (Walk(table, "order_id", driver, conditions[driver], f"sqlite_autoindex_{table}_1"),)
+            probes = (walks[0].probe(dialect, query.after, budget), _tail_probe(dialect, query.after, budget))
+            tail = True
+        elif driver is not None:
             walk = Walk("orders", "order_id", driver, conditions[driver], f"orders_by_{driver}")
             table_hint = _hint(dialect, walk.index)
             if len(conditions) > 1:  # something beyond the driver may reject its rows: bound the walk
@@ -178,6 +218,20 @@ def order_page(query: OrderQuery, columns: str, dialect: Dialect, budget: int = 
         _dialect=dialect,
         _after=query.after,
         _limit=query.limit,
+        _tail=tail,
+    )
+
+
+def _tail_probe(dialect: Dialect, after: int, budget: int) -> Statement:
+    """How far a page may read the orders after the side index: ``budget`` ids past where it starts, when
+    an order lies beyond that (``NULL``: the tail ends sooner). Ids are integers, so the range holds at
+    most ``budget`` orders; the tail is normally a few hundred (the store indexes it that often)."""
+    m, indexed = dialect.mark, dialect.indexed_order_id
+    start = f"min(max({m}, {indexed}), {MAX_ID - budget}) + {budget}"
+    return (
+        f"SELECT CAST({start} AS BIGINT) FROM (SELECT order_id FROM orders{_not_indexed(dialect)}"
+        f" WHERE order_id > {start} ORDER BY order_id LIMIT 1) AS beyond",
+        [after, after],
     )
 
 

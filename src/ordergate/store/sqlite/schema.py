@@ -5,6 +5,8 @@ Never edit a migration that has shipped: add the next one. Each runs in its own 
 
 from __future__ import annotations
 
+from ordergate.store.queries import INDEXED_ORDER_ID
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
         1,
@@ -122,6 +124,22 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         DROP INDEX positions_by_user_order;
         DROP INDEX trades_by_user_opened;
         DROP INDEX trades_by_user_closed;
+        CREATE TABLE order_strategies (
+            strategy TEXT NOT NULL,
+            order_id INTEGER NOT NULL,
+            PRIMARY KEY (strategy, order_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE order_instruments (
+            instrument TEXT NOT NULL,
+            order_id   INTEGER NOT NULL,
+            PRIMARY KEY (instrument, order_id)
+        ) WITHOUT ROWID;
+        INSERT INTO order_strategies (strategy, order_id) SELECT strategy, order_id FROM orders;
+        INSERT INTO order_instruments (instrument, order_id) SELECT instrument, order_id FROM orders;
+        INSERT INTO meta (key, value) SELECT 'indexed_order_id', coalesce(max(order_id), 0) FROM orders WHERE true
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+        DROP INDEX orders_by_strategy;
+        DROP INDEX orders_by_instrument;
         """,
     ),
 )
@@ -137,16 +155,37 @@ so an order pays a few B-tree inserts per position it opens or closes; the trade
 grows, is where they cost space.
 
 Version 5: cheaper listing indexes (issue 10). An index costs a commit about one page written per key
-it touches (WAL frames, then the checkpoint's copies), whatever the width of its entries, so what
-counts is how many user-keyed indexes each effect lands in. A user's orders were the union of three of
-them (``positions_by_user_order``, ``trades_by_user_opened``, ``trades_by_user_closed``), touched on
-every open and close (a close: a delete and two inserts). ``order_users`` replaces all three: one row
-``(user, order_id)`` per user an order applied to, in one B-tree (``WITHOUT ROWID``, the primary key is
-the index), written with the order. The migration fills it from the ``applied`` column of every
-stored order (a row whose ``applied`` is not the JSON array ordergate writes adds nothing; ``verify``
-reports it) and drops the three indexes. Each effect now pays one user-keyed entry for the order plus
-the position's or trade's own; positions and trades keep their filter indexes (user, strategy,
-instrument, each in id order) and the unique key. The name ``order_users`` is that of the table of
-version 1 dropped by version 2: the same shape, back for a cheaper reason."""
+it touches (WAL frames, then the checkpoint's copies), whatever the width of its entries: a group of
+orders over 50 instruments dirties about one page of ``orders_by_instrument`` per order. Two changes:
+
+- A user's orders were the union of three indexes (``positions_by_user_order``, ``trades_by_user_opened``,
+  ``trades_by_user_closed``), touched on every open and close. ``order_users`` replaces them: one row
+  ``(user, order_id)`` per user an order applied to, in one B-tree (``WITHOUT ROWID``: the primary key
+  is the table), written with the order. The migration fills it from the ``applied`` column of every
+  stored order (a row whose ``applied`` is not the JSON array ordergate writes adds nothing; ``verify``
+  reports it). The name is that of version 1's table, dropped by version 2: the same shape, back for a
+  cheaper reason.
+- The orders by strategy and by instrument move to a *side index*: ``order_strategies`` and
+  ``order_instruments``, one ``(name, order_id)`` B-tree each, filled in bulk from the order log up to
+  the order id kept in ``meta`` as ``indexed_order_id``
+  (:data:`~ordergate.store.queries.INDEXED_ORDER_ID`), by the store every few hundred orders inside a
+  group's transaction (:data:`ordergate.store.sqlite.store.INDEX_EVERY`) and when it opens. A bulk of
+  orders over a few dozen names touches each name's page once, not once per order. A listing by strategy
+  or instrument walks the side index up to that id and the few orders after it by primary key
+  (:mod:`ordergate.store.queries`), in one snapshot, so it sees every committed order.
+
+Positions and trades keep their filter indexes (user, strategy, instrument, each in id order) and the
+unique key."""
+
+CATCH_UP: tuple[str, ...] = (
+    "INSERT OR IGNORE INTO order_strategies (strategy, order_id)"
+    f" SELECT strategy, order_id FROM orders WHERE order_id > {INDEXED_ORDER_ID}",
+    "INSERT OR IGNORE INTO order_instruments (instrument, order_id)"
+    f" SELECT instrument, order_id FROM orders WHERE order_id > {INDEXED_ORDER_ID}",
+    "INSERT INTO meta (key, value) SELECT 'indexed_order_id', coalesce(max(order_id), 0) FROM orders WHERE true"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+)
+"""The statements that bring the side index up to the last order stored, in the caller's transaction. They
+hold whatever the store did before (``OR IGNORE``, the upsert): a missing ``meta`` row is re-made."""
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -57,6 +57,7 @@ from ordergate.store.queries import READ_BUDGET, SQLITE, PagePlan, book_page, bo
 from ordergate.store.sqlite.connection import (
     CHAIN_VERSION,
     ORDER_COLUMNS,
+    catch_up,
     chain_head,
     connect,
     link_unchained_orders,
@@ -64,6 +65,7 @@ from ordergate.store.sqlite.connection import (
 )
 from ordergate.store.sqlite.lanes import LaneClosed, ReadLane
 from ordergate.store.sqlite.log import SQLiteLogReader
+from ordergate.store.sqlite.schema import CATCH_UP
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -95,6 +97,9 @@ class SQLiteStore:
         self._writer: sqlite3.Connection | None = None
         self._chains = Chains(single_chain)
         self._read_budget = read_budget
+        self._unindexed = 0
+        """Orders stored since the side index last caught up (as far as this process knows: a failed
+        group may leave it a little off, which only moves the next catch-up)."""
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ordergate-sqlite-write")
         self._lookups = ReadLane("ordergate-sqlite-lookup", 1, self._read_connection)
         """Order entry's lane: idempotency lookups, the controls in force, the readiness probe."""
@@ -150,6 +155,7 @@ class SQLiteStore:
         writer = connect(self.path, self.durability)
         if migrate(writer) < CHAIN_VERSION:
             link_unchained_orders(writer)
+        catch_up(writer)
         head = chain_head(writer)
         self._chains = Chains(single_chain, {"": head} if head is not None else None)
         held = writer.execute("SELECT value FROM meta WHERE key = 'scope'").fetchone()
@@ -264,6 +270,10 @@ class SQLiteStore:
             ],
         )
         statements += _inserts("trades", _TRADE_FIELDS, changes.trades)
+        self._unindexed += len(records)
+        if self._unindexed >= INDEX_EVERY:  # the side index catches up in this group's transaction
+            statements += [(sql, [], None) for sql in CATCH_UP]
+            self._unindexed = 0
         return statements
 
     def _execute(self, statements: Sequence[Statement]) -> None:
@@ -456,6 +466,10 @@ class SQLiteStore:
         except RuntimeError as exc:  # executor shut down
             raise StoreUnavailable(f"SQLite store {self.path} is closed") from exc
 
+
+INDEX_EVERY = 256
+"""Orders between two catch-ups of the side index (orders by strategy and by instrument): the bulk that
+makes its pages cheap, and at most about the tail a listing by those filters reads by primary key."""
 
 _MAX_PARAMETERS = 32_000
 """Bound parameters per statement; SQLite (3.32 and later) allows 32,766."""
