@@ -1,15 +1,15 @@
 """A store written under the previous listing indexes migrates in place and lists exactly what it did.
 
 SQLite's schema version 5 and PostgreSQL's version 7 find a user's orders through ``order_users``
-instead of three indexes over positions and trades, and SQLite's finds the orders by strategy and by
-instrument through a side index instead of two indexes of the order log (``store/sqlite/schema.py``). The store of the
-previous schema is made by a real gateway, then put back to that schema the way its release left it
-(the order, position and trade rows did not change between the versions; only the tables and indexes
-named above did, and the test checks the result has exactly the previous schema's tables and
-indexes). Every listing and every combination of its filters is read from the old store, a user's
-orders by the previous definition (the order ids of the user's positions and trades), then again
-through the API of a gateway that migrated the store; they must be the same, the hash chain must be
-untouched and ``verify`` must pass.
+instead of three indexes over positions and trades, and SQLite's finds the orders by strategy and
+instrument, and the trades by user, strategy and instrument, through a side index instead of indexes of
+those tables (``store/sqlite/schema.py``). The store of the previous schema is made by a real gateway,
+then put back to that schema the way its release left it (the order, position and trade rows did not
+change between the versions; only the tables and indexes named above did, and the test checks the result
+has exactly the previous schema's tables and indexes). Every listing and every combination of its
+filters is read from the old store, a user's orders by the previous definition (the order ids of the
+user's positions and trades), then again through the API of a gateway that migrated the store; they must
+be the same, the hash chain must be untouched and ``verify`` must pass.
 """
 
 from __future__ import annotations
@@ -57,8 +57,14 @@ USER_ORDER_INDEXES = {
 }
 
 
-SIDE_INDEXED = ("strategy", "instrument")
-"""SQLite: the order filters whose indexes moved from the order log to a side index."""
+SIDE_INDEXED = {
+    "order_strategies": ("orders", "strategy", "order_id"),
+    "order_instruments": ("orders", "instrument", "order_id"),
+    "trade_users": ("trades", "user", "trade_id"),
+    "trade_strategies": ("trades", "strategy", "trade_id"),
+    "trade_instruments": ("trades", "instrument", "trade_id"),
+}
+"""SQLite: the side index of each filter of orders and trades that moved there (table, column, key)."""
 
 
 def combinations(filters: dict[str, str]) -> Iterator[dict[str, str]]:
@@ -91,9 +97,9 @@ class Database:
             f"CREATE INDEX {name} ON {table} ({user}, {key})" for name, (table, key) in USER_ORDER_INDEXES.items()
         ]
         if self.url is None:  # and the orders by strategy and instrument, back on the order log itself
-            statements += ["DROP TABLE order_strategies", "DROP TABLE order_instruments"]
-            statements += [f"CREATE INDEX orders_by_{name} ON orders ({name}, order_id)" for name in SIDE_INDEXED]
-            statements.append("DELETE FROM meta WHERE key = 'indexed_order_id'")
+            for side, (table, column, key) in SIDE_INDEXED.items():
+                statements += [f"DROP TABLE {side}", f"CREATE INDEX {table}_by_{column} ON {table} ({column}, {key})"]
+            statements.append("DELETE FROM meta WHERE key IN ('indexed_order_id', 'indexed_trade_id')")
             statements.append(f"PRAGMA user_version = {PREVIOUS['sqlite']}")
         else:
             statements.append(f"DELETE FROM schema_migrations WHERE version > {PREVIOUS['postgresql']}")
@@ -218,6 +224,6 @@ async def test_a_store_of_the_previous_schema_migrates_in_place_and_lists_every_
     migrated = {name for _, name in store.schema()}
     assert not migrated & USER_ORDER_INDEXES.keys()
     if store.url is None:
-        assert not migrated & {f"orders_by_{name}" for name in SIDE_INDEXED}
+        assert not migrated & {f"{table}_by_{column}" for table, column, _ in SIDE_INDEXED.values()}
     code, output = verify(store)
     assert code == 0, output

@@ -18,9 +18,10 @@ written with the order, and its primary key is the walk that drives ``user=`` (s
 SQLite, 7 on PostgreSQL; before, the union of three walks over positions and trades, each an index
 every open and close had to maintain). A page of a user with a long history is bounded like any other.
 
-On SQLite the orders by strategy and by instrument have a *side index* (``order_strategies``,
-``order_instruments``) that the store fills in bulk, up to the order id :data:`INDEXED_ORDER_ID` reads;
-the orders after it, a few hundred at most as a rule, are the *tail*. Such a page is the merge of two
+On SQLite the orders by strategy and by instrument, and the trades by user, strategy and instrument,
+have a *side index* (``order_strategies``, ``order_instruments``, ``trade_users``, ``trade_strategies``,
+``trade_instruments``) that the store fills in bulk, up to the id :func:`indexed_up_to` reads; the rows
+after it, a few hundred at most as a rule, are the *tail*. Such a page is the merge of two
 disjoint arms, the side index's walk up to that id and the tail by primary key, read in one snapshot,
 so it holds exactly what an index of the order log would give. It always probes: the walk for its
 ``budget``-th candidate, and the tail for an order more than ``budget`` ids past where it starts
@@ -57,22 +58,30 @@ class Dialect:
     hints: bool
     """SQLite: name the driving index (``INDEXED BY``, which fails loudly if it cannot be used). PostgreSQL
     chooses by statistics; the id range every bounded page carries makes the driver its cheapest plan."""
-    indexed_order_id: str | None = None
-    """SQL for the last order id the side index of orders by strategy and instrument covers, on an engine
-    that keeps one (SQLite's ``order_strategies`` and ``order_instruments``); ``None``: those filters are
-    indexes of ``orders`` itself (``orders_by_strategy``, ``orders_by_instrument``)."""
+    side_index: bool = False
+    """Whether the filters of the order log and the trades (but a user's orders) are served by a side
+    index (SQLite, :data:`SIDE_INDEX`) rather than by indexes of ``orders`` and ``trades`` themselves."""
 
 
-INDEXED_ORDER_ID = "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'indexed_order_id'), 0)"
-"""SQLite (schema version 5): the last order id the side index covers. Every order up to it is in
-``order_strategies`` and ``order_instruments``, none after it (0 when the row is missing: the whole log
-is then read as the tail). :data:`ordergate.store.sqlite.schema.CATCH_UP` moves it forward."""
+def indexed_up_to(key: str) -> str:
+    """SQLite (schema version 5): SQL for the last ``key`` (``order_id``, ``trade_id``) the side index of its
+    table covers. Every row up to it is in the side index, none after it (0 when the mark in ``meta`` is
+    missing: the whole table is then read as the tail). :data:`ordergate.store.sqlite.schema.CATCH_UP`
+    moves it forward."""
+    return f"coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'indexed_{key}'), 0)"
 
-SQLITE = Dialect("?", "user", hints=True, indexed_order_id=INDEXED_ORDER_ID)
+
+SQLITE = Dialect("?", "user", hints=True, side_index=True)
 POSTGRES = Dialect("%s", "user_name", hints=False)
 
-SIDE_INDEX = {"strategy": "order_strategies", "instrument": "order_instruments"}
-"""The side index of each order filter it serves: a ``WITHOUT ROWID`` table ``(name, order_id)``."""
+SIDE_INDEX = {
+    ("orders", "strategy"): "order_strategies",
+    ("orders", "instrument"): "order_instruments",
+    ("trades", "user"): "trade_users",
+    ("trades", "strategy"): "trade_strategies",
+    ("trades", "instrument"): "trade_instruments",
+}
+"""SQLite: the side index of each ``(table, filter)`` it serves, a ``WITHOUT ROWID`` table ``(name, id)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +130,9 @@ class PagePlan:
     _dialect: Dialect
     _after: int
     _limit: int
-    _tail: bool = False
-    """The page also reads the orders after the side index (by primary key): see :func:`order_page`."""
+    _indexed: str | None = None
+    """SQL for the last id of the side index the page walks; the page then also reads the rows after it
+    (the tail, by primary key): see the module docstring."""
 
     def probe(self) -> Statement | None:
         """One statement whose one row holds each probe's id (``NULL``: that walk ends within budget);
@@ -151,10 +161,10 @@ class PagePlan:
             for _, values in parts:
                 params += values
         select = f"{self._select}{self._table_hint} WHERE {' AND '.join(where)}"
-        if self._tail:
-            # the side index up to its last order id, then the orders after it, each in id order: the
-            # two arms are disjoint and consecutive, so their merge is the page in id order
-            indexed = self._dialect.indexed_order_id
+        indexed = self._indexed
+        if indexed is not None:
+            # the side index up to its last id, then the rows after it, each in id order: the two arms
+            # are disjoint and consecutive, so their merge is the page in id order
             select += f" AND {self._key} <= {indexed}"
             tail = [f"{self._key} > max({m}, {indexed})"]
             params.append(self._after)
@@ -182,18 +192,17 @@ def order_page(query: OrderQuery, columns: str, dialect: Dialect, budget: int = 
     conditions = {column: str(value) for column, value in filters.items() if value is not None}
     walks: tuple[Walk, ...] = ()
     probes: tuple[Statement, ...] = ()
-    tail = False
+    indexed: str | None = None
     table_hint = _not_indexed(dialect)
     if query.user is not None:
         walks = (Walk("order_users", "order_id", user, query.user, ORDER_USERS_KEY),)
         probes = tuple(walk.probe(dialect, query.after, budget) for walk in walks)
     else:
         driver = next((column for column in ("instrument", "strategy") if column in conditions), None)
-        if driver is not None and dialect.indexed_order_id is not None:
-            table = SIDE_INDEX[driver]
-            walks = (Walk(table, "order_id", driver, conditions[driver], f"sqlite_autoindex_{table}_1"),)
-            probes = (walks[0].probe(dialect, query.after, budget), _tail_probe(dialect, query.after, budget))
-            tail = True
+        if driver is not None and dialect.side_index:
+            walks, probes, indexed = _side_walk(
+                "orders", "order_id", driver, conditions[driver], dialect, query, budget
+            )
         elif driver is not None:
             walk = Walk("orders", "order_id", driver, conditions[driver], f"orders_by_{driver}")
             table_hint = _hint(dialect, walk.index)
@@ -218,19 +227,34 @@ def order_page(query: OrderQuery, columns: str, dialect: Dialect, budget: int = 
         _dialect=dialect,
         _after=query.after,
         _limit=query.limit,
-        _tail=tail,
+        _indexed=indexed,
     )
 
 
-def _tail_probe(dialect: Dialect, after: int, budget: int) -> Statement:
-    """How far a page may read the orders after the side index: ``budget`` ids past where it starts, when
-    an order lies beyond that (``NULL``: the tail ends sooner). Ids are integers, so the range holds at
-    most ``budget`` orders; the tail is normally a few hundred (the store indexes it that often)."""
-    m, indexed = dialect.mark, dialect.indexed_order_id
+def _side_walk(
+    table: str, key: str, column: str, value: object, dialect: Dialect, query: BookQuery | OrderQuery, budget: int
+) -> tuple[tuple[Walk, ...], tuple[Statement, ...], str]:
+    """The walk of the side index of ``table`` by ``column``, the page's two probes (the walk's and the
+    tail's), and the SQL of the side index's last id."""
+    side = SIDE_INDEX[table, "user" if column == dialect.user_column else column]
+    walk = Walk(side, key, column, value, f"sqlite_autoindex_{side}_1")
+    indexed = indexed_up_to(key)
+    return (
+        (walk,),
+        (walk.probe(dialect, query.after, budget), _tail_probe(dialect, table, key, indexed, query.after, budget)),
+        indexed,
+    )
+
+
+def _tail_probe(dialect: Dialect, table: str, key: str, indexed: str, after: int, budget: int) -> Statement:
+    """How far a page may read the rows after the side index: ``budget`` ids past where it starts, when a
+    row lies beyond that (``NULL``: the tail ends sooner). Ids are integers, so the range holds at most
+    ``budget`` rows; the tail is normally a few hundred (the store indexes it that often)."""
+    m = dialect.mark
     start = f"min(max({m}, {indexed}), {MAX_ID - budget}) + {budget}"
     return (
-        f"SELECT CAST({start} AS BIGINT) FROM (SELECT order_id FROM orders{_not_indexed(dialect)}"
-        f" WHERE order_id > {start} ORDER BY order_id LIMIT 1) AS beyond",
+        f"SELECT CAST({start} AS BIGINT) FROM (SELECT {key} FROM {table}{_not_indexed(dialect)}"
+        f" WHERE {key} > {start} ORDER BY {key} LIMIT 1) AS beyond",
         [after, after],
     )
 
@@ -242,7 +266,9 @@ def book_page(
     (``trades``, ``trade_id``) that ``query`` asks for.
 
     Drivers, the most selective first: ``user`` (``<table>_by_user``), ``instrument``, ``strategy``
-    (``<table>_by_instrument``, ``<table>_by_strategy``); with no filter, the primary key.
+    (``<table>_by_instrument``, ``<table>_by_strategy``); with no filter, the primary key. On SQLite the
+    trades' drivers are their side index (``trade_users``, ``trade_instruments``, ``trade_strategies``)
+    and its tail.
     """
     m = dialect.mark
     filters: dict[str, str | None] = {
@@ -252,8 +278,14 @@ def book_page(
     }
     conditions = {column: value for column, value in filters.items() if value is not None}
     probes: tuple[Statement, ...] = ()
+    walks: tuple[Walk, ...] = ()
+    indexed: str | None = None
     table_hint = ""
-    if conditions:
+    if conditions and dialect.side_index and table == "trades":
+        driver = next(iter(conditions))
+        walks, probes, indexed = _side_walk(table, key, driver, conditions[driver], dialect, query, budget)
+        table_hint = _not_indexed(dialect)
+    elif conditions:
         driver = next(iter(conditions))
         index = f"{table}_by_{'user' if driver == dialect.user_column else driver}"
         table_hint = _hint(dialect, index)
@@ -265,10 +297,11 @@ def book_page(
         _table_hint=table_hint,
         _key=key,
         _conditions=tuple((f"{column} = {m}", [value]) for column, value in conditions.items()),
-        _walks=(),
+        _walks=walks,
         _dialect=dialect,
         _after=query.after,
         _limit=query.limit,
+        _indexed=indexed,
     )
 
 

@@ -5,7 +5,7 @@ Never edit a migration that has shipped: add the next one. Each runs in its own 
 
 from __future__ import annotations
 
-from ordergate.store.queries import INDEXED_ORDER_ID
+from ordergate.store.queries import indexed_up_to
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -140,6 +140,29 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             ON CONFLICT (key) DO UPDATE SET value = excluded.value;
         DROP INDEX orders_by_strategy;
         DROP INDEX orders_by_instrument;
+        CREATE TABLE trade_users (
+            user     TEXT NOT NULL,
+            trade_id INTEGER NOT NULL,
+            PRIMARY KEY (user, trade_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE trade_strategies (
+            strategy TEXT NOT NULL,
+            trade_id INTEGER NOT NULL,
+            PRIMARY KEY (strategy, trade_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE trade_instruments (
+            instrument TEXT NOT NULL,
+            trade_id   INTEGER NOT NULL,
+            PRIMARY KEY (instrument, trade_id)
+        ) WITHOUT ROWID;
+        INSERT INTO trade_users (user, trade_id) SELECT user, trade_id FROM trades;
+        INSERT INTO trade_strategies (strategy, trade_id) SELECT strategy, trade_id FROM trades;
+        INSERT INTO trade_instruments (instrument, trade_id) SELECT instrument, trade_id FROM trades;
+        INSERT INTO meta (key, value) SELECT 'indexed_trade_id', coalesce(max(trade_id), 0) FROM trades WHERE true
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+        DROP INDEX trades_by_user;
+        DROP INDEX trades_by_strategy;
+        DROP INDEX trades_by_instrument;
         """,
     ),
 )
@@ -165,24 +188,35 @@ orders over 50 instruments dirties about one page of ``orders_by_instrument`` pe
   stored order (a row whose ``applied`` is not the JSON array ordergate writes adds nothing; ``verify``
   reports it). The name is that of version 1's table, dropped by version 2: the same shape, back for a
   cheaper reason.
-- The orders by strategy and by instrument move to a *side index*: ``order_strategies`` and
-  ``order_instruments``, one ``(name, order_id)`` B-tree each, filled in bulk from the order log up to
-  the order id kept in ``meta`` as ``indexed_order_id``
-  (:data:`~ordergate.store.queries.INDEXED_ORDER_ID`), by the store every few hundred orders inside a
+- The orders by strategy and by instrument, and the trades by user, strategy and instrument, move to a
+  *side index*: ``order_strategies``, ``order_instruments``, ``trade_users``, ``trade_strategies`` and
+  ``trade_instruments``, one ``(name, id)`` B-tree each, filled in bulk from the order log and the
+  trades up to the id kept in ``meta`` as ``indexed_order_id`` and ``indexed_trade_id``
+  (:func:`~ordergate.store.queries.indexed_up_to`), by the store every few hundred orders inside a
   group's transaction (:data:`ordergate.store.sqlite.store.INDEX_EVERY`) and when it opens. A bulk of
-  orders over a few dozen names touches each name's page once, not once per order. A listing by strategy
-  or instrument walks the side index up to that id and the few orders after it by primary key
-  (:mod:`ordergate.store.queries`), in one snapshot, so it sees every committed order.
+  orders over a few dozen names touches each name's page once, not once per order. A listing by
+  those filters walks the side index up to that id and the few rows after it by primary key
+  (:mod:`ordergate.store.queries`), in one snapshot, so it sees every committed row.
 
-Positions and trades keep their filter indexes (user, strategy, instrument, each in id order) and the
-unique key."""
+Positions keep their filter indexes (user, strategy, instrument, each in id order) and their unique key:
+the open book changes by deletes as well, which a bulk copy cannot follow."""
+
+_ORDERS_INDEXED, _TRADES_INDEXED = indexed_up_to("order_id"), indexed_up_to("trade_id")
 
 CATCH_UP: tuple[str, ...] = (
     "INSERT OR IGNORE INTO order_strategies (strategy, order_id)"
-    f" SELECT strategy, order_id FROM orders WHERE order_id > {INDEXED_ORDER_ID}",
+    f" SELECT strategy, order_id FROM orders WHERE order_id > {_ORDERS_INDEXED}",
     "INSERT OR IGNORE INTO order_instruments (instrument, order_id)"
-    f" SELECT instrument, order_id FROM orders WHERE order_id > {INDEXED_ORDER_ID}",
+    f" SELECT instrument, order_id FROM orders WHERE order_id > {_ORDERS_INDEXED}",
     "INSERT INTO meta (key, value) SELECT 'indexed_order_id', coalesce(max(order_id), 0) FROM orders WHERE true"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    "INSERT OR IGNORE INTO trade_users (user, trade_id)"
+    f" SELECT user, trade_id FROM trades WHERE trade_id > {_TRADES_INDEXED}",
+    "INSERT OR IGNORE INTO trade_strategies (strategy, trade_id)"
+    f" SELECT strategy, trade_id FROM trades WHERE trade_id > {_TRADES_INDEXED}",
+    "INSERT OR IGNORE INTO trade_instruments (instrument, trade_id)"
+    f" SELECT instrument, trade_id FROM trades WHERE trade_id > {_TRADES_INDEXED}",
+    "INSERT INTO meta (key, value) SELECT 'indexed_trade_id', coalesce(max(trade_id), 0) FROM trades WHERE true"
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
 )
 """The statements that bring the side index up to the last order stored, in the caller's transaction. They

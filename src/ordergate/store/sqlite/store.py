@@ -97,9 +97,9 @@ class SQLiteStore:
         self._writer: sqlite3.Connection | None = None
         self._chains = Chains(single_chain)
         self._read_budget = read_budget
-        self._unindexed = 0
-        """Orders stored since the side index last caught up (as far as this process knows: a failed
-        group may leave it a little off, which only moves the next catch-up)."""
+        self._unindexed = self._unindexed_trades = 0
+        """Orders and trades stored since the side index last caught up (as far as this process knows: a
+        failed group may leave them a little off, which only moves the next catch-up)."""
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ordergate-sqlite-write")
         self._lookups = ReadLane("ordergate-sqlite-lookup", 1, self._read_connection)
         """Order entry's lane: idempotency lookups, the controls in force, the readiness probe."""
@@ -271,9 +271,10 @@ class SQLiteStore:
         )
         statements += _inserts("trades", _TRADE_FIELDS, changes.trades)
         self._unindexed += len(records)
-        if self._unindexed >= INDEX_EVERY:  # the side index catches up in this group's transaction
-            statements += [(sql, [], None) for sql in CATCH_UP]
-            self._unindexed = 0
+        self._unindexed_trades += len(changes.trades)
+        if self._unindexed >= INDEX_EVERY or self._unindexed_trades >= INDEX_EVERY_TRADES:
+            statements += [(sql, [], None) for sql in CATCH_UP]  # the side index, in this group's transaction
+            self._unindexed = self._unindexed_trades = 0
         return statements
 
     def _execute(self, statements: Sequence[Statement]) -> None:
@@ -468,8 +469,11 @@ class SQLiteStore:
 
 
 INDEX_EVERY = 256
-"""Orders between two catch-ups of the side index (orders by strategy and by instrument): the bulk that
-makes its pages cheap, and at most about the tail a listing by those filters reads by primary key."""
+"""Orders between two catch-ups of the side index (:mod:`ordergate.store.sqlite.schema`, version 5): the
+bulk that makes its pages cheap, and about the most of the order log a listing reads as its tail."""
+INDEX_EVERY_TRADES = 4096
+"""Trades that make the side index catch up sooner: a big fan-out's trades are indexed in its own group's
+transaction (as any index would), so the trades' tail stays short whatever one order closes."""
 
 _MAX_PARAMETERS = 32_000
 """Bound parameters per statement; SQLite (3.32 and later) allows 32,766."""
