@@ -227,7 +227,9 @@ class SQLiteStore:
         """One multi-row statement per table (and parameter-limit chunk) for the whole group.
 
         Each SQLite step releases the GIL and must win it back from a busy event loop, so a
-        statement per row would make a commit wait on the loop hundreds of times.
+        statement per row would make a commit wait on the loop hundreds of times. Every
+        :data:`INDEX_EVERY` orders (or :data:`INDEX_EVERY_TRADES` trades) the group also brings the side
+        index up to date (:data:`~ordergate.store.sqlite.schema.CATCH_UP`) inside the group's transaction.
         """
         changes = group_changes(self._scope, records)
         scoped = self._scope is Scope.STRATEGY
