@@ -12,10 +12,20 @@ none, while ``next`` is not null. Clients page until ``next`` is null, as they a
 filters, one request examines at most about twice ``budget`` index entries: the probe, then the
 candidates it bounds.
 
-A user's orders are the ones that opened or closed one of the user's positions: the ``opened_order_id``
-of its open positions and the ``opened_order_id`` and ``closed_order_id`` of its trades, three index
-walks in order-id order whose union drives ``user=``. Each walk gets a third of the budget, and the page
-reads up to the smallest of their probes, so a page of a user with a long history is bounded too.
+A user's orders are the ones that opened or closed one of the user's positions, that is the orders
+whose ``applied`` names the user: the table ``order_users`` keeps one ``(user, order_id)`` row for each,
+written with the order, and its primary key is the walk that drives ``user=`` (schema version 5 on
+SQLite, 7 on PostgreSQL; before, the union of three walks over positions and trades, each an index
+every open and close had to maintain). A page of a user with a long history is bounded like any other.
+
+On SQLite the orders by strategy and by instrument, and the trades by user, strategy and instrument,
+have a *side index* (``order_strategies``, ``order_instruments``, ``trade_users``, ``trade_strategies``,
+``trade_instruments``) that the store fills in bulk, up to the id :func:`indexed_up_to` reads; the rows
+after it, a few hundred at most as a rule, are the *tail*. Such a page is the merge of two
+disjoint arms, the side index's walk up to that id and the tail by primary key, read in one snapshot,
+so it holds exactly what an index of the order log would give. It always probes: the walk for its
+``budget``-th candidate, and the tail for an order more than ``budget`` ids past where it starts
+(:func:`_tail_probe`), so a tail of any length is bounded as well.
 """
 
 from __future__ import annotations
@@ -34,6 +44,10 @@ MAX_ID = 2**63 - 1
 
 Statement = tuple[str, list[object]]
 
+ORDER_USERS_KEY = "sqlite_autoindex_order_users_1"
+"""SQLite's name for the primary key of the ``WITHOUT ROWID`` table ``order_users``: the B-tree of the table
+itself, ``(user, order_id)``, which drives a user's orders."""
+
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
@@ -44,10 +58,30 @@ class Dialect:
     hints: bool
     """SQLite: name the driving index (``INDEXED BY``, which fails loudly if it cannot be used). PostgreSQL
     chooses by statistics; the id range every bounded page carries makes the driver its cheapest plan."""
+    side_index: bool = False
+    """Whether the filters of the order log and the trades (but a user's orders) are served by a side
+    index (SQLite, :data:`SIDE_INDEX`) rather than by indexes of ``orders`` and ``trades`` themselves."""
 
 
-SQLITE = Dialect("?", "user", hints=True)
+def indexed_up_to(key: str) -> str:
+    """SQLite (schema version 5): SQL for the last ``key`` (``order_id``, ``trade_id``) the side index of its
+    table covers. Every row up to it is in the side index, none after it (0 when the mark in ``meta`` is
+    missing: the whole table is then read as the tail). :data:`ordergate.store.sqlite.schema.CATCH_UP`
+    moves it forward."""
+    return f"coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'indexed_{key}'), 0)"
+
+
+SQLITE = Dialect("?", "user", hints=True, side_index=True)
 POSTGRES = Dialect("%s", "user_name", hints=False)
+
+SIDE_INDEX = {
+    ("orders", "strategy"): "order_strategies",
+    ("orders", "instrument"): "order_instruments",
+    ("trades", "user"): "trade_users",
+    ("trades", "strategy"): "trade_strategies",
+    ("trades", "instrument"): "trade_instruments",
+}
+"""SQLite: the side index of each ``(table, filter)`` it serves, a ``WITHOUT ROWID`` table ``(name, id)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +130,9 @@ class PagePlan:
     _dialect: Dialect
     _after: int
     _limit: int
+    _indexed: str | None = None
+    """SQL for the last id of the side index the page walks; the page then also reads the rows after it
+    (the tail, by primary key): see the module docstring."""
 
     def probe(self) -> Statement | None:
         """One statement whose one row holds each probe's id (``NULL``: that walk ends within budget);
@@ -123,16 +160,28 @@ class PagePlan:
             where.append(f"{self._key} IN ({' UNION ALL '.join(sql for sql, _ in parts)})")
             for _, values in parts:
                 params += values
-        return (
-            f"{self._select}{self._table_hint} WHERE {' AND '.join(where)} ORDER BY {self._key} LIMIT {m}",
-            [*params, self._limit + 1],
-        )
+        select = f"{self._select}{self._table_hint} WHERE {' AND '.join(where)}"
+        indexed = self._indexed
+        if indexed is not None:
+            # the side index up to its last id, then the rows after it, each in id order: the two arms
+            # are disjoint and consecutive, so their merge is the page in id order
+            select += f" AND {self._key} <= {indexed}"
+            tail = [f"{self._key} > max({m}, {indexed})"]
+            params.append(self._after)
+            if bound is not None:
+                tail.append(f"{self._key} <= {m}")
+                params.append(bound)
+            for sql, values in self._conditions:
+                tail.append(sql)
+                params += values
+            select += f" UNION ALL {self._select}{self._table_hint} WHERE {' AND '.join(tail)}"
+        return f"{select} ORDER BY {self._key} LIMIT {m}", [*params, self._limit + 1]
 
 
 def order_page(query: OrderQuery, columns: str, dialect: Dialect, budget: int = READ_BUDGET) -> PagePlan:
     """The page of the order log that ``query`` asks for.
 
-    Drivers, the most selective first: ``user`` (the union of the user's three walks), ``instrument``
+    Drivers, the most selective first: ``user`` (``order_users``), ``instrument``
     (``orders_by_instrument``), ``strategy`` (``orders_by_strategy``), else the primary key. The
     primary key needs no walk to find its bound: ids are integers, so ``(after, after + budget]`` holds
     at most ``budget`` orders (exactly that many where ids have no gaps, as on SQLite); the probe only
@@ -143,18 +192,18 @@ def order_page(query: OrderQuery, columns: str, dialect: Dialect, budget: int = 
     conditions = {column: str(value) for column, value in filters.items() if value is not None}
     walks: tuple[Walk, ...] = ()
     probes: tuple[Statement, ...] = ()
+    indexed: str | None = None
     table_hint = _not_indexed(dialect)
     if query.user is not None:
-        walks = (
-            Walk("positions", "opened_order_id", user, query.user, "positions_by_user_order"),
-            Walk("trades", "opened_order_id", user, query.user, "trades_by_user_opened"),
-            Walk("trades", "closed_order_id", user, query.user, "trades_by_user_closed"),
-        )
-        quota = max(1, budget // len(walks))
-        probes = tuple(walk.probe(dialect, query.after, quota) for walk in walks)
+        walks = (Walk("order_users", "order_id", user, query.user, ORDER_USERS_KEY),)
+        probes = tuple(walk.probe(dialect, query.after, budget) for walk in walks)
     else:
         driver = next((column for column in ("instrument", "strategy") if column in conditions), None)
-        if driver is not None:
+        if driver is not None and dialect.side_index:
+            walks, probes, indexed = _side_walk(
+                "orders", "order_id", driver, conditions[driver], dialect, query, budget
+            )
+        elif driver is not None:
             walk = Walk("orders", "order_id", driver, conditions[driver], f"orders_by_{driver}")
             table_hint = _hint(dialect, walk.index)
             if len(conditions) > 1:  # something beyond the driver may reject its rows: bound the walk
@@ -178,6 +227,35 @@ def order_page(query: OrderQuery, columns: str, dialect: Dialect, budget: int = 
         _dialect=dialect,
         _after=query.after,
         _limit=query.limit,
+        _indexed=indexed,
+    )
+
+
+def _side_walk(
+    table: str, key: str, column: str, value: object, dialect: Dialect, query: BookQuery | OrderQuery, budget: int
+) -> tuple[tuple[Walk, ...], tuple[Statement, ...], str]:
+    """The walk of the side index of ``table`` by ``column``, the page's two probes (the walk's and the
+    tail's), and the SQL of the side index's last id."""
+    side = SIDE_INDEX[table, "user" if column == dialect.user_column else column]
+    walk = Walk(side, key, column, value, f"sqlite_autoindex_{side}_1")
+    indexed = indexed_up_to(key)
+    return (
+        (walk,),
+        (walk.probe(dialect, query.after, budget), _tail_probe(dialect, table, key, indexed, query.after, budget)),
+        indexed,
+    )
+
+
+def _tail_probe(dialect: Dialect, table: str, key: str, indexed: str, after: int, budget: int) -> Statement:
+    """How far a page may read the rows after the side index: ``budget`` ids past where it starts, when a
+    row lies beyond that (``NULL``: the tail ends sooner). Ids are integers, so the range holds at most
+    ``budget`` rows; the tail is normally a few hundred (the store indexes it that often)."""
+    m = dialect.mark
+    start = f"min(max({m}, {indexed}), {MAX_ID - budget}) + {budget}"
+    return (
+        f"SELECT CAST({start} AS BIGINT) FROM (SELECT {key} FROM {table}{_not_indexed(dialect)}"
+        f" WHERE {key} > {start} ORDER BY {key} LIMIT 1) AS beyond",
+        [after, after],
     )
 
 
@@ -188,7 +266,9 @@ def book_page(
     (``trades``, ``trade_id``) that ``query`` asks for.
 
     Drivers, the most selective first: ``user`` (``<table>_by_user``), ``instrument``, ``strategy``
-    (``<table>_by_instrument``, ``<table>_by_strategy``); with no filter, the primary key.
+    (``<table>_by_instrument``, ``<table>_by_strategy``); with no filter, the primary key. On SQLite the
+    trades' drivers are their side index (``trade_users``, ``trade_instruments``, ``trade_strategies``)
+    and its tail.
     """
     m = dialect.mark
     filters: dict[str, str | None] = {
@@ -198,8 +278,14 @@ def book_page(
     }
     conditions = {column: value for column, value in filters.items() if value is not None}
     probes: tuple[Statement, ...] = ()
+    walks: tuple[Walk, ...] = ()
+    indexed: str | None = None
     table_hint = ""
-    if conditions:
+    if conditions and dialect.side_index and table == "trades":
+        driver = next(iter(conditions))
+        walks, probes, indexed = _side_walk(table, key, driver, conditions[driver], dialect, query, budget)
+        table_hint = _not_indexed(dialect)
+    elif conditions:
         driver = next(iter(conditions))
         index = f"{table}_by_{'user' if driver == dialect.user_column else driver}"
         table_hint = _hint(dialect, index)
@@ -211,10 +297,11 @@ def book_page(
         _table_hint=table_hint,
         _key=key,
         _conditions=tuple((f"{column} = {m}", [value]) for column, value in conditions.items()),
-        _walks=(),
+        _walks=walks,
         _dialect=dialect,
         _after=query.after,
         _limit=query.limit,
+        _indexed=indexed,
     )
 
 

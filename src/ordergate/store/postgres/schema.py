@@ -118,6 +118,19 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX IF NOT EXISTS orders_by_commit ON orders (commit_xid, order_id);
         """,
     ),
+    (
+        7,
+        """
+        CREATE TABLE IF NOT EXISTS order_users (
+            user_name text NOT NULL,
+            order_id  bigint NOT NULL,
+            PRIMARY KEY (user_name, order_id)
+        );
+        DROP INDEX IF EXISTS positions_by_user_order;
+        DROP INDEX IF EXISTS trades_by_user_opened;
+        DROP INDEX IF EXISTS trades_by_user_closed;
+        """,
+    ),
 )
 """Version 3: trading controls, as SQLite's version 3 keeps them (the sets in force, named by
 fingerprint, and every change made, in the order the changes committed). Version 4: each order's
@@ -130,7 +143,14 @@ transaction, so on a big log the gateways starting with it wait for the build on
 transaction that stored each order (``commit_xid``, its 64-bit id, set by the column's default so that
 every writer sets it), which orders the cluster-wide event stream (see
 :meth:`ordergate.store.postgres.store.PostgresStore.stream_page`); orders stored before it are 0,
-ordered among themselves by order_id, all final."""
+ordered among themselves by order_id, all final. Version 7: a user's orders through ``order_users``, one
+``(user_name, order_id)`` row per user an order applied to, written in the group transaction, instead of
+three indexes over positions and trades that every open and close maintained (as SQLite's version 5,
+see :mod:`ordergate.store.sqlite.schema`); the orders stored before it are entered once, from their
+``applied`` column, by the migration's transaction (:data:`ORDER_USERS_VERSION`)."""
+
+ORDER_USERS_VERSION = 7
+"""The schema version from which every order has its ``order_users`` rows."""
 
 CONTROLS_VERSION = 2
 """The schema version from which every order keeps the fingerprint of its trading controls."""

@@ -90,7 +90,7 @@ from ordergate.store.postgres.connection import (
     lock_key,
     problem_of,
 )
-from ordergate.store.postgres.schema import BOOTSTRAP, CHAIN_VERSION, LATEST_VERSION, MIGRATIONS
+from ordergate.store.postgres.schema import BOOTSTRAP, CHAIN_VERSION, LATEST_VERSION, MIGRATIONS, ORDER_USERS_VERSION
 from ordergate.store.queries import POSTGRES, READ_BUDGET, PagePlan, book_page, bound_of, order_page
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,7 @@ _CHAIN_HEADS = """
 SELECT i, (SELECT chain_hash FROM orders WHERE instrument = i ORDER BY order_id DESC LIMIT 1)
 FROM unnest(%s::text[]) AS i
 """
+_INSERT_ORDER_USERS = "INSERT INTO order_users (user_name, order_id) SELECT * FROM unnest(%s::text[], %s::bigint[])"
 _DELETE_POSITIONS = """
 DELETE FROM positions WHERE (user_name, scope_strategy, instrument) IN (
     SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))
@@ -661,6 +662,11 @@ class _Group:
                         hashes,
                     ),
                 )
+                users = [
+                    (user, r.order_id) for r in records for user in dict.fromkeys(e.user for e in r.decision.applied)
+                ]
+                if users:
+                    await conn.execute(_INSERT_ORDER_USERS, ([u for u, _ in users], [o for _, o in users]))
                 deleted = (
                     await conn.execute(
                         _DELETE_POSITIONS,
@@ -737,6 +743,10 @@ async def _migrate(conn: psycopg.AsyncConnection[Any], where: str) -> None:
             linked = await _link_unchained_orders(conn)
             if linked:
                 log.warning("linked %d orders stored before the hash chain existed", linked)
+        if 0 < version < ORDER_USERS_VERSION:
+            entered = await _enter_order_users(conn)
+            if entered:
+                log.warning("entered %d (user, order) rows of orders stored before order_users existed", entered)
 
 
 async def _link_unchained_orders(conn: psycopg.AsyncConnection[Any]) -> int:
@@ -762,6 +772,50 @@ async def _link_unchained_orders(conn: psycopg.AsyncConnection[Any]) -> int:
             (ids, hashes),
         )
     return len(ids)
+
+
+async def _enter_order_users(conn: psycopg.AsyncConnection[Any], batch: int = 5000) -> int:
+    """Give the orders stored before ``order_users`` existed their rows, read from their ``applied``.
+
+    Runs once, inside the migration's transaction, in batches of orders so that a log of any size
+    needs bounded memory. It decodes ``applied`` here rather than in SQL: a row altered into text that
+    is not JSON would make a ``::jsonb`` cast fail the whole migration, while here it adds nothing
+    (``verify`` reports it).
+    """
+    entered, after = 0, 0
+    while True:
+        cursor = await conn.execute(
+            "SELECT order_id, applied FROM orders WHERE order_id > %s ORDER BY order_id LIMIT %s", (after, batch)
+        )
+        rows = await cursor.fetchall()
+        if not rows:
+            return entered
+        users: list[str] = []
+        ids: list[int] = []
+        for order_id, applied in rows:
+            for user in _users_of(applied):
+                users.append(user)
+                ids.append(int(order_id))
+        if users:
+            await conn.execute(
+                "INSERT INTO order_users (user_name, order_id) SELECT * FROM unnest(%s::text[], %s::bigint[])"
+                " ON CONFLICT DO NOTHING",
+                (users, ids),
+            )
+        entered += len(users)
+        after = int(rows[-1][0])
+
+
+def _users_of(applied: object) -> dict[str, None]:
+    """The users a stored ``applied`` column names (``[[user, action, position_strategy], ...]``), each
+    once; nothing for a value that is not such an array."""
+    try:
+        items = orjson.loads(applied) if isinstance(applied, str | bytes) else None
+    except orjson.JSONDecodeError:
+        return {}
+    if type(items) is not list:
+        return {}
+    return dict.fromkeys(item[0] for item in items if type(item) is list and item and type(item[0]) is str)
 
 
 async def _record_scope(conn: psycopg.AsyncConnection[Any], scope: Scope, where: str) -> None:

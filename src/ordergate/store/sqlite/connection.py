@@ -14,7 +14,7 @@ from ordergate.errors import StartupError
 from ordergate.store.base import Durability
 from ordergate.store.codec import decode_record
 from ordergate.store.sqlite.pragmas import open_connection
-from ordergate.store.sqlite.schema import LATEST_VERSION, MIGRATIONS
+from ordergate.store.sqlite.schema import CATCH_UP, LATEST_VERSION, MIGRATIONS
 
 ORDER_COLUMNS = (
     "order_id, received_at, strategy, instrument, side, status, reason, scope, "
@@ -53,6 +53,19 @@ def migrate(conn: sqlite3.Connection) -> int:
             conn.execute("ROLLBACK")
             raise
     return version
+
+
+def catch_up(conn: sqlite3.Connection) -> None:
+    """Bring the side index (orders by strategy and by instrument) up to the last order stored, in a
+    transaction of its own: the store does it when it opens, so its listings start with no tail."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in CATCH_UP:
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def link_unchained_orders(conn: sqlite3.Connection) -> int:

@@ -5,6 +5,8 @@ Never edit a migration that has shipped: add the next one. Each runs in its own 
 
 from __future__ import annotations
 
+from ordergate.store.queries import indexed_up_to
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
         1,
@@ -101,6 +103,68 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX trades_by_user_closed ON trades (user, closed_order_id);
         """,
     ),
+    (
+        5,
+        """
+        CREATE TABLE order_users (
+            user     TEXT NOT NULL,
+            order_id INTEGER NOT NULL,
+            PRIMARY KEY (user, order_id)
+        ) WITHOUT ROWID;
+        INSERT OR IGNORE INTO order_users (user, order_id)
+            SELECT user, order_id FROM (
+                SELECT CASE WHEN effect.type = 'array' THEN json_extract(effect.value, '$[0]') END AS user,
+                       orders.order_id AS order_id
+                FROM orders, json_each(
+                    CASE WHEN typeof(orders.applied) = 'text' AND json_valid(orders.applied)
+                         THEN orders.applied ELSE '[]' END
+                ) AS effect
+            )
+            WHERE typeof(user) = 'text';
+        DROP INDEX positions_by_user_order;
+        DROP INDEX trades_by_user_opened;
+        DROP INDEX trades_by_user_closed;
+        CREATE TABLE order_strategies (
+            strategy TEXT NOT NULL,
+            order_id INTEGER NOT NULL,
+            PRIMARY KEY (strategy, order_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE order_instruments (
+            instrument TEXT NOT NULL,
+            order_id   INTEGER NOT NULL,
+            PRIMARY KEY (instrument, order_id)
+        ) WITHOUT ROWID;
+        INSERT INTO order_strategies (strategy, order_id) SELECT strategy, order_id FROM orders;
+        INSERT INTO order_instruments (instrument, order_id) SELECT instrument, order_id FROM orders;
+        INSERT INTO meta (key, value) SELECT 'indexed_order_id', coalesce(max(order_id), 0) FROM orders WHERE true
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+        DROP INDEX orders_by_strategy;
+        DROP INDEX orders_by_instrument;
+        CREATE TABLE trade_users (
+            user     TEXT NOT NULL,
+            trade_id INTEGER NOT NULL,
+            PRIMARY KEY (user, trade_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE trade_strategies (
+            strategy TEXT NOT NULL,
+            trade_id INTEGER NOT NULL,
+            PRIMARY KEY (strategy, trade_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE trade_instruments (
+            instrument TEXT NOT NULL,
+            trade_id   INTEGER NOT NULL,
+            PRIMARY KEY (instrument, trade_id)
+        ) WITHOUT ROWID;
+        INSERT INTO trade_users (user, trade_id) SELECT user, trade_id FROM trades;
+        INSERT INTO trade_strategies (strategy, trade_id) SELECT strategy, trade_id FROM trades;
+        INSERT INTO trade_instruments (instrument, trade_id) SELECT instrument, trade_id FROM trades;
+        INSERT INTO meta (key, value) SELECT 'indexed_trade_id', coalesce(max(trade_id), 0) FROM trades WHERE true
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+        DROP INDEX trades_by_user;
+        DROP INDEX trades_by_strategy;
+        DROP INDEX trades_by_instrument;
+        """,
+    ),
 )
 """Version 3: trading controls (the sets in force, named by fingerprint, and every change made) and,
 per order, the controls it was decided under and its hash-chain link (filled in for older orders by
@@ -111,6 +175,51 @@ Version 4: an index for every filter of the listings, each in the listing's id o
 orders through the ``opened_order_id`` of its positions and the ``opened_order_id`` and
 ``closed_order_id`` of its trades. Each is two short columns appended to in id order within its key,
 so an order pays a few B-tree inserts per position it opens or closes; the trades table, which only
-grows, is where they cost space."""
+grows, is where they cost space.
+
+Version 5: cheaper listing indexes (issue 10). An index costs a commit about one page written per key
+it touches (WAL frames, then the checkpoint's copies), whatever the width of its entries: a group of
+orders over 50 instruments dirties about one page of ``orders_by_instrument`` per order. Two changes:
+
+- A user's orders were the union of three indexes (``positions_by_user_order``, ``trades_by_user_opened``,
+  ``trades_by_user_closed``), touched on every open and close. ``order_users`` replaces them: one row
+  ``(user, order_id)`` per user an order applied to, in one B-tree (``WITHOUT ROWID``: the primary key
+  is the table), written with the order. The migration fills it from the ``applied`` column of every
+  stored order (a row whose ``applied`` is not the JSON array ordergate writes adds nothing; ``verify``
+  reports it). The name is that of version 1's table, dropped by version 2: the same shape, back for a
+  cheaper reason.
+- The orders by strategy and by instrument, and the trades by user, strategy and instrument, move to a
+  *side index*: ``order_strategies``, ``order_instruments``, ``trade_users``, ``trade_strategies`` and
+  ``trade_instruments``, one ``(name, id)`` B-tree each, filled in bulk from the order log and the
+  trades up to the id kept in ``meta`` as ``indexed_order_id`` and ``indexed_trade_id``
+  (:func:`~ordergate.store.queries.indexed_up_to`), by the store every few hundred orders inside a
+  group's transaction (:data:`ordergate.store.sqlite.store.INDEX_EVERY`) and when it opens. A bulk of
+  orders over a few dozen names touches each name's page once, not once per order. A listing by
+  those filters walks the side index up to that id and the few rows after it by primary key
+  (:mod:`ordergate.store.queries`), in one snapshot, so it sees every committed row.
+
+Positions keep their filter indexes (user, strategy, instrument, each in id order) and their unique key:
+the open book changes by deletes as well, which a bulk copy cannot follow."""
+
+_ORDERS_INDEXED, _TRADES_INDEXED = indexed_up_to("order_id"), indexed_up_to("trade_id")
+
+CATCH_UP: tuple[str, ...] = (
+    "INSERT OR IGNORE INTO order_strategies (strategy, order_id)"
+    f" SELECT strategy, order_id FROM orders WHERE order_id > {_ORDERS_INDEXED}",
+    "INSERT OR IGNORE INTO order_instruments (instrument, order_id)"
+    f" SELECT instrument, order_id FROM orders WHERE order_id > {_ORDERS_INDEXED}",
+    "INSERT INTO meta (key, value) SELECT 'indexed_order_id', coalesce(max(order_id), 0) FROM orders WHERE true"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    "INSERT OR IGNORE INTO trade_users (user, trade_id)"
+    f" SELECT user, trade_id FROM trades WHERE trade_id > {_TRADES_INDEXED}",
+    "INSERT OR IGNORE INTO trade_strategies (strategy, trade_id)"
+    f" SELECT strategy, trade_id FROM trades WHERE trade_id > {_TRADES_INDEXED}",
+    "INSERT OR IGNORE INTO trade_instruments (instrument, trade_id)"
+    f" SELECT instrument, trade_id FROM trades WHERE trade_id > {_TRADES_INDEXED}",
+    "INSERT INTO meta (key, value) SELECT 'indexed_trade_id', coalesce(max(trade_id), 0) FROM trades WHERE true"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+)
+"""The statements that bring the side index up to the last order stored, in the caller's transaction. They
+hold whatever the store did before (``OR IGNORE``, the upsert): a missing ``meta`` row is re-made."""
 
 LATEST_VERSION = MIGRATIONS[-1][0]

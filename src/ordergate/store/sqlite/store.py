@@ -25,7 +25,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,6 +60,7 @@ from ordergate.store.queries import READ_BUDGET, SQLITE, PagePlan, book_page, bo
 from ordergate.store.sqlite.connection import (
     CHAIN_VERSION,
     ORDER_COLUMNS,
+    catch_up,
     chain_head,
     connect,
     link_unchained_orders,
@@ -67,6 +68,7 @@ from ordergate.store.sqlite.connection import (
 )
 from ordergate.store.sqlite.lanes import LaneClosed, ReadLane
 from ordergate.store.sqlite.log import SQLiteLogReader
+from ordergate.store.sqlite.schema import CATCH_UP
 from ordergate.store.sqlite.writer import (
     WRITER_COMMAND,
     CommitPath,
@@ -110,6 +112,9 @@ class SQLiteStore:
         self._writer_command = writer_command
         self._writers: list[WriterProcess] = []
         self._commits = CommitPath(self._spawn_writer, _fence, _committed_through, str(path))
+        self._unindexed = self._unindexed_trades = 0
+        """Orders and trades stored since the side index last caught up (as far as this process knows: a
+        failed group may leave them a little off, which only moves the next catch-up)."""
         self._lookups = ReadLane("ordergate-sqlite-lookup", 1, self._read_connection)
         """Order entry's lane: idempotency lookups, the controls in force, the readiness probe."""
         self._api_reads = ReadLane(
@@ -164,6 +169,7 @@ class SQLiteStore:
         writer = connect(self.path, self.durability)
         if migrate(writer) < CHAIN_VERSION:
             link_unchained_orders(writer)
+        catch_up(writer)
         head = chain_head(writer)
         self._chains = Chains(single_chain, {"": head} if head is not None else None)
         held = writer.execute("SELECT value FROM meta WHERE key = 'scope'").fetchone()
@@ -272,7 +278,9 @@ class SQLiteStore:
         """One multi-row statement per table (and parameter-limit chunk) for the whole group.
 
         Each SQLite step releases the GIL and must win it back from a busy event loop, so a
-        statement per row would make a commit wait on the loop hundreds of times.
+        statement per row would make a commit wait on the loop hundreds of times. Every
+        :data:`INDEX_EVERY` orders (or :data:`INDEX_EVERY_TRADES` trades) the group also brings the side
+        index up to date (:data:`~ordergate.store.sqlite.schema.CATCH_UP`) inside the group's transaction.
         """
         changes = group_changes(self._scope, records)
         scoped = self._scope is Scope.STRATEGY
@@ -299,6 +307,12 @@ class SQLiteStore:
                 for r, link in zip(records, hashes, strict=True)
             ],
         )
+        # one row per user an order applied to: the key of the user's orders (schema version 5)
+        statements += _inserts(
+            "order_users",
+            ("user", "order_id"),
+            [(user, r.order_id) for r in records for user in _applied_users(r)],
+        )
         statements += _position_deletes(changes.deletes)
         statements += _inserts(
             "positions",
@@ -309,6 +323,11 @@ class SQLiteStore:
             ],
         )
         statements += _inserts("trades", _TRADE_FIELDS, changes.trades)
+        self._unindexed += len(records)
+        self._unindexed_trades += len(changes.trades)
+        if self._unindexed >= INDEX_EVERY or self._unindexed_trades >= INDEX_EVERY_TRADES:
+            statements += [(sql, [], None) for sql in CATCH_UP]  # the side index, in this group's transaction
+            self._unindexed = self._unindexed_trades = 0
         return statements
 
     # -- trading controls ---------------------------------------------------------------------
@@ -542,6 +561,13 @@ def _holder_alive(fd: int) -> bool:
     return True
 
 
+INDEX_EVERY = 256
+"""Orders between two catch-ups of the side index (:mod:`ordergate.store.sqlite.schema`, version 5): the
+bulk that makes its pages cheap, and about the most of the order log a listing reads as its tail."""
+INDEX_EVERY_TRADES = 4096
+"""Trades that make the side index catch up sooner: a big fan-out's trades are indexed in its own group's
+transaction (as any index would), so the trades' tail stays short whatever one order closes."""
+
 _MAX_PARAMETERS = 32_000
 """Bound parameters per statement; SQLite (3.32 and later) allows 32,766."""
 
@@ -564,6 +590,15 @@ def _inserts(table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...
         (_rows_sql(prefix, len(columns), len(chunk)), list(itertools.chain.from_iterable(chunk)), None)
         for chunk in (rows[start : start + step] for start in range(0, len(rows), step))
     ]
+
+
+def _applied_users(record: OrderRecord) -> Iterable[str]:
+    """The users ``record`` applied to, each once (an order applies to a user at most once in either
+    scope; the set only makes the primary key of ``order_users`` impossible to break)."""
+    applied = record.decision.applied
+    if len(applied) < 2:
+        return [effect.user for effect in applied]
+    return dict.fromkeys(effect.user for effect in applied)
 
 
 def _position_deletes(keys: Sequence[tuple[str, str, str]]) -> list[Statement]:
