@@ -11,11 +11,21 @@ opened who no longer subscribe to it (profiles reloaded since): their positions 
 trading controls hold users back from an order that would otherwise apply to them (``HALTED``: no
 order; ``REDUCE_ONLY``: no BUY); such users are refused with the control's reason, and an order that
 applies to nobody because of a control is REJECTED with that reason.
+
+``decide_and_apply()`` is the sequencers' way in: the same decision, applied to the book as it is
+made, for one walk of the subscribers in Python instead of two (``decide()``, then
+:meth:`Book.apply` over the applied effects). The effects and the book's changes for those it
+applies to are made in bulk, in C: an order for 100,000 subscribers costs one Python step per
+subscriber, not three. ``decide()`` stays the pure function ``/v1/orders/check`` and ``verify`` use;
+a property test proves the two ways give the same decision and the same undo.
 """
 
 from __future__ import annotations
 
-from ordergate.domain.book import Book
+from itertools import repeat
+from operator import attrgetter
+
+from ordergate.domain.book import Book, Position, Undo
 from ordergate.domain.controls import Controls, ControlState, strictest
 from ordergate.domain.model import Action, Decision, Effect, Order, Reason, Refusal, Side, Status
 from ordergate.domain.registry import Registry
@@ -27,6 +37,10 @@ INSTRUMENT_NOT_TRADED, ALREADY_HOLDING, NO_OPEN_POSITION = (
     Reason.NO_OPEN_POSITION,
 )
 OPENED, CLOSED = Action.OPENED, Action.CLOSED
+_new = tuple.__new__
+"""``_new(Effect, fields)``: a named tuple without the Python-level ``__new__`` (a frame per effect)."""
+_USER, _STRATEGY = attrgetter("user"), attrgetter("strategy")
+"""A position's user and the strategy that opened it."""
 
 
 def decide(order: Order, registry: Registry, book: Book, controls: Controls | None = None) -> Decision:
@@ -72,32 +86,112 @@ def decide(order: Order, registry: Registry, book: Book, controls: Controls | No
         empty_reason = Reason.NO_OPEN_POSITION
 
     if controls is not None and applied:
-        held_back = _held_back(order, applied, controls)
+        held_back = _held_back(order, [e.user for e in applied], controls)
         if held_back:
             refused.extend(held_back)
             held_users = {r.user for r in held_back}
             applied = [e for e in applied if e.user not in held_users]
             if not applied:
-                halted = any(r.reason is Reason.HALTED for r in held_back)
-                empty_reason = Reason.HALTED if halted else Reason.REDUCE_ONLY
+                empty_reason = _control_reason(held_back)
     if applied:
         return Decision(Status.ACCEPTED, None, tuple(applied), tuple(refused))
     return Decision(Status.REJECTED, empty_reason, (), tuple(refused))
 
 
-def _held_back(order: Order, applied: list[Effect], controls: Controls) -> list[Refusal]:
-    """The users among ``applied`` a control holds back from ``order``, with the control's reason."""
+def decide_and_apply(
+    order: Order, registry: Registry, book: Book, controls: Controls | None, order_id: int, at: str
+) -> tuple[Decision, Undo]:
+    """:func:`decide`, and the decision applied to ``book`` as order ``order_id`` received ``at``.
+
+    Exactly ``decide(order, registry, book, controls)`` and then ``book.apply(order,
+    decision.applied, order_id, at)``: the same decision, the same book after, the same undo.
+    """
+    subscribers = registry.subscribers(order.strategy)
+    if not subscribers and (order.side is Side.BUY or not book.holders(order.strategy, order.instrument)):
+        return Decision(Status.REJECTED, Reason.UNKNOWN_STRATEGY, (), ()), ()
+
+    refused: list[Refusal] = []
+    strategy, instrument = order.strategy, order.instrument
+    held_by = book.holdings(strategy, instrument)
+    if order.side is Side.BUY:
+        opening: list[str] = []
+        trades_it = False
+        for user, instruments in subscribers:
+            if instrument not in instruments:
+                refused.append(Refusal(user, INSTRUMENT_NOT_TRADED))
+            elif held_by(user) is not None:
+                trades_it = True
+                refused.append(Refusal(user, ALREADY_HOLDING))
+            else:
+                trades_it = True
+                opening.append(user)
+        empty_reason = Reason.ALREADY_HOLDING if trades_it else Reason.INSTRUMENT_NOT_TRADED
+        if controls is not None and opening:
+            held_back = _held_back(order, opening, controls)
+            if held_back:
+                refused.extend(held_back)
+                held_users = {r.user for r in held_back}
+                opening = [u for u in opening if u not in held_users]
+                if not opening:
+                    empty_reason = _control_reason(held_back)
+        if not opening:
+            return Decision(Status.REJECTED, empty_reason, (), tuple(refused)), ()
+        applied = tuple(map(_new, repeat(Effect), zip(opening, repeat(OPENED), repeat(strategy))))
+        undo = book.open_positions(strategy, instrument, opening, order_id, at)
+        return Decision(Status.ACCEPTED, None, applied, tuple(refused)), undo
+
+    closing: list[Position] = []
+    for user, _ in subscribers:
+        held = held_by(user)
+        if held is None:
+            refused.append(Refusal(user, NO_OPEN_POSITION))
+        else:
+            closing.append(held)
+    holders = book.holders(strategy, instrument)
+    if len(holders) > list(map(_STRATEGY, closing)).count(strategy):
+        # someone who left the strategy holds a position it opened (held_by finds it: the book lists as
+        # holders of a strategy's positions in an instrument only positions that strategy opened)
+        subscribed = registry.is_subscribed
+        for user in sorted(holders):
+            if not subscribed(user, strategy):
+                held = held_by(user)
+                if held is None:
+                    raise ValueError(f"{user} holds no {instrument} to close")
+                closing.append(held)
+    empty_reason = Reason.NO_OPEN_POSITION
+    if controls is not None and closing:
+        held_back = _held_back(order, list(map(_USER, closing)), controls)
+        if held_back:
+            refused.extend(held_back)
+            held_users = {r.user for r in held_back}
+            closing = [p for p in closing if p.user not in held_users]
+            if not closing:
+                empty_reason = _control_reason(held_back)
+    if not closing:
+        return Decision(Status.REJECTED, empty_reason, (), tuple(refused)), ()
+    applied = tuple(map(_new, repeat(Effect), zip(map(_USER, closing), repeat(CLOSED), map(_STRATEGY, closing))))
+    undo = book.close_positions(closing)
+    return Decision(Status.ACCEPTED, None, applied, tuple(refused)), undo
+
+
+def _control_reason(held_back: list[Refusal]) -> Reason:
+    """The reason of an order a control held back from everyone it would apply to."""
+    return Reason.HALTED if any(r.reason is Reason.HALTED for r in held_back) else Reason.REDUCE_ONLY
+
+
+def _held_back(order: Order, users: list[str], controls: Controls) -> list[Refusal]:
+    """The ``users`` (those ``order`` would apply to) a control holds back from it, with the control's reason."""
     base = controls.for_strategy(order.strategy)
-    users = controls.users
-    if base is ControlState.ACTIVE and not users:
+    controlled = controls.users
+    if base is ControlState.ACTIVE and not controlled:
         return []
     is_buy = order.side is Side.BUY
     held: list[Refusal] = []
-    for effect in applied:
-        own = users.get(effect.user)
+    for user in users:
+        own = controlled.get(user)
         state = base if own is None else strictest(base, own)
         if state is ControlState.HALTED:
-            held.append(Refusal(effect.user, Reason.HALTED))
+            held.append(Refusal(user, Reason.HALTED))
         elif state is ControlState.REDUCE_ONLY and is_buy:
-            held.append(Refusal(effect.user, Reason.REDUCE_ONLY))
+            held.append(Refusal(user, Reason.REDUCE_ONLY))
     return held
