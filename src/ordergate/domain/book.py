@@ -131,19 +131,36 @@ class Book:
             raise
         return tuple(changes)
 
-    def open_positions(self, strategy: str, instrument: str, users: Sequence[str], order_id: int, at: str) -> Undo:
+    def keys_of(self, users: Sequence[str], strategy: str, instrument: str) -> list[PositionKey]:
+        """The key of each of ``users``' positions in ``instrument`` as seen by an order of ``strategy``."""
+        if self.scope is Scope.STRATEGY:
+            return list(zip(users, repeat(strategy), repeat(instrument)))
+        return list(zip(users, repeat(instrument)))
+
+    def positions_at(self, keys: Sequence[PositionKey]) -> list[Position | None]:
+        """The open position at each key (``None``: none), looked up in C."""
+        return list(map(self._positions.get, keys))
+
+    def open_positions(
+        self,
+        strategy: str,
+        instrument: str,
+        users: Sequence[str],
+        order_id: int,
+        at: str,
+        keys: list[PositionKey] | None = None,
+    ) -> Undo:
         """Open ``users``' positions in ``instrument`` for an order of ``strategy``, in that order.
 
         The same change, and the same :class:`Undo`, as :meth:`apply` with an OPENED effect per user;
-        raises ``ValueError`` (and changes nothing) if one of them already holds the position.
+        raises ``ValueError`` (and changes nothing) if one of them already holds the position. ``keys``
+        is :meth:`keys_of` those users, when the caller has it already.
         """
         if not users:
             return ()
         positions = self._positions
-        if self.scope is Scope.STRATEGY:
-            keys: list[PositionKey] = list(zip(users, repeat(strategy), repeat(instrument)))
-        else:
-            keys = list(zip(users, repeat(instrument)))
+        if keys is None:
+            keys = self.keys_of(users, strategy, instrument)
         if not positions.keys().isdisjoint(keys):
             held = next(k for k in keys if k in positions)
             raise ValueError(f"{held[0]} already holds {instrument}")
