@@ -8,15 +8,27 @@ on everything a caller can see, and the undo of the one-pass way must restore th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ordergate.domain import rules
 from ordergate.domain.book import Book, Position
 from ordergate.domain.controls import ControlLevel, Controls, ControlSetting, ControlState
-from ordergate.domain.model import Order, Scope, Side
+from ordergate.domain.model import Decision, Order, Scope, Side
 from ordergate.domain.registry import Registry
 from ordergate.domain.rules import decide, decide_and_apply
+
+
+@pytest.fixture(autouse=True, scope="module")
+def in_bulk() -> Iterator[None]:
+    """Every order here takes the bulk way, however few its subscribers (small ones would not)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rules, "BULK_SUBSCRIBERS", 0)
+        yield
+
 
 USERS = ["Ann", "Bob", "Cid", "Dee", "Eve"]
 STRATEGIES = ["S1", "S2"]
@@ -127,6 +139,24 @@ def test_a_sell_held_back_for_one_user_closes_the_others_in_subscriber_order() -
     everyone = {u: {"S1": ["ACC"]} for u in USERS}
     halted = controls_of([(ControlLevel.USER, "Bob", ControlState.HALTED)])
     agree([Order("S1", "ACC", Side.BUY), Order("S1", "ACC", Side.SELL)], [everyone, everyone], halted)
+
+
+def test_few_subscribers_are_decided_then_applied_and_many_in_bulk(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = Registry.from_document({u: {"S1": ["ACC"]} for u in USERS})
+    calls: list[str] = []
+
+    def spied(order: Order, registry: Registry, book: Book, controls: Controls | None = None) -> Decision:
+        calls.append("decide")
+        return decide(order, registry, book, controls)
+
+    monkeypatch.setattr(rules, "decide", spied)
+    for bulk_from, expected in ((len(USERS) + 1, ["decide"]), (len(USERS), [])):
+        calls.clear()
+        monkeypatch.setattr(rules, "BULK_SUBSCRIBERS", bulk_from)
+        book = Book(Scope.ACCOUNT)
+        decision, undo = decide_and_apply(Order("S1", "ACC", Side.BUY), registry, book, None, 1, "t")
+        assert calls == expected
+        assert len(decision.applied) == len(undo) == len(book) == len(USERS)
 
 
 def test_a_wide_fanout_buy_then_sell_opens_and_closes_every_subscriber_in_one_pass() -> None:

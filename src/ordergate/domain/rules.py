@@ -17,7 +17,8 @@ made, in one pass instead of two (``decide()``, then :meth:`Book.apply` over the
 The subscribers' positions are looked up, and the effects and the book's changes made, in bulk with
 the loops in C; the subscribers are walked in Python only when their outcomes differ (some refused),
 so an order that opens or closes a position for each of 100,000 subscribers takes no Python step per
-subscriber at all. ``decide()`` stays the pure function ``/v1/orders/check`` and ``verify`` use;
+subscriber at all. An order with few subscribers is simply decided, then applied: setting up the
+bulk steps would cost it more than it saves. ``decide()`` stays the pure function ``/v1/orders/check`` and ``verify`` use;
 a property test proves the two ways give the same decision and the same undo.
 """
 
@@ -42,6 +43,8 @@ _new = tuple.__new__
 """``_new(Effect, fields)``: a named tuple without the Python-level ``__new__`` (a frame per effect)."""
 _USER, _STRATEGY = attrgetter("user"), attrgetter("strategy")
 """A position's user and the strategy that opened it."""
+BULK_SUBSCRIBERS = 32
+"""From this many subscribers on, ``decide_and_apply()`` works in bulk (3 subscribers: 0.65x as fast)."""
 _SUBSCRIBER, _INSTRUMENTS = itemgetter(0), itemgetter(1)
 """A subscription's user and the instruments it trades."""
 
@@ -107,9 +110,14 @@ def decide_and_apply(
     """:func:`decide`, and the decision applied to ``book`` as order ``order_id`` received ``at``.
 
     Exactly ``decide(order, registry, book, controls)`` and then ``book.apply(order,
-    decision.applied, order_id, at)``: the same decision, the same book after, the same undo.
+    decision.applied, order_id, at)``: the same decision, the same book after, the same undo. Below
+    :data:`BULK_SUBSCRIBERS` subscribers it is just that (building the bulk steps costs more than
+    walking a few subscribers twice).
     """
     subscribers = registry.subscribers(order.strategy)
+    if len(subscribers) < BULK_SUBSCRIBERS:
+        decision = decide(order, registry, book, controls)
+        return decision, book.apply(order, decision.applied, order_id, at)
     if not subscribers and (order.side is Side.BUY or not book.holders(order.strategy, order.instrument)):
         return Decision(Status.REJECTED, Reason.UNKNOWN_STRATEGY, (), ()), ()
 
