@@ -216,7 +216,7 @@ def test_a_big_order_reaches_the_file_as_one_line_among_the_others(json_lines: b
 
 
 effects = st.lists(
-    st.builds(Effect, st.text(min_size=1, max_size=8), st.sampled_from(list(Action)), st.just("S1")), max_size=3 * 7
+    st.builds(Effect, st.text(min_size=1, max_size=8), st.sampled_from(list(Action)), st.just("S1")), max_size=40
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +15,12 @@ from ordergate.domain.model import Order, Scope, Side
 from ordergate.domain.record import OrderRecord, decided_record
 from ordergate.domain.registry import Registry
 from ordergate.domain.rules import decide_and_apply
+from ordergate.store import changes as changes_module
 from ordergate.store.changes import GroupChanges, group_changes, stored_key
+
+WAYS = pytest.mark.parametrize("bulk_from", [0, 10**9], ids=["bulk", "walked"])
+"""Both ways of building the rows: in bulk (forced, whatever the group's size) and position by position."""
+
 
 USERS = ["Ann", "Bob", "Cid"]
 STRATEGIES = ["S1", "S2"]
@@ -64,6 +70,7 @@ orders_strategy = st.lists(
 )
 
 
+@WAYS
 @settings(max_examples=300, deadline=None)
 @given(
     profiles=profiles_strategy,
@@ -72,7 +79,11 @@ orders_strategy = st.lists(
     scope=st.sampled_from(list(Scope)),
 )
 def test_group_changes_equal_the_position_by_position_walk(
-    profiles: dict[str, dict[str, list[str]]], orders: list[tuple[str, str, Side]], cuts: list[int], scope: Scope
+    profiles: dict[str, dict[str, list[str]]],
+    orders: list[tuple[str, str, Side]],
+    cuts: list[int],
+    scope: Scope,
+    bulk_from: int,
 ) -> None:
     registry, book = Registry.from_document(profiles), Book(scope)
     records: list[OrderRecord] = []
@@ -82,15 +93,21 @@ def test_group_changes_equal_the_position_by_position_walk(
         decision, undo = decide_and_apply(order, registry, book, None, order_id, at)
         records.append(decided_record(order_id, at, order, decision, scope, registry.fingerprint, None, undo, None))
     bounds = sorted({0, len(records), *(c for c in cuts if c < len(records))})
-    for start, end in itertools.pairwise(bounds):
-        group = records[start:end]
-        assert group_changes(scope, group) == walked(scope, group)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(changes_module, "BULK_POSITIONS", bulk_from)
+        for start, end in itertools.pairwise(bounds):
+            group = records[start:end]
+            assert group_changes(scope, group) == walked(scope, group)
 
 
-def test_one_record_that_closes_and_reopens_a_key_nets_like_the_walk() -> None:
+@WAYS
+def test_one_record_that_closes_and_reopens_a_key_nets_like_the_walk(
+    bulk_from: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Not an order ``decide()`` makes, but the rows must still net the same way."""
     old = Position("Ann", "S1", "ACC", 1, "t1")
     new = Position("Ann", "S1", "ACC", 2, "t2")
     other = Position("Bob", "S1", "ACC", 2, "t2")
+    monkeypatch.setattr(changes_module, "BULK_POSITIONS", bulk_from)
     record = OrderRecord(2, "t2", Order("S1", "ACC", Side.BUY), None, Scope.ACCOUNT, "f", None, (other, new), (old,))  # type: ignore[arg-type]
     assert group_changes(Scope.ACCOUNT, [record]) == walked(Scope.ACCOUNT, [record])

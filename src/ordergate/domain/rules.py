@@ -18,8 +18,9 @@ The subscribers' positions are looked up, and the effects and the book's changes
 the loops in C; the subscribers are walked in Python only when their outcomes differ (some refused),
 so an order that opens or closes a position for each of 100,000 subscribers takes no Python step per
 subscriber at all. An order with few subscribers is simply decided, then applied: setting up the
-bulk steps would cost it more than it saves. ``decide()`` stays the pure function ``/v1/orders/check`` and ``verify`` use;
-a property test proves the two ways give the same decision and the same undo.
+bulk steps would cost it more than it saves. ``decide()`` stays the pure function
+``/v1/orders/check`` and ``verify`` use; a property test proves the two ways give the same decision
+and the same undo.
 """
 
 from __future__ import annotations
