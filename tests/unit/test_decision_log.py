@@ -11,11 +11,13 @@ import errno
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ordergate.domain.model import Action, Decision, Effect, Order, Reason, Scope, Side, Status
 from ordergate.domain.record import OrderRecord
@@ -211,3 +213,30 @@ def test_a_big_order_reaches_the_file_as_one_line_among_the_others(json_lines: b
     line = json_line if json_lines else text_line
     assert lines == [line(record(1)), line(record(2, users=100_000)), line(record(3)), line(rejected)]
     assert file.closed
+
+
+effects = st.lists(
+    st.builds(Effect, st.text(min_size=1, max_size=8), st.sampled_from(list(Action)), st.just("S1")), max_size=40
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(applied=effects)
+def test_lines_joined_in_c_are_the_lines_written_user_by_user(applied: list[Effect], monkeypatch_chunk: None) -> None:
+    """The format is what it was when each user was formatted in Python (mixed actions, any names)."""
+    line = record(9)._replace(decision=Decision(Status.ACCEPTED, None, tuple(applied), ()))
+    users = ", ".join(f"{e.user} {e.action}" for e in applied)
+    assert text_line(line) == f"{STAMP} order=9 ACCEPTED S1 ACC BUY users={users}"
+    assert "".join(text_pieces(line)) == text_line(line)
+    as_json = orjson.loads(json_line(line))
+    assert as_json["applied"] == [[e.user, e.action.value] for e in applied]
+    assert json_line(line) == orjson.dumps({**as_json, "applied": [[e.user, e.action] for e in applied]}).decode()
+    assert "".join(json_pieces(line)) == json_line(line)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_chunk() -> Iterator[None]:
+    """Pieces of 3 users, so that short random lines are cut into several pieces too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(decision_log, "CHUNK_USERS", 3)
+        yield

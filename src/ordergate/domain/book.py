@@ -6,11 +6,20 @@ and indexes the holders of the positions each strategy opened in each instrument
 strategy reaches them even after they left it (SPEC section 9).
 Every change returns an :class:`Undo` so that the sequencer can take back decisions whose commit
 failed: nothing uncommitted may survive in memory (ENGINEERING convention 3).
+
+Two ways in: :meth:`Book.apply` walks a decision's effects (what ``verify`` replays), and
+:meth:`Book.open_positions` / :meth:`Book.close_positions` change many positions of one order at
+once, with the loops in C (``map``, ``zip``, ``dict.update``): what ``decide_and_apply()`` uses, so
+that an order for 100,000 subscribers is not walked a second time in Python. Both give the same
+:class:`Undo` for the same change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Set
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set
+from itertools import repeat
+from operator import itemgetter
 from typing import NamedTuple
 
 from ordergate.domain.model import Action, Effect, Order, Scope
@@ -44,6 +53,12 @@ Change = tuple[PositionKey, Position | None, Position | None]
 """One key, its position before an order changed it and after (``None``: not open)."""
 
 Undo = tuple[Change, ...]
+
+_USER, _OPENER = itemgetter(0), itemgetter(1, 2)
+_ACCOUNT_KEY, _STRATEGY_KEY = itemgetter(0, 2), itemgetter(0, 1, 2)
+"""The key of a position, a plain tuple as :func:`_account_key` and :func:`_strategy_key` build it."""
+_new = tuple.__new__
+"""``_new(Position, fields)``: a named tuple without the Python-level ``__new__`` (a frame per position)."""
 
 
 class Book:
@@ -115,6 +130,80 @@ class Book:
             self.undo(tuple(changes))
             raise
         return tuple(changes)
+
+    def keys_of(self, users: Sequence[str], strategy: str, instrument: str) -> list[PositionKey]:
+        """The key of each of ``users``' positions in ``instrument`` as seen by an order of ``strategy``."""
+        if self.scope is Scope.STRATEGY:
+            return list(zip(users, repeat(strategy), repeat(instrument)))
+        return list(zip(users, repeat(instrument)))
+
+    def positions_at(self, keys: Sequence[PositionKey]) -> list[Position | None]:
+        """The open position at each key (``None``: none), looked up in C."""
+        return list(map(self._positions.get, keys))
+
+    def open_positions(
+        self,
+        strategy: str,
+        instrument: str,
+        users: Sequence[str],
+        order_id: int,
+        at: str,
+        keys: list[PositionKey] | None = None,
+    ) -> Undo:
+        """Open ``users``' positions in ``instrument`` for an order of ``strategy``, in that order.
+
+        The same change, and the same :class:`Undo`, as :meth:`apply` with an OPENED effect per user;
+        raises ``ValueError`` (and changes nothing) if one of them already holds the position. ``keys``
+        is :meth:`keys_of` those users, when the caller has it already.
+        """
+        if not users:
+            return ()
+        positions = self._positions
+        if keys is None:
+            keys = self.keys_of(users, strategy, instrument)
+        if not positions.keys().isdisjoint(keys):
+            held = next(k for k in keys if k in positions)
+            raise ValueError(f"{held[0]} already holds {instrument}")
+        opened: list[Position] = list(
+            map(_new, repeat(Position), zip(users, repeat(strategy), repeat(instrument), repeat(order_id), repeat(at)))
+        )
+        count = len(positions)
+        positions.update(zip(keys, opened, strict=True))
+        if len(positions) != count + len(keys):  # a user named twice
+            deque(map(positions.pop, keys, repeat(None)), maxlen=0)
+            raise ValueError(f"a user is named twice among those opening {instrument}")
+        holders = self._holders.get((strategy, instrument))
+        if holders is None:
+            self._holders[(strategy, instrument)] = set(users)
+        else:
+            holders.update(users)
+        return tuple(zip(keys, repeat(None), opened))
+
+    def close_positions(self, closing: Sequence[Position]) -> Undo:
+        """Close the open positions ``closing`` (as the book holds them), in that order.
+
+        The same change, and the same :class:`Undo`, as :meth:`apply` with a CLOSED effect per
+        position; raises ``ValueError`` (and changes nothing) if one of them is not open as given.
+        """
+        if not closing:
+            return ()
+        positions = self._positions
+        keys: list[PositionKey] = list(map(_STRATEGY_KEY if self.scope is Scope.STRATEGY else _ACCOUNT_KEY, closing))
+        closed = list(map(positions.pop, keys, repeat(None)))
+        if closed != (closing if isinstance(closing, list) else list(closing)):  # the same objects: no field compared
+            for key, found in zip(keys, closed, strict=True):
+                if found is not None:
+                    positions[key] = found
+            missing = next(p for p, found in zip(closing, closed, strict=True) if found != p)
+            raise ValueError(f"{missing.user} holds no {missing.instrument} to close")
+        holders = self._holders
+        openers = set(map(_OPENER, closing))
+        if len(openers) == 1:
+            holders[openers.pop()].difference_update(map(_USER, closing))
+        else:
+            for position in closing:
+                holders[(position.strategy, position.instrument)].discard(position.user)
+        return tuple(zip(keys, closing, repeat(None)))
 
     def undo(self, changes: Undo) -> None:
         holders = self._holders

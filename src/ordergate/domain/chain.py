@@ -11,6 +11,14 @@ before it, while orders on different instruments never otherwise wait for each o
 by ``verify`` when it reads (checking each stored link); :meth:`Chains.anchor` is one digest over
 every chain head, which an operator can write down elsewhere to prove later that the whole log up to
 there was not rewritten.
+
+The canonical content of an order is one JSON array whose last two members are its applied effects
+and its refusals, the very JSON the stores keep in the ``applied`` and ``rejected_for`` columns
+(:func:`canonical_effects`). A store encodes them once and hands the bytes to :meth:`Chains.link`,
+which hashes the order's few other fields, then those bytes as they are, in pieces: an order for
+100,000 users is encoded once (not once for the row and again for the hash) and never copied into
+one buffer. The bytes hashed are exactly those of :func:`canonical_content`, so every stored hash
+stays what it was.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from collections.abc import Callable, Mapping
 
 import orjson
 
+from ordergate.domain.model import Decision
 from ordergate.domain.record import OrderRecord
 
 GENESIS_HASH = "0" * 64
@@ -39,31 +48,66 @@ def chain_per_instrument(record: OrderRecord) -> str:
     return record.order.instrument
 
 
-def canonical_content(record: OrderRecord) -> bytes:
-    """The canonical JSON of what a stored order says (not its positions, which the log re-derives)."""
+CanonicalEffects = tuple[bytes, bytes]
+"""An order's applied effects and refusals as canonical JSON (see :func:`canonical_effects`)."""
+
+
+def canonical_effects(decision: Decision) -> CanonicalEffects:
+    """``[[user, action, position_strategy], ...]`` and ``[[user, reason], ...]`` as compact JSON.
+
+    An effect or a refusal is a named tuple, which orjson leaves to ``default``: ``tuple`` turns each
+    into the plain tuple orjson writes as an array, inside orjson's own loop (no list per user).
+    """
+    return orjson.dumps(decision.applied, default=tuple), orjson.dumps(decision.rejected_for, default=tuple)
+
+
+def _canonical_head(record: OrderRecord) -> bytes:
+    """The canonical content up to its effects: ``[order_id, ..., client_order_id,`` (the array left open)."""
     decision = record.decision
-    return orjson.dumps(
-        [
-            record.order_id,
-            record.received_at,
-            record.order.strategy,
-            record.order.instrument,
-            record.order.side.value,
-            decision.status.value,
-            decision.reason.value if decision.reason is not None else None,
-            record.scope.value,
-            record.profile_fingerprint,
-            record.controls_fingerprint,
-            record.client_order_id,
-            [[e.user, e.action.value, e.position_strategy] for e in decision.applied],
-            [[r.user, r.reason.value] for r in decision.rejected_for],
-        ]
+    return (
+        orjson.dumps(
+            [
+                record.order_id,
+                record.received_at,
+                record.order.strategy,
+                record.order.instrument,
+                record.order.side.value,
+                decision.status.value,
+                decision.reason.value if decision.reason is not None else None,
+                record.scope.value,
+                record.profile_fingerprint,
+                record.controls_fingerprint,
+                record.client_order_id,
+            ]
+        )[:-1]
+        + b","
     )
 
 
-def chain_hash(previous: str, record: OrderRecord) -> str:
-    """SHA-256 (hex) over the previous order's hash and this order's canonical content."""
-    return hashlib.sha256(previous.encode("ascii") + b"\n" + canonical_content(record)).hexdigest()
+def canonical_content(record: OrderRecord, effects: CanonicalEffects | None = None) -> bytes:
+    """The canonical JSON of what a stored order says (not its positions, which the log re-derives).
+
+    ``[order_id, received_at, strategy, instrument, side, status, reason, scope, profile_fingerprint,
+    controls_fingerprint, client_order_id, applied, rejected_for]``, compact; ``effects`` are the
+    order's :func:`canonical_effects` when the caller has them already.
+    """
+    applied, rejected_for = effects if effects is not None else canonical_effects(record.decision)
+    return b"".join((_canonical_head(record), applied, b",", rejected_for, b"]"))
+
+
+def chain_hash(previous: str, record: OrderRecord, effects: CanonicalEffects | None = None) -> str:
+    """SHA-256 (hex) over the previous order's hash and this order's canonical content.
+
+    The content is fed to the hash in pieces, the effects as given (:func:`canonical_content` is the
+    same bytes in one buffer).
+    """
+    applied, rejected_for = effects if effects is not None else canonical_effects(record.decision)
+    digest = hashlib.sha256(previous.encode("ascii") + b"\n" + _canonical_head(record))
+    digest.update(applied)
+    digest.update(b",")
+    digest.update(rejected_for)
+    digest.update(b"]")
+    return digest.hexdigest()
 
 
 class Chains:
@@ -82,10 +126,11 @@ class Chains:
         """The link ``record`` must carry after the orders seen so far (nothing changes)."""
         return chain_hash(self.head(self.key_of(record)), record)
 
-    def link(self, record: OrderRecord) -> str:
-        """Link ``record`` as the next order of its chain and return its hash."""
+    def link(self, record: OrderRecord, effects: CanonicalEffects | None = None) -> str:
+        """Link ``record`` as the next order of its chain and return its hash (``effects``: its
+        :func:`canonical_effects`, when the caller encoded them already for its row)."""
         key = self.key_of(record)
-        linked = self.heads[key] = chain_hash(self.head(key), record)
+        linked = self.heads[key] = chain_hash(self.head(key), record, effects)
         return linked
 
     def advance(self, record: OrderRecord, stored_hash: str) -> None:

@@ -8,10 +8,13 @@ a record is built from a decision and the book changes it made (both sequencers 
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import NamedTuple
 
 from ordergate.domain.book import Position, Undo
 from ordergate.domain.model import Decision, Order, Scope
+
+_BEFORE, _AFTER = itemgetter(1), itemgetter(2)
 
 
 class OrderRecord(NamedTuple):
@@ -57,7 +60,11 @@ def decided_record(
     undo: Undo,
     controls_fingerprint: str | None,
 ) -> OrderRecord:
-    """The record of a decision just applied to a book; ``undo`` is what :meth:`Book.apply` returned."""
+    """The record of a decision just applied to a book; ``undo`` is what :meth:`Book.apply` returned.
+
+    A change is ``(key, None, opened)`` or ``(key, closed, None)``: the positions are picked out of the
+    undo in C (``map``, ``filter``), not walked in Python, as an order may change 100,000 of them.
+    """
     return OrderRecord(
         order_id=order_id,
         received_at=received_at,
@@ -66,7 +73,7 @@ def decided_record(
         scope=scope,
         profile_fingerprint=profile_fingerprint,
         client_order_id=client_order_id,
-        opened=tuple(after for _, _, after in undo if after is not None),
-        closed=tuple(before for _, before, _ in undo if before is not None),
+        opened=tuple(filter(None, map(_AFTER, undo))),
+        closed=tuple(filter(None, map(_BEFORE, undo))),
         controls_fingerprint=controls_fingerprint,
     )

@@ -11,11 +11,24 @@ opened who no longer subscribe to it (profiles reloaded since): their positions 
 trading controls hold users back from an order that would otherwise apply to them (``HALTED``: no
 order; ``REDUCE_ONLY``: no BUY); such users are refused with the control's reason, and an order that
 applies to nobody because of a control is REJECTED with that reason.
+
+``decide_and_apply()`` is the sequencers' way in: the same decision, applied to the book as it is
+made, in one pass instead of two (``decide()``, then :meth:`Book.apply` over the applied effects).
+The subscribers' positions are looked up, and the effects and the book's changes made, in bulk with
+the loops in C; the subscribers are walked in Python only when their outcomes differ (some refused),
+so an order that opens or closes a position for each of 100,000 subscribers takes no Python step per
+subscriber at all. An order with few subscribers is simply decided, then applied: setting up the
+bulk steps would cost it more than it saves. ``decide()`` stays the pure function
+``/v1/orders/check`` and ``verify`` use; a property test proves the two ways give the same decision
+and the same undo.
 """
 
 from __future__ import annotations
 
-from ordergate.domain.book import Book
+from itertools import repeat
+from operator import attrgetter, contains, itemgetter
+
+from ordergate.domain.book import Book, Position, PositionKey, Undo
 from ordergate.domain.controls import Controls, ControlState, strictest
 from ordergate.domain.model import Action, Decision, Effect, Order, Reason, Refusal, Side, Status
 from ordergate.domain.registry import Registry
@@ -27,6 +40,14 @@ INSTRUMENT_NOT_TRADED, ALREADY_HOLDING, NO_OPEN_POSITION = (
     Reason.NO_OPEN_POSITION,
 )
 OPENED, CLOSED = Action.OPENED, Action.CLOSED
+_new = tuple.__new__
+"""``_new(Effect, fields)``: a named tuple without the Python-level ``__new__`` (a frame per effect)."""
+_USER, _STRATEGY = attrgetter("user"), attrgetter("strategy")
+"""A position's user and the strategy that opened it."""
+BULK_SUBSCRIBERS = 32
+"""From this many subscribers on, ``decide_and_apply()`` works in bulk (3 subscribers: 0.65x as fast)."""
+_SUBSCRIBER, _INSTRUMENTS = itemgetter(0), itemgetter(1)
+"""A subscription's user and the instruments it trades."""
 
 
 def decide(order: Order, registry: Registry, book: Book, controls: Controls | None = None) -> Decision:
@@ -72,32 +93,125 @@ def decide(order: Order, registry: Registry, book: Book, controls: Controls | No
         empty_reason = Reason.NO_OPEN_POSITION
 
     if controls is not None and applied:
-        held_back = _held_back(order, applied, controls)
+        held_back = _held_back(order, [e.user for e in applied], controls)
         if held_back:
             refused.extend(held_back)
             held_users = {r.user for r in held_back}
             applied = [e for e in applied if e.user not in held_users]
             if not applied:
-                halted = any(r.reason is Reason.HALTED for r in held_back)
-                empty_reason = Reason.HALTED if halted else Reason.REDUCE_ONLY
+                empty_reason = _control_reason(held_back)
     if applied:
         return Decision(Status.ACCEPTED, None, tuple(applied), tuple(refused))
     return Decision(Status.REJECTED, empty_reason, (), tuple(refused))
 
 
-def _held_back(order: Order, applied: list[Effect], controls: Controls) -> list[Refusal]:
-    """The users among ``applied`` a control holds back from ``order``, with the control's reason."""
+def decide_and_apply(
+    order: Order, registry: Registry, book: Book, controls: Controls | None, order_id: int, at: str
+) -> tuple[Decision, Undo]:
+    """:func:`decide`, and the decision applied to ``book`` as order ``order_id`` received ``at``.
+
+    Exactly ``decide(order, registry, book, controls)`` and then ``book.apply(order,
+    decision.applied, order_id, at)``: the same decision, the same book after, the same undo. Below
+    :data:`BULK_SUBSCRIBERS` subscribers it is just that (building the bulk steps costs more than
+    walking a few subscribers twice).
+    """
+    subscribers = registry.subscribers(order.strategy)
+    if len(subscribers) < BULK_SUBSCRIBERS:
+        decision = decide(order, registry, book, controls)
+        return decision, book.apply(order, decision.applied, order_id, at)
+    if not subscribers and (order.side is Side.BUY or not book.holders(order.strategy, order.instrument)):
+        return Decision(Status.REJECTED, Reason.UNKNOWN_STRATEGY, (), ()), ()
+
+    refused: list[Refusal] = []
+    strategy, instrument = order.strategy, order.instrument
+    users: list[str] = list(map(_SUBSCRIBER, subscribers))
+    keys = book.keys_of(users, strategy, instrument)
+    held = book.positions_at(keys)
+    if order.side is Side.BUY:
+        trades = list(map(contains, map(_INSTRUMENTS, subscribers), repeat(instrument)))
+        opening: list[str] = users
+        opening_keys: list[PositionKey] | None = keys
+        if not all(trades) or any(held):  # not the common case where each subscriber opens a position
+            opening, opening_keys = [], []
+            for user, trades_it, position, key in zip(users, trades, held, keys, strict=True):
+                if not trades_it:
+                    refused.append(Refusal(user, INSTRUMENT_NOT_TRADED))
+                elif position is not None:
+                    refused.append(Refusal(user, ALREADY_HOLDING))
+                else:
+                    opening.append(user)
+                    opening_keys.append(key)
+        empty_reason = Reason.ALREADY_HOLDING if any(trades) else Reason.INSTRUMENT_NOT_TRADED
+        if controls is not None and opening:
+            held_back = _held_back(order, opening, controls)
+            if held_back:
+                refused.extend(held_back)
+                held_users = {r.user for r in held_back}
+                opening, opening_keys = [u for u in opening if u not in held_users], None
+                if not opening:
+                    empty_reason = _control_reason(held_back)
+        if not opening:
+            return Decision(Status.REJECTED, empty_reason, (), tuple(refused)), ()
+        applied = tuple(map(_new, repeat(Effect), zip(opening, repeat(OPENED), repeat(strategy))))
+        undo = book.open_positions(strategy, instrument, opening, order_id, at, opening_keys)
+        return Decision(Status.ACCEPTED, None, applied, tuple(refused)), undo
+
+    closing: list[Position]
+    if all(held):  # the common case: each subscriber closes a position
+        closing = held  # type: ignore[assignment]
+    else:
+        closing = []
+        for user, position in zip(users, held, strict=True):
+            if position is None:
+                refused.append(Refusal(user, NO_OPEN_POSITION))
+            else:
+                closing.append(position)
+    held_by = book.holdings(strategy, instrument)
+    holders = book.holders(strategy, instrument)
+    if len(holders) > list(map(_STRATEGY, closing)).count(strategy):
+        # someone who left the strategy holds a position it opened (held_by finds it: the book lists as
+        # holders of a strategy's positions in an instrument only positions that strategy opened)
+        subscribed = registry.is_subscribed
+        for user in sorted(holders):
+            if not subscribed(user, strategy):
+                position = held_by(user)
+                if position is None:
+                    raise ValueError(f"{user} holds no {instrument} to close")
+                closing.append(position)
+    empty_reason = Reason.NO_OPEN_POSITION
+    if controls is not None and closing:
+        held_back = _held_back(order, list(map(_USER, closing)), controls)
+        if held_back:
+            refused.extend(held_back)
+            held_users = {r.user for r in held_back}
+            closing = [p for p in closing if p.user not in held_users]
+            if not closing:
+                empty_reason = _control_reason(held_back)
+    if not closing:
+        return Decision(Status.REJECTED, empty_reason, (), tuple(refused)), ()
+    applied = tuple(map(_new, repeat(Effect), zip(map(_USER, closing), repeat(CLOSED), map(_STRATEGY, closing))))
+    undo = book.close_positions(closing)
+    return Decision(Status.ACCEPTED, None, applied, tuple(refused)), undo
+
+
+def _control_reason(held_back: list[Refusal]) -> Reason:
+    """The reason of an order a control held back from everyone it would apply to."""
+    return Reason.HALTED if any(r.reason is Reason.HALTED for r in held_back) else Reason.REDUCE_ONLY
+
+
+def _held_back(order: Order, users: list[str], controls: Controls) -> list[Refusal]:
+    """The ``users`` (those ``order`` would apply to) a control holds back from it, with the control's reason."""
     base = controls.for_strategy(order.strategy)
-    users = controls.users
-    if base is ControlState.ACTIVE and not users:
+    controlled = controls.users
+    if base is ControlState.ACTIVE and not controlled:
         return []
     is_buy = order.side is Side.BUY
     held: list[Refusal] = []
-    for effect in applied:
-        own = users.get(effect.user)
+    for user in users:
+        own = controlled.get(user)
         state = base if own is None else strictest(base, own)
         if state is ControlState.HALTED:
-            held.append(Refusal(effect.user, Reason.HALTED))
+            held.append(Refusal(user, Reason.HALTED))
         elif state is ControlState.REDUCE_ONLY and is_buy:
-            held.append(Refusal(effect.user, Reason.REDUCE_ONLY))
+            held.append(Refusal(user, Reason.REDUCE_ONLY))
     return held

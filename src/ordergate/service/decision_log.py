@@ -4,7 +4,9 @@ The event loop only hands each committed group to a queue (no formatting, no I/O
 operations); a background thread formats the lines and writes them in large unbuffered writes
 (per-order ``logging`` calls cost a quarter of the gateway's CPU under load, which is why this is
 not a plain ``logging`` call per order). An order for a great many users is formatted in pieces of
-:data:`CHUNK_USERS` users, so the writer never holds the GIL (and the event loop) for long.
+:data:`CHUNK_USERS` users, so the writer never holds the GIL (and the event loop) for long, and each
+piece is joined in C (``str.join`` over ``map`` and ``zip``, or orjson over tuples), not user by user
+in Python: a 100,000-user line costs the writer a few milliseconds of the GIL in all, not tens.
 
 The log never slows order entry, and says what it missed instead of losing lines silently:
 
@@ -30,11 +32,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
 import orjson
 
+from ordergate.domain.model import Effect
 from ordergate.domain.record import OrderRecord
 from ordergate.service.log_file import DailyFile, LogFile, WriteFailed
 
@@ -52,10 +56,30 @@ FLUSH_CHARS = 1 << 20
 
 # -- lines ----------------------------------------------------------------------------------------
 
+_USER, _ACTION = itemgetter(0), itemgetter(1)
+
+
+_FEW = 16
+"""Up to this many users, a comprehension is quicker than setting up ``map`` and ``zip``."""
+
+
+def _users_text(effects: Sequence[Effect]) -> str:
+    """``user ACTION, user ACTION, ...`` (an action is a ``StrEnum``: its text is its value)."""
+    if len(effects) <= _FEW:
+        return ", ".join([f"{e.user} {e.action}" for e in effects])
+    return ", ".join(map(" ".join, zip(map(_USER, effects), map(_ACTION, effects), strict=True)))
+
+
+def _users_pairs(effects: Sequence[Effect]) -> Sequence[Sequence[str]]:
+    """``[[user, action], ...]`` for orjson (which writes tuples as arrays)."""
+    if len(effects) <= _FEW:
+        return [[e.user, e.action] for e in effects]
+    return list(zip(map(_USER, effects), map(_ACTION, effects), strict=True))
+
 
 def text_line(record: OrderRecord) -> str:
     d, o = record.decision, record.order
-    users = ", ".join(f"{e.user} {e.action}" for e in d.applied)
+    users = _users_text(d.applied)
     outcome = f"users={users}" if d.is_accepted else f"reason={d.reason}"
     return f"{record.received_at} order={record.order_id} {d.status} {o.strategy} {o.instrument} {o.side} {outcome}"
 
@@ -69,12 +93,15 @@ def text_pieces(record: OrderRecord) -> Iterator[str]:
     yield f"{record.received_at} order={record.order_id} {d.status} {o.strategy} {o.instrument} {o.side} users="
     applied = d.applied
     for start in range(0, len(applied), CHUNK_USERS):
-        users = ", ".join(f"{e.user} {e.action}" for e in applied[start : start + CHUNK_USERS])
+        users = _users_text(applied[start : start + CHUNK_USERS])
         yield f", {users}" if start else users
 
 
 def json_line(record: OrderRecord) -> str:
-    return orjson.dumps(_json_document(record, [[e.user, e.action] for e in record.decision.applied])).decode()
+    applied = record.decision.applied
+    return orjson.dumps(
+        _json_document(record, list(zip(map(_USER, applied), map(_ACTION, applied), strict=True)))
+    ).decode()
 
 
 def json_pieces(record: OrderRecord) -> Iterator[str]:
@@ -83,12 +110,12 @@ def json_pieces(record: OrderRecord) -> Iterator[str]:
     yield head.removesuffix("[]}") + "["
     applied = record.decision.applied
     for start in range(0, len(applied), CHUNK_USERS):
-        users = orjson.dumps([[e.user, e.action] for e in applied[start : start + CHUNK_USERS]]).decode()[1:-1]
+        users = orjson.dumps(_users_pairs(applied[start : start + CHUNK_USERS])).decode()[1:-1]
         yield f",{users}" if start else users
     yield "]}"
 
 
-def _json_document(record: OrderRecord, applied: list[list[str]]) -> dict[str, object]:
+def _json_document(record: OrderRecord, applied: Sequence[object]) -> dict[str, object]:
     d, o = record.decision, record.order
     return {
         "at": record.received_at,

@@ -3,7 +3,8 @@
 Used with the embedded store, which one process owns: its in-memory book is the truth. Every order
 is decided synchronously on the event loop against that book, which makes the decisions a serial
 order by construction: nothing can interleave between reading the book and changing it. The
-decision is applied to the book at once (so the next order sees it) and queued; the committer core
+decision is applied to the book as it is made (``decide_and_apply()``, so the next order sees it)
+and queued; the committer core
 (:mod:`ordergate.service.committer`) writes whatever has queued as one transaction while new orders
 keep queuing behind it. A caller learns its decision only once its group is committed.
 
@@ -27,7 +28,7 @@ from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Decision, Order
 from ordergate.domain.record import OrderRecord, decided_record
 from ordergate.domain.registry import Registry
-from ordergate.domain.rules import decide
+from ordergate.domain.rules import decide, decide_and_apply
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
 from ordergate.service.clock import Clock, utc_now
 from ordergate.service.committer import Committer, Result
@@ -170,10 +171,9 @@ class LocalSequencer:
 
     def _decide(self, order: Order, client_order_id: str | None) -> Ticket:
         controls = self._restricting
-        decision = decide(order, self._registry, self._book, controls)
         order_id = self._next_id
         at = self._clock()
-        undo = self._book.apply(order, decision.applied, order_id, at)
+        decision, undo = decide_and_apply(order, self._registry, self._book, controls, order_id, at)
         record = decided_record(
             order_id,
             at,

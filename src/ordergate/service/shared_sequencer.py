@@ -11,9 +11,10 @@ transaction:
    all in one global sorted order (so two processes can never wait for each other in a cycle);
 2. reads the open positions of those instruments and the orders already stored under those client
    order ids, and draws fresh order ids from the ``order_ids`` sequence;
-3. decides each order in arrival order with the same pure ``decide()`` against a
-   :class:`~ordergate.domain.book.Book` built from those rows, applying each decision to it so that
-   the next order of the group sees it, and numbers the orders in that order;
+3. decides each order in arrival order with the same rules as ``decide()`` against a
+   :class:`~ordergate.domain.book.Book` built from those rows, applying each decision to it as it is
+   made (``decide_and_apply()``) so that the next order of the group sees it, and numbers the orders
+   in that order;
 4. writes the orders, positions and trades, and commits. Only then is anyone answered.
 
 Why this is linearizable: positions in different instruments never interact (in either scope a
@@ -68,7 +69,7 @@ from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Decision, Order, Scope
 from ordergate.domain.record import OrderRecord, decided_record
 from ordergate.domain.registry import Registry
-from ordergate.domain.rules import decide
+from ordergate.domain.rules import decide, decide_and_apply
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
 from ordergate.service.clock import Clock, utc_now
 from ordergate.service.committer import Committer, Result
@@ -313,10 +314,9 @@ class SharedSequencer:
                         Outcome(stored, True) if stored.order == order else ClientOrderIdConflict.of(stored)
                     )
                     continue
-                decision = decide(order, registry, book, controls)
                 order_id = next(fresh_ids)
                 at = self._clock()
-                undo = book.apply(order, decision.applied, order_id, at)
+                decision, undo = decide_and_apply(order, registry, book, controls, order_id, at)
                 record = decided_record(
                     order_id,
                     at,

@@ -1,7 +1,9 @@
 """How an order is written into one row and read back, shared by every engine.
 
 Effects are stored compactly as JSON arrays (``[[user, action, position_strategy], ...]`` and
-``[[user, reason], ...]``) so that one order is one row, whatever its fan-out.
+``[[user, reason], ...]``) so that one order is one row, whatever its fan-out. That JSON is the
+canonical form the hash chain covers (:func:`~ordergate.domain.chain.canonical_effects`):
+:func:`encode_and_link` encodes an order's effects once and links the order over those very bytes.
 
 Reading back checks every column: a row holding what no ordergate writes (a side ``HOLD``, an unknown
 reason or action, ``applied`` that is not such a JSON array, a blob where text belongs) was altered
@@ -16,10 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
+from ordergate.domain.chain import Chains, canonical_effects
 from ordergate.domain.model import Action, Decision, Effect, Order, Reason, Refusal, Scope, Side, Status
 from ordergate.domain.record import OrderRecord
 from ordergate.errors import StoredRowError
@@ -36,12 +39,30 @@ _SHOWN = 40
 """At most this many characters of an altered value are quoted in a message."""
 
 
+class EncodedOrder(NamedTuple):
+    """The columns of an order row that grow with its fan-out, and its hash-chain link over them."""
+
+    applied: str
+    rejected_for: str
+    chain_hash: str
+
+
+def encode_and_link(records: Sequence[OrderRecord], chains: Chains) -> list[EncodedOrder]:
+    """Encode each record's ``applied`` and ``rejected_for`` once, and link it (in this order) over them."""
+    encoded: list[EncodedOrder] = []
+    for record in records:
+        effects = canonical_effects(record.decision)
+        applied, rejected_for = effects
+        encoded.append(EncodedOrder(applied.decode(), rejected_for.decode(), chains.link(record, effects)))
+    return encoded
+
+
 def encode_applied(decision: Decision) -> str:
-    return orjson.dumps([[e.user, e.action, e.position_strategy] for e in decision.applied]).decode()
+    return orjson.dumps(decision.applied, default=tuple).decode()
 
 
 def encode_rejected_for(decision: Decision) -> str:
-    return orjson.dumps([[r.user, r.reason] for r in decision.rejected_for]).decode()
+    return orjson.dumps(decision.rejected_for, default=tuple).decode()
 
 
 def decode_record(

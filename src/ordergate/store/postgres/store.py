@@ -80,7 +80,7 @@ from ordergate.store.base import (
     TradeQuery,
 )
 from ordergate.store.changes import group_changes
-from ordergate.store.codec import decode_page, decode_record, encode_applied, encode_rejected_for, stream_rows
+from ordergate.store.codec import decode_page, decode_record, encode_and_link, stream_rows
 from ordergate.store.paging import page_of
 from ordergate.store.postgres.connection import (
     CONNECT_TIMEOUT,
@@ -640,7 +640,7 @@ class _Group:
         changes = group_changes(store._scope, records)
         scoped = store._scope is Scope.STRATEGY
         chains = Chains(chain_per_instrument, self._heads)
-        hashes = [chains.link(record) for record in records]  # in order_id order: each chain grows in decision order
+        encoded = encode_and_link(records, chains)  # in order_id order: each chain grows in decision order
         try:
             async with conn.pipeline():
                 await conn.execute(
@@ -656,10 +656,10 @@ class _Group:
                         [r.scope.value for r in records],
                         [r.profile_fingerprint for r in records],
                         [r.client_order_id for r in records],
-                        [encode_applied(r.decision) for r in records],
-                        [encode_rejected_for(r.decision) for r in records],
+                        [e.applied for e in encoded],
+                        [e.rejected_for for e in encoded],
                         [r.controls_fingerprint for r in records],
-                        hashes,
+                        [e.chain_hash for e in encoded],
                     ),
                 )
                 users = [

@@ -48,10 +48,10 @@ from ordergate.store.base import (
 )
 from ordergate.store.changes import group_changes
 from ordergate.store.codec import (
+    EncodedOrder,
     decode_logged,
     decode_record,
-    encode_applied,
-    encode_rejected_for,
+    encode_and_link,
     logged_page,
     stream_rows,
 )
@@ -269,12 +269,11 @@ class SQLiteStore:
         # Commits come one at a time (the sequencer's committer), so the chain head is this group's base.
         # The group's links are computed on a copy of the heads, taken as the new heads once committed.
         chains = Chains(single_chain, self._chains.heads)
-        hashes = [chains.link(record) for record in records]
-        statements = self._statements(records, hashes)
+        statements = self._statements(records, encode_and_link(records, chains))
         await self._commits.commit(statements, records[0].order_id, records[-1].order_id)
         self._chains = chains
 
-    def _statements(self, records: Sequence[OrderRecord], hashes: Sequence[str]) -> list[Statement]:
+    def _statements(self, records: Sequence[OrderRecord], encoded: Sequence[EncodedOrder]) -> list[Statement]:
         """One multi-row statement per table (and parameter-limit chunk) for the whole group.
 
         Each SQLite step releases the GIL and must win it back from a busy event loop, so a
@@ -299,12 +298,12 @@ class SQLiteStore:
                     r.scope.value,
                     r.profile_fingerprint,
                     r.client_order_id,
-                    encode_applied(r.decision),
-                    encode_rejected_for(r.decision),
+                    e.applied,
+                    e.rejected_for,
                     r.controls_fingerprint,
-                    link,
+                    e.chain_hash,
                 )
-                for r, link in zip(records, hashes, strict=True)
+                for r, e in zip(records, encoded, strict=True)
             ],
         )
         # one row per user an order applied to: the key of the user's orders (schema version 5)
