@@ -41,10 +41,12 @@ class FakeTransport:
         self.closed = False
         self.eof_written = False
         self.protocol: BoundedHttpProtocol | None = None
+        self.writes = 0
 
     def write(self, data: bytes) -> None:
         if not self.closed:
             self.written += data
+            self.writes += 1
 
     def close(self) -> None:
         if not self.closed:
@@ -483,3 +485,30 @@ def test_the_access_log_never_shows_an_api_key_from_the_query(path: str, shown: 
 
     assert record.getMessage() == f'1.2.3.4:5 - "GET {shown} HTTP/1.1" 200'
     assert "og_secret" not in redact(record.getMessage())
+
+
+# -- writes ---------------------------------------------------------------------------------------
+
+
+async def test_an_answer_made_at_once_leaves_in_one_write() -> None:
+    protocol, transport = connect(Recorder())
+    protocol.data_received(get())
+    await until(lambda: transport.status is not None)
+    assert transport.writes == 1, "the head and the body of one answer are one send"
+    assert transport.written.endswith(b"\r\n\r\n0")
+
+
+async def test_a_stream_whose_first_chunk_is_late_sends_its_head_at_once() -> None:
+    release = asyncio.Event()
+
+    async def stream(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await release.wait()
+        await send({"type": "http.response.body", "body": b"late", "more_body": False})
+
+    protocol, transport = connect(stream)
+    protocol.data_received(get())
+    await until(lambda: transport.status == 200)  # before the body exists
+    assert b"late" not in transport.written
+    release.set()
+    await until(lambda: b"late" in transport.written)

@@ -124,19 +124,40 @@ class _CycleTransport:
     rest of the body has been read and discarded (within the drain bounds).
     """
 
-    __slots__ = ("_protocol", "_transport")
+    __slots__ = ("_loop", "_pending", "_protocol", "_transport")
 
     def __init__(self, protocol: BoundedHttpProtocol, transport: asyncio.Transport) -> None:
         self._protocol = protocol
         self._transport = transport
+        self._loop = protocol.loop
+        self._pending: bytes | None = None
 
     def write(self, data: bytes) -> None:
-        self._transport.write(data)
+        """uvicorn writes a response's status line and headers, then its body, in two writes: two
+        system calls and two wake-ups of the client per answer. The head is held until the body comes
+        (the same turn of the loop, for an answer made at once) or until the loop's next turn (a stream
+        whose first chunk is late), so an ordinary answer leaves in one ``send``."""
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            self._transport.write(pending + data)
+        elif data.startswith(b"HTTP/"):
+            self._pending = data
+            self._loop.call_soon(self.flush)
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            self._transport.write(pending)
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
 
     def close(self) -> None:
+        self.flush()
         if not self._protocol._close_after_body():
             self._transport.close()
 
