@@ -143,11 +143,13 @@ async def test_a_start_records_profiles_only_when_the_store_does_not_keep_them_y
     assert snapshot.profiles == {first, second}
 
 
-async def test_the_collector_is_paused_through_the_start_and_resumed_once_ready(tmp_path: Path) -> None:
+async def test_the_collector_is_paused_through_each_step_of_the_start_and_resumed_once_ready(tmp_path: Path) -> None:
     home = write_home(tmp_path / "home", {"Ann": {"S1": ["ACC"]}})
     assert gc.isenabled()
+    frozen = gc.get_freeze_count()
     gateway = prepare_gateway(Settings(home=home))
-    assert not gc.isenabled(), "the collector runs between loading the profiles and the start"
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > frozen, "the registry is left for collections to walk while the server starts"
     seen: list[bool] = []
     build = gateway.new_sequencer
 

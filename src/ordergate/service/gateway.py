@@ -10,9 +10,9 @@ the embedded store, the shared log's tail on PostgreSQL) that keeps the telemetr
 event hub behind ``/v1/events`` describing the whole log.
 
 A start is the restore of possibly a million positions, so it does only what it must: the collector
-stays paused from the composition root's first step until the gateway is ready (a
-:class:`~ordergate.service.runtime.StartPause`, resumed on a failed start too), and profiles whose
-fingerprint the store already keeps are not encoded and recorded again.
+stays paused until the gateway is ready (a :class:`~ordergate.service.runtime.StartPause`, given back
+on a failed start too), and profiles whose fingerprint the store already keeps are not encoded and
+recorded again.
 """
 
 from __future__ import annotations
@@ -58,19 +58,16 @@ class Gateway:
     _exit_hook: ExitSignalHook | None = field(default=None, repr=False)
     _history: asyncio.Task[None] | None = field(default=None, repr=False)
     _feed: Feed | None = field(default=None, repr=False)
-    collector: StartPause | None = field(default=None, repr=False)
-    """The collector's pause since the composition root began this start (``None``: start pauses it)."""
 
     async def start(self) -> Sequencing:
         """Restore the committed state and start the sequencer: ready once this returns."""
-        pause = self.collector if self.collector is not None else StartPause()
-        self.collector = None
+        pause = StartPause()
         try:
             sequencer = await self._start()
         except BaseException:
-            pause.resume(ready=False)
+            pause.resume(freeze=False)
             raise
-        pause.resume(ready=True)
+        pause.resume(freeze=True)
         return sequencer
 
     async def _start(self) -> Sequencing:
@@ -111,9 +108,6 @@ class Gateway:
 
     async def stop(self) -> None:
         self.ready = False
-        if self.collector is not None:  # built but never started
-            self.collector.resume(ready=False)
-            self.collector = None
         if self._history is not None and not self._history.done():
             self._history.cancel()
         if self._exit_hook is not None:

@@ -7,9 +7,10 @@ no longer walk a million positions.
 
 A start allocates those millions of objects in a few seconds, and every collection that runs meanwhile
 walks all of them again (about half a second of a million-position start): a :class:`StartPause` holds
-the collector off from the first step of a start (loading the profiles) until the gateway is ready,
-then freezes what the start built without walking it, and it gives the collector back on a failed
-start too.
+the collector off through each step of a start (loading the profiles, restoring the book), then
+freezes what the step built without walking it, and it gives the collector back on a failed step too.
+Nothing stays paused between the steps: a start that never comes (a server that cannot bind its port)
+leaves the collector running.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ GEN0_THRESHOLD = 50_000
 
 
 class StartPause:
-    """The collector held off from its creation until :meth:`resume` (idempotent), across the steps of a start.
+    """The collector held off from its creation until :meth:`resume` (idempotent): one step of a start.
 
-    A start that fails resumes without freezing; one that succeeds freezes first, so the objects it
-    built (the book, the registry) go to the permanent generation unwalked. The few cycles a start
+    A step that fails resumes without freezing; one that succeeds freezes first, so the objects it
+    built (the registry, the book) go to the permanent generation unwalked. The few cycles a step
     leaves behind are frozen with them: a full collection to find them would walk every position.
     """
 
@@ -34,12 +35,12 @@ class StartPause:
         self._held = True
         gc.disable()
 
-    def resume(self, *, ready: bool) -> None:
-        """Give the collector back (as it was before the pause); ``ready``: freeze what the start built."""
+    def resume(self, *, freeze: bool) -> None:
+        """Give the collector back (as it was before the pause); ``freeze``: first freeze what was built."""
         if not self._held:
             return
         self._held = False
-        if ready:
+        if freeze:
             gc.freeze()
         if self._was_enabled:
             gc.enable()
