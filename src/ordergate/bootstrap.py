@@ -27,7 +27,7 @@ from ordergate.errors import StartupError
 from ordergate.profiles import load_registry
 from ordergate.service.feeds import CommitFeed, LogTail
 from ordergate.service.gateway import Gateway
-from ordergate.service.runtime import collector_paused
+from ordergate.service.runtime import StartPause
 from ordergate.service.sequencer import LocalSequencer
 from ordergate.service.sequencing import Sequencing
 from ordergate.service.shared_sequencer import SharedSequencer
@@ -90,9 +90,22 @@ def prepare_gateway(settings: Settings) -> Gateway:
     """Load the profiles and lock (SQLite) or probe (PostgreSQL) the store, or raise :class:`StartupError`.
 
     Everything here runs before any server starts, so that a problem is one line and exit code 2.
+    The collector is paused meanwhile, and the registry frozen once built: it lives as long as the
+    process, and no collection need walk its 100,000 users while the server starts
+    (:mod:`ordergate.service.runtime`).
     """
-    with collector_paused():
-        registry = load_registry(settings.profile_path)
+    pause = StartPause()
+    try:
+        gateway = _gateway(settings)
+    except BaseException:
+        pause.resume(freeze=False)
+        raise
+    pause.resume(freeze=True)
+    return gateway
+
+
+def _gateway(settings: Settings) -> Gateway:
+    registry = load_registry(settings.profile_path)
     errors = StoreErrors()
     scope = settings.scope
     if uses_postgres(settings):
@@ -101,7 +114,7 @@ def prepare_gateway(settings: Settings) -> Gateway:
         metered_shared = MeteredSharedStore(shared, errors)
 
         def shared_sequencer(snapshot: Snapshot, registry: Registry) -> Sequencing:
-            return SharedSequencer(metered_shared, registry, scope, snapshot.positions)
+            return SharedSequencer(metered_shared, registry, scope, snapshot.opened)
 
         return Gateway(settings, registry, metered_shared, shared_sequencer, LogTail, errors)
 
@@ -110,8 +123,6 @@ def prepare_gateway(settings: Settings) -> Gateway:
     metered = MeteredStore(embedded, errors)
 
     def local_sequencer(snapshot: Snapshot, registry: Registry) -> Sequencing:
-        with collector_paused():
-            book = Book(scope, snapshot.positions)
-        return LocalSequencer(metered, registry, book, snapshot.last_order_id)
+        return LocalSequencer(metered, registry, Book.restore(scope, snapshot.opened), snapshot.last_order_id)
 
     return Gateway(settings, registry, metered, local_sequencer, CommitFeed, errors)

@@ -78,7 +78,7 @@ async def test_processes_starting_together_migrate_once_and_reopening_keeps_the_
     snapshot = await again.open(Scope.ACCOUNT)
     await again.close()
     assert snapshot.last_order_id == 1
-    assert snapshot.positions == [Position("Ann", "S1", "ACC", 1, "2026-01-01T00:00:00.000000Z")]
+    assert list(snapshot.iter_positions()) == [Position("Ann", "S1", "ACC", 1, "2026-01-01T00:00:00.000000Z")]
 
 
 @pytest.mark.anyio

@@ -66,7 +66,7 @@ async def test_schema_is_versioned_and_reopening_keeps_the_state(tmp_path: Path)
     snapshot = await store.open(Scope.ACCOUNT)
     await store.close()
     assert snapshot.last_order_id == 2
-    assert sorted(p.instrument for p in snapshot.positions) == ["ACC", "INFY"]
+    assert sorted(p.instrument for p in snapshot.iter_positions()) == ["ACC", "INFY"]
 
 
 async def test_opening_an_already_open_position_is_refused_by_the_unique_key(tmp_path: Path) -> None:

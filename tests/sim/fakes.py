@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from ordergate.domain.book import Position
+from ordergate.domain.book import Position, opened_groups
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord
 from ordergate.errors import StoreUnavailable
@@ -93,7 +93,8 @@ class Database:
 
     def snapshot(self) -> Snapshot:
         last = self.last_order_id
-        return Snapshot(list(self.positions.values()), last, StreamPosition(0, last), len(self.positions))
+        opened = opened_groups(self.positions.values())
+        return Snapshot(opened, last, StreamPosition(0, last), len(self.positions), frozenset(self.profiles))
 
     def begin(self) -> int:
         xid = self.next_xid

@@ -209,13 +209,13 @@ class World:
         feed: CommitFeed | LogTail
         if self.variant == "local":
             store: FakeEmbeddedStore | FakeSharedStore = FakeEmbeddedStore(self.db, self.faults, self.note)
-            book = Book(self.scope, snapshot.positions)
+            book = Book.restore(self.scope, snapshot.opened)
             sequencer = LocalSequencer(store, self.registry, book, snapshot.last_order_id)  # type: ignore[arg-type]
             hub = EventHub(StreamPosition(0, self.db.last_order_id), self.buffer)
             feed = CommitFeed(store, hub, ())  # type: ignore[arg-type]
         else:
             store = FakeSharedStore(self.db, self.faults)
-            sequencer = SharedSequencer(store, self.registry, self.scope, snapshot.positions)  # type: ignore[arg-type]
+            sequencer = SharedSequencer(store, self.registry, self.scope, snapshot.opened)  # type: ignore[arg-type]
             hub = EventHub(StreamPosition(self.db.watermark, 0), self.buffer)
             feed = LogTail(store, hub, (), interval=self.rng.choice((0.05, 0.2, 1.0)))  # type: ignore[arg-type]
         sequencer.use_controls(self.controls)

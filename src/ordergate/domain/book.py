@@ -12,10 +12,16 @@ Two ways in: :meth:`Book.apply` walks a decision's effects (what ``verify`` repl
 once, with the loops in C (``map``, ``zip``, ``dict.update``): what ``decide_and_apply()`` uses, so
 that an order for 100,000 subscribers is not walked a second time in Python. Both give the same
 :class:`Undo` for the same change.
+
+A store gives the book back at start as :class:`Opened` groups, one per order whose positions are still
+open (they share everything but the user), and :meth:`Book.restore` builds the book from them in one
+pass, with the per-position work done by C-level ``map``/``zip`` instead of a Python loop: a million
+positions are then about a second less of start-up than a list of positions indexed afterwards.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from itertools import repeat
@@ -47,6 +53,31 @@ class Position(NamedTuple):
     instrument: str
     opened_order_id: int
     opened_at: str
+
+
+class Opened(NamedTuple):
+    """The open positions one order opened: they share strategy, instrument, order and time, not the user.
+
+    How a store reads the book back (one row per group instead of one per position).
+    """
+
+    strategy: str
+    instrument: str
+    opened_order_id: int
+    opened_at: str
+    users: Sequence[str]
+
+
+def opened_groups(positions: Iterable[Position]) -> list[Opened]:
+    """``positions`` in the form a store reads them back (for stores that hold positions as objects)."""
+    groups: dict[tuple[str, str, int, str], list[str]] = {}
+    for user, strategy, instrument, order_id, at in positions:
+        groups.setdefault((strategy, instrument, order_id, at), []).append(user)
+    return [Opened(*key, users) for key, users in groups.items()]
+
+
+_new_position = functools.partial(tuple.__new__, Position)
+"""``Position`` from one tuple, in C (``Position._make`` is a Python function)."""
 
 
 Change = tuple[PositionKey, Position | None, Position | None]
@@ -85,6 +116,31 @@ class Book:
             else:
                 users.add(position[0])
         self._holders = holders
+
+    @classmethod
+    def restore(cls, scope: Scope, opened: Iterable[Opened]) -> Book:
+        """The book of the positions a store holds, built in one pass over its :class:`Opened` groups.
+
+        Raises ``ValueError`` if two positions share a key, like the constructor. The book keeps the
+        strings it is given: a store shares one string per name (a million positions repeat a hundred
+        thousand users), or the book needs several times the memory.
+        """
+        book = cls(scope)
+        positions, holders = book._positions, book._holders
+        scoped = scope is Scope.STRATEGY
+        for strategy, instrument, order_id, at, users in opened:
+            keys = zip(users, repeat(strategy), repeat(instrument)) if scoped else zip(users, repeat(instrument))
+            rows = zip(users, repeat(strategy), repeat(instrument), repeat(order_id), repeat(at))
+            before = len(positions)
+            positions.update(zip(keys, map(_new_position, rows), strict=True))
+            if len(positions) - before != len(users):
+                raise ValueError("two open positions share a key")
+            held = holders.get((strategy, instrument))
+            if held is None:
+                holders[(strategy, instrument)] = set(users)
+            else:
+                held.update(users)
+        return book
 
     def position(self, user: str, strategy: str, instrument: str) -> Position | None:
         """The open position ``user`` holds in ``instrument`` as seen by an order of ``strategy``."""

@@ -8,6 +8,11 @@ event loop and registers the sequencer's commit listeners: the decision log, the
 ``/v1/stats`` and ``/metrics``, and the feed of the log's committed orders (this process's commits on
 the embedded store, the shared log's tail on PostgreSQL) that keeps the telemetry's counters and the
 event hub behind ``/v1/events`` describing the whole log.
+
+A start is the restore of possibly a million positions, so it does only what it must: the collector
+stays paused until the gateway is ready (a :class:`~ordergate.service.runtime.StartPause`, given back
+on a failed start too), and profiles whose fingerprint the store already keeps are not encoded and
+recorded again.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from ordergate.service.decision_log import DecisionLog
 from ordergate.service.events import EventHub
 from ordergate.service.exit_signals import ExitSignalHook
 from ordergate.service.feeds import Feed, FeedFactory
-from ordergate.service.runtime import collector_paused
+from ordergate.service.runtime import StartPause
 from ordergate.service.sequencing import Sequencing
 from ordergate.service.telemetry import Telemetry, totals_from_rows
 from ordergate.store.base import Snapshot, Store, StreamPosition
@@ -55,10 +60,21 @@ class Gateway:
     _feed: Feed | None = field(default=None, repr=False)
 
     async def start(self) -> Sequencing:
-        store = self.store
-        with collector_paused():  # nothing else runs before the gateway is ready
-            snapshot = await store.open(self.settings.scope)
-        await store.record_profiles(self.registry.fingerprint, orjson.dumps(self.registry.to_document()).decode())
+        """Restore the committed state and start the sequencer: ready once this returns."""
+        pause = StartPause()
+        try:
+            sequencer = await self._start()
+        except BaseException:
+            pause.resume(freeze=False)
+            raise
+        pause.resume(freeze=True)
+        return sequencer
+
+    async def _start(self) -> Sequencing:
+        store, registry = self.store, self.registry
+        snapshot = await store.open(self.settings.scope)
+        if registry.fingerprint not in snapshot.profiles:  # the same fingerprint: the same content, kept
+            await store.record_profiles(registry.fingerprint, orjson.dumps(registry.to_document()).decode())
         origin = snapshot.origin
         telemetry = Telemetry(
             snapshot.last_order_id, snapshot.open_at_origin, store_errors=self.store_errors, origin=origin
@@ -66,7 +82,7 @@ class Gateway:
         self._history = asyncio.create_task(self._read_history(telemetry, origin))
         events = EventHub(origin, self.settings.event_buffer)
         feed = self._feed = self.new_feed(store, events, (telemetry.on_logged,))
-        sequencer = self.new_sequencer(snapshot, self.registry)
+        sequencer = self.new_sequencer(snapshot, registry)
         self._decision_log = DecisionLog(self.settings.logs_dir, json_lines=self.settings.log_format is LogFormat.JSON)
         sequencer.on_commit(self._decision_log)
         sequencer.on_commit(telemetry.on_commit)

@@ -64,7 +64,7 @@ from collections.abc import Iterable, Sequence
 
 import orjson
 
-from ordergate.domain.book import Book, Position
+from ordergate.domain.book import Book, Opened, Position
 from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Decision, Order, Scope
 from ordergate.domain.record import OrderRecord, decided_record
@@ -93,7 +93,7 @@ class SharedSequencer:
         store: SharedStore,
         registry: Registry,
         scope: Scope,
-        positions: Iterable[Position] = (),
+        opened: Iterable[Opened] = (),
         *,
         clock: Clock = utc_now,
         max_group: int = MAX_GROUP,
@@ -103,10 +103,10 @@ class SharedSequencer:
         self._registry = registry
         self._scope = scope
         self._clock = clock
-        by_instrument: dict[str, list[Position]] = {}
-        for position in positions:
-            by_instrument.setdefault(position.instrument, []).append(position)
-        self._view = {instrument: Book(scope, held) for instrument, held in by_instrument.items()}
+        by_instrument: dict[str, list[Opened]] = {}
+        for group in opened:
+            by_instrument.setdefault(group.instrument, []).append(group)
+        self._view = {instrument: Book.restore(scope, held) for instrument, held in by_instrument.items()}
         self._window = IdempotencyWindow()
         self._core = Committer(
             self, self._window, max_group=max_group, when_idle=self._refresh_controls, idle_every=controls_refresh

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, NamedTuple, Protocol, TypeAlias, TypeVar
 
-from ordergate.domain.book import Position
+from ordergate.domain.book import Opened, Position
 from ordergate.domain.controls import ControlLevel, ControlSetting, ControlState
 from ordergate.domain.model import Scope, Side, Status
 from ordergate.domain.record import OrderRecord, Trade
@@ -65,12 +65,24 @@ START = StreamPosition(0, 0)
 class Snapshot:
     """The committed state a gateway starts from."""
 
-    positions: list[Position]
+    opened: list[Opened]
+    """The open positions, one group per order that opened them: what
+    :meth:`~ordergate.domain.book.Book.restore` builds the book from in one pass (a store reads a
+    million positions as a few rows, and no list of a million positions is ever built)."""
     last_order_id: int
     origin: StreamPosition
     """Where the gateway's event hub and counters start in the stream (the watermark at start)."""
     open_at_origin: int
     """Open positions counting only the orders at or below ``origin`` (the stream delivers the others)."""
+    profiles: frozenset[str]
+    """The fingerprints of the profiles the store keeps a document for: a gateway whose profiles are
+    among them need not encode and record its document again."""
+
+    def iter_positions(self) -> Iterator[Position]:
+        """Every open position, one by one (for the views that want them so; the book uses :attr:`opened`)."""
+        for strategy, instrument, order_id, at, users in self.opened:
+            for user in users:
+                yield Position(user, strategy, instrument, order_id, at)
 
 
 @dataclass(frozen=True, slots=True)

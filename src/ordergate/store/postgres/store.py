@@ -50,6 +50,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -59,7 +60,7 @@ import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from ordergate.domain.book import Position
+from ordergate.domain.book import Opened, Position
 from ordergate.domain.chain import Chains, chain_per_instrument
 from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Action, Scope
@@ -216,15 +217,18 @@ class PostgresStore:
                 await _record_scope(first, scope, self.location)
                 async with first.transaction():  # one snapshot: the book, the last id, the watermark
                     await first.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    # one row per order whose positions are still open (Book.restore builds the book)
                     cursor = await first.execute(
-                        "SELECT user_name, strategy, instrument, opened_order_id, opened_at FROM positions"
+                        "SELECT strategy, instrument, opened_order_id, opened_at, array_agg(user_name) FROM positions"
+                        " GROUP BY opened_order_id, strategy, instrument, opened_at"
                     )
-                    shared: dict[str, str] = {}
-                    name = shared.setdefault
-                    positions = [
-                        Position(name(u, u), name(s, s), name(i, i), order_id, name(at, at))
-                        for u, s, i, order_id, at in await cursor.fetchall()
+                    share = sys.intern  # one string per name, not one per position
+                    opened = [
+                        Opened(share(s), share(i), order_id, share(at), list(map(share, users)))
+                        for s, i, order_id, at, users in await cursor.fetchall()
                     ]
+                    cursor = await first.execute("SELECT fingerprint FROM profiles")
+                    profiles = frozenset(str(row[0]) for row in await cursor.fetchall())
                     last_row = await (await first.execute("SELECT coalesce(max(order_id), 0) FROM orders")).fetchone()
                     watermark_row = await (await first.execute(_WATERMARK)).fetchone()
                     watermark = int(watermark_row[0]) if watermark_row is not None else 0
@@ -260,8 +264,9 @@ class PostgresStore:
         # the hub starts at the watermark; the orders already committed above it are streamed later,
         # so the counters start without their effects
         net = sum(1 if e.action is Action.OPENED else -1 for record in later for e in record.decision.applied)
+        count = sum(len(group.users) for group in opened)
         return Snapshot(
-            positions, int(last_row[0]) if last_row else 0, StreamPosition(watermark, 0), len(positions) - net
+            opened, int(last_row[0]) if last_row else 0, StreamPosition(watermark, 0), count - net, profiles
         )
 
     async def close(self) -> None:

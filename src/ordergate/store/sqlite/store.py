@@ -29,7 +29,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ordergate.domain.book import Position
+import orjson
+
+from ordergate.domain.book import Opened, Position
 from ordergate.domain.chain import Chains, single_chain
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord, Trade
@@ -184,19 +186,23 @@ class SQLiteStore:
             "INSERT INTO meta (key, value) VALUES ('scope', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (scope.value,),
         )
+        # One row per order whose positions are still open, its users as a JSON array: SQLite groups a
+        # million positions without the GIL, and the book is built from a few rows (Book.restore).
         # A book of a million positions repeats a few thousand names and timestamps: share one string
         # per value (sys.intern) instead of one per row, or the book needs several times the memory.
         share = sys.intern
-        positions = [
-            Position(share(user), share(strategy), share(instrument), order_id, share(at))
-            for user, strategy, instrument, order_id, at in writer.execute(
-                "SELECT user, strategy, instrument, opened_order_id, opened_at FROM positions"
+        opened = [
+            Opened(share(strategy), share(instrument), order_id, share(at), list(map(share, orjson.loads(users))))
+            for strategy, instrument, order_id, at, users in writer.execute(
+                "SELECT strategy, instrument, opened_order_id, opened_at, json_group_array(user) FROM positions"
+                " GROUP BY opened_order_id, strategy, instrument, opened_at"
             )
         ]
+        profiles = frozenset(row[0] for row in writer.execute("SELECT fingerprint FROM profiles"))
         last: int = writer.execute("SELECT coalesce(max(order_id), 0) FROM orders").fetchone()[0]
         writer.close()  # from here on the writer process writes
         # one writer commits in order_id order: the stream is complete up to the last order now
-        return Snapshot(positions, last, StreamPosition(0, last), len(positions))
+        return Snapshot(opened, last, StreamPosition(0, last), sum(len(o.users) for o in opened), profiles)
 
     def _read_connection(self) -> sqlite3.Connection:
         """A connection for one read thread (opened in that thread, on its first read)."""
