@@ -93,13 +93,11 @@ def decide(order: Order, registry: Registry, book: Book, controls: Controls | No
         empty_reason = Reason.NO_OPEN_POSITION
 
     if controls is not None and applied:
-        held_back = _held_back(order, [e.user for e in applied], controls)
-        if held_back:
-            refused.extend(held_back)
-            held_users = {r.user for r in held_back}
+        held_users, reason = _hold_back(order, [e.user for e in applied], controls, refused)
+        if held_users:
             applied = [e for e in applied if e.user not in held_users]
             if not applied:
-                empty_reason = _control_reason(held_back)
+                empty_reason = reason
     if applied:
         return Decision(Status.ACCEPTED, None, tuple(applied), tuple(refused))
     return Decision(Status.REJECTED, empty_reason, (), tuple(refused))
@@ -143,13 +141,11 @@ def decide_and_apply(
                     opening_keys.append(key)
         empty_reason = Reason.ALREADY_HOLDING if any(trades) else Reason.INSTRUMENT_NOT_TRADED
         if controls is not None and opening:
-            held_back = _held_back(order, opening, controls)
-            if held_back:
-                refused.extend(held_back)
-                held_users = {r.user for r in held_back}
+            held_users, reason = _hold_back(order, opening, controls, refused)
+            if held_users:
                 opening, opening_keys = [u for u in opening if u not in held_users], None
                 if not opening:
-                    empty_reason = _control_reason(held_back)
+                    empty_reason = reason
         if not opening:
             return Decision(Status.REJECTED, empty_reason, (), tuple(refused)), ()
         applied = tuple(map(_new, repeat(Effect), zip(opening, repeat(OPENED), repeat(strategy))))
@@ -180,13 +176,11 @@ def decide_and_apply(
                 closing.append(position)
     empty_reason = Reason.NO_OPEN_POSITION
     if controls is not None and closing:
-        held_back = _held_back(order, list(map(_USER, closing)), controls)
-        if held_back:
-            refused.extend(held_back)
-            held_users = {r.user for r in held_back}
+        held_users, reason = _hold_back(order, list(map(_USER, closing)), controls, refused)
+        if held_users:
             closing = [p for p in closing if p.user not in held_users]
             if not closing:
-                empty_reason = _control_reason(held_back)
+                empty_reason = reason
     if not closing:
         return Decision(Status.REJECTED, empty_reason, (), tuple(refused)), ()
     applied = tuple(map(_new, repeat(Effect), zip(map(_USER, closing), repeat(CLOSED), map(_STRATEGY, closing))))
@@ -197,6 +191,14 @@ def decide_and_apply(
 def _control_reason(held_back: list[Refusal]) -> Reason:
     """The reason of an order a control held back from everyone it would apply to."""
     return Reason.HALTED if any(r.reason is Reason.HALTED for r in held_back) else Reason.REDUCE_ONLY
+
+
+def _hold_back(order: Order, users: list[str], controls: Controls, refused: list[Refusal]) -> tuple[set[str], Reason]:
+    """Who of ``users`` a control holds back (their refusals added to ``refused``), and the order's reason
+    should that be everyone."""
+    held_back = _held_back(order, users, controls)
+    refused.extend(held_back)
+    return {r.user for r in held_back}, _control_reason(held_back)
 
 
 def _held_back(order: Order, users: list[str], controls: Controls) -> list[Refusal]:
