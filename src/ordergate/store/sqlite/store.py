@@ -221,6 +221,8 @@ class SQLiteStore:
     # -- the writer process ---------------------------------------------------------------------
 
     async def _spawn_writer(self) -> WriterLink:
+        for dead in self._writers:  # a writer is replaced only once it ended: its pipes are closed now
+            await dead.close(timeout=1.0)
         writer = await WriterProcess.spawn(
             self.path,
             fsync_every_commit=self.durability is Durability.FULL,

@@ -187,8 +187,6 @@ class CommitPath:
         self._link: WriterLink | None = None
         self._starting: asyncio.Future[WriterLink] | None = None
         self._settling: str | None = None
-        self.writers_lost = 0
-        """Writers that ended while the gateway still needed them."""
 
     @property
     def in_doubt(self) -> str | None:
@@ -240,7 +238,6 @@ class CommitPath:
     def _forget(self, link: WriterLink) -> None:
         if self._link is link:
             self._link = None
-            self.writers_lost += 1
             log.error("the SQLite writer process of %s ended; a new one starts now", self._location)
 
     async def commit(self, statements: object, first_order_id: int, last_order_id: int) -> None:
