@@ -227,7 +227,7 @@ async def test_paging_with_a_tiny_budget_finds_exactly_what_each_order_filter_ma
     for filters in combinations(ORDER_FILTERS):
         query = OrderQuery(limit=3, **filters)  # type: ignore[arg-type]
         found = await _all(lambda after, q=query: log.store.list_orders(replace(q, after=after)), limit=3)  # type: ignore[misc]
-        expected = [r for r in log.orders if _matches(r, filters)]
+        expected = [r for r in log.orders if order_matches(r, filters)]
         assert [r.order_id for r, _ in found] == [r.order_id for r in expected], filters
         pages = {id(page): page for _, page in found}.values()
         short_pages += sum(1 for page in pages if len(page.items) < 3 and page.next is not None)
@@ -263,7 +263,7 @@ async def test_paging_with_a_tiny_budget_finds_exactly_what_each_book_filter_mat
         assert [t for t, _ in found_trades] == [t for t in trades if _book_matches(t, filters)], filters
 
 
-def _matches(record: OrderRecord, filters: dict[str, object]) -> bool:
+def order_matches(record: OrderRecord, filters: dict[str, object]) -> bool:
     o, d = record.order, record.decision
     return all(
         (name != "strategy" or o.strategy == value)

@@ -25,6 +25,7 @@ from ordergate.domain.record import OrderRecord, Trade
 from ordergate.store.base import OrderQuery, TradeQuery
 from ordergate.store.sqlite import SQLiteStore
 from ordergate.store.sqlite.store import INDEX_EVERY
+from tests.integration.test_listing_bounds import order_matches
 
 pytestmark = pytest.mark.anyio
 
@@ -66,18 +67,6 @@ def records(count: int) -> Iterator[OrderRecord]:
             yield OrderRecord(order_id, at, Order(strategy, instrument, side), decision, Scope.ACCOUNT, "f", None)
 
 
-def matches(record: OrderRecord, filters: dict[str, object]) -> bool:
-    o, d = record.order, record.decision
-    return all(
-        (name != "strategy" or o.strategy == value)
-        and (name != "instrument" or o.instrument == value)
-        and (name != "status" or d.status == value)
-        and (name != "side" or o.side == value)
-        and (name != "user" or any(e.user == value for e in d.applied))
-        for name, value in filters.items()
-    )
-
-
 def every_filter() -> Iterator[dict[str, object]]:
     for n in range(len(FILTERS) + 1):
         for names in itertools.combinations(FILTERS, n):
@@ -106,7 +95,7 @@ def indexed_up_to(path: Path, key: str = "order_id") -> int | None:
 async def check_every_filter(store: SQLiteStore, log: list[OrderRecord]) -> None:
     for filters in every_filter():
         query = OrderQuery(limit=3, **filters)  # type: ignore[arg-type]
-        expected = [r.order_id for r in log if matches(r, filters)]
+        expected = [r.order_id for r in log if order_matches(r, filters)]
         assert await paged(store, query) == expected, filters
     trades = await every_trade(store, TradeQuery(limit=1000))  # no filter: the primary key alone
     assert len(trades) == sum(len(r.closed) for r in log)

@@ -144,17 +144,25 @@ class PagePlan:
             params += values
         return "SELECT " + ", ".join(f"({sql})" for sql, _ in self.probes), params
 
-    def page(self, bound: int | None) -> Statement:
-        """``SELECT`` at most ``limit + 1`` rows after the cursor, no further than ``bound``."""
+    def _after_and_filters(self, after: str, bound: int | None, params: list[object]) -> list[str]:
+        """The conditions of one arm of a page: ``after`` (the cursor), the bound, the filters; their
+        parameters are appended to ``params``."""
         m = self._dialect.mark
-        where = [f"{self._key} > {m}"]
-        params: list[object] = [self._after]
+        where = [after]
+        params.append(self._after)
         if bound is not None:
             where.append(f"{self._key} <= {m}")
             params.append(bound)
         for sql, values in self._conditions:
             where.append(sql)
             params += values
+        return where
+
+    def page(self, bound: int | None) -> Statement:
+        """``SELECT`` at most ``limit + 1`` rows after the cursor, no further than ``bound``."""
+        m = self._dialect.mark
+        params: list[object] = []
+        where = self._after_and_filters(f"{self._key} > {m}", bound, params)
         if self._walks:
             parts = [walk.ids(self._dialect, self._after, bound) for walk in self._walks]
             where.append(f"{self._key} IN ({' UNION ALL '.join(sql for sql, _ in parts)})")
@@ -166,14 +174,7 @@ class PagePlan:
             # the side index up to its last id, then the rows after it, each in id order: the two arms
             # are disjoint and consecutive, so their merge is the page in id order
             select += f" AND {self._key} <= {indexed}"
-            tail = [f"{self._key} > max({m}, {indexed})"]
-            params.append(self._after)
-            if bound is not None:
-                tail.append(f"{self._key} <= {m}")
-                params.append(bound)
-            for sql, values in self._conditions:
-                tail.append(sql)
-                params += values
+            tail = self._after_and_filters(f"{self._key} > max({m}, {indexed})", bound, params)
             select += f" UNION ALL {self._select}{self._table_hint} WHERE {' AND '.join(tail)}"
         return f"{select} ORDER BY {self._key} LIMIT {m}", [*params, self._limit + 1]
 
