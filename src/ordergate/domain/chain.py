@@ -62,8 +62,18 @@ def canonical_effects(decision: Decision) -> CanonicalEffects:
 
 
 def _canonical_head(record: OrderRecord) -> bytes:
-    """The canonical content up to its effects: ``[order_id, ..., client_order_id,`` (the array left open)."""
+    """The canonical content up to its effects: ``[order_id, ..., client_order_id,`` (the array left open).
+
+    An order with fields of SPEC section 10 (:attr:`OrderRecord.has_entry_fields`) has ``origin, actor,
+    risk_fingerprint, signal_time`` after ``client_order_id``; one without keeps the older form, so
+    every hash stored before those fields existed stays valid.
+    """
     decision = record.decision
+    entry = (
+        [record.origin.value, record.actor, record.risk_fingerprint, record.signal_time]
+        if record.has_entry_fields
+        else []
+    )
     return (
         orjson.dumps(
             [
@@ -78,6 +88,7 @@ def _canonical_head(record: OrderRecord) -> bytes:
                 record.profile_fingerprint,
                 record.controls_fingerprint,
                 record.client_order_id,
+                *entry,
             ]
         )[:-1]
         + b","
@@ -88,7 +99,8 @@ def canonical_content(record: OrderRecord, effects: CanonicalEffects | None = No
     """The canonical JSON of what a stored order says (not its positions, which the log re-derives).
 
     ``[order_id, received_at, strategy, instrument, side, status, reason, scope, profile_fingerprint,
-    controls_fingerprint, client_order_id, applied, rejected_for]``, compact; ``effects`` are the
+    controls_fingerprint, client_order_id, (origin, actor, risk_fingerprint, signal_time,) applied,
+    rejected_for]``, compact (the four entry fields only when the order has any of them); ``effects`` are the
     order's :func:`canonical_effects` when the caller has them already.
     """
     applied, rejected_for = effects if effects is not None else canonical_effects(record.decision)

@@ -38,6 +38,26 @@ class Reason(StrEnum):
     """A trading control halts the gateway, the strategy or the user (SPEC section 9)."""
     REDUCE_ONLY = "REDUCE_ONLY"
     """A trading control lets only SELLs apply to the gateway, the strategy or the user."""
+    POSITION_LIMIT = "POSITION_LIMIT"
+    """The BUY would give the user more open positions than ``max_open_positions`` (SPEC section 10)."""
+    DAILY_LIMIT = "DAILY_LIMIT"
+    """The user opened ``max_opens_per_day`` positions this trading day already."""
+    RATE_LIMIT = "RATE_LIMIT"
+    """More than ``max_orders_per_minute`` orders arrived within the last 60 s (the whole order)."""
+    COOLDOWN = "COOLDOWN"
+    """The user closed this instrument less than ``cooldown_seconds`` ago."""
+    STALE_SIGNAL = "STALE_SIGNAL"
+    """The order's ``signal_time`` is older than ``max_signal_age_seconds``, or too far in the future."""
+    MARKET_CLOSED = "MARKET_CLOSED"
+    """The order arrived outside the trading session."""
+
+
+class Origin(StrEnum):
+    """What sent an order: a strategy (through any door), an admin's flatten, or the session's square-off."""
+
+    STRATEGY = "strategy"
+    FLATTEN = "flatten"
+    SQUARE_OFF = "square_off"
 
 
 class Action(StrEnum):

@@ -12,7 +12,7 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from ordergate.domain.book import Position, Undo
-from ordergate.domain.model import Decision, Order, Scope
+from ordergate.domain.model import Decision, Order, Origin, Scope
 
 _BEFORE, _AFTER = itemgetter(1), itemgetter(2)
 
@@ -33,6 +33,38 @@ class OrderRecord(NamedTuple):
     """The trading controls the order was decided under (``None``: none restricted anything)."""
     chain_hash: str | None = None
     """As stored: the hash over this order's content and the previous order's hash (tamper evidence)."""
+    origin: Origin = Origin.STRATEGY
+    """What sent the order (SPEC section 10); orders stored before origins existed read as ``strategy``."""
+    actor: str | None = None
+    """The API key name that sent it, ``anonymous`` with auth off, ``risk`` for the gateway itself;
+    ``None`` for orders stored before actors were recorded."""
+    risk_fingerprint: str | None = None
+    """The risk policy (limits, session) the order was decided under (``None``: none restricted anything)."""
+    signal_time: str | None = None
+    """When the strategy's signal fired, as the order said (UTC, ISO 8601, milliseconds), if it said."""
+
+    @property
+    def has_entry_fields(self) -> bool:
+        """Whether the record carries any field of SPEC section 10 (the hash chain covers them only then,
+        so every hash stored before they existed stays valid)."""
+        return (
+            self.origin is not Origin.STRATEGY
+            or self.actor is not None
+            or self.risk_fingerprint is not None
+            or self.signal_time is not None
+        )
+
+
+class Entry(NamedTuple):
+    """How an order came in, beside the order itself: who sent it, through what, and when its signal fired."""
+
+    actor: str | None = None
+    signal_time: str | None = None
+    origin: Origin = Origin.STRATEGY
+
+
+DIRECT = Entry()
+"""An order with nothing said about its entry (tests, tools that call the sequencer directly)."""
 
 
 class Trade(NamedTuple):
@@ -59,6 +91,8 @@ def decided_record(
     client_order_id: str | None,
     undo: Undo,
     controls_fingerprint: str | None,
+    entry: Entry = DIRECT,
+    risk_fingerprint: str | None = None,
 ) -> OrderRecord:
     """The record of a decision just applied to a book; ``undo`` is what :meth:`Book.apply` returned.
 
@@ -76,4 +110,8 @@ def decided_record(
         opened=tuple(filter(None, map(_AFTER, undo))),
         closed=tuple(filter(None, map(_BEFORE, undo))),
         controls_fingerprint=controls_fingerprint,
+        origin=entry.origin,
+        actor=entry.actor,
+        risk_fingerprint=risk_fingerprint,
+        signal_time=entry.signal_time,
     )

@@ -23,6 +23,7 @@ from ordergate.domain.book import Opened, Position
 from ordergate.domain.controls import ControlLevel, ControlSetting, ControlState
 from ordergate.domain.model import Scope, Side, Status
 from ordergate.domain.record import OrderRecord, Trade
+from ordergate.domain.risk import RiskChange
 from ordergate.errors import StoreUnavailable
 
 MAX_PAGE = 1000
@@ -238,6 +239,24 @@ class Store(Protocol):
         """The last ``limit`` changes, oldest first."""
         ...
 
+    async def record_risk_change(self, change: RiskChange, document: str) -> str:
+        """Store ``change`` and the risk policy document it puts in force (kept by ``change.fingerprint``,
+        idempotent), in one transaction; returns the document now in force (``document``)."""
+        ...
+
+    async def current_risk(self) -> str | None:
+        """The document of the risk policy in force, or ``None`` when none was ever set."""
+        ...
+
+    async def risk_changes(self, limit: int) -> list[RiskChange]:
+        """The last ``limit`` changes of the risk policy, oldest first."""
+        ...
+
+    async def recent_orders(self, since: str) -> list[OrderRecord]:
+        """Every committed order received at or after ``since`` (the log's timestamp form), in order_id
+        order: what the risk state is rebuilt from (:mod:`ordergate.domain.risk`)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -269,6 +288,10 @@ class LogReader(Protocol):
 
     def controls(self, fingerprint: str) -> str | None:
         """The controls document a fingerprint stands for."""
+        ...
+
+    def risk(self, fingerprint: str) -> str | None:
+        """The risk policy document a fingerprint stands for."""
         ...
 
     def chain_key(self, record: OrderRecord) -> str:

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, TypeVar
 import orjson
 
 from ordergate.domain.chain import Chains, canonical_effects
-from ordergate.domain.model import Action, Decision, Effect, Order, Reason, Refusal, Scope, Side, Status
+from ordergate.domain.model import Action, Decision, Effect, Order, Origin, Reason, Refusal, Scope, Side, Status
 from ordergate.domain.record import OrderRecord
 from ordergate.errors import StoredRowError
 from ordergate.store.base import Page, StreamPosition, TamperedRow
@@ -80,6 +80,10 @@ def decode_record(
     rejected_for: str | bytes,
     controls_fingerprint: str | None = None,
     chain_hash: str | None = None,
+    origin: str | None = None,
+    actor: str | None = None,
+    risk_fingerprint: str | None = None,
+    signal_time: str | None = None,
 ) -> OrderRecord:
     """Rebuild a record from its stored columns (opened/closed positions are not kept in the row).
 
@@ -96,6 +100,9 @@ def decode_record(
         ("client_order_id", client_order_id, True),
         ("controls_fingerprint", controls_fingerprint, True),
         ("chain_hash", chain_hash, True),
+        ("actor", actor, True),
+        ("risk_fingerprint", risk_fingerprint, True),
+        ("signal_time", signal_time, True),
     )
     for column, value, nullable in texts:
         if type(value) is not str and not (nullable and value is None):
@@ -116,6 +123,10 @@ def decode_record(
         client_order_id=client_order_id,
         controls_fingerprint=controls_fingerprint,
         chain_hash=chain_hash,
+        origin=Origin.STRATEGY if origin is None else _member(Origin, origin, order_id, "origin"),
+        actor=actor,
+        risk_fingerprint=risk_fingerprint,
+        signal_time=signal_time,
     )
 
 
