@@ -32,6 +32,7 @@ from ordergate.domain.book import Book, Position, PositionKey, Undo
 from ordergate.domain.controls import Controls, ControlState, strictest
 from ordergate.domain.model import Action, Decision, Effect, Order, Reason, Refusal, Side, Status
 from ordergate.domain.registry import Registry
+from ordergate.domain.risk import RiskContext, hold_back, limit_reason, order_refusal
 
 # module-level names: this is the innermost loop of the gateway, and enum attribute lookups add up
 INSTRUMENT_NOT_TRADED, ALREADY_HOLDING, NO_OPEN_POSITION = (
@@ -50,12 +51,20 @@ _SUBSCRIBER, _INSTRUMENTS = itemgetter(0), itemgetter(1)
 """A subscription's user and the instruments it trades."""
 
 
-def decide(order: Order, registry: Registry, book: Book, controls: Controls | None = None) -> Decision:
-    """Decide ``order`` against the registry, the book (whose scope keys the positions) and the controls.
+def decide(
+    order: Order, registry: Registry, book: Book, controls: Controls | None = None, risk: RiskContext | None = None
+) -> Decision:
+    """Decide ``order`` against the registry, the book (whose scope keys the positions), the controls and
+    the risk policy.
 
-    Pure: it reads the book but changes nothing; the caller applies ``Decision.applied``. Without
-    ``controls`` (or with controls that restrict nothing) no user is held back.
+    Pure: it reads the book and the risk state but changes nothing; the caller applies
+    ``Decision.applied`` (and folds the decision into the risk state). Without ``controls`` (or with
+    controls that restrict nothing) no user is held back; without ``risk`` no limit applies.
     """
+    if risk is not None:
+        refusal = order_refusal(order, risk)
+        if refusal is not None:
+            return Decision(Status.REJECTED, refusal, (), ())
     subscribers = registry.subscribers(order.strategy)
     if not subscribers and (order.side is Side.BUY or not book.holders(order.strategy, order.instrument)):
         return Decision(Status.REJECTED, Reason.UNKNOWN_STRATEGY, (), ())
@@ -92,30 +101,44 @@ def decide(order: Order, registry: Registry, book: Book, controls: Controls | No
             applied.extend(Effect(u, CLOSED, strategy) for u in sorted(holders) if not subscribed(u, strategy))
         empty_reason = Reason.NO_OPEN_POSITION
 
+    held_reason: Reason | None = None  # a control's reason, when it held anyone back
     if controls is not None and applied:
         held_users, reason = _hold_back(order, [e.user for e in applied], controls, refused)
         if held_users:
             applied = [e for e in applied if e.user not in held_users]
-            if not applied:
-                empty_reason = reason
+            held_reason = empty_reason = reason
+    if risk is not None and applied and order.side is Side.BUY:
+        limited = hold_back(order, [e.user for e in applied], risk)
+        if limited:
+            refused.extend(limited)
+            limited_users = {r.user for r in limited}
+            applied = [e for e in applied if e.user not in limited_users]
+            empty_reason = held_reason if held_reason is not None else limit_reason(limited)
     if applied:
         return Decision(Status.ACCEPTED, None, tuple(applied), tuple(refused))
     return Decision(Status.REJECTED, empty_reason, (), tuple(refused))
 
 
 def decide_and_apply(
-    order: Order, registry: Registry, book: Book, controls: Controls | None, order_id: int, at: str
+    order: Order,
+    registry: Registry,
+    book: Book,
+    controls: Controls | None,
+    order_id: int,
+    at: str,
+    risk: RiskContext | None = None,
 ) -> tuple[Decision, Undo]:
     """:func:`decide`, and the decision applied to ``book`` as order ``order_id`` received ``at``.
 
-    Exactly ``decide(order, registry, book, controls)`` and then ``book.apply(order,
+    Exactly ``decide(order, registry, book, controls, risk)`` and then ``book.apply(order,
     decision.applied, order_id, at)``: the same decision, the same book after, the same undo. Below
-    :data:`BULK_SUBSCRIBERS` subscribers it is just that (building the bulk steps costs more than
-    walking a few subscribers twice).
+    :data:`BULK_SUBSCRIBERS` subscribers, or under a risk policy (whose limits walk the users one by
+    one anyway), it is just that (building the bulk steps costs more than walking a few subscribers
+    twice).
     """
     subscribers = registry.subscribers(order.strategy)
-    if len(subscribers) < BULK_SUBSCRIBERS:
-        decision = decide(order, registry, book, controls)
+    if risk is not None or len(subscribers) < BULK_SUBSCRIBERS:
+        decision = decide(order, registry, book, controls, risk)
         return decision, book.apply(order, decision.applied, order_id, at)
     if not subscribers and (order.side is Side.BUY or not book.holders(order.strategy, order.instrument)):
         return Decision(Status.REJECTED, Reason.UNKNOWN_STRATEGY, (), ()), ()

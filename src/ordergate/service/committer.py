@@ -97,6 +97,10 @@ class Committer:
     def on_commit(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
 
+    async def drained(self) -> None:
+        """Return once every queued ticket is committed or failed (the queue may fill again at once)."""
+        await self._idle.wait()
+
     def failing(self, within: float = 5.0) -> bool:
         """Whether a commit failed less than ``within`` seconds ago.
 

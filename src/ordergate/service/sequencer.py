@@ -13,6 +13,12 @@ effects that will never exist) are undone in the book in reverse order, their or
 out again, and their callers get :class:`~ordergate.errors.StoreUnavailable` (HTTP 503). Nothing of
 them remains, in memory or on disk.
 
+Under a risk policy (SPEC section 10) each order is also decided against the risk state
+(:class:`~ordergate.domain.risk.RiskState`) at its ``received_at``, and folded into it with the book;
+a rolled-back order is taken out of it again exactly. The state is rebuilt from the log when the
+gateway starts under a policy and when limits come into force where none were (order entry waits for
+the queued groups to commit and the log to be read): the limits count what happened before them.
+
 Client order ids go through the idempotency window (:mod:`ordergate.service.idempotency`): a
 repeat joins the pending order or gets the stored one; an order with a used id but other content
 waits for that id's outcome and gets 409 only once it is committed.
@@ -26,8 +32,9 @@ from collections.abc import Sequence
 from ordergate.domain.book import Book
 from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Decision, Order
-from ordergate.domain.record import OrderRecord, decided_record
+from ordergate.domain.record import DIRECT, Entry, OrderRecord, decided_record
 from ordergate.domain.registry import Registry
+from ordergate.domain.risk import NO_RISK, RiskContext, RiskPolicy, RiskState, epoch_of, horizon_start, rebuilt
 from ordergate.domain.rules import decide, decide_and_apply
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
 from ordergate.service.clock import Clock, utc_now
@@ -61,6 +68,10 @@ class LocalSequencer:
         self._core = Committer(self, self._window, max_group=max_group)
         self._controls = NO_CONTROLS
         self._restricting: Controls | None = None  # the controls when they restrict anything, else None
+        self._risk = NO_RISK
+        self._limits: RiskPolicy | None = None  # the risk policy when it restricts anything, else None
+        self._risk_state: RiskState | None = None  # kept exactly while a policy restricts anything
+        self._gate: asyncio.Event | None = None  # set while order entry waits for the risk state's rebuild
 
     @property
     def registry(self) -> Registry:
@@ -69,6 +80,10 @@ class LocalSequencer:
     @property
     def controls(self) -> Controls:
         return self._controls
+
+    @property
+    def risk(self) -> RiskPolicy:
+        return self._risk
 
     @property
     def book(self) -> Book:
@@ -84,6 +99,22 @@ class LocalSequencer:
     def use_controls(self, controls: Controls) -> None:
         self._controls = controls
         self._restricting = controls if controls.restricts_anything else None
+
+    async def use_risk(self, policy: RiskPolicy) -> None:
+        if not policy.restricts_anything:
+            self._risk, self._limits, self._risk_state = policy, None, None
+            return
+        if self._risk_state is not None:
+            self._risk = self._limits = policy
+            return
+        gate = self._gate = asyncio.Event()
+        try:
+            await self._core.drained()  # every order decided so far is in the log, or was never decided
+            state = rebuilt(self._book, await self._store.recent_orders(horizon_start(self._clock())))
+            self._risk, self._limits, self._risk_state = policy, policy, state
+        finally:
+            self._gate = None
+            gate.set()
 
     def use_registry(self, registry: Registry) -> None:
         """Orders decided before keep their profiles, and positions stay open: ``decide()`` lets a SELL
@@ -101,12 +132,20 @@ class LocalSequencer:
 
     # -- deciding -------------------------------------------------------------------------------
 
-    def check(self, order: Order) -> Decision:
-        return decide(order, self._registry, self._book, self._restricting)
+    def check(self, order: Order, entry: Entry = DIRECT) -> Decision:
+        return decide(order, self._registry, self._book, self._restricting, self._risk_context(self._clock(), entry))
 
-    async def submit(self, order: Order, client_order_id: str | None = None) -> Outcome:
+    def _risk_context(self, at: str, entry: Entry) -> RiskContext | None:
+        if self._limits is None or self._risk_state is None:
+            return None
+        signal_at = epoch_of(entry.signal_time) if entry.signal_time is not None else None
+        return RiskContext(self._limits, self._risk_state, epoch_of(at), signal_at, entry.origin)
+
+    async def submit(self, order: Order, client_order_id: str | None = None, entry: Entry = DIRECT) -> Outcome:
+        if self._gate is not None:
+            await self._gate.wait()
         if client_order_id is None:
-            return await asyncio.shield(self._decide(order, None).future)
+            return await asyncio.shield(self._decide(order, None, entry).future)
         while True:
             known = self._window.get(client_order_id)
             if known is None:
@@ -115,13 +154,17 @@ class LocalSequencer:
                     return _replay(found, order)
                 known = found
             if known is None:
-                return await asyncio.shield(self._decide(order, client_order_id).future)
+                if self._gate is not None:
+                    await self._gate.wait()
+                return await asyncio.shield(self._decide(order, client_order_id, entry).future)
             outcome = await outcome_after(known, order)
             if outcome is not None:
                 return outcome
             # the id's order was not stored: it was never used, so this order is decided (loop again)
 
-    async def submit_many(self, items: Sequence[tuple[Order, str | None]]) -> list[Outcome | OrdergateError]:
+    async def submit_many(
+        self, items: Sequence[tuple[Order, str | None]], entries: Sequence[Entry] | None = None
+    ) -> list[Outcome | OrdergateError]:
         """Client order ids are looked up in one store query, then every fresh order is decided without
         yielding the event loop, so a batch lands in as few commit groups as possible.
 
@@ -134,21 +177,24 @@ class LocalSequencer:
         found: dict[str, Ticket | OrderRecord] = {}
         if ids:
             found = await self._window.find_many(ids, self._store.find_client_orders)
+        if self._gate is not None:
+            await self._gate.wait()
+        how = entries if entries is not None else [DIRECT] * len(items)
         waits: list[tuple[Ticket, bool] | Outcome | OrdergateError] = []
-        rest: Sequence[tuple[Order, str | None]] = ()
+        rest: Sequence[tuple[int, Order, str | None]] = ()
         for index, (order, client_order_id) in enumerate(items):
             if client_order_id is None:
-                waits.append((self._decide(order, None), False))
+                waits.append((self._decide(order, None, how[index]), False))
                 continue
             known = self._window.get(client_order_id) or found.get(client_order_id)
             if known is None:
-                waits.append((self._decide(order, client_order_id), False))
+                waits.append((self._decide(order, client_order_id, how[index]), False))
             elif isinstance(known, OrderRecord):
                 waits.append(_replay_or_conflict(known, order))
             elif known.order == order:
                 waits.append((known, True))
             else:
-                rest = items[index:]
+                rest = [(i, o, c) for i, (o, c) in enumerate(items) if i >= index]
                 break
         results: list[Outcome | OrdergateError] = []
         for wait in waits:
@@ -162,18 +208,19 @@ class LocalSequencer:
                 results.append(exc)
             else:
                 results.append(Outcome(outcome.record, True) if joined else outcome)
-        for order, client_order_id in rest:
+        for index, order, client_order_id in rest:
             try:
-                results.append(await self.submit(order, client_order_id))
+                results.append(await self.submit(order, client_order_id, how[index]))
             except (StoreUnavailable, ClientOrderIdConflict) as exc:
                 results.append(exc)
         return results
 
-    def _decide(self, order: Order, client_order_id: str | None) -> Ticket:
+    def _decide(self, order: Order, client_order_id: str | None, entry: Entry) -> Ticket:
         controls = self._restricting
         order_id = self._next_id
         at = self._clock()
-        decision, undo = decide_and_apply(order, self._registry, self._book, controls, order_id, at)
+        risk = self._risk_context(at, entry)
+        decision, undo = decide_and_apply(order, self._registry, self._book, controls, order_id, at, risk)
         record = decided_record(
             order_id,
             at,
@@ -184,9 +231,15 @@ class LocalSequencer:
             client_order_id,
             undo,
             controls.fingerprint if controls is not None else None,
+            entry,
+            risk.policy.fingerprint if risk is not None else None,
         )
         self._next_id += 1
-        ticket = Ticket(order, client_order_id, record=record, undo=undo)
+        ticket = Ticket(order, client_order_id, record=record, undo=undo, entry=entry)
+        if risk is not None:
+            ticket.folded = risk.state.record(
+                order, decision.status, decision.reason, decision.applied, risk.at, entry.origin
+            )
         if client_order_id is not None:
             self._window.hold(ticket)
         self._core.enqueue(ticket)
@@ -202,6 +255,8 @@ class LocalSequencer:
     def discard(self, victims: Sequence[Ticket]) -> None:
         for ticket in reversed(victims):
             self._book.undo(ticket.undo)
+            if ticket.folded is not None and self._risk_state is not None:
+                self._risk_state.revert(ticket.folded)
         self._next_id = _decided(victims[0]).order_id
 
 

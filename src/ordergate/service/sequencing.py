@@ -23,8 +23,9 @@ from typing import NamedTuple, Protocol
 from ordergate.domain.book import Undo
 from ordergate.domain.controls import Controls
 from ordergate.domain.model import Decision, Order
-from ordergate.domain.record import OrderRecord
+from ordergate.domain.record import DIRECT, Entry, OrderRecord
 from ordergate.domain.registry import Registry
+from ordergate.domain.risk import Folded, RiskPolicy
 from ordergate.errors import OrdergateError
 
 MAX_GROUP = 1000
@@ -53,6 +54,9 @@ class Ticket:
     future: asyncio.Future[Outcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     record: OrderRecord | None = None
     undo: Undo = ()
+    entry: Entry = DIRECT
+    folded: Folded | None = None
+    """What deciding the order changed in the risk state (the local sequencer, under a risk policy)."""
 
 
 class Sequencing(Protocol):
@@ -63,6 +67,11 @@ class Sequencing(Protocol):
     def controls(self) -> Controls: ...
 
     @property
+    def risk(self) -> RiskPolicy:
+        """The risk policy later orders are decided under (:data:`~ordergate.domain.risk.NO_RISK`: none)."""
+        ...
+
+    @property
     def tracked_client_order_ids(self) -> int:
         """Client order ids held in memory (undecided, or committed while a lookup may not see them)."""
         ...
@@ -71,11 +80,11 @@ class Sequencing(Protocol):
         """Whether a commit failed less than ``within`` seconds ago (readiness turns 503)."""
         ...
 
-    def check(self, order: Order) -> Decision:
-        """The decision ``order`` would get now; nothing is stored or changed."""
+    def check(self, order: Order, entry: Entry = DIRECT) -> Decision:
+        """The decision ``order`` would get now, limits included; nothing is stored or changed."""
         ...
 
-    async def submit(self, order: Order, client_order_id: str | None = None) -> Outcome:
+    async def submit(self, order: Order, client_order_id: str | None = None, entry: Entry = DIRECT) -> Outcome:
         """Decide ``order``, wait until it is committed, and return the stored record.
 
         A ``client_order_id`` already used returns the stored decision (``replayed``) for the same order
@@ -84,8 +93,13 @@ class Sequencing(Protocol):
         """
         ...
 
-    async def submit_many(self, items: Sequence[tuple[Order, str | None]]) -> list[Outcome | OrdergateError]:
-        """Decide a batch in its order, each order atomic on its own; one result (or error) per item."""
+    async def submit_many(
+        self, items: Sequence[tuple[Order, str | None]], entries: Sequence[Entry] | None = None
+    ) -> list[Outcome | OrdergateError]:
+        """Decide a batch in its order, each order atomic on its own; one result (or error) per item.
+
+        ``entries``, when given, says how each item came in (one per item).
+        """
         ...
 
     def use_controls(self, controls: Controls) -> None:
@@ -94,6 +108,14 @@ class Sequencing(Protocol):
 
     def use_registry(self, registry: Registry) -> None:
         """Decide later orders against ``registry`` (already recorded in the store by the caller)."""
+        ...
+
+    async def use_risk(self, policy: RiskPolicy) -> None:
+        """Decide later orders under ``policy`` (already stored durably by the caller).
+
+        When limits come into force where none were, the risk state is first rebuilt from the log
+        (order entry waits meanwhile): every limit counts what happened before it was set.
+        """
         ...
 
     def on_commit(self, listener: CommitListener) -> None: ...

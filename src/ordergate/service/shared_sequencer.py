@@ -67,8 +67,9 @@ import orjson
 from ordergate.domain.book import Book, Opened, Position
 from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Decision, Order, Scope
-from ordergate.domain.record import OrderRecord, decided_record
+from ordergate.domain.record import DIRECT, Entry, OrderRecord, decided_record
 from ordergate.domain.registry import Registry
+from ordergate.domain.risk import NO_RISK, RiskPolicy
 from ordergate.domain.rules import decide, decide_and_apply
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
 from ordergate.service.clock import Clock, utc_now
@@ -162,32 +163,44 @@ class SharedSequencer:
 
     # -- deciding -------------------------------------------------------------------------------
 
-    def check(self, order: Order) -> Decision:
+    @property
+    def risk(self) -> RiskPolicy:
+        return NO_RISK
+
+    async def use_risk(self, policy: RiskPolicy) -> None:
+        """Limits are not decided across processes yet: the operations refuse to set them on a shared store."""
+        if policy.restricts_anything:
+            raise ValueError("risk limits need the embedded store")
+
+    def check(self, order: Order, entry: Entry = DIRECT) -> Decision:
         """The decision ``order`` would get against this process's view of the book; nothing is stored."""
         book = self._view.get(order.instrument) or Book(self._scope)
         return decide(order, self._registry, book, self._restricting)
 
-    async def submit(self, order: Order, client_order_id: str | None = None) -> Outcome:
+    async def submit(self, order: Order, client_order_id: str | None = None, entry: Entry = DIRECT) -> Outcome:
         while True:
             known = self._window.get(client_order_id) if client_order_id is not None else None
             if known is None:
-                return await asyncio.shield(self._enqueue(order, client_order_id).future)
+                return await asyncio.shield(self._enqueue(order, client_order_id, entry).future)
             outcome = await outcome_after(known, order)
             if outcome is not None:
                 return outcome
 
-    async def submit_many(self, items: Sequence[tuple[Order, str | None]]) -> list[Outcome | OrdergateError]:
+    async def submit_many(
+        self, items: Sequence[tuple[Order, str | None]], entries: Sequence[Entry] | None = None
+    ) -> list[Outcome | OrdergateError]:
         """Queue a batch in its order (without yielding, so it lands in as few groups as possible)."""
-        waits: list[tuple[Ticket, bool] | tuple[Order, str]] = []
-        for order, client_order_id in items:
+        how = entries if entries is not None else [DIRECT] * len(items)
+        waits: list[tuple[Ticket, bool] | tuple[Order, str, Entry]] = []
+        for (order, client_order_id), entry in zip(items, how, strict=True):
             known = self._window.get(client_order_id) if client_order_id is not None else None
             if known is None:
-                waits.append((self._enqueue(order, client_order_id), False))
+                waits.append((self._enqueue(order, client_order_id, entry), False))
             elif known.order == order:
                 waits.append((known, True))
             else:
                 assert client_order_id is not None
-                waits.append((order, client_order_id))  # waits for that id's outcome, as submit does
+                waits.append((order, client_order_id, entry))  # waits for that id's outcome, as submit does
         results: list[Outcome | OrdergateError] = []
         for wait in waits:
             try:
@@ -196,14 +209,14 @@ class SharedSequencer:
                     outcome = await asyncio.shield(ticket.future)
                     results.append(Outcome(outcome.record, True) if joined else outcome)
                 else:
-                    order, client_order_id = wait
-                    results.append(await self.submit(order, client_order_id))
+                    order, client_order_id, entry = wait
+                    results.append(await self.submit(order, client_order_id, entry))
             except (StoreUnavailable, ClientOrderIdConflict) as exc:
                 results.append(exc)
         return results
 
-    def _enqueue(self, order: Order, client_order_id: str | None) -> Ticket:
-        ticket = Ticket(order, client_order_id)
+    def _enqueue(self, order: Order, client_order_id: str | None, entry: Entry) -> Ticket:
+        ticket = Ticket(order, client_order_id, entry=entry)
         if client_order_id is not None:
             self._window.hold(ticket)
         self._core.enqueue(ticket)
@@ -327,6 +340,7 @@ class SharedSequencer:
                     client_order_id,
                     undo,
                     controls.fingerprint if controls is not None else None,
+                    ticket.entry,
                 )
                 records.append(record)
                 results[index] = Outcome(record, False)
