@@ -10,7 +10,7 @@ at once:
 - 401 without a valid key (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; on ``/v1/events``
   also ``?api_key=KEY``, because a browser's EventSource cannot send headers);
 - 403 when the key's role does not cover the request: order entry needs ``producer`` or ``admin``,
-  reads need ``viewer`` or ``admin``, controls and reloads need ``admin``;
+  reads need ``viewer`` or ``admin``, controls, risk changes and reloads need ``admin``;
 - 429 with ``Retry-After`` when the caller (the key, or the client address with auth off) exceeds
   its rate limit.
 
@@ -68,7 +68,11 @@ def classify(method: str, path: str) -> Access:
         return Access.OPEN
     if method == "POST" and path in ORDER_PATHS:
         return Access.ORDER
-    if (method == "PUT" and path == "/v1/controls") or path.startswith("/v1/admin/"):
+    if (
+        (method == "PUT" and path == "/v1/controls")
+        or path.startswith("/v1/admin/")
+        or (method in ("PUT", "DELETE", "POST") and path.startswith("/v1/risk/"))
+    ):
         return Access.ADMIN
     if method in ("GET", "HEAD"):
         return Access.READ
@@ -81,7 +85,11 @@ _ALLOWED: dict[Access, frozenset[Role]] = {
     Access.ADMIN: frozenset({Role.ADMIN}),
     Access.OTHER: frozenset(Role),
 }
-_WHAT = {Access.ORDER: "send orders", Access.READ: "read", Access.ADMIN: "change controls or reload profiles"}
+_WHAT = {
+    Access.ORDER: "send orders",
+    Access.READ: "read",
+    Access.ADMIN: "change controls, risk limits or sessions, or reload profiles",
+}
 
 
 class Denial(Exception):

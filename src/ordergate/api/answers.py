@@ -34,6 +34,10 @@ def order_answer(record: OrderRecord, *, replayed: bool = False, only_user: str 
     answer["client_order_id"] = record.client_order_id
     answer["received_at"] = record.received_at
     answer["replayed"] = replayed
+    answer["origin"] = record.origin
+    answer["actor"] = record.actor
+    answer["risk_fingerprint"] = record.risk_fingerprint
+    answer["signal_time"] = record.signal_time
     return answer
 
 

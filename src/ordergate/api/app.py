@@ -26,7 +26,7 @@ from ordergate.api.errors import install_error_handlers
 from ordergate.api.fastpath import FinishedResponses, OrderEntry
 from ordergate.api.operator import install_operator_routes
 from ordergate.api.origins import OriginCheck
-from ordergate.api.routes import controls, health, orders, queries
+from ordergate.api.routes import controls, health, orders, queries, risk
 from ordergate.api.schemas import BatchIn, ControlIn, LegacyOrderIn, OrderIn
 from ordergate.bootstrap import prepare_gateway
 from ordergate.config import Settings
@@ -116,6 +116,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp
     app.include_router(queries.router)
     app.include_router(health.router)
     app.include_router(controls.router)
+    app.include_router(risk.router)
     install_operator_routes(app)
 
     def openapi() -> dict[str, Any]:

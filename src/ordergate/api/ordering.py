@@ -19,6 +19,7 @@ from ordergate.api.http import ClientError, parse
 from ordergate.api.schemas import BatchIn, LegacyOrderIn, OrderIn, client_order_id_problem
 from ordergate.api.validation import legacy_order, v1_order
 from ordergate.domain.model import Order
+from ordergate.domain.record import Entry
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, ReadsBusy, StoredRowError, StoreUnavailable
 from ordergate.security.keys import Principal
 from ordergate.service.sequencing import Outcome, Sequencing
@@ -114,7 +115,7 @@ async def place_legacy(
             model = parse(LegacyOrderIn, body)
             order = Order(model.STRATEGY, model.INSTRUMENT, model.POSITION)
         _authorise(principal, (order,))
-        outcome = await sequencer.submit(order, _checked_key(idempotency_key))
+        outcome = await sequencer.submit(order, _checked_key(idempotency_key), _entry(principal))
     except OrdergateError as exc:
         return error_reply(exc, legacy=True, principal=principal)
     except ClientError as exc:
@@ -122,26 +123,35 @@ async def place_legacy(
     return reply(legacy_answer(outcome.record))
 
 
-def _v1(document: object, body: bytes) -> tuple[Order, str | None]:
+def _entry(principal: Principal | None, signal_time: str | None = None) -> Entry:
+    """How an order came in: the key that sent it (``anonymous`` with auth off) and its signal's time."""
+    return Entry(principal.name if principal is not None else ANONYMOUS, signal_time)
+
+
+ANONYMOUS = "anonymous"
+
+
+def _v1(document: object, body: bytes) -> tuple[Order, str | None, str | None]:
+    """The order, client order id and ``signal_time`` (the log's form) of a ``/v1/orders`` body."""
     parsed = v1_order(document)
-    if parsed is None:
-        model = parse(OrderIn, body)
-        parsed = Order(model.strategy, model.instrument, model.side), model.client_order_id
-    return parsed
+    if parsed is not None:
+        return parsed[0], parsed[1], None
+    model = parse(OrderIn, body)
+    return Order(model.strategy, model.instrument, model.side), model.client_order_id, model.signal_time
 
 
 async def place_order(
     sequencer: Sequencing, body: bytes, idempotency_key: str | None, principal: Principal | None = None
 ) -> Reply:
     try:
-        order, client_order_id = _v1(_decode(body), body)
+        order, client_order_id, signal_time = _v1(_decode(body), body)
         _authorise(principal, (order,))
         key = _checked_key(idempotency_key)
         if key is not None and client_order_id is not None and key != client_order_id:
             raise ClientError(
                 422, "Idempotency-Key header and client_order_id differ; send one of them, or equal values"
             )
-        outcome = await sequencer.submit(order, key or client_order_id)
+        outcome = await sequencer.submit(order, key or client_order_id, _entry(principal, signal_time))
     except (OrdergateError, ClientError) as exc:
         return error_reply(exc, principal=principal)
     return reply(order_answer(outcome.record, replayed=outcome.replayed), 200 if outcome.replayed else 201)
@@ -157,8 +167,11 @@ async def place_batch(sequencer: Sequencing, body: bytes, principal: Principal |
         if items is None:
             model = parse(BatchIn, body)
             items = [(Order(o.strategy, o.instrument, o.side), o.client_order_id) for o in model.orders]
+            entries = [_entry(principal, o.signal_time) for o in model.orders]
+        else:
+            entries = [_entry(principal)] * len(items)
         _authorise(principal, [order for order, _ in items])
-        results = await sequencer.submit_many(items)
+        results = await sequencer.submit_many(items, entries)
     except (OrdergateError, ClientError) as exc:
         return error_reply(exc, principal=principal)
     return reply({"results": [_batch_item(result, principal) for result in results]})
@@ -188,11 +201,11 @@ def _batch_item(result: Outcome | OrdergateError, principal: Principal | None) -
 
 def check_order(sequencer: Sequencing, body: bytes, principal: Principal | None = None) -> Reply:
     try:
-        order, _ = _v1(_decode(body), body)
+        order, _, signal_time = _v1(_decode(body), body)
         _authorise(principal, (order,))
     except ClientError as exc:
         return error_reply(exc)
-    return reply(decision_fields(order, sequencer.check(order)))
+    return reply(decision_fields(order, sequencer.check(order, _entry(principal, signal_time))))
 
 
 def header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:

@@ -10,11 +10,21 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 from ordergate.domain.controls import ControlLevel, ControlState
-from ordergate.domain.model import Action, Reason, Side, Status
+from ordergate.domain.model import Action, Origin, Reason, Side, Status
 from ordergate.domain.names import MAX_NAME_LENGTH, name_pattern, name_problem, side_of
+from ordergate.domain.risk import RiskLevel, parse_signal_time
 
 _CLIENT_ORDER_ID = re.compile(r"[\x21-\x7e]{1,128}")
 CLIENT_ORDER_ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
@@ -111,6 +121,21 @@ class OrderIn(BaseModel):
     instrument: Name
     side: SideIn
     client_order_id: ClientOrderId | None = None
+    signal_time: StrictStr | StrictInt | None = Field(
+        default=None,
+        description="When the strategy's signal fired: ISO 8601 with a UTC offset, or epoch milliseconds. "
+        "Checked against max_signal_age_seconds (SPEC section 10).",
+    )
+
+    @field_validator("signal_time")
+    @classmethod
+    def _signal_time(cls, value: str | int | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return parse_signal_time(value)
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("signal_time: ")) from None
 
 
 class BatchIn(BaseModel):
@@ -142,6 +167,12 @@ class OrderOut(BaseModel):
     applied: list[AppliedOut]
     rejected_for: list[RejectedForOut]
     replayed: bool = False
+    origin: Origin = Field(default=Origin.STRATEGY, description="`strategy`, `flatten` or `square_off`.")
+    actor: str | None = Field(
+        default=None, description="The key name that sent it, `anonymous` with auth off, `risk` (null: stored before)."
+    )
+    risk_fingerprint: str | None = Field(default=None, description="The risk policy it was decided under.")
+    signal_time: str | None = None
 
 
 class BatchError(BaseModel):
@@ -255,6 +286,41 @@ class ControlIn(BaseModel):
     level: ControlLevel
     target: Name | None = None
     state: ControlState
+
+
+class RiskLimitsIn(BaseModel):
+    """Limits at one level: a field given sets that limit, ``null`` clears it, a field left out keeps it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: RiskLevel
+    target: Name | None = None
+    limits: dict[str, Any] = Field(
+        description="max_open_positions, max_opens_per_day, max_orders_per_minute, cooldown_seconds, "
+        'max_signal_age_seconds (integers) and breaker ({"max_rejects": N, "window_seconds": W}).'
+    )
+
+
+class RiskChangeOut(BaseModel):
+    at: str
+    kind: str = Field(description="`limits` or `session`.")
+    level: RiskLevel | None
+    target: str | None
+    change: Any = Field(description="The limits given (null clears one), or the session (null: removed).")
+    by: str | None
+
+
+class RiskOut(BaseModel):
+    """Every limit in force by level and target, the trading session, and the latest changes."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    global_: dict[str, Any] = Field(alias="global")
+    strategies: dict[str, dict[str, Any]]
+    users: dict[str, dict[str, Any]]
+    session: dict[str, Any] | None
+    fingerprint: str = Field(description="Recorded with every order decided under this policy.")
+    changes: list[RiskChangeOut] = Field(description="The latest changes, oldest first.")
 
 
 class ControlChangeOut(BaseModel):

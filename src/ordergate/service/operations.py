@@ -8,6 +8,12 @@
   process may have changed them since this one last read them: the change is applied to those);
   each order records the fingerprint of the controls it was decided under, so ``verify`` can derive
   it again. At start the controls in force are restored from the store. Both stores keep controls.
+- **risk** (SPEC section 10): limits and the trading session change like controls: the change and
+  the whole risk policy it puts in force (named by fingerprint) are stored first, then later orders
+  are decided under it; each order records the policy's fingerprint. When limits come into force
+  where none were, the sequencer first rebuilds the risk state from the log. At start the policy in
+  force is restored. Limits need the embedded store in this release: on a shared store a change is
+  refused (409) and no policy is ever in force.
 - **profile reload** (``POST /v1/admin/reload-profiles`` and SIGHUP): the profile file is read and
   checked exactly as at start-up; a bad file is refused with the same message and the profiles in
   force stay. A good one is recorded in the store (by fingerprint) before any order is decided
@@ -26,6 +32,7 @@ import orjson
 
 from ordergate.domain.controls import NO_CONTROLS, Controls, ControlSetting
 from ordergate.domain.registry import Registry
+from ordergate.domain.risk import NO_RISK, RiskChange, RiskLevel, RiskPolicy, TradingSession
 from ordergate.errors import OrdergateError, StartupError, StoreUnavailable
 from ordergate.profiles import load_registry
 from ordergate.service.clock import Clock, utc_now
@@ -40,6 +47,10 @@ RECENT_CHANGES = 20
 
 class ProfilesRefused(OrdergateError):
     """The profile file cannot be used; the message is the start-up message, naming file and JSON path."""
+
+
+class RiskRefused(OrdergateError):
+    """A risk change this gateway cannot put in force (answered 409 with the message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +88,15 @@ class Operations:
             self._sequencer.use_controls(controls)
             if controls.restricts_anything:
                 log.warning("trading controls in force: %s", orjson.dumps(controls.to_document()).decode())
+        risk = await self._gateway.store.current_risk()
+        if risk is not None:
+            policy = RiskPolicy.from_document(orjson.loads(risk))
+            if policy.restricts_anything:
+                if not self._sequencer.decides_risk:
+                    log.error("the store holds a risk policy, which a shared store cannot decide: it is not in force")
+                    return
+                await self._sequencer.use_risk(policy)
+                log.warning("risk policy in force: %s", orjson.dumps(policy.to_document()).decode())
 
     # -- controls -------------------------------------------------------------------------------
 
@@ -101,6 +121,49 @@ class Operations:
         target = f" {setting.target}" if setting.target is not None else ""
         log.warning("trading control: %s%s -> %s (by %s)", setting.level, target, setting.state, by or "anonymous")
         return controls
+
+    # -- risk -----------------------------------------------------------------------------------
+
+    @property
+    def risk(self) -> RiskPolicy:
+        sequencer = self._gateway.sequencer
+        return sequencer.risk if sequencer is not None else NO_RISK
+
+    async def recent_risk_changes(self) -> list[RiskChange]:
+        return await self._gateway.store.risk_changes(RECENT_CHANGES)
+
+    async def set_limits(
+        self, level: RiskLevel, target: str | None, limits: dict[str, object], by: str | None
+    ) -> RiskPolicy:
+        """Apply ``limits`` at one level (a value sets, ``None`` clears); raises ``RiskError`` if invalid."""
+        async with self._lock:
+            built = self._sequencer.risk.with_limits(level, target, limits)
+            change = RiskChange(
+                self._clock(), "limits", level.value, target, orjson.dumps(limits).decode(), by, built.fingerprint
+            )
+            policy = await self._put_risk(change, built)
+        log.warning("risk limits: %s %s <- %s (by %s)", level.value, target or "", change.change, by or "anonymous")
+        return policy
+
+    async def set_session(self, session: TradingSession | None, by: str | None) -> RiskPolicy:
+        """Put a trading session in force (``None``: remove it, orders are taken at any time)."""
+        async with self._lock:
+            built = self._sequencer.risk.with_session(session)
+            document = orjson.dumps(session.to_document() if session is not None else None).decode()
+            change = RiskChange(self._clock(), "session", None, None, document, by, built.fingerprint)
+            policy = await self._put_risk(change, built)
+        log.warning("trading session: %s (by %s)", document, by or "anonymous")
+        return policy
+
+    async def _put_risk(self, change: RiskChange, built: RiskPolicy) -> RiskPolicy:
+        if not self._sequencer.decides_risk and built.restricts_anything:
+            raise RiskRefused(
+                "risk limits and trading sessions need the embedded SQLite store in this release; "
+                "a gateway on a shared PostgreSQL store decides without them"
+            )
+        await self._gateway.store.record_risk_change(change, orjson.dumps(built.to_document()).decode())
+        await self._sequencer.use_risk(built)
+        return built
 
     # -- profiles -------------------------------------------------------------------------------
 

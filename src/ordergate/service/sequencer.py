@@ -48,6 +48,7 @@ class LocalSequencer:
     """The :class:`~ordergate.service.sequencing.Sequencing` of a store owned by this process alone."""
 
     cascade_failures = True
+    decides_risk = True
 
     def __init__(
         self,

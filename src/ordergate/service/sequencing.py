@@ -60,6 +60,9 @@ class Ticket:
 
 
 class Sequencing(Protocol):
+    decides_risk: bool
+    """Whether it decides under a risk policy (SPEC section 10); one that does not never gets one."""
+
     @property
     def registry(self) -> Registry: ...
 

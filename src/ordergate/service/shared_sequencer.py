@@ -88,6 +88,7 @@ class SharedSequencer:
     """The :class:`~ordergate.service.sequencing.Sequencing` of a store shared by several processes."""
 
     cascade_failures = False
+    decides_risk = False
 
     def __init__(
         self,
@@ -168,9 +169,8 @@ class SharedSequencer:
         return NO_RISK
 
     async def use_risk(self, policy: RiskPolicy) -> None:
-        """Limits are not decided across processes yet: the operations refuse to set them on a shared store."""
-        if policy.restricts_anything:
-            raise ValueError("risk limits need the embedded store")
+        """Nothing: limits are not decided across processes in this release (:attr:`decides_risk`), and the
+        operations never put a policy in force here."""
 
     def check(self, order: Order, entry: Entry = DIRECT) -> Decision:
         """The decision ``order`` would get against this process's view of the book; nothing is stored."""

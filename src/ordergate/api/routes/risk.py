@@ -1,0 +1,138 @@
+"""Risk routes (SPEC section 10): ``GET``/``PUT /v1/risk/limits`` and ``GET``/``PUT``/``DELETE /v1/risk/session``.
+
+The work is done by :class:`~ordergate.service.operations.Operations`; these routes parse, check and
+answer. Every answer is the whole policy in force (limits by level and target, the session) with the
+latest changes, so a client sees at once what its change amounts to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ordergate.api.access import principal_of
+from ordergate.api.http import ClientError, json_response, parse, read_body
+from ordergate.api.routes.controls import OperationsDep
+from ordergate.api.schemas import InvalidOut, Problem, RiskLimitsIn, RiskOut
+from ordergate.domain.risk import RiskChange, RiskError, RiskPolicy, TradingSession
+from ordergate.service.operations import RiskRefused
+
+router = APIRouter(tags=["risk"])
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "This gateway cannot put the change in force (a shared store)."},
+    413: {"model": Problem, "description": "Body over the size limit."},
+    422: {"model": InvalidOut, "description": "Not a valid change; `detail` names the field."},
+}
+
+
+def risk_answer(policy: RiskPolicy, changes: list[RiskChange]) -> dict[str, Any]:
+    return {
+        **policy.to_document(),
+        "fingerprint": policy.fingerprint,
+        "changes": [
+            {
+                "at": c.at,
+                "kind": c.kind,
+                "level": c.level,
+                "target": c.target,
+                "change": orjson.loads(c.change),
+                "by": c.by,
+            }
+            for c in changes
+        ],
+    }
+
+
+async def _answer(ops: OperationsDep, policy: RiskPolicy | None = None) -> Response:
+    return json_response(risk_answer(policy or ops.risk, await ops.recent_risk_changes()))
+
+
+def _by(request: Request) -> str | None:
+    principal = principal_of(request)
+    return principal.name if principal is not None else None
+
+
+@router.get("/v1/risk/limits", response_model=RiskOut, summary="The risk limits and trading session in force")
+async def get_limits(ops: OperationsDep) -> Response:
+    return await _answer(ops)
+
+
+@router.put(
+    "/v1/risk/limits",
+    response_model=RiskOut,
+    summary="Set or clear limits at the global, a strategy's or a user's level",
+    responses=_REFUSALS,
+)
+async def put_limits(ops: OperationsDep, request: Request) -> Response:
+    body = await read_body(request, request.app.state.gateway.settings.max_body_bytes)
+    wanted = parse(RiskLimitsIn, body)
+    try:
+        policy = await ops.set_limits(wanted.level, wanted.target, wanted.limits, _by(request))
+    except RiskError as exc:
+        raise ClientError(422, str(exc)) from None
+    except RiskRefused as exc:
+        raise ClientError(409, str(exc)) from None
+    return await _answer(ops, policy)
+
+
+@router.get("/v1/risk/session", response_model=RiskOut, summary="The trading session in force (and the limits)")
+async def get_session(ops: OperationsDep) -> Response:
+    return await _answer(ops)
+
+
+@router.put(
+    "/v1/risk/session",
+    response_model=RiskOut,
+    summary="Set the trading session: orders outside it are REJECTED MARKET_CLOSED",
+    responses=_REFUSALS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["open", "close"],
+                        "properties": {
+                            "timezone": {"type": "string", "default": "Asia/Kolkata"},
+                            "open": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                            "close": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                            "days": {
+                                "type": "array",
+                                "items": {"enum": ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]},
+                            },
+                            "square_off": {"type": ["string", "null"]},
+                        },
+                        "additionalProperties": False,
+                    }
+                }
+            },
+        }
+    },
+)
+async def put_session(ops: OperationsDep, request: Request) -> Response:
+    body = await read_body(request, request.app.state.gateway.settings.max_body_bytes)
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ClientError(422, "body: not JSON; send a session object") from None
+    try:
+        session = TradingSession.from_document(document)
+        policy = await ops.set_session(session, _by(request))
+    except RiskError as exc:
+        raise ClientError(422, str(exc)) from None
+    except RiskRefused as exc:
+        raise ClientError(409, str(exc)) from None
+    return await _answer(ops, policy)
+
+
+@router.delete(
+    "/v1/risk/session", response_model=RiskOut, summary="Remove the trading session: orders are taken at any time"
+)
+async def delete_session(ops: OperationsDep, request: Request) -> Response:
+    policy = await ops.set_session(None, _by(request))
+    return await _answer(ops, policy)
