@@ -16,9 +16,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    StrictInt,
     StrictStr,
-    field_validator,
 )
 
 from ordergate.domain.controls import ControlLevel, ControlState
@@ -114,6 +112,16 @@ class LegacyInvalidOut(BaseModel):
     DETAIL: str
 
 
+def _signal_time(value: object) -> str | None:
+    """``signal_time`` in the log's form (UTC, milliseconds), from ISO 8601 with an offset or epoch ms."""
+    if value is None:
+        return None
+    try:
+        return parse_signal_time(value)
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix("signal_time: ")) from None
+
+
 class OrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -121,21 +129,12 @@ class OrderIn(BaseModel):
     instrument: Name
     side: SideIn
     client_order_id: ClientOrderId | None = None
-    signal_time: StrictStr | StrictInt | None = Field(
+    signal_time: Annotated[str | None, BeforeValidator(_signal_time)] = Field(
         default=None,
-        description="When the strategy's signal fired: ISO 8601 with a UTC offset, or epoch milliseconds. "
-        "Checked against max_signal_age_seconds (SPEC section 10).",
+        description="When the strategy's signal fired: ISO 8601 with a UTC offset, or epoch milliseconds "
+        "(an integer). Checked against max_signal_age_seconds (SPEC section 10).",
+        json_schema_extra={"type": ["string", "integer", "null"]},
     )
-
-    @field_validator("signal_time")
-    @classmethod
-    def _signal_time(cls, value: str | int | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            return parse_signal_time(value)
-        except ValueError as exc:
-            raise ValueError(str(exc).removeprefix("signal_time: ")) from None
 
 
 class BatchIn(BaseModel):
