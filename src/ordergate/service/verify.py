@@ -10,9 +10,12 @@ Five checks, stopping at the first difference so an operator knows where to look
    the previous one in order_id order of the same chain, by the store's chain policy
    (:mod:`ordergate.domain.chain`): the whole log is one chain on SQLite; on PostgreSQL each
    instrument is its own chain. The report's anchor is one digest over every chain head;
-3. the profiles and the trading controls each order names by fingerprint are in the store, readable,
-   and match their fingerprint (every version stores them before deciding under them: a missing one
-   is a difference, never a reason to skip the order), and ``decide()`` run again under them gives
+3. the profiles, the trading controls and the risk policy each order names by fingerprint are in the
+   store, readable, and match their fingerprint (every version stores them before deciding under them:
+   a missing one is a difference, never a reason to skip the order), and ``decide()`` run again under
+   them, at the order's ``received_at`` and against the risk state folded from the log replayed so far
+   (:func:`~ordergate.domain.risk.fold`: the counts per day, last closes, the rolling minute, the
+   rejection windows, exactly as the gateway folded them), gives
    the stored decision: the same status and reason, the same effects and refusals (compared in any
    order, which carries no meaning: orders stored before subscribers were sorted by user list them
    in the profile file's order; the hash chain still covers the order as stored);
@@ -38,6 +41,7 @@ from ordergate.domain.chain import Chains
 from ordergate.domain.controls import Controls
 from ordergate.domain.model import Decision
 from ordergate.domain.registry import ProfileError, Registry
+from ordergate.domain.risk import RiskContext, RiskError, RiskPolicy, RiskState, epoch_of, fold
 from ordergate.domain.rules import decide
 from ordergate.store.base import LogReader, TamperedRow
 
@@ -71,6 +75,8 @@ def verify_log(reader: LogReader, *, until: int | None = None) -> VerifyReport:
     book: Book | None = None
     registries: dict[str, Registry | str] = {}
     controls: dict[str, Controls | str] = {}
+    policies: dict[str, RiskPolicy | str] = {}
+    risk_state = RiskState()
     chains = Chains(reader.chain_key)
     count = redecided = 0
     last_id = 0
@@ -120,7 +126,14 @@ def verify_log(reader: LogReader, *, until: int | None = None) -> VerifyReport:
             if isinstance(found, str):
                 return report(f"order {record.order_id}: {found}")
             in_force = found
-        expected = decide(record.order, registry, book, in_force)
+        risk: RiskContext | None = None
+        if record.risk_fingerprint is not None:
+            policy = _risk(reader, policies, record.risk_fingerprint)
+            if isinstance(policy, str):
+                return report(f"order {record.order_id}: {policy}")
+            signal_at = epoch_of(record.signal_time) if record.signal_time is not None else None
+            risk = RiskContext(policy, risk_state, epoch_of(record.received_at), signal_at, record.origin)
+        expected = decide(record.order, registry, book, in_force, risk)
         if _canonical(expected) != _canonical(record.decision):
             return report(
                 f"order {record.order_id}: stored decision {_show(record.decision)} "
@@ -131,6 +144,7 @@ def verify_log(reader: LogReader, *, until: int | None = None) -> VerifyReport:
             book.apply(record.order, record.decision.applied, record.order_id, record.received_at)
         except ValueError as exc:
             return report(f"order {record.order_id}: its effects do not fit the replayed book: {exc}")
+        fold(risk_state, record)
 
     if until is not None:
         if last_id != until:
@@ -163,6 +177,14 @@ def _controls(reader: LogReader, cache: dict[str, Controls | str], fingerprint: 
     """The trading controls a fingerprint names, or what keeps them from deciding the order again."""
     what = f"the trading controls it was decided under (fingerprint {fingerprint})"
     return _document(cache, fingerprint, what, reader.controls, Controls.from_document, (ValueError, TypeError))
+
+
+def _risk(reader: LogReader, cache: dict[str, RiskPolicy | str], fingerprint: str) -> RiskPolicy | str:
+    """The risk policy a fingerprint names, or what keeps it from deciding the order again."""
+    what = f"the risk limits it was decided under (fingerprint {fingerprint})"
+    return _document(
+        cache, fingerprint, what, reader.risk, RiskPolicy.from_document, (RiskError, ValueError, TypeError)
+    )
 
 
 def _document(
