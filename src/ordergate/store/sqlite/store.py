@@ -459,6 +459,9 @@ class SQLiteStore:
     async def recent_orders(self, since: str) -> list[OrderRecord]:
         """Every committed order received at or after ``since``, in order_id order.
 
+        ``received_at`` compares as text, which is time order for the log's fixed-width timestamp form
+        (``since`` must be in it too).
+
         No index covers ``received_at``, so this scans the whole order log: acceptable because it runs
         only when the gateway starts and when limits are first turned on, never per order. It reads on
         the API's lane, where a slow read holds up no order entry, and decodes there too (as a listing
