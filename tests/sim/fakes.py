@@ -1,11 +1,11 @@
 """Fake stores for the simulation: the committed state of a real store, and its faults, on purpose.
 
 :class:`Database` is what a real store holds on disk: the order log, the open positions, the client
-order id index, the profiles and controls documents, and (for the shared engine) the order id
-sequence and the advisory locks. It enforces what the real stores' constraints enforce (one order
-per client order id, one open position per key, a close of an open position only); a group that
-breaks one is refused as the real engine would refuse it, and the refusal is recorded as an
-*integrity violation*: the service must never send one, so the simulation fails on it.
+order id index, the profiles, controls and risk policy documents (and the risk changes), and (for the
+shared engine) the order id sequence and the advisory locks. It enforces what the real stores'
+constraints enforce (one order per client order id, one open position per key, a close of an open
+position only); a group that breaks one is refused as the real engine would refuse it, and the refusal
+is recorded as an *integrity violation*: the service must never send one, so the simulation fails on it.
 
 :class:`FakeEmbeddedStore` is the embedded engine as the :class:`~ordergate.service.sequencer.LocalSequencer`
 sees it; :class:`FakeSharedStore` is one process's connection to the shared engine, as the
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from ordergate.domain.book import Position, opened_groups
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord
+from ordergate.domain.risk import RiskChange
 from ordergate.errors import StoreUnavailable
 from ordergate.store.base import CommitInDoubt, ControlChange, LockedGroup, Snapshot, StreamPage, StreamPosition
 from ordergate.store.changes import stored_key
@@ -78,6 +79,8 @@ class Database:
     profiles: dict[str, str] = field(default_factory=dict)
     controls_sets: dict[str, str] = field(default_factory=dict)
     controls: str | None = None
+    risk_sets: dict[str, str] = field(default_factory=dict)
+    risk_changes: list[RiskChange] = field(default_factory=list)
     next_order_id: int = 1
     violations: list[str] = field(default_factory=list)
     commit_of: dict[int, int] = field(default_factory=dict)
@@ -206,7 +209,8 @@ class Database:
 
 
 class _Stored:
-    """What both fakes share: profiles, controls, and lookups that read a snapshot taken when they begin."""
+    """What both fakes share: profiles, controls, risk policies, and lookups that read a snapshot taken when
+    they begin."""
 
     def __init__(self, db: Database, faults: Faults) -> None:
         self.db = db
@@ -238,6 +242,28 @@ class _Stored:
     async def current_controls(self) -> str | None:
         await self._pause()
         return self.db.controls
+
+    async def record_risk_change(self, change: RiskChange, document: str) -> str:
+        await self._pause()
+        self.db.risk_sets.setdefault(change.fingerprint, document)
+        self.db.risk_changes.append(change)
+        return document
+
+    async def current_risk(self) -> str | None:
+        await self._pause()
+        changes = self.db.risk_changes
+        return self.db.risk_sets[changes[-1].fingerprint] if changes else None
+
+    async def risk_changes(self, limit: int) -> list[RiskChange]:
+        await self._pause()
+        return self.db.risk_changes[-limit:] if limit > 0 else []
+
+    async def recent_orders(self, since: str) -> list[OrderRecord]:
+        if self.faults.outage:
+            raise StoreUnavailable("simulated outage")
+        seen = [self.db.orders[i] for i in sorted(self.db.orders) if self.db.orders[i].received_at >= since]
+        await self._pause()
+        return seen
 
     async def find_client_order(self, client_order_id: str) -> OrderRecord | None:
         if self.faults.outage:

@@ -16,6 +16,7 @@ from typing import TypeVar
 from ordergate.domain.book import Position
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord, Trade
+from ordergate.domain.risk import RiskChange
 from ordergate.errors import ReadsBusy, StoreUnavailable
 from ordergate.store.base import (
     ControlChange,
@@ -123,6 +124,20 @@ class MeteredStore:
 
     async def control_changes(self, limit: int) -> list[ControlChange]:
         return await self._counted("read", self.inner.control_changes(limit))
+
+    # -- pre-trade risk ----------------------------------------------------------------------------
+
+    async def record_risk_change(self, change: RiskChange, document: str) -> str:
+        return await self._counted("commit", self.inner.record_risk_change(change, document))
+
+    async def current_risk(self) -> str | None:
+        return await self._counted("read", self.inner.current_risk())
+
+    async def risk_changes(self, limit: int) -> list[RiskChange]:
+        return await self._counted("read", self.inner.risk_changes(limit))
+
+    async def recent_orders(self, since: str) -> list[OrderRecord]:
+        return await self._counted("read", self.inner.recent_orders(since))
 
 
 class MeteredSharedStore(MeteredStore):

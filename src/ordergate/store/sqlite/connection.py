@@ -18,12 +18,16 @@ from ordergate.store.sqlite.schema import CATCH_UP, LATEST_VERSION, MIGRATIONS
 
 ORDER_COLUMNS = (
     "order_id, received_at, strategy, instrument, side, status, reason, scope, "
-    "profile_fingerprint, client_order_id, applied, rejected_for, controls_fingerprint, chain_hash"
+    "profile_fingerprint, client_order_id, applied, rejected_for, controls_fingerprint, chain_hash, "
+    "origin, actor, risk_fingerprint, signal_time"
 )
-"""Every column of an order row, in :func:`~ordergate.store.codec.decode_record`'s order."""
+"""Every column of an order row, in :func:`~ordergate.store.codec.decode_record`'s order (each schema
+version's columns after those of the versions before it)."""
 
 CHAIN_VERSION = 3
 """The schema version from which every order carries its hash-chain link."""
+ENTRY_VERSION = 6
+"""The schema version from which an order can say its origin, actor, risk policy and signal time."""
 
 
 def connect(path: Path, durability: Durability, *, read_only: bool = False) -> sqlite3.Connection:
@@ -72,6 +76,8 @@ def link_unchained_orders(conn: sqlite3.Connection) -> int:
     """Give the orders written before the hash chain existed their links, in order_id order, at once.
 
     Runs once, when a store is upgraded to the chain's schema version; returns how many orders it linked.
+    It runs after every migration (:func:`migrate`), so every column of :data:`ORDER_COLUMNS` exists;
+    the orders it links are older than origins and actors, which read as none and hash as before.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:

@@ -19,12 +19,15 @@ from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StartupError
 from ordergate.store.base import Durability, TamperedRow
 from ordergate.store.codec import decode_logged
-from ordergate.store.sqlite.connection import CHAIN_VERSION, ORDER_COLUMNS, connect
+from ordergate.store.sqlite.connection import CHAIN_VERSION, ENTRY_VERSION, ORDER_COLUMNS, connect
 
-_LATER_COLUMNS = ", controls_fingerprint, chain_hash"
-assert ORDER_COLUMNS.endswith(_LATER_COLUMNS)
-_BEFORE_CHAIN_COLUMNS = ORDER_COLUMNS.removesuffix(_LATER_COLUMNS) + ", NULL, NULL"
-"""The order columns of a store from before schema version 3 (no controls, no hash chain)."""
+_ENTRY_COLUMNS = ", origin, actor, risk_fingerprint, signal_time"
+_CHAIN_COLUMNS = ", controls_fingerprint, chain_hash"
+assert ORDER_COLUMNS.endswith(_CHAIN_COLUMNS + _ENTRY_COLUMNS)
+_BEFORE_ENTRY_COLUMNS = ORDER_COLUMNS.removesuffix(_ENTRY_COLUMNS) + ", NULL, NULL, NULL, NULL"
+"""The order columns of a store from before schema version 6 (no origin, actor, risk policy, signal time)."""
+_BEFORE_CHAIN_COLUMNS = ORDER_COLUMNS.removesuffix(_CHAIN_COLUMNS + _ENTRY_COLUMNS) + ", NULL" * 6
+"""The order columns of a store from before schema version 3 (no controls, no hash chain, nor the later ones)."""
 _POSITIONS = "SELECT user, strategy, instrument, opened_order_id, opened_at FROM positions ORDER BY position_id"
 _TRADES = (
     "SELECT trade_id, user, strategy, instrument, opened_order_id, opened_at, closed_order_id, closed_at, "
@@ -49,8 +52,16 @@ class SQLiteLogReader:
                 f"the store {path} has schema version {version}, from before the hash chain: start the gateway "
                 "on it once (it upgrades the store and links every order), then verify"
             )
-        # a store from before the chain (read by exports only) has neither controls nor links yet
-        self._order_columns = ORDER_COLUMNS if version >= CHAIN_VERSION else _BEFORE_CHAIN_COLUMNS
+        # a store from before the chain (read by exports only) has neither controls nor links yet, one
+        # from before version 6 no entry fields: a gateway that opens either adds the columns
+        self._order_columns = (
+            ORDER_COLUMNS
+            if version >= ENTRY_VERSION
+            else _BEFORE_ENTRY_COLUMNS
+            if version >= CHAIN_VERSION
+            else _BEFORE_CHAIN_COLUMNS
+        )
+        self._risk = version >= ENTRY_VERSION
 
     def __enter__(self) -> SQLiteLogReader:
         return self
@@ -91,6 +102,12 @@ class SQLiteLogReader:
 
     def controls(self, fingerprint: str) -> str | None:
         row = self._conn.execute("SELECT document FROM controls_sets WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def risk(self, fingerprint: str) -> str | None:
+        if not self._risk:  # a store from before risk policies has none to name
+            return None
+        row = self._conn.execute("SELECT document FROM risk_sets WHERE fingerprint = ?", (fingerprint,)).fetchone()
         return None if row is None else str(row[0])
 
     def close(self) -> None:

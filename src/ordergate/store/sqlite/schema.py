@@ -165,6 +165,29 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         DROP INDEX trades_by_instrument;
         """,
     ),
+    (
+        6,
+        """
+        ALTER TABLE orders ADD COLUMN origin TEXT;
+        ALTER TABLE orders ADD COLUMN actor TEXT;
+        ALTER TABLE orders ADD COLUMN risk_fingerprint TEXT;
+        ALTER TABLE orders ADD COLUMN signal_time TEXT;
+        CREATE TABLE risk_sets (
+            fingerprint TEXT PRIMARY KEY,
+            document    TEXT NOT NULL
+        );
+        CREATE TABLE risk_changes (
+            change_id   INTEGER PRIMARY KEY,
+            at          TEXT NOT NULL,
+            kind        TEXT NOT NULL CHECK (kind IN ('limits', 'session')),
+            level       TEXT,
+            target      TEXT,
+            change      TEXT NOT NULL,
+            changed_by  TEXT,
+            fingerprint TEXT NOT NULL REFERENCES risk_sets (fingerprint)
+        );
+        """,
+    ),
 )
 """Version 3: trading controls (the sets in force, named by fingerprint, and every change made) and,
 per order, the controls it was decided under and its hash-chain link (filled in for older orders by
@@ -199,7 +222,17 @@ orders over 50 instruments dirties about one page of ``orders_by_instrument`` pe
   (:mod:`ordergate.store.queries`), in one snapshot, so it sees every committed row.
 
 Positions keep their filter indexes (user, strategy, instrument, each in id order) and their unique key:
-the open book changes by deletes as well, which a bulk copy cannot follow."""
+the open book changes by deletes as well, which a bulk copy cannot follow.
+
+Version 6: pre-trade risk (SPEC section 10). Per order, how it came in and what it was decided under:
+``origin`` (``strategy``, ``flatten``, ``square_off``; ``NULL`` in the orders stored before, which read
+as ``strategy``), ``actor`` (the key name, ``anonymous`` or ``risk``), ``risk_fingerprint`` (the risk
+policy in force) and ``signal_time``. The new columns are nullable and left ``NULL`` in older rows: the
+hash chain covers them only when an order carries one
+(:attr:`~ordergate.domain.record.OrderRecord.has_entry_fields`), so every stored link stays valid and
+the migration rewrites no row. The risk
+policies, named by fingerprint, live in ``risk_sets`` and every change of limits or of the trading
+session in ``risk_changes``, as version 3 keeps the trading controls."""
 
 _ORDERS_INDEXED, _TRADES_INDEXED = indexed_up_to("order_id"), indexed_up_to("trade_id")
 

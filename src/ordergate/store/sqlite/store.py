@@ -35,6 +35,7 @@ from ordergate.domain.book import Opened, Position
 from ordergate.domain.chain import Chains, single_chain
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord, Trade
+from ordergate.domain.risk import RiskChange
 from ordergate.errors import StartupError, StoreLocked, StoreUnavailable
 from ordergate.store.admission import READ_CONNECTIONS, READ_QUEUE, Admission
 from ordergate.store.base import (
@@ -90,6 +91,8 @@ _TRADE_COLUMNS = (
 )
 _TRADE_FIELDS = tuple(column.strip() for column in _TRADE_COLUMNS.split(","))[1:]
 _CHANGE_COLUMNS = "at, level, target, state, changed_by, fingerprint"
+_RISK_CHANGE_COLUMNS = "at, kind, level, target, change, changed_by, fingerprint"
+"""A risk change's columns, in :class:`~ordergate.domain.risk.RiskChange`'s order."""
 
 
 class SQLiteStore:
@@ -310,6 +313,10 @@ class SQLiteStore:
                     e.rejected_for,
                     r.controls_fingerprint,
                     e.chain_hash,
+                    r.origin.value,
+                    r.actor,
+                    r.risk_fingerprint,
+                    r.signal_time,
                 )
                 for r, e in zip(records, encoded, strict=True)
             ],
@@ -393,6 +400,79 @@ class SQLiteStore:
             (limit,),
         )
         return [ControlChange.from_row(*row) for row in reversed(rows)]
+
+    # -- pre-trade risk -----------------------------------------------------------------------
+
+    async def record_risk_change(self, change: RiskChange, document: str) -> str:
+        """Store a change of the risk policy and the policy it puts in force (named by ``change.fingerprint``).
+
+        As :meth:`record_control_change`: one process owns the store, so the policy it built is the one
+        in force (``document``), and a change whose writer died before it answered is looked for in the
+        store by a new writer.
+        """
+        statements: list[Statement] = [
+            (
+                "INSERT INTO risk_sets (fingerprint, document) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                [change.fingerprint, document],
+                None,
+            ),
+            (
+                f"INSERT INTO risk_changes ({_RISK_CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                list(change),  # plain strings and None: the writer process unpickles nothing else
+                None,
+            ),
+        ]
+        try:
+            await self._commits.request("tx", statements)
+        except WriterRefused as exc:
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from None
+        except WriterLost:
+
+            async def last_change(link: WriterLink) -> RiskChange | None:
+                rows = await link.request("sql", (f"SELECT {_RISK_CHANGE_COLUMNS} FROM risk_changes"
+                                                  " ORDER BY change_id DESC LIMIT 1", []))  # fmt: skip
+                return RiskChange(*rows[0]) if rows else None
+
+            if await self._commits.settle(last_change, "a risk change") != change:
+                raise StoreUnavailable(
+                    f"SQLite store {self.path}: the writer process ended before the risk change was stored"
+                ) from None
+        return document
+
+    async def current_risk(self) -> str | None:
+        """The document of the risk policy in force (that of the last change), or ``None``: never set."""
+        rows = await self._lookup(
+            "SELECT s.document FROM risk_changes c JOIN risk_sets s USING (fingerprint)"
+            " ORDER BY c.change_id DESC LIMIT 1",
+            (),
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def risk_changes(self, limit: int) -> list[RiskChange]:
+        """The last ``limit`` changes of the risk policy, oldest first."""
+        rows = await self._api_read(
+            f"SELECT {_RISK_CHANGE_COLUMNS} FROM risk_changes ORDER BY change_id DESC LIMIT ?",
+            (limit,),
+        )
+        return [RiskChange(*row) for row in reversed(rows)]
+
+    async def recent_orders(self, since: str) -> list[OrderRecord]:
+        """Every committed order received at or after ``since``, in order_id order.
+
+        ``received_at`` compares as text, which is time order for the log's fixed-width timestamp form
+        (``since`` must be in it too).
+
+        No index covers ``received_at``, so this scans the whole order log: acceptable because it runs
+        only when the gateway starts and when limits are first turned on, never per order. It reads on
+        the API's lane, where a slow read holds up no order entry, and decodes there too (as a listing
+        page does), sparing the event loop.
+        """
+        sql = f"SELECT {ORDER_COLUMNS} FROM orders WHERE received_at >= ? ORDER BY order_id"
+
+        def run(conn: sqlite3.Connection) -> list[OrderRecord]:
+            return [decode_record(*row) for row in conn.execute(sql, (since,))]
+
+        return await self._on(self._api_reads, run)
 
     # -- reads --------------------------------------------------------------------------------
 
