@@ -65,6 +65,12 @@ SIDE_INDEXED = {
     "trade_instruments": ("trades", "instrument", "trade_id"),
 }
 """SQLite: the side index of each filter of orders and trades that moved there (table, column, key)."""
+LATER_SQLITE = [
+    "DROP TABLE risk_changes",
+    "DROP TABLE risk_sets",
+    *(f"ALTER TABLE orders DROP COLUMN {column}" for column in ("origin", "actor", "risk_fingerprint", "signal_time")),
+]
+"""SQLite: what the versions after the current listing indexes added (version 6, pre-trade risk), undone first."""
 
 
 def combinations(filters: dict[str, str]) -> Iterator[dict[str, str]]:
@@ -90,13 +96,15 @@ class Database:
             return cursor.fetchall() if cursor.description is not None else []
 
     def back_to_the_previous_schema(self) -> None:
-        """Undo what the current version added: ``order_users`` goes, the three indexes come back."""
+        """Undo what the current version added: ``order_users`` goes, the three indexes come back (and,
+        first, whatever the later versions added)."""
         user = self.user_column
         statements = ["DROP TABLE order_users"]
         statements += [
             f"CREATE INDEX {name} ON {table} ({user}, {key})" for name, (table, key) in USER_ORDER_INDEXES.items()
         ]
         if self.url is None:  # and the orders by strategy and instrument, back on the order log itself
+            statements += LATER_SQLITE
             for side, (table, column, key) in SIDE_INDEXED.items():
                 statements += [f"DROP TABLE {side}", f"CREATE INDEX {table}_by_{column} ON {table} ({column}, {key})"]
             statements.append("DELETE FROM meta WHERE key IN ('indexed_order_id', 'indexed_trade_id')")
