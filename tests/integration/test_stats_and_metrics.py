@@ -10,6 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ordergate.domain.model import Reason
 from tests.integration.sqlite_writer import refuse_writes
 from tests.integration.sse import running
 
@@ -62,12 +63,9 @@ async def test_stats_count_the_seed_example_and_keep_the_totals_over_a_restart(s
         "last_order_id": 4,
     }
     assert stats["rejected_by_reason"] == {
-        "UNKNOWN_STRATEGY": 0,
+        **{reason.value: 0 for reason in Reason},
         "INSTRUMENT_NOT_TRADED": 1,
-        "ALREADY_HOLDING": 0,
         "NO_OPEN_POSITION": 1,
-        "HALTED": 0,
-        "REDUCE_ONLY": 0,
     }
     assert stats["by_side"] == {"BUY": 2, "SELL": 2}
     assert (stats["users"], stats["strategies"], stats["instruments"], stats["scope"]) == (2, 3, 5, "account")

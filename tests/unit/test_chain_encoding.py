@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ordergate.domain.chain import GENESIS_HASH, Chains, canonical_content, canonical_effects, chain_hash, single_chain
-from ordergate.domain.model import Action, Decision, Effect, Order, Reason, Refusal, Scope, Side, Status
+from ordergate.domain.model import Action, Decision, Effect, Order, Origin, Reason, Refusal, Scope, Side, Status
 from ordergate.domain.record import OrderRecord
 from ordergate.store.codec import decode_record, encode_and_link, encode_applied, encode_rejected_for
 
@@ -67,7 +67,37 @@ records = st.builds(
     opened=st.just(()),
     closed=st.just(()),  # the row does not keep positions (the log re-derives them): not hashed either
     chain_hash=st.none(),
+    origin=st.just(Origin.STRATEGY),  # orders stored before SPEC section 10: none of its fields
+    actor=st.none(),
+    risk_fingerprint=st.none(),
+    signal_time=st.none(),
 )
+entry_records = st.builds(
+    lambda record, origin, actor, risk, signal: record._replace(
+        origin=origin, actor=actor, risk_fingerprint=risk, signal_time=signal
+    ),
+    records,
+    st.sampled_from(list(Origin)),
+    st.none() | names,
+    st.none() | names,
+    st.none() | names,
+).filter(lambda record: record.has_entry_fields)
+
+
+def content_with_entry(record: OrderRecord) -> bytes:
+    """The canonical content of an order with fields of SPEC section 10: the four follow ``client_order_id``."""
+    before = orjson.loads(content_as_before(record))
+    entry = [record.origin.value, record.actor, record.risk_fingerprint, record.signal_time]
+    return orjson.dumps([*before[:11], *entry, *before[11:]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(record=entry_records)
+def test_an_order_with_entry_fields_hashes_them_after_the_client_order_id(record: OrderRecord) -> None:
+    assert canonical_content(record) == content_with_entry(record)
+    (encoded,) = encode_and_link([record], Chains(single_chain))
+    expected = hashlib.sha256(GENESIS_HASH.encode("ascii") + b"\n" + content_with_entry(record)).hexdigest()
+    assert encoded.chain_hash == expected
 
 
 @settings(max_examples=400, deadline=None)

@@ -19,6 +19,7 @@ from ordergate.domain.book import Book, Position
 from ordergate.domain.controls import ControlLevel, Controls, ControlSetting, ControlState
 from ordergate.domain.model import Decision, Order, Scope, Side
 from ordergate.domain.registry import Registry
+from ordergate.domain.risk import RiskContext
 from ordergate.domain.rules import decide, decide_and_apply
 
 
@@ -145,9 +146,11 @@ def test_few_subscribers_are_decided_then_applied_and_many_in_bulk(monkeypatch: 
     registry = Registry.from_document({u: {"S1": ["ACC"]} for u in USERS})
     calls: list[str] = []
 
-    def spied(order: Order, registry: Registry, book: Book, controls: Controls | None = None) -> Decision:
+    def spied(
+        order: Order, registry: Registry, book: Book, controls: Controls | None = None, risk: RiskContext | None = None
+    ) -> Decision:
         calls.append("decide")
-        return decide(order, registry, book, controls)
+        return decide(order, registry, book, controls, risk)
 
     monkeypatch.setattr(rules, "decide", spied)
     for bulk_from, expected in ((len(USERS) + 1, ["decide"]), (len(USERS), [])):
