@@ -525,6 +525,10 @@ keys_app = typer.Typer(help="Manage the API keys of a key file (serve --auth KEY
 control_app = typer.Typer(help="Trading controls of a running gateway: halt or reduce-only.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(control_app, name="control")
+risk_app = typer.Typer(
+    help="Risk limits and the trading session of a running gateway (SPEC section 10).", no_args_is_help=True
+)
+app.add_typer(risk_app, name="risk")
 
 KeyFileOption = Annotated[
     Path | None,
@@ -663,6 +667,97 @@ def control_list(
         sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode())
     else:
         console.print(render_controls(answer))
+
+
+def _print_json(answer: object) -> None:
+    import orjson
+
+    sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode())
+
+
+@risk_app.command("list")
+def risk_list(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the API's answer as JSON (a file 'risk apply' takes).")
+    ] = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """The limits and the trading session in force (GET /v1/risk/limits)."""
+    from ordergate.tools.gateway_client import GatewayCallError, call
+    from ordergate.tools.risk import render_risk
+
+    try:
+        answer = call("GET", url, "/v1/risk/limits", api_key=api_key)
+    except GatewayCallError as exc:
+        fail(str(exc))
+    if as_json:
+        _print_json(answer)
+    else:
+        console.print(render_risk(answer))
+
+
+@risk_app.command("set")
+def risk_set(
+    level: Annotated[str, typer.Option("--level", help="global, strategy or user.")],
+    limits: Annotated[
+        list[str],
+        typer.Argument(
+            help="NAME=VALUE pairs: max_open_positions=3, cooldown_seconds=null (clears), breaker=5/60 "
+            "(5 rejections within 60 s)."
+        ),
+    ],
+    target: Annotated[
+        str | None, typer.Option("--target", help="The strategy or user (not for --level global).")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Set or clear limits at one level (PUT /v1/risk/limits; needs an admin key when auth is on)."""
+    from ordergate.tools.gateway_client import GatewayCallError, call
+    from ordergate.tools.risk import parse_assignments, render_risk
+
+    try:
+        document = {"level": level, "target": target, "limits": parse_assignments(limits)}
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        answer = call("PUT", url, "/v1/risk/limits", api_key=api_key, document=document)
+    except GatewayCallError as exc:
+        fail(str(exc))
+    console.print(render_risk(answer))
+
+
+@risk_app.command("apply")
+def risk_apply(
+    file: Annotated[Path, typer.Argument(help="A policy file: what 'ordergate risk list --json' prints.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the changes; change nothing.")] = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Make the gateway's limits and session exactly the file's (limits it leaves out are cleared)."""
+    from ordergate.tools.gateway_client import GatewayCallError, call
+    from ordergate.tools.risk import load_policy, plan, render_risk
+
+    try:
+        wanted = load_policy(file.read_bytes(), str(file))
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        answer = call("GET", url, "/v1/risk/limits", api_key=api_key)
+        calls = plan(answer, wanted)
+        for method, path, body in calls:
+            shown = f" {body}" if body is not None else ""
+            err_console.print(f"{'would ' if dry_run else ''}{method} {path}{shown}", highlight=False, markup=False)
+            if not dry_run:
+                answer = call(method, url, path, api_key=api_key, document=body)
+    except GatewayCallError as exc:
+        fail(str(exc))
+    if not calls:
+        err_console.print(f"the gateway's policy is already {file}'s: nothing to change", highlight=False)
+    console.print(render_risk(answer))
 
 
 def main(argv: list[str] | None = None, prog_name: str = "ordergate") -> None:

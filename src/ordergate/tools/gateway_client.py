@@ -50,7 +50,7 @@ def call(
     if response.status_code == 401:
         hint = " (pass --api-key or set ORDERGATE_API_KEY)"
     elif response.status_code == 403:
-        hint = " (this needs an admin key)" if path.startswith(("/v1/controls", "/v1/admin")) else ""
+        hint = " (this needs an admin key)" if path.startswith(("/v1/controls", "/v1/admin", "/v1/risk")) else ""
     raise GatewayCallError(
         f"{method} {endpoint} answered HTTP {response.status_code}: {detail(body, response.text)}{hint}"
     )
