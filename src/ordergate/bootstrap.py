@@ -25,6 +25,7 @@ from ordergate.domain.book import Book
 from ordergate.domain.registry import Registry
 from ordergate.errors import StartupError
 from ordergate.profiles import load_registry
+from ordergate.service.clock import Clock, utc_now
 from ordergate.service.feeds import CommitFeed, LogTail
 from ordergate.service.gateway import Gateway
 from ordergate.service.runtime import StartPause
@@ -86,17 +87,18 @@ def open_log_reader(settings: Settings, *, audit: bool = True) -> LogReader:
     return SQLiteLogReader(sqlite_path(settings), audit=audit)
 
 
-def prepare_gateway(settings: Settings) -> Gateway:
+def prepare_gateway(settings: Settings, *, clock: Clock = utc_now) -> Gateway:
     """Load the profiles and lock (SQLite) or probe (PostgreSQL) the store, or raise :class:`StartupError`.
 
     Everything here runs before any server starts, so that a problem is one line and exit code 2.
     The collector is paused meanwhile, and the registry frozen once built: it lives as long as the
     process, and no collection need walk its 100,000 users while the server starts
-    (:mod:`ordergate.service.runtime`).
+    (:mod:`ordergate.service.runtime`). ``clock`` stamps every order and change (tests move it: the
+    limits and the session are decided at each order's ``received_at``).
     """
     pause = StartPause()
     try:
-        gateway = _gateway(settings)
+        gateway = _gateway(settings, clock)
     except BaseException:
         pause.resume(freeze=False)
         raise
@@ -104,7 +106,7 @@ def prepare_gateway(settings: Settings) -> Gateway:
     return gateway
 
 
-def _gateway(settings: Settings) -> Gateway:
+def _gateway(settings: Settings, clock: Clock) -> Gateway:
     registry = load_registry(settings.profile_path)
     errors = StoreErrors()
     scope = settings.scope
@@ -114,15 +116,16 @@ def _gateway(settings: Settings) -> Gateway:
         metered_shared = MeteredSharedStore(shared, errors)
 
         def shared_sequencer(snapshot: Snapshot, registry: Registry) -> Sequencing:
-            return SharedSequencer(metered_shared, registry, scope, snapshot.opened)
+            return SharedSequencer(metered_shared, registry, scope, snapshot.opened, clock=clock)
 
-        return Gateway(settings, registry, metered_shared, shared_sequencer, LogTail, errors)
+        return Gateway(settings, registry, metered_shared, shared_sequencer, LogTail, errors, clock=clock)
 
     embedded = SQLiteStore(sqlite_path(settings), settings.durability)
     embedded.lock()
     metered = MeteredStore(embedded, errors)
 
     def local_sequencer(snapshot: Snapshot, registry: Registry) -> Sequencing:
-        return LocalSequencer(metered, registry, Book.restore(scope, snapshot.opened), snapshot.last_order_id)
+        book = Book.restore(scope, snapshot.opened)
+        return LocalSequencer(metered, registry, book, snapshot.last_order_id, clock=clock)
 
-    return Gateway(settings, registry, metered, local_sequencer, CommitFeed, errors)
+    return Gateway(settings, registry, metered, local_sequencer, CommitFeed, errors, clock=clock)

@@ -28,6 +28,7 @@ from ordergate.config import Settings
 from ordergate.server.granian_runner import granian_server
 from ordergate.server.limits import ServerLimits
 from ordergate.server.rsgi import RsgiGateway
+from ordergate.service.clock import Clock, utc_now
 from ordergate.service.gateway import Gateway
 from tests.postgres import fresh_database
 
@@ -47,15 +48,15 @@ def _free_port() -> int:
 
 @asynccontextmanager
 async def running_gateway(
-    home: Path, *, server: str | None = None, **settings: object
+    home: Path, *, server: str | None = None, clock: Clock = utc_now, **settings: object
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
     """A started gateway and a client of it: in process over ASGI, or with ``server="granian"`` over
     a socket served by granian's embedded server in this event loop (as ``serve --server granian``),
-    its requests naming the same host as the ASGI client's (``gateway``)."""
+    its requests naming the same host as the ASGI client's (``gateway``). ``clock`` stamps its orders."""
     if server == "granian":
         settings.setdefault("port", _free_port())
     config = Settings(home=home, **settings)  # type: ignore[arg-type]
-    gateway = prepare_gateway(config)
+    gateway = prepare_gateway(config, clock=clock)
     app = create_app(config, gateway)
     async with app.router.lifespan_context(app):
         if server == "granian":

@@ -93,7 +93,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp
         running = gateway if gateway is not None else prepare_gateway(settings)
         app.state.gateway = running
         await running.start()
-        operations = app.state.operations = Operations(running)
+        operations = app.state.operations = Operations(running, clock=running.clock)
         await operations.start()
         operations.install_sighup()
         settle_after_recovery()

@@ -35,7 +35,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
-from functools import cached_property
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -199,9 +198,9 @@ class TradingSession:
     days: tuple[str, ...] = _WEEKDAYS
     square_off: time | None = None
 
-    @cached_property
+    @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        return ZoneInfo(self.timezone)  # ZoneInfo keeps one instance per name
 
     def is_open(self, at: float) -> bool:
         """Whether the session is open at ``at`` (seconds since the epoch); ``close`` itself is closed."""

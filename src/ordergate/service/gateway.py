@@ -26,6 +26,7 @@ import orjson
 
 from ordergate.config import LogFormat, Settings
 from ordergate.domain.registry import Registry
+from ordergate.service.clock import Clock, utc_now
 from ordergate.service.decision_log import DecisionLog
 from ordergate.service.events import EventHub
 from ordergate.service.exit_signals import ExitSignalHook
@@ -50,6 +51,8 @@ class Gateway:
     new_sequencer: SequencerFactory = field(repr=False)
     new_feed: FeedFactory = field(repr=False)
     store_errors: StoreErrors = field(default_factory=StoreErrors, repr=False)
+    clock: Clock = field(default=utc_now, repr=False)
+    """Stamps orders (in the sequencer) and operator changes: one clock, so tests can move it."""
     sequencer: Sequencing | None = None
     ready: bool = False
     telemetry: Telemetry | None = None
