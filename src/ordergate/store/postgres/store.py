@@ -437,9 +437,9 @@ class PostgresStore:
     async def recent_orders(self, since: str) -> list[OrderRecord]:
         """Every committed order received at or after ``since``, in order_id order.
 
-        A full scan of the orders: ``received_at`` has no index (nothing else reads by it), and this
-        runs when the risk state is rebuilt (at start), not per order. The timestamps are all of one
-        fixed-width UTC form, so comparing the text compares the times.
+        A full scan of the orders: ``received_at`` has no index (nothing else reads by it), and this read
+        serves rebuilding the risk state (:mod:`ordergate.domain.risk`), not each order's decision. The
+        timestamps are all of one fixed-width UTC form, so comparing the text compares the times.
         """
         rows = await self._run(
             f"SELECT {ORDER_COLUMNS} FROM orders WHERE received_at >= %s ORDER BY order_id", (since,)
