@@ -1,7 +1,9 @@
 """Read-only access to the whole order log of a PostgreSQL store: ``ordergate verify --db``, ``export --db``.
 
 The reader is a :class:`~ordergate.store.base.LogReader` whose chain policy is one hash chain per
-instrument (see :mod:`ordergate.store.postgres.store`); each order keeps its trading controls.
+instrument (see :mod:`ordergate.store.postgres.store`); each order keeps its trading controls, how it
+came in and its risk policy (schema version 8: a store from before it reads as origin ``strategy``, no
+actor, no risk policy).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from ordergate.errors import StartupError
 from ordergate.store.base import Durability, TamperedRow
 from ordergate.store.codec import decode_logged
 from ordergate.store.postgres.connection import conninfo, display_url, problem_of
-from ordergate.store.postgres.schema import CHAIN_VERSION, CONTROLS_VERSION
-from ordergate.store.postgres.store import LOG_COLUMNS, ORDER_COLUMNS
+from ordergate.store.postgres.schema import CHAIN_VERSION, CONTROLS_VERSION, ENTRY_VERSION
+from ordergate.store.postgres.store import ENTRY_COLUMNS, LOG_COLUMNS, RECORD_COLUMNS
 
-assert ORDER_COLUMNS.endswith(", controls_fingerprint")
+assert RECORD_COLUMNS.endswith(", controls_fingerprint")
+_NO_ENTRY = ", NULL" * len(ENTRY_COLUMNS.split(","))
+"""What a store from before version 8 gives for the entry columns: origin ``strategy``, no actor."""
 
 
 class PostgresLogReader:
@@ -45,20 +49,23 @@ class PostgresLogReader:
             self._conn.close()
             raise StartupError(f"no ordergate store in {where}: start a gateway with --db on it once")
         row = self._conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
-        version = int(row[0]) if row is not None else 0
+        version = self._version = int(row[0]) if row is not None else 0
         if audit and version < CHAIN_VERSION:
             self._conn.close()
             raise StartupError(
                 f"the store {where} has schema version {version}, from before the hash chain: start a gateway "
                 "on it once (it upgrades the store and links every order), then verify"
             )
-        # a store of an earlier version (read by exports only): the columns it does not have yet are NULL
-        if version >= CHAIN_VERSION:
+        # a store of an earlier version (before the chain: read by exports only): the columns it does not
+        # have yet are NULL
+        if version >= ENTRY_VERSION:
             self._order_columns = LOG_COLUMNS
+        elif version >= CHAIN_VERSION:
+            self._order_columns = f"{RECORD_COLUMNS}, chain_hash{_NO_ENTRY}"
         elif version >= CONTROLS_VERSION:
-            self._order_columns = f"{ORDER_COLUMNS}, NULL"
+            self._order_columns = f"{RECORD_COLUMNS}, NULL{_NO_ENTRY}"
         else:
-            self._order_columns = ORDER_COLUMNS.removesuffix(", controls_fingerprint") + ", NULL, NULL"
+            self._order_columns = RECORD_COLUMNS.removesuffix(", controls_fingerprint") + f", NULL, NULL{_NO_ENTRY}"
 
     def iter_orders(self) -> Iterator[OrderRecord | TamperedRow]:
         with self._conn.cursor(name="ordergate_log") as cursor:
@@ -99,6 +106,12 @@ class PostgresLogReader:
 
     def controls(self, fingerprint: str) -> str | None:
         row = self._conn.execute("SELECT document FROM controls_sets WHERE fingerprint = %s", (fingerprint,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def risk(self, fingerprint: str) -> str | None:
+        if self._version < ENTRY_VERSION:  # no risk policy was ever set on a store from before it
+            return None
+        row = self._conn.execute("SELECT document FROM risk_sets WHERE fingerprint = %s", (fingerprint,)).fetchone()
         return None if row is None else str(row[0])
 
     chain_key = staticmethod(chain_per_instrument)

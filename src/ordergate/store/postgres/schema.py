@@ -131,6 +131,29 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         DROP INDEX IF EXISTS trades_by_user_closed;
         """,
     ),
+    (
+        8,
+        """
+        ALTER TABLE orders ADD COLUMN IF NOT EXISTS origin text;
+        ALTER TABLE orders ADD COLUMN IF NOT EXISTS actor text;
+        ALTER TABLE orders ADD COLUMN IF NOT EXISTS risk_fingerprint text;
+        ALTER TABLE orders ADD COLUMN IF NOT EXISTS signal_time text;
+        CREATE TABLE IF NOT EXISTS risk_sets (
+            fingerprint text PRIMARY KEY,
+            document    text NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS risk_changes (
+            change_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at          text NOT NULL,
+            kind        text NOT NULL CHECK (kind IN ('limits', 'session')),
+            level       text,
+            target      text,
+            change      text NOT NULL,
+            changed_by  text,
+            fingerprint text NOT NULL REFERENCES risk_sets (fingerprint)
+        );
+        """,
+    ),
 )
 """Version 3: trading controls, as SQLite's version 3 keeps them (the sets in force, named by
 fingerprint, and every change made, in the order the changes committed). Version 4: each order's
@@ -147,7 +170,19 @@ ordered among themselves by order_id, all final. Version 7: a user's orders thro
 ``(user_name, order_id)`` row per user an order applied to, written in the group transaction, instead of
 three indexes over positions and trades that every open and close maintained (as SQLite's version 5,
 see :mod:`ordergate.store.sqlite.schema`); the orders stored before it are entered once, from their
-``applied`` column, by the migration's transaction (:data:`ORDER_USERS_VERSION`)."""
+``applied`` column, by the migration's transaction (:data:`ORDER_USERS_VERSION`). Version 8: pre-trade
+risk (SPEC section 10). Each order says how it came in (``origin``, ``actor``, ``signal_time``) and the
+risk policy it was decided under (``risk_fingerprint``); the orders stored before it have NULL there,
+which reads as origin ``strategy`` and no actor, and their hash-chain links stay valid (the chain
+covers those fields only for an order that has any, :func:`~ordergate.domain.chain.canonical_content`).
+The risk policies in force are kept like the controls of version 3: each document once by its
+fingerprint (``risk_sets``), and every change of limits or of the session in the order the changes
+committed (``risk_changes``; ``change`` is the JSON given, ``level`` and ``target`` are NULL for the
+session) (:data:`ENTRY_VERSION`). Every statement is idempotent (``IF NOT EXISTS``), as those of
+versions 6 and 7, so a store put back to an earlier version by hand migrates again."""
+
+ENTRY_VERSION = 8
+"""The schema version from which every order has the columns of how it came in and its risk policy."""
 
 ORDER_USERS_VERSION = 7
 """The schema version from which every order has its ``order_users`` rows."""

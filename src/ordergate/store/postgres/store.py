@@ -23,7 +23,9 @@ meet another application's single-key advisory locks:
 - the *controls lock* (the schema space, key 1): shared by every group transaction, which reads the
   trading controls in force once it holds it; exclusive while a control change is written. So a
   change waits for the groups deciding under the old controls to commit, and every group that
-  takes its locks after the change committed decides under the new ones, in every process.
+  takes its locks after the change committed decides under the new ones, in every process;
+- the *risk lock* (the schema space, key 2, :data:`RISK_KEY`): exclusive while a change of the risk
+  policy is written, so such changes commit one at a time.
 
 Every transaction takes its locks in one global order (space, then key), so lock waits cannot form a
 cycle. Sessions set ``lock_timeout`` and ``idle_in_transaction_session_timeout``, so a stuck process
@@ -65,6 +67,7 @@ from ordergate.domain.chain import Chains, chain_per_instrument
 from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Action, Scope
 from ordergate.domain.record import OrderRecord, Trade
+from ordergate.domain.risk import RiskChange
 from ordergate.errors import StartupError, StoreUnavailable
 from ordergate.store.admission import READ_CONNECTIONS, READ_QUEUE, Admission
 from ordergate.store.base import (
@@ -102,6 +105,10 @@ LOCK_SPACE_INSTRUMENT = LOCK_SPACE_SCHEMA + 1
 LOCK_SPACE_CLIENT_ORDER = LOCK_SPACE_SCHEMA + 2
 CONTROLS_KEY = 1
 """Key of the controls lock in the schema space: after the schema lock, before every instrument."""
+RISK_KEY = 2
+"""Key of the risk lock in the schema space (the schema lock is key 0, the controls lock key 1; the
+instrument and client order id locks live in spaces of their own): exclusive while a risk change is
+written, so changes from several processes commit one at a time, in the order of their ``change_id``."""
 
 POOL_SIZE = 8
 """Connections per gateway process at most for order entry: the committer's group transactions, lookups,
@@ -113,26 +120,37 @@ GROUP_LOCK_WAIT = "200ms"
 RESOLVE_SECONDS = 30.0
 """How long an interrupted ``COMMIT`` is looked into before its orders are answered 503 as unknown."""
 
-ORDER_COLUMNS = (
+RECORD_COLUMNS = (
     "order_id, received_at, strategy, instrument, side, status, reason, scope, "
     "profile_fingerprint, client_order_id, applied, rejected_for, controls_fingerprint"
 )
+"""The order columns up to its trading controls: what every schema version since the controls has."""
+ENTRY_COLUMNS = "origin, actor, risk_fingerprint, signal_time"
+"""How an order came in and the risk policy it was decided under (schema version 8), in the place
+:func:`~ordergate.store.codec.decode_record` takes them: after ``chain_hash``."""
+ORDER_COLUMNS = f"{RECORD_COLUMNS}, NULL, {ENTRY_COLUMNS}"
+"""What order entry and the API read of an order: every column :func:`~ordergate.store.codec.decode_record`
+takes, in its order, with NULL for the hash-chain link, which only the log's readers need."""
 _CURRENT_CONTROLS = (
     "SELECT s.document FROM control_changes c JOIN controls_sets s USING (fingerprint)"
     " ORDER BY c.change_id DESC LIMIT 1"
+)
+_CURRENT_RISK = (
+    "SELECT s.document FROM risk_changes c JOIN risk_sets s USING (fingerprint) ORDER BY c.change_id DESC LIMIT 1"
 )
 _POSITION_COLUMNS = "position_id, user_name, strategy, instrument, opened_order_id, opened_at"
 _TRADE_COLUMNS = (
     "trade_id, user_name, strategy, instrument, opened_order_id, opened_at, closed_order_id, closed_at, "
     "closing_strategy"
 )
-LOG_COLUMNS = f"{ORDER_COLUMNS}, chain_hash"
-"""The order columns and the hash-chain link (what ``verify`` reads)."""
+LOG_COLUMNS = f"{RECORD_COLUMNS}, chain_hash, {ENTRY_COLUMNS}"
+"""Every column of an order with its hash-chain link (what ``verify`` reads, and what a group writes)."""
 _INSERT_ORDERS = f"""
 INSERT INTO orders ({LOG_COLUMNS})
 SELECT * FROM unnest(
     %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+    %s::text[], %s::text[], %s::text[], %s::text[])
 """
 _WATERMARK = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 """The oldest transaction id still running in the cluster: no order can ever commit below it."""
@@ -375,6 +393,58 @@ class PostgresStore:
             (limit,),
         )
         return [ControlChange.from_row(*row) for row in reversed(rows)]
+
+    # -- pre-trade risk -------------------------------------------------------------------------
+
+    async def record_risk_change(self, change: RiskChange, document: str) -> str:
+        """Store ``change`` and the risk policy ``document`` it puts in force, under the exclusive risk lock.
+
+        Unlike a control change, the document is stored as the caller built it: the lock only makes
+        changes from several processes commit one at a time, so the last change committed is the
+        policy in force (:meth:`current_risk`).
+        """
+        try:
+            async with self._pooled().connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_SPACE_SCHEMA, RISK_KEY))
+                await conn.execute(
+                    "INSERT INTO risk_sets (fingerprint, document) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (change.fingerprint, document),
+                )
+                await conn.execute(
+                    "INSERT INTO risk_changes (at, kind, level, target, change, changed_by, fingerprint)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    (change.at, change.kind, change.level, change.target, change.change, change.by,
+                     change.fingerprint),
+                )  # fmt: skip
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
+        return document
+
+    async def current_risk(self) -> str | None:
+        """The document of the risk policy in force (that of the last change), or ``None``: never set."""
+        rows = await self._run(_CURRENT_RISK, ())
+        return str(rows[0][0]) if rows else None
+
+    async def risk_changes(self, limit: int) -> list[RiskChange]:
+        """The last ``limit`` risk changes, oldest first."""
+        rows = await self._api_read(
+            "SELECT at, kind, level, target, change, changed_by, fingerprint FROM risk_changes"
+            " ORDER BY change_id DESC LIMIT %s",
+            (limit,),
+        )
+        return [RiskChange(*row) for row in reversed(rows)]
+
+    async def recent_orders(self, since: str) -> list[OrderRecord]:
+        """Every committed order received at or after ``since``, in order_id order.
+
+        A full scan of the orders: ``received_at`` has no index (nothing else reads by it), and this read
+        serves rebuilding the risk state (:mod:`ordergate.domain.risk`), not each order's decision. The
+        timestamps are all of one fixed-width UTC form, so comparing the text compares the times.
+        """
+        rows = await self._run(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE received_at >= %s ORDER BY order_id", (since,)
+        )
+        return [decode_record(*row) for row in rows]
 
     async def commit(self, records: Sequence[OrderRecord]) -> None:
         """Not used with several processes: orders are committed inside :meth:`lock_group`."""
@@ -665,6 +735,10 @@ class _Group:
                         [e.rejected_for for e in encoded],
                         [r.controls_fingerprint for r in records],
                         [e.chain_hash for e in encoded],
+                        [r.origin.value for r in records],
+                        [r.actor for r in records],
+                        [r.risk_fingerprint for r in records],
+                        [r.signal_time for r in records],
                     ),
                 )
                 users = [
