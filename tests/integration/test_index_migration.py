@@ -109,7 +109,12 @@ class Database:
                 statements += [f"DROP TABLE {side}", f"CREATE INDEX {table}_by_{column} ON {table} ({column}, {key})"]
             statements.append("DELETE FROM meta WHERE key IN ('indexed_order_id', 'indexed_trade_id')")
             statements.append(f"PRAGMA user_version = {PREVIOUS['sqlite']}")
-        else:
+        else:  # and what the versions after it added: the order entry columns and the risk tables (8)
+            statements.append("DROP TABLE risk_changes, risk_sets")
+            statements.append(
+                "ALTER TABLE orders DROP COLUMN origin, DROP COLUMN actor, DROP COLUMN risk_fingerprint,"
+                " DROP COLUMN signal_time"
+            )
             statements.append(f"DELETE FROM schema_migrations WHERE version > {PREVIOUS['postgresql']}")
         for statement in statements:
             self.rows(statement)

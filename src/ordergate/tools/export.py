@@ -50,6 +50,10 @@ COLUMNS: dict[ExportWhat, tuple[str, ...]] = {
         "client_order_id",
         "applied",
         "rejected_for",
+        "origin",
+        "actor",
+        "risk_fingerprint",
+        "signal_time",
     ),
     ExportWhat.POSITIONS: ("user", "strategy", "instrument", "opened_order_id", "opened_at"),
     ExportWhat.TRADES: (
