@@ -66,8 +66,12 @@ async def test_v1_order_answer_has_every_field_of_the_spec(client: httpx.AsyncCl
     assert set(body) == {
         "order_id", "status", "reason", "strategy", "instrument", "side", "client_order_id",
         "received_at", "applied", "rejected_for", "replayed",
+        "origin", "actor", "risk_fingerprint", "signal_time",
     }  # fmt: skip
     assert body["side"] == "BUY"
+    assert (body["origin"], body["actor"], body["risk_fingerprint"], body["signal_time"]) == (
+        "strategy", "anonymous", None, None
+    )  # fmt: skip
     assert body["applied"] == [{"user": "Holland Proctor", "action": "OPENED", "position_strategy": "STRATEGY_B"}]
     assert body["received_at"].endswith("Z")
     stored = await client.get(f"/v1/orders/{body['order_id']}")

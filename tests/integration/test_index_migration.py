@@ -29,6 +29,8 @@ from typer.testing import CliRunner
 from ordergate.bootstrap import sqlite_path
 from ordergate.cli import app
 from ordergate.config import Settings
+from ordergate.domain.chain import Chains, chain_per_instrument, single_chain
+from ordergate.store.codec import decode_record
 from ordergate.store.postgres.schema import MIGRATIONS as PG_MIGRATIONS
 from ordergate.store.sqlite.schema import MIGRATIONS as SQLITE_MIGRATIONS
 from ordergate.tools.produce import OrderDrawer
@@ -71,6 +73,13 @@ LATER_SQLITE = [
     *(f"ALTER TABLE orders DROP COLUMN {column}" for column in ("origin", "actor", "risk_fingerprint", "signal_time")),
 ]
 """SQLite: what the versions after the current listing indexes added (version 6, pre-trade risk), undone first."""
+
+
+ENTRY_FIELDS = {"origin": "strategy", "actor": None, "risk_fingerprint": None, "signal_time": None}
+
+
+def _without_entry(item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, **ENTRY_FIELDS} if "origin" in item else item
 
 
 def combinations(filters: dict[str, str]) -> Iterator[dict[str, str]]:
@@ -118,6 +127,22 @@ class Database:
             statements.append(f"DELETE FROM schema_migrations WHERE version > {PREVIOUS['postgresql']}")
         for statement in statements:
             self.rows(statement)
+        self.relink()
+
+    def relink(self) -> None:
+        """Link every order again as the previous release did: without the order entry fields (actor,
+        origin...), which it did not have, so the downgraded store is one it could have written."""
+        columns = (
+            "order_id, received_at, strategy, instrument, side, status, reason, scope, "
+            "profile_fingerprint, client_order_id, applied, rejected_for, controls_fingerprint"
+        )
+        chains = Chains(single_chain if self.url is None else chain_per_instrument)
+        linked = [
+            (chains.link(record), record.order_id)
+            for record in (decode_record(*row) for row in self.rows(f"SELECT {columns} FROM orders ORDER BY order_id"))
+        ]
+        for chain_hash, order_id in linked:
+            self.rows("UPDATE orders SET chain_hash = ? WHERE order_id = ?", chain_hash, order_id)
 
     def schema(self) -> set[tuple[str, str]]:
         """The tables and indexes of the store (``(kind, name)``), without the engine's own."""
@@ -231,8 +256,8 @@ async def test_a_store_of_the_previous_schema_migrates_in_place_and_lists_every_
         assert store.version() > PREVIOUS[store.engine]
         after = await listings(client)
     assert after.keys() == before.keys()
-    for name, items in before.items():
-        assert after[name] == items, name
+    for name, items in before.items():  # the previous schema kept no order entry fields: they read as never set
+        assert after[name] == [_without_entry(item) for item in items], name
     assert store.rows("SELECT order_id, chain_hash FROM orders ORDER BY order_id") == chain
     migrated = {name for _, name in store.schema()}
     assert not migrated & USER_ORDER_INDEXES.keys()
