@@ -71,6 +71,8 @@ LATER_SQLITE = [
     "DROP TABLE risk_changes",
     "DROP TABLE risk_sets",
     *(f"ALTER TABLE orders DROP COLUMN {column}" for column in ("origin", "actor", "risk_fingerprint", "signal_time")),
+    "ALTER TABLE control_changes DROP COLUMN reason",
+    "ALTER TABLE control_changes DROP COLUMN order_id",
 ]
 """SQLite: what the versions after the current listing indexes added (version 6, pre-trade risk), undone first."""
 
@@ -124,6 +126,7 @@ class Database:
                 "ALTER TABLE orders DROP COLUMN origin, DROP COLUMN actor, DROP COLUMN risk_fingerprint,"
                 " DROP COLUMN signal_time"
             )
+            statements.append("ALTER TABLE control_changes DROP COLUMN reason, DROP COLUMN order_id")
             statements.append(f"DELETE FROM schema_migrations WHERE version > {PREVIOUS['postgresql']}")
         for statement in statements:
             self.rows(statement)

@@ -133,6 +133,44 @@ class Controls:
 
 NO_CONTROLS = Controls()
 
+BREAKER = "BREAKER"
+"""The reason of a control change the circuit breaker made (SPEC section 10)."""
+RISK_ACTOR = "risk"
+"""Who made a change the gateway made itself (a breaker trip): the ``by`` of the change, the ``actor`` of an order."""
+
+
+class ControlChange(NamedTuple):
+    """One change of a trading control, as recorded: when, what, by which key, and the result.
+
+    ``by`` is the name of the API key that made it (``None`` with auth off; :data:`RISK_ACTOR` for the
+    breaker); ``fingerprint`` names the whole set of controls in force after the change. A change the
+    breaker made has ``reason`` :data:`BREAKER` and ``order_id`` the order that tripped it, stored in the
+    same transaction as that order.
+    """
+
+    at: str
+    setting: ControlSetting
+    by: str | None
+    fingerprint: str
+    reason: str | None = None
+    order_id: int | None = None
+
+    @classmethod
+    def from_row(
+        cls,
+        at: str,
+        level: str,
+        target: str | None,
+        state: str,
+        by: str | None,
+        fingerprint: str,
+        reason: str | None = None,
+        order_id: int | None = None,
+    ) -> ControlChange:
+        return cls(
+            at, ControlSetting(ControlLevel(level), target, ControlState(state)), by, fingerprint, reason, order_id
+        )
+
 
 def check_setting(setting: ControlSetting) -> ControlSetting:
     """The setting if it is well formed: no target for ``global``, a valid name for the others."""

@@ -12,6 +12,7 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from ordergate.domain.book import Position, Undo
+from ordergate.domain.controls import ControlChange
 from ordergate.domain.model import Decision, Order, Origin, Scope
 
 _BEFORE, _AFTER = itemgetter(1), itemgetter(2)
@@ -42,6 +43,10 @@ class OrderRecord(NamedTuple):
     """The risk policy (limits, session) the order was decided under (``None``: none restricted anything)."""
     signal_time: str | None = None
     """When the strategy's signal fired, as the order said (UTC, ISO 8601, milliseconds), if it said."""
+    control_change: tuple[ControlChange, str] | None = None
+    """A control change the order caused (its rejection tripped the breaker), and the controls document
+    it put in force: stored in the order's transaction. Not part of the order's row (nor its hash); the
+    stores read it back from the control changes, by order id, for ``verify``."""
 
     @property
     def has_entry_fields(self) -> bool:
@@ -93,6 +98,7 @@ def decided_record(
     controls_fingerprint: str | None,
     entry: Entry = DIRECT,
     risk_fingerprint: str | None = None,
+    control_change: tuple[ControlChange, str] | None = None,
 ) -> OrderRecord:
     """The record of a decision just applied to a book; ``undo`` is what :meth:`Book.apply` returned.
 
@@ -114,4 +120,5 @@ def decided_record(
         actor=entry.actor,
         risk_fingerprint=risk_fingerprint,
         signal_time=entry.signal_time,
+        control_change=control_change,
     )

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Generic, NamedTuple, Protocol, TypeAlias, TypeVar
 
 from ordergate.domain.book import Opened, Position
-from ordergate.domain.controls import ControlLevel, ControlSetting, ControlState
+from ordergate.domain.controls import ControlChange as ControlChange
 from ordergate.domain.model import Scope, Side, Status
 from ordergate.domain.record import OrderRecord, Trade
 from ordergate.domain.risk import RiskChange
@@ -132,24 +132,6 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class ControlChange:
-    """One change of a trading control, as recorded: when, what, by which key, and the result."""
-
-    at: str
-    setting: ControlSetting
-    by: str | None
-    """The name of the API key that made it (``None`` with auth off)."""
-    fingerprint: str
-    """The fingerprint of the whole set of controls in force after the change."""
-
-    @classmethod
-    def from_row(
-        cls, at: str, level: str, target: str | None, state: str, by: str | None, fingerprint: str
-    ) -> ControlChange:
-        return cls(at, ControlSetting(ControlLevel(level), target, ControlState(state)), by, fingerprint)
-
-
-@dataclass(frozen=True, slots=True)
 class TamperedRow:
     """A stored order row that does not decode: a value no ordergate writes, so it was altered.
 
@@ -186,7 +168,11 @@ class Store(Protocol):
         ...
 
     async def commit(self, records: Sequence[OrderRecord]) -> None:
-        """Persist the records and their effects in one transaction, durably, or nothing of them."""
+        """Persist the records and their effects in one transaction, durably, or nothing of them.
+
+        A record's ``control_change`` (a breaker trip) is stored in that same transaction, with the
+        controls document it puts in force.
+        """
         ...
 
     async def get_order(self, order_id: int) -> OrderRecord | None: ...
@@ -292,6 +278,10 @@ class LogReader(Protocol):
 
     def risk(self, fingerprint: str) -> str | None:
         """The risk policy document a fingerprint stands for."""
+        ...
+
+    def caused_changes(self) -> dict[int, ControlChange]:
+        """The control changes orders caused (breaker trips), by the order id that caused each."""
         ...
 
     def chain_key(self, record: OrderRecord) -> str:

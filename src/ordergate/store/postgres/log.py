@@ -14,6 +14,7 @@ import psycopg
 
 from ordergate.domain.book import Position
 from ordergate.domain.chain import chain_per_instrument
+from ordergate.domain.controls import ControlChange
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StartupError
@@ -113,6 +114,15 @@ class PostgresLogReader:
             return None
         row = self._conn.execute("SELECT document FROM risk_sets WHERE fingerprint = %s", (fingerprint,)).fetchone()
         return None if row is None else str(row[0])
+
+    def caused_changes(self) -> dict[int, ControlChange]:
+        if self._version < ENTRY_VERSION:  # no order caused a control change before the breaker existed
+            return {}
+        rows = self._conn.execute(
+            "SELECT at, level, target, state, changed_by, fingerprint, reason, order_id FROM control_changes"
+            " WHERE order_id IS NOT NULL ORDER BY change_id"
+        ).fetchall()
+        return {int(row[7]): ControlChange.from_row(*row) for row in rows}
 
     chain_key = staticmethod(chain_per_instrument)
     """Each instrument is its own chain."""

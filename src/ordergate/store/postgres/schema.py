@@ -138,6 +138,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE orders ADD COLUMN IF NOT EXISTS actor text;
         ALTER TABLE orders ADD COLUMN IF NOT EXISTS risk_fingerprint text;
         ALTER TABLE orders ADD COLUMN IF NOT EXISTS signal_time text;
+        ALTER TABLE control_changes ADD COLUMN IF NOT EXISTS reason text;
+        ALTER TABLE control_changes ADD COLUMN IF NOT EXISTS order_id bigint;
         CREATE TABLE IF NOT EXISTS risk_sets (
             fingerprint text PRIMARY KEY,
             document    text NOT NULL
@@ -145,7 +147,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE TABLE IF NOT EXISTS risk_changes (
             change_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             at          text NOT NULL,
-            kind        text NOT NULL CHECK (kind IN ('limits', 'session')),
+            kind        text NOT NULL CHECK (kind IN ('limits', 'session', 'square_off')),
             level       text,
             target      text,
             change      text NOT NULL,
@@ -179,7 +181,9 @@ The risk policies in force are kept like the controls of version 3: each documen
 fingerprint (``risk_sets``), and every change of limits or of the session in the order the changes
 committed (``risk_changes``; ``change`` is the JSON given, ``level`` and ``target`` are NULL for the
 session) (:data:`ENTRY_VERSION`). Every statement is idempotent (``IF NOT EXISTS``), as those of
-versions 6 and 7, so a store put back to an earlier version by hand migrates again."""
+versions 6 and 7, so a store put back to an earlier version by hand migrates again. A ``square_off``
+change marks the day's square-off as done; a control change gains its ``reason`` (``BREAKER``) and the
+``order_id`` of the order that caused it, written in that order's transaction."""
 
 ENTRY_VERSION = 8
 """The schema version from which every order has the columns of how it came in and its risk policy."""

@@ -388,7 +388,7 @@ class PostgresStore:
     async def control_changes(self, limit: int) -> list[ControlChange]:
         """The last ``limit`` control changes, oldest first."""
         rows = await self._api_read(
-            "SELECT at, level, target, state, changed_by, fingerprint FROM control_changes"
+            "SELECT at, level, target, state, changed_by, fingerprint, reason, order_id FROM control_changes"
             " ORDER BY change_id DESC LIMIT %s",
             (limit,),
         )

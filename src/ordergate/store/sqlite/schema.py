@@ -172,6 +172,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE orders ADD COLUMN actor TEXT;
         ALTER TABLE orders ADD COLUMN risk_fingerprint TEXT;
         ALTER TABLE orders ADD COLUMN signal_time TEXT;
+        ALTER TABLE control_changes ADD COLUMN reason TEXT;
+        ALTER TABLE control_changes ADD COLUMN order_id INTEGER;
         CREATE TABLE risk_sets (
             fingerprint TEXT PRIMARY KEY,
             document    TEXT NOT NULL
@@ -179,7 +181,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE TABLE risk_changes (
             change_id   INTEGER PRIMARY KEY,
             at          TEXT NOT NULL,
-            kind        TEXT NOT NULL CHECK (kind IN ('limits', 'session')),
+            kind        TEXT NOT NULL CHECK (kind IN ('limits', 'session', 'square_off')),
             level       TEXT,
             target      TEXT,
             change      TEXT NOT NULL,
@@ -232,7 +234,10 @@ hash chain covers them only when an order carries one
 (:attr:`~ordergate.domain.record.OrderRecord.has_entry_fields`), so every stored link stays valid and
 the migration rewrites no row. The risk
 policies, named by fingerprint, live in ``risk_sets`` and every change of limits or of the trading
-session in ``risk_changes``, as version 3 keeps the trading controls."""
+session in ``risk_changes``, as version 3 keeps the trading controls; a ``square_off`` change marks the
+day's square-off as done (so it runs once a day, even across restarts). A control change gains its
+``reason`` (``BREAKER`` for the circuit breaker's) and the ``order_id`` of the order that caused it,
+written in that order's transaction."""
 
 _ORDERS_INDEXED, _TRADES_INDEXED = indexed_up_to("order_id"), indexed_up_to("trade_id")
 

@@ -90,7 +90,7 @@ _TRADE_COLUMNS = (
     "trade_id, user, strategy, instrument, opened_order_id, opened_at, closed_order_id, closed_at, closing_strategy"
 )
 _TRADE_FIELDS = tuple(column.strip() for column in _TRADE_COLUMNS.split(","))[1:]
-_CHANGE_COLUMNS = "at, level, target, state, changed_by, fingerprint"
+_CHANGE_COLUMNS = "at, level, target, state, changed_by, fingerprint, reason, order_id"
 _RISK_CHANGE_COLUMNS = "at, kind, level, target, change, changed_by, fingerprint"
 """A risk change's columns, in :class:`~ordergate.domain.risk.RiskChange`'s order."""
 
@@ -337,6 +337,9 @@ class SQLiteStore:
             ],
         )
         statements += _inserts("trades", _TRADE_FIELDS, changes.trades)
+        for record in records:
+            if record.control_change is not None:  # a breaker trip: in the order's transaction
+                statements += _control_change_statements(*record.control_change)
         self._unindexed += len(records)
         self._unindexed_trades += len(changes.trades)
         if self._unindexed >= INDEX_EVERY or self._unindexed_trades >= INDEX_EVERY_TRADES:
@@ -352,21 +355,7 @@ class SQLiteStore:
         One process owns the store, so the controls it built are the ones in force: ``document``. A
         change whose writer died before it answered is looked for in the store by a new writer.
         """
-        setting = change.setting
-        row = (change.at, setting.level.value, setting.target, setting.state.value, change.by, change.fingerprint)
-        statements: list[Statement] = [
-            (
-                "INSERT INTO controls_sets (fingerprint, document) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [change.fingerprint, document],
-                None,
-            ),
-            (
-                "INSERT INTO control_changes (at, level, target, state, changed_by, fingerprint)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                list(row),
-                None,
-            ),
-        ]
+        statements = _control_change_statements(change, document)
         try:
             await self._commits.request("tx", statements)
         except WriterRefused as exc:
@@ -676,6 +665,29 @@ def _inserts(table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...
     return [
         (_rows_sql(prefix, len(columns), len(chunk)), list(itertools.chain.from_iterable(chunk)), None)
         for chunk in (rows[start : start + step] for start in range(0, len(rows), step))
+    ]
+
+
+def _control_change_statements(change: ControlChange, document: str) -> list[Statement]:
+    """Store a control change and the controls document it puts in force (kept once per fingerprint)."""
+    setting = change.setting
+    row = [
+        change.at,
+        setting.level.value,
+        setting.target,
+        setting.state.value,
+        change.by,
+        change.fingerprint,
+        change.reason,
+        change.order_id,
+    ]
+    return [
+        (
+            "INSERT INTO controls_sets (fingerprint, document) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [change.fingerprint, document],
+            None,
+        ),
+        (f"INSERT INTO control_changes ({_CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row, None),
     ]
 
 
