@@ -347,3 +347,54 @@ async def test_verify_reports_an_order_whose_stored_decision_the_limits_contradi
     assert report.problem is not None
     assert "risk limits it was decided under" in report.problem
     assert "altered" in report.problem
+
+
+async def test_the_breaker_halts_a_strategy_in_the_order_that_trips_it_until_an_admin_lifts_it(
+    home: Path, clock: ManualClock
+) -> None:
+    async with running_gateway(home, clock=clock) as (http, _):
+        await set_limits(http, "strategy", "S1", breaker={"max_rejects": 3, "window_seconds": 60})
+        await order(http, "S1", "ACC", "SELL")  # nothing to sell: rejected, counted
+        clock.advance(61)  # the first rejection leaves the window
+        await order(http, "S1", "TCS", "SELL")
+        await order(http, "S9", "ACC", "SELL")  # another strategy's rejections do not count
+        assert (await order(http, "S2", "ACC", "SELL"))["reason"] == "NO_OPEN_POSITION"
+        await order(http, "S1", "INFY", "SELL")
+        tripping = await order(http, "S1", "INFY", "SELL")
+        assert tripping["reason"] == "NO_OPEN_POSITION"  # the order that trips is decided before the halt
+        controls = (await http.get("/v1/controls")).json()
+        assert controls["strategies"] == {"S1": "HALTED"}
+        (change,) = controls["changes"]
+        assert (change["by"], change["reason"], change["order_id"], change["state"]) == (
+            "risk",
+            "BREAKER",
+            tripping["order_id"],
+            "HALTED",
+        )
+        halted = await order(http, "S1", "ACC", "BUY")
+        assert (halted["reason"], refusals(halted)) == ("HALTED", {"Ann": "HALTED", "Bob": "HALTED"})
+        assert (await order(http, "S2", "ACC", "BUY"))["status"] == "ACCEPTED"  # other strategies trade on
+        for _ in range(3):  # halted rejections are the control's, not the strategy's: the breaker does not count them
+            await order(http, "S1", "ACC", "BUY")
+    async with running_gateway(home, clock=clock) as (http, _):  # the halt is stored: it survives a restart
+        assert (await http.get("/v1/controls")).json()["strategies"] == {"S1": "HALTED"}
+        await http.put("/v1/controls", json={"level": "strategy", "target": "S1", "state": "ACTIVE"})
+        assert (await order(http, "S1", "TCS", "SELL"))["reason"] == "NO_OPEN_POSITION"  # a fresh window
+        assert (await order(http, "S1", "TCS", "BUY"))["status"] == "ACCEPTED"
+        assert (await http.get("/v1/controls")).json()["strategies"] == {}
+    assert_log_verifies(home)
+
+
+async def test_verify_reports_a_breaker_trip_removed_from_the_log(home: Path, clock: ManualClock) -> None:
+    import sqlite3
+
+    async with running_gateway(home, clock=clock) as (http, _):
+        await set_limits(http, "global", None, breaker={"max_rejects": 1, "window_seconds": 60})
+        await order(http, "S1", "ACC", "SELL")
+    assert_log_verifies(home)
+    with sqlite3.connect(db(home)) as conn:
+        conn.execute("DELETE FROM control_changes WHERE reason = 'BREAKER'")
+    with SQLiteLogReader(db(home)) as reader:
+        report = verify_log(reader)
+    assert report.problem is not None
+    assert "trips the breaker of S1, but no halt by the breaker is stored" in report.problem

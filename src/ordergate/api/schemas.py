@@ -327,7 +327,11 @@ class ControlChangeOut(BaseModel):
     level: ControlLevel
     target: str | None
     state: ControlState
-    by: str | None = Field(description="The name of the API key that made the change (null with auth off).")
+    by: str | None = Field(
+        description="The name of the API key that made the change (null with auth off; `risk`: the breaker)."
+    )
+    reason: str | None = Field(default=None, description="`BREAKER` for a halt by the circuit breaker.")
+    order_id: int | None = Field(default=None, description="The order whose rejection tripped the breaker.")
 
 
 class ControlsOut(BaseModel):

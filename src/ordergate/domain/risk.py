@@ -41,6 +41,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from ordergate.domain.book import Book
+from ordergate.domain.controls import (
+    BREAKER,
+    RISK_ACTOR,
+    ControlChange,
+    ControlLevel,
+    Controls,
+    ControlSetting,
+    ControlState,
+)
 from ordergate.domain.model import Action, Effect, Order, Origin, Reason, Refusal, Side, Status
 from ordergate.domain.names import name_problem
 from ordergate.domain.record import OrderRecord
@@ -632,9 +641,10 @@ def _slide(folded: Folded, window: deque[float], at: float, keep: int) -> None:
 
 
 def fold(state: RiskState, record: OrderRecord, *, count_positions: bool = True) -> Folded:
-    """Fold a stored order into ``state`` as the gateway did when it decided it."""
+    """Fold a stored order into ``state`` as the gateway did when it decided it, its breaker trip included
+    (``record.control_change``, as the store reads it back)."""
     decision = record.decision
-    return state.record(
+    folded = state.record(
         record.order,
         decision.status,
         decision.reason,
@@ -643,6 +653,9 @@ def fold(state: RiskState, record: OrderRecord, *, count_positions: bool = True)
         record.origin,
         count_positions=count_positions,
     )
+    if record.control_change is not None and record.control_change[0].reason == BREAKER:
+        state.trip(folded, record.order.strategy)
+    return folded
 
 
 def rebuilt(book: Book, recent: Iterable[OrderRecord]) -> RiskState:
@@ -769,6 +782,23 @@ def breaker_trips(order: Order, status: Status, reason: Reason | None, risk: Ris
     if breaker is None:
         return False
     return risk.state.rejects_reach(order.strategy, risk.at, breaker.window_seconds, breaker.max_rejects)
+
+
+def tripped(
+    record: OrderRecord, risk: RiskContext, controls: Controls, folded: Folded
+) -> tuple[Controls, ControlChange] | None:
+    """Whether ``record`` (decided under ``risk``, already folded in as ``folded``) trips its strategy's
+    breaker; if so the strategy's counted rejections start over, and the answer is the controls with the
+    strategy ``HALTED`` and the change to store in the order's transaction (by ``risk``, reason ``BREAKER``).
+    """
+    order, decision = record.order, record.decision
+    if not breaker_trips(order, decision.status, decision.reason, risk):
+        return None
+    risk.state.trip(folded, order.strategy)
+    setting = ControlSetting(ControlLevel.STRATEGY, order.strategy, ControlState.HALTED)
+    halted = controls.with_setting(setting)
+    change = ControlChange(record.received_at, setting, RISK_ACTOR, halted.fingerprint, BREAKER, record.order_id)
+    return halted, change
 
 
 class RiskChange(NamedTuple):

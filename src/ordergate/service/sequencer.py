@@ -29,12 +29,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import orjson
+
 from ordergate.domain.book import Book
 from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Decision, Order
 from ordergate.domain.record import DIRECT, Entry, OrderRecord, decided_record
 from ordergate.domain.registry import Registry
-from ordergate.domain.risk import NO_RISK, RiskContext, RiskPolicy, RiskState, epoch_of, horizon_start, rebuilt
+from ordergate.domain.risk import (
+    NO_RISK,
+    RiskContext,
+    RiskPolicy,
+    RiskState,
+    epoch_of,
+    horizon_start,
+    rebuilt,
+    tripped,
+)
 from ordergate.domain.rules import decide, decide_and_apply
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
 from ordergate.service.clock import Clock, utc_now
@@ -238,9 +249,15 @@ class LocalSequencer:
         self._next_id += 1
         ticket = Ticket(order, client_order_id, record=record, undo=undo, entry=entry)
         if risk is not None:
-            ticket.folded = risk.state.record(
+            folded = ticket.folded = risk.state.record(
                 order, decision.status, decision.reason, decision.applied, risk.at, entry.origin
             )
+            trip = tripped(record, risk, self._controls, folded)
+            if trip is not None:  # the strategy halts now: the next order already sees it
+                halted, change = trip
+                ticket.record = record._replace(control_change=(change, orjson.dumps(halted.to_document()).decode()))
+                ticket.controls_before = self._controls
+                self.use_controls(halted)
         if client_order_id is not None:
             self._window.hold(ticket)
         self._core.enqueue(ticket)
@@ -258,6 +275,10 @@ class LocalSequencer:
             self._book.undo(ticket.undo)
             if ticket.folded is not None and self._risk_state is not None:
                 self._risk_state.revert(ticket.folded)
+            if ticket.controls_before is not None and self._controls.fingerprint == _halted_by(ticket):
+                # the breaker's halt was never stored: lift it, unless an admin changed the controls since
+                # (their change is stored, with the halt in it, and stays in force)
+                self.use_controls(ticket.controls_before)
         self._next_id = _decided(victims[0]).order_id
 
 
@@ -269,6 +290,12 @@ def _replay(record: OrderRecord, order: Order) -> Outcome:
 
 def _replay_or_conflict(record: OrderRecord, order: Order) -> Outcome | ClientOrderIdConflict:
     return Outcome(record, True) if record.order == order else ClientOrderIdConflict.of(record)
+
+
+def _halted_by(ticket: Ticket) -> str | None:
+    """The fingerprint of the controls a ticket's breaker trip put in force (``None``: it tripped nothing)."""
+    change = ticket.record.control_change if ticket.record is not None else None
+    return change[0].fingerprint if change is not None else None
 
 
 def _decided(ticket: Ticket) -> OrderRecord:

@@ -57,6 +57,8 @@ class Ticket:
     entry: Entry = DIRECT
     folded: Folded | None = None
     """What deciding the order changed in the risk state (the local sequencer, under a risk policy)."""
+    controls_before: Controls | None = None
+    """The controls before the order tripped its strategy's breaker (to lift the halt if it is rolled back)."""
 
 
 class Sequencing(Protocol):

@@ -38,10 +38,11 @@ import orjson
 
 from ordergate.domain.book import Book, Position
 from ordergate.domain.chain import Chains
-from ordergate.domain.controls import Controls
+from ordergate.domain.controls import BREAKER, NO_CONTROLS, ControlChange, Controls
 from ordergate.domain.model import Decision
+from ordergate.domain.record import OrderRecord
 from ordergate.domain.registry import ProfileError, Registry
-from ordergate.domain.risk import RiskContext, RiskError, RiskPolicy, RiskState, epoch_of, fold
+from ordergate.domain.risk import Folded, RiskContext, RiskError, RiskPolicy, RiskState, epoch_of, tripped
 from ordergate.domain.rules import decide
 from ordergate.store.base import LogReader, TamperedRow
 
@@ -77,6 +78,7 @@ def verify_log(reader: LogReader, *, until: int | None = None) -> VerifyReport:
     controls: dict[str, Controls | str] = {}
     policies: dict[str, RiskPolicy | str] = {}
     risk_state = RiskState()
+    caused = reader.caused_changes()
     chains = Chains(reader.chain_key)
     count = redecided = 0
     last_id = 0
@@ -144,7 +146,19 @@ def verify_log(reader: LogReader, *, until: int | None = None) -> VerifyReport:
             book.apply(record.order, record.decision.applied, record.order_id, record.received_at)
         except ValueError as exc:
             return report(f"order {record.order_id}: its effects do not fit the replayed book: {exc}")
-        fold(risk_state, record)
+        decision = record.decision
+        folded = risk_state.record(
+            record.order,
+            decision.status,
+            decision.reason,
+            decision.applied,
+            epoch_of(record.received_at),
+            record.origin,
+        )
+        stored_trip = caused.get(record.order_id)
+        problem = _breaker_problem(record, risk, in_force, folded, stored_trip)
+        if problem is not None:
+            return report(f"order {record.order_id}: {problem}")
 
     if until is not None:
         if last_id != until:
@@ -177,6 +191,36 @@ def _controls(reader: LogReader, cache: dict[str, Controls | str], fingerprint: 
     """The trading controls a fingerprint names, or what keeps them from deciding the order again."""
     what = f"the trading controls it was decided under (fingerprint {fingerprint})"
     return _document(cache, fingerprint, what, reader.controls, Controls.from_document, (ValueError, TypeError))
+
+
+def _breaker_problem(
+    record: OrderRecord,
+    risk: RiskContext | None,
+    in_force: Controls | None,
+    folded: Folded,
+    stored: ControlChange | None,
+) -> str | None:
+    """What is wrong with the breaker trip the log holds for ``record`` (or its absence), or ``None``.
+
+    ``folded`` is the order just folded into the replayed risk state; a trip, derived or stored, starts
+    the strategy's counted rejections over, as the gateway did.
+    """
+    trip = tripped(record, risk, in_force or NO_CONTROLS, folded) if risk is not None else None
+    if trip is None:
+        if stored is not None and stored.reason == BREAKER:
+            return "a breaker trip is stored for it, but its strategy's rejections do not reach the breaker"
+        return None
+    if stored is None:
+        return f"it trips the breaker of {record.order.strategy}, but no halt by the breaker is stored for it"
+    _, change = trip
+    if (stored.setting, stored.by, stored.reason, stored.fingerprint) != (
+        change.setting,
+        change.by,
+        change.reason,
+        change.fingerprint,
+    ):
+        return f"the stored breaker trip {stored.setting} by {stored.by} does not match the derived {change.setting}"
+    return None
 
 
 def _risk(reader: LogReader, cache: dict[str, RiskPolicy | str], fingerprint: str) -> RiskPolicy | str:

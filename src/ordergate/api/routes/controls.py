@@ -15,9 +15,8 @@ from fastapi.responses import Response
 from ordergate.api.access import principal_of, viewed_user
 from ordergate.api.http import ClientError, json_response, parse, read_body
 from ordergate.api.schemas import ControlIn, ControlsOut, InvalidOut, Problem, ReloadOut
-from ordergate.domain.controls import ControlError, Controls, ControlSetting
+from ordergate.domain.controls import ControlChange, ControlError, Controls, ControlSetting
 from ordergate.service.operations import Operations, ProfilesRefused
-from ordergate.store.base import ControlChange
 
 router = APIRouter(tags=["controls"])
 
@@ -39,7 +38,15 @@ def controls_answer(controls: Controls, changes: list[ControlChange], only_user:
         **document,
         "fingerprint": controls.fingerprint,
         "changes": [
-            {"at": c.at, "level": c.setting.level, "target": c.setting.target, "state": c.setting.state, "by": c.by}
+            {
+                "at": c.at,
+                "level": c.setting.level,
+                "target": c.setting.target,
+                "state": c.setting.state,
+                "by": c.by,
+                "reason": c.reason,
+                "order_id": c.order_id,
+            }
             for c in changes
         ],
     }

@@ -446,7 +446,8 @@ class SQLiteStore:
         return [RiskChange(*row) for row in reversed(rows)]
 
     async def recent_orders(self, since: str) -> list[OrderRecord]:
-        """Every committed order received at or after ``since``, in order_id order.
+        """Every committed order received at or after ``since``, in order_id order, each with the control
+        change it caused (a breaker trip), if any.
 
         ``received_at`` compares as text, which is time order for the log's fixed-width timestamp form
         (``since`` must be in it too).
@@ -457,9 +458,24 @@ class SQLiteStore:
         page does), sparing the event loop.
         """
         sql = f"SELECT {ORDER_COLUMNS} FROM orders WHERE received_at >= ? ORDER BY order_id"
+        caused_sql = (
+            f"SELECT {_CHANGE_COLUMNS}, s.document FROM control_changes c JOIN controls_sets s USING (fingerprint)"
+            " WHERE c.order_id IS NOT NULL AND c.at >= ?"
+        )
 
         def run(conn: sqlite3.Connection) -> list[OrderRecord]:
-            return [decode_record(*row) for row in conn.execute(sql, (since,))]
+            conn.execute("BEGIN")  # one snapshot for the orders and the changes they caused
+            try:
+                records = [decode_record(*row) for row in conn.execute(sql, (since,))]
+                caused = {
+                    row[7]: (ControlChange.from_row(*row[:8]), str(row[8]))
+                    for row in conn.execute(caused_sql, (since,))
+                }
+            finally:
+                conn.execute("COMMIT")
+            if not caused:
+                return records
+            return [r._replace(control_change=caused.get(r.order_id)) if r.order_id in caused else r for r in records]
 
         return await self._on(self._api_reads, run)
 
