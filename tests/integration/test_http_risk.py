@@ -398,3 +398,69 @@ async def test_verify_reports_a_breaker_trip_removed_from_the_log(home: Path, cl
         report = verify_log(reader)
     assert report.problem is not None
     assert "trips the breaker of S1, but no halt by the breaker is stored" in report.problem
+
+
+async def test_flatten_closes_every_position_in_the_scope_for_exactly_its_holders(gateway: Any) -> None:
+    http, _ = gateway
+    await order(http, "S1", "ACC", "BUY")
+    await order(http, "S1", "TCS", "BUY")
+    await order(http, "S2", "WIPRO", "BUY")
+    user = (await http.post("/v1/controls/flatten", json={"level": "user", "target": "Bob"})).json()
+    assert [(o["strategy"], o["instrument"], applied(o), o["origin"]) for o in user["orders"]] == [
+        ("S1", "ACC", ["Bob"], "flatten"),
+        ("S1", "TCS", ["Bob"], "flatten"),
+    ]
+    strategy = (await http.post("/v1/controls/flatten", json={"level": "strategy", "target": "S2"})).json()
+    assert [(o["instrument"], applied(o)) for o in strategy["orders"]] == [("WIPRO", ["Ann"])]
+    positions = (await http.get("/v1/positions")).json()["items"]
+    assert sorted((p["user"], p["instrument"]) for p in positions) == [("Ann", "ACC"), ("Ann", "TCS")]
+    empty = await http.post("/v1/controls/flatten", json={"level": "user", "target": "Bob"})
+    assert (empty.status_code, empty.json()["orders"]) == (200, [])
+
+
+async def test_a_kill_switch_flattens_everything_and_halts_in_one_transaction(home: Path, clock: ManualClock) -> None:
+    async with running_gateway(home, clock=clock) as (http, _):
+        await order(http, "S1", "ACC", "BUY")
+        await order(http, "S2", "WIPRO", "BUY")
+        await http.put("/v1/controls", json={"level": "user", "target": "Ann", "state": "HALTED"})
+        kill = (await http.post("/v1/controls/flatten", json={"level": "global", "then": "HALTED"})).json()
+        assert [(o["instrument"], applied(o), o["actor"]) for o in kill["orders"]] == [
+            ("ACC", ["Ann", "Bob"], "anonymous"),  # a halted user's position is closed too
+            ("WIPRO", ["Ann"], "anonymous"),
+        ]
+        assert kill["controls"]["global"] == "HALTED"
+        assert kill["controls"]["changes"][-1]["order_id"] == kill["orders"][-1]["order_id"]
+        assert (await http.get("/v1/positions")).json()["items"] == []
+        assert (await order(http, "S1", "ACC", "BUY"))["reason"] == "HALTED"
+    async with running_gateway(home, clock=clock) as (http, _):
+        assert (await http.get("/v1/controls")).json()["global"] == "HALTED"
+    assert_log_verifies(home)
+
+
+async def test_a_flatten_under_limits_counts_its_closes_for_the_cooldown(gateway: Any, clock: ManualClock) -> None:
+    http, _ = gateway
+    await set_limits(http, "global", None, cooldown_seconds=300, max_orders_per_minute=3)
+    await order(http, "S1", "ACC", "BUY")
+    kill = (await http.post("/v1/controls/flatten", json={"level": "global"})).json()
+    assert kill["orders"][0]["risk_fingerprint"] is not None
+    clock.advance(10)
+    assert (await order(http, "S1", "ACC", "BUY"))["reason"] == "COOLDOWN"  # the flatten is not a strategy order:
+    assert (await order(http, "S1", "TCS", "BUY"))["status"] == "ACCEPTED"  # it took no slot of the rate limit
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"level": "global", "target": "Ann"}, "target: must be null"),
+        ({"level": "user"}, "target: level 'user' needs"),
+        ({"level": "global", "then": "PAUSED"}, "then"),
+        ({"level": "desk"}, "level"),
+    ],
+)
+async def test_a_bad_flatten_is_a_422_and_closes_nothing(gateway: Any, body: dict[str, Any], says: str) -> None:
+    http, _ = gateway
+    await order(http, "S1", "ACC", "BUY")
+    response = await http.post("/v1/controls/flatten", json=body)
+    assert response.status_code == 422, response.text
+    assert says in str(response.json()["detail"])
+    assert len((await http.get("/v1/positions")).json()["items"]) == 2

@@ -70,6 +70,7 @@ def classify(method: str, path: str) -> Access:
         return Access.ORDER
     if (
         (method == "PUT" and path == "/v1/controls")
+        or (method == "POST" and path == "/v1/controls/flatten")
         or path.startswith("/v1/admin/")
         or (method in ("PUT", "DELETE", "POST") and path.startswith("/v1/risk/"))
     ):
@@ -88,7 +89,7 @@ _ALLOWED: dict[Access, frozenset[Role]] = {
 _WHAT = {
     Access.ORDER: "send orders",
     Access.READ: "read",
-    Access.ADMIN: "change controls, risk limits or sessions, or reload profiles",
+    Access.ADMIN: "change controls, flatten, change risk limits or sessions, or reload profiles",
 }
 
 

@@ -19,7 +19,7 @@ from ordergate.api.http import ClientError, parse
 from ordergate.api.schemas import BatchIn, LegacyOrderIn, OrderIn, client_order_id_problem
 from ordergate.api.validation import legacy_order, v1_order
 from ordergate.domain.model import Order
-from ordergate.domain.record import Entry
+from ordergate.domain.record import ANONYMOUS, Entry
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, ReadsBusy, StoredRowError, StoreUnavailable
 from ordergate.security.keys import Principal
 from ordergate.service.sequencing import Outcome, Sequencing
@@ -126,9 +126,6 @@ async def place_legacy(
 def _entry(principal: Principal | None, signal_time: str | None = None) -> Entry:
     """How an order came in: the key that sent it (``anonymous`` with auth off) and its signal's time."""
     return Entry(principal.name if principal is not None else ANONYMOUS, signal_time)
-
-
-ANONYMOUS = "anonymous"
 
 
 def _v1(document: object, body: bytes) -> tuple[Order, str | None, str | None]:

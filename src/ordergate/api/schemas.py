@@ -322,6 +322,18 @@ class RiskOut(BaseModel):
     changes: list[RiskChangeOut] = Field(description="The latest changes, oldest first.")
 
 
+class FlattenIn(BaseModel):
+    """A flatten: close every open position in the scope; ``then`` sets that control in the same transaction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: ControlLevel
+    target: Name | None = None
+    then: ControlState | None = Field(
+        default=None, description="HALTED (a kill switch) or REDUCE_ONLY, set with the orders; null: none."
+    )
+
+
 class ControlChangeOut(BaseModel):
     at: str
     level: ControlLevel
@@ -344,6 +356,11 @@ class ControlsOut(BaseModel):
     users: dict[str, ControlState]
     fingerprint: str = Field(description="Recorded with every order decided under these controls.")
     changes: list[ControlChangeOut] = Field(description="The latest changes, oldest first.")
+
+
+class FlattenOut(BaseModel):
+    orders: list[OrderOut] = Field(description="The orders of origin `flatten`, one per strategy and instrument.")
+    controls: ControlsOut
 
 
 class ReloadOut(BaseModel):

@@ -135,6 +135,8 @@ NO_CONTROLS = Controls()
 
 BREAKER = "BREAKER"
 """The reason of a control change the circuit breaker made (SPEC section 10)."""
+FLATTEN = "FLATTEN"
+"""The reason of the control a flatten set with its orders (its ``then``)."""
 RISK_ACTOR = "risk"
 """Who made a change the gateway made itself (a breaker trip): the ``by`` of the change, the ``actor`` of an order."""
 

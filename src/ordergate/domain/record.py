@@ -68,6 +68,9 @@ class Entry(NamedTuple):
     origin: Origin = Origin.STRATEGY
 
 
+ANONYMOUS = "anonymous"
+"""The actor of an order or a flatten sent with auth off."""
+
 DIRECT = Entry()
 """An order with nothing said about its entry (tests, tools that call the sequencer directly)."""
 

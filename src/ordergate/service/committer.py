@@ -139,6 +139,7 @@ class Committer:
             if isinstance(result, Outcome):
                 if not result.replayed:
                     records.append(result.record)
+                    records.extend(result.also)
                 if not ticket.future.done():
                     ticket.future.set_result(result)
             elif not ticket.future.done():

@@ -30,7 +30,15 @@ from dataclasses import dataclass
 
 import orjson
 
-from ordergate.domain.controls import NO_CONTROLS, Controls, ControlSetting
+from ordergate.domain.controls import (
+    NO_CONTROLS,
+    ControlLevel,
+    Controls,
+    ControlSetting,
+    ControlState,
+    check_setting,
+)
+from ordergate.domain.record import OrderRecord
 from ordergate.domain.registry import Registry
 from ordergate.domain.risk import NO_RISK, RiskChange, RiskLevel, RiskPolicy, TradingSession
 from ordergate.errors import OrdergateError, StartupError, StoreUnavailable
@@ -110,17 +118,42 @@ class Operations:
 
     async def set_control(self, setting: ControlSetting, by: str | None) -> Controls:
         """Put ``setting`` in force for every order decided from now on; raises ``ControlError`` if invalid."""
-        store = self._gateway.store
         async with self._lock:
-            built = self._sequencer.controls.with_setting(setting)
-            change = ControlChange(self._clock(), setting, by, built.fingerprint)
-            stored = await store.record_control_change(change, orjson.dumps(built.to_document()).decode())
-            # the store's answer: another process may have changed the controls this one last saw
-            controls = Controls.from_document(orjson.loads(stored))
-            self._sequencer.use_controls(controls)
+            controls = await self._set_control(setting, by)
+        return controls
+
+    async def _set_control(self, setting: ControlSetting, by: str | None) -> Controls:
+        built = self._sequencer.controls.with_setting(setting)
+        change = ControlChange(self._clock(), setting, by, built.fingerprint)
+        stored = await self._gateway.store.record_control_change(change, orjson.dumps(built.to_document()).decode())
+        # the store's answer: another process may have changed the controls this one last saw
+        controls = Controls.from_document(orjson.loads(stored))
+        self._sequencer.use_controls(controls)
         target = f" {setting.target}" if setting.target is not None else ""
         log.warning("trading control: %s%s -> %s (by %s)", setting.level, target, setting.state, by or "anonymous")
         return controls
+
+    async def flatten(
+        self, level: ControlLevel, target: str | None, then: ControlState | None, by: str | None
+    ) -> tuple[list[OrderRecord], Controls]:
+        """Close every open position in the scope in one transaction, then set ``then`` in that same
+        transaction; an empty scope closes nothing (and still sets ``then``). Raises ``ControlError`` for a
+        bad scope, :class:`~ordergate.service.sequencing.FlattenRefused` where flatten cannot be done."""
+        check_setting(ControlSetting(level, target, then or ControlState.ACTIVE))
+        async with self._lock:
+            records, controls = await self._sequencer.flatten(level, target, then, by)
+            if not records and then is not None:
+                controls = await self._set_control(ControlSetting(level, target, then), by)
+        log.warning(
+            "flatten %s%s: %d orders closed %d positions%s (by %s)",
+            level.value,
+            f" {target}" if target is not None else "",
+            len(records),
+            sum(len(r.decision.applied) for r in records),
+            f", then {then.value}" if then is not None else "",
+            by or "anonymous",
+        )
+        return records, controls
 
     # -- risk -----------------------------------------------------------------------------------
 

@@ -31,13 +31,23 @@ from collections.abc import Sequence
 
 import orjson
 
-from ordergate.domain.book import Book
-from ordergate.domain.controls import NO_CONTROLS, Controls
-from ordergate.domain.model import Decision, Order
-from ordergate.domain.record import DIRECT, Entry, OrderRecord, decided_record
+from ordergate.domain.book import Book, Change
+from ordergate.domain.controls import (
+    FLATTEN,
+    NO_CONTROLS,
+    ControlChange,
+    ControlLevel,
+    Controls,
+    ControlSetting,
+    ControlState,
+)
+from ordergate.domain.flatten import flatten_orders, positions_in_scope
+from ordergate.domain.model import Decision, Order, Origin
+from ordergate.domain.record import ANONYMOUS, DIRECT, Entry, OrderRecord, decided_record
 from ordergate.domain.registry import Registry
 from ordergate.domain.risk import (
     NO_RISK,
+    Folded,
     RiskContext,
     RiskPolicy,
     RiskState,
@@ -249,9 +259,8 @@ class LocalSequencer:
         self._next_id += 1
         ticket = Ticket(order, client_order_id, record=record, undo=undo, entry=entry)
         if risk is not None:
-            folded = ticket.folded = risk.state.record(
-                order, decision.status, decision.reason, decision.applied, risk.at, entry.origin
-            )
+            folded = risk.state.record(order, decision.status, decision.reason, decision.applied, risk.at, entry.origin)
+            ticket.folded = (folded,)
             trip = tripped(record, risk, self._controls, folded)
             if trip is not None:  # the strategy halts now: the next order already sees it
                 halted, change = trip
@@ -265,16 +274,72 @@ class LocalSequencer:
 
     # -- the group engine ------------------------------------------------------------------------
 
+    async def flatten(
+        self, level: ControlLevel, target: str | None, then: ControlState | None, by: str | None
+    ) -> tuple[list[OrderRecord], Controls]:
+        if self._gate is not None:
+            await self._gate.wait()
+        at = self._clock()
+        entry = Entry(by or ANONYMOUS, None, Origin.FLATTEN)
+        controls, limits, state = self._restricting, self._limits, self._risk_state
+        records: list[OrderRecord] = []
+        undo: list[Change] = []
+        folds: list[Folded] = []
+        for order, decision in flatten_orders(positions_in_scope(self._book, level, target)):
+            order_id = self._next_id
+            changes = self._book.apply(order, decision.applied, order_id, at)
+            record = decided_record(
+                order_id,
+                at,
+                order,
+                decision,
+                self._book.scope,
+                self._registry.fingerprint,
+                None,
+                changes,
+                controls.fingerprint if controls is not None else None,
+                entry,
+                limits.fingerprint if limits is not None else None,
+            )
+            if state is not None and limits is not None:
+                folds.append(state.record(order, decision.status, None, decision.applied, epoch_of(at), Origin.FLATTEN))
+            self._next_id += 1
+            records.append(record)
+            undo.extend(changes)
+        before = self._controls
+        if not records:
+            return [], before
+        if then is not None:  # set in the transaction of the orders, by the last of them
+            setting = ControlSetting(level, target, then)
+            after = before.with_setting(setting)
+            change = ControlChange(at, setting, by, after.fingerprint, FLATTEN, records[-1].order_id)
+            records[-1] = records[-1]._replace(control_change=(change, orjson.dumps(after.to_document()).decode()))
+            self.use_controls(after)
+        ticket = Ticket(
+            records[0].order,
+            None,
+            record=records[0],
+            undo=tuple(undo),
+            entry=entry,
+            also=tuple(records[1:]),
+            folded=tuple(folds),
+            controls_before=before if then is not None else None,
+        )
+        self._core.enqueue(ticket)
+        await asyncio.shield(ticket.future)
+        return records, self._controls
+
     async def commit(self, group: list[Ticket]) -> Sequence[Result]:
-        records = [_decided(ticket) for ticket in group]
+        records = [record for ticket in group for record in (_decided(ticket), *ticket.also)]
         await self._store.commit(records)
-        return [Outcome(record, False) for record in records]
+        return [Outcome(_decided(ticket), False, ticket.also) for ticket in group]
 
     def discard(self, victims: Sequence[Ticket]) -> None:
         for ticket in reversed(victims):
             self._book.undo(ticket.undo)
-            if ticket.folded is not None and self._risk_state is not None:
-                self._risk_state.revert(ticket.folded)
+            if self._risk_state is not None:
+                for folded in reversed(ticket.folded):
+                    self._risk_state.revert(folded)
             if ticket.controls_before is not None and self._controls.fingerprint == _halted_by(ticket):
                 # the breaker's halt was never stored: lift it, unless an admin changed the controls since
                 # (their change is stored, with the halt in it, and stays in force)
@@ -293,8 +358,9 @@ def _replay_or_conflict(record: OrderRecord, order: Order) -> Outcome | ClientOr
 
 
 def _halted_by(ticket: Ticket) -> str | None:
-    """The fingerprint of the controls a ticket's breaker trip put in force (``None``: it tripped nothing)."""
-    change = ticket.record.control_change if ticket.record is not None else None
+    """The fingerprint of the controls a ticket's breaker trip or flatten put in force (``None``: none)."""
+    last = ticket.also[-1] if ticket.also else ticket.record
+    change = last.control_change if last is not None else None
     return change[0].fingerprint if change is not None else None
 
 

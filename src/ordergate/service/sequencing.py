@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from ordergate.domain.book import Undo
-from ordergate.domain.controls import Controls
+from ordergate.domain.controls import ControlLevel, Controls, ControlState
 from ordergate.domain.model import Decision, Order
 from ordergate.domain.record import DIRECT, Entry, OrderRecord
 from ordergate.domain.registry import Registry
@@ -35,10 +35,16 @@ CommitListener = Callable[[Sequence[OrderRecord]], None]
 """Called with each group of orders this process committed (decided now, not replays), in order_id order."""
 
 
+class FlattenRefused(OrdergateError):
+    """A flatten this gateway cannot do (answered 409 with the message)."""
+
+
 class Outcome(NamedTuple):
     record: OrderRecord
     replayed: bool
     """The stored decision of an earlier request with the same client order id (nothing was decided now)."""
+    also: tuple[OrderRecord, ...] = ()
+    """The other orders committed with ``record`` as one (a flatten), in order_id order."""
 
 
 @dataclass(slots=True, eq=False)
@@ -55,8 +61,10 @@ class Ticket:
     record: OrderRecord | None = None
     undo: Undo = ()
     entry: Entry = DIRECT
-    folded: Folded | None = None
-    """What deciding the order changed in the risk state (the local sequencer, under a risk policy)."""
+    also: tuple[OrderRecord, ...] = ()
+    """More orders decided with ``record`` and committed with it, all or none (a flatten)."""
+    folded: tuple[Folded, ...] = ()
+    """What deciding the orders changed in the risk state (the local sequencer, under a risk policy)."""
     controls_before: Controls | None = None
     """The controls before the order tripped its strategy's breaker (to lift the halt if it is rolled back)."""
 
@@ -109,6 +117,15 @@ class Sequencing(Protocol):
 
     def use_controls(self, controls: Controls) -> None:
         """Decide later orders under ``controls`` (already stored durably by the caller)."""
+        ...
+
+    async def flatten(
+        self, level: ControlLevel, target: str | None, then: ControlState | None, by: str | None
+    ) -> tuple[list[OrderRecord], Controls]:
+        """Close every open position in the scope by orders of origin ``flatten``, committed as one
+        transaction with the control ``then`` (if any) set in it; returns the orders and the controls
+        now in force. Raises :class:`~ordergate.errors.StoreUnavailable` when nothing could be stored,
+        and :class:`FlattenRefused` where it cannot be done."""
         ...
 
     def use_registry(self, registry: Registry) -> None:

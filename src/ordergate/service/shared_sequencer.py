@@ -65,7 +65,7 @@ from collections.abc import Iterable, Sequence
 import orjson
 
 from ordergate.domain.book import Book, Opened, Position
-from ordergate.domain.controls import NO_CONTROLS, Controls
+from ordergate.domain.controls import NO_CONTROLS, ControlLevel, Controls, ControlState
 from ordergate.domain.model import Decision, Order, Scope
 from ordergate.domain.record import DIRECT, Entry, OrderRecord, decided_record
 from ordergate.domain.registry import Registry
@@ -75,7 +75,7 @@ from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavail
 from ordergate.service.clock import Clock, utc_now
 from ordergate.service.committer import Committer, Result
 from ordergate.service.idempotency import IdempotencyWindow, outcome_after
-from ordergate.service.sequencing import MAX_GROUP, CommitListener, Outcome, Ticket
+from ordergate.service.sequencing import MAX_GROUP, CommitListener, FlattenRefused, Outcome, Ticket
 from ordergate.store.base import CommitInDoubt, SharedStore
 
 log = logging.getLogger(__name__)
@@ -171,6 +171,15 @@ class SharedSequencer:
     async def use_risk(self, policy: RiskPolicy) -> None:
         """Nothing: limits are not decided across processes in this release (:attr:`decides_risk`), and the
         operations never put a policy in force here."""
+
+    async def flatten(
+        self, level: ControlLevel, target: str | None, then: ControlState | None, by: str | None
+    ) -> tuple[list[OrderRecord], Controls]:
+        """Refused: the positions of a scope span instruments whose locks other processes take one by one."""
+        raise FlattenRefused(
+            "flatten needs the embedded SQLite store in this release; on a shared PostgreSQL store halt with "
+            "PUT /v1/controls and close positions with SELL orders"
+        )
 
     def check(self, order: Order, entry: Entry = DIRECT) -> Decision:
         """The decision ``order`` would get against this process's view of the book; nothing is stored."""

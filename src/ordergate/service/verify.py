@@ -13,7 +13,9 @@ Five checks, stopping at the first difference so an operator knows where to look
 3. the profiles, the trading controls and the risk policy each order names by fingerprint are in the
    store, readable, and match their fingerprint (every version stores them before deciding under them:
    a missing one is a difference, never a reason to skip the order), and ``decide()`` run again under
-   them, at the order's ``received_at`` and against the risk state folded from the log replayed so far
+   them (an order of origin ``flatten`` or ``square_off`` is checked instead to close exactly positions
+   its strategy opened: :func:`~ordergate.domain.flatten.flatten_decision`), at the order's
+   ``received_at`` and against the risk state folded from the log replayed so far
    (:func:`~ordergate.domain.risk.fold`: the counts per day, last closes, the rolling minute, the
    rejection windows, exactly as the gateway folded them), gives
    the stored decision: the same status and reason, the same effects and refusals (compared in any
@@ -39,7 +41,8 @@ import orjson
 from ordergate.domain.book import Book, Position
 from ordergate.domain.chain import Chains
 from ordergate.domain.controls import BREAKER, NO_CONTROLS, ControlChange, Controls
-from ordergate.domain.model import Decision
+from ordergate.domain.flatten import flatten_decision
+from ordergate.domain.model import Decision, Origin
 from ordergate.domain.record import OrderRecord
 from ordergate.domain.registry import ProfileError, Registry
 from ordergate.domain.risk import Folded, RiskContext, RiskError, RiskPolicy, RiskState, epoch_of, tripped
@@ -135,12 +138,17 @@ def verify_log(reader: LogReader, *, until: int | None = None) -> VerifyReport:
                 return report(f"order {record.order_id}: {policy}")
             signal_at = epoch_of(record.signal_time) if record.signal_time is not None else None
             risk = RiskContext(policy, risk_state, epoch_of(record.received_at), signal_at, record.origin)
-        expected = decide(record.order, registry, book, in_force, risk)
-        if _canonical(expected) != _canonical(record.decision):
-            return report(
-                f"order {record.order_id}: stored decision {_show(record.decision)} "
-                f"but the rules give {_show(expected)}"
-            )
+        if record.origin is Origin.STRATEGY:
+            expected = decide(record.order, registry, book, in_force, risk)
+            if _canonical(expected) != _canonical(record.decision):
+                return report(
+                    f"order {record.order_id}: stored decision {_show(record.decision)} "
+                    f"but the rules give {_show(expected)}"
+                )
+        else:  # the gateway's own order (a flatten, the square-off): it closes exactly what it names
+            wrong = flatten_decision(record.order, record.decision, book)
+            if wrong is not None:
+                return report(f"order {record.order_id}: a {record.origin.value} order, but {wrong}")
         redecided += 1
         try:
             book.apply(record.order, record.decision.applied, record.order_id, record.received_at)

@@ -1,4 +1,5 @@
-"""Operator routes: trading controls (``GET``/``PUT /v1/controls``) and ``POST /v1/admin/reload-profiles``.
+"""Operator routes: trading controls (``GET``/``PUT /v1/controls``), ``POST /v1/controls/flatten`` and
+``POST /v1/admin/reload-profiles``.
 
 The work is done by :class:`~ordergate.service.operations.Operations`; these routes parse, check and
 answer. A viewer bound to one user sees the gateway's state and only the controls that can hold that
@@ -13,10 +14,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from ordergate.api.access import principal_of, viewed_user
+from ordergate.api.answers import order_answer
 from ordergate.api.http import ClientError, json_response, parse, read_body
-from ordergate.api.schemas import ControlIn, ControlsOut, InvalidOut, Problem, ReloadOut
+from ordergate.api.schemas import ControlIn, ControlsOut, FlattenIn, FlattenOut, InvalidOut, Problem, ReloadOut
 from ordergate.domain.controls import ControlChange, ControlError, Controls, ControlSetting
 from ordergate.service.operations import Operations, ProfilesRefused
+from ordergate.service.sequencing import FlattenRefused
 
 router = APIRouter(tags=["controls"])
 
@@ -92,6 +95,36 @@ async def put_controls(ops: OperationsDep, request: Request) -> Response:
     except ControlError as exc:
         raise ClientError(422, str(exc)) from None
     return json_response(controls_answer(controls, await ops.recent_changes()))
+
+
+@router.post(
+    "/v1/controls/flatten",
+    response_model=FlattenOut,
+    summary="Close every open position of the gateway, a strategy or a user at once (a kill switch with then=HALTED)",
+    responses={
+        409: {"model": Problem, "description": "This gateway cannot flatten (a shared store)."},
+        413: {"model": Problem, "description": "Body over the size limit."},
+        422: {"model": InvalidOut, "description": "Not a valid scope; `detail` says what is wrong."},
+        503: {"model": Problem, "description": "Not stored: nothing was closed, retry."},
+    },
+)
+async def flatten(ops: OperationsDep, request: Request) -> Response:
+    body = await read_body(request, request.app.state.gateway.settings.max_body_bytes)
+    wanted = parse(FlattenIn, body)
+    principal = principal_of(request)
+    try:
+        records, controls = await ops.flatten(
+            wanted.level, wanted.target, wanted.then, principal.name if principal else None
+        )
+    except ControlError as exc:
+        raise ClientError(422, str(exc)) from None
+    except FlattenRefused as exc:
+        raise ClientError(409, str(exc)) from None
+    answer = {
+        "orders": [order_answer(r) for r in records],
+        "controls": controls_answer(controls, await ops.recent_changes()),
+    }
+    return json_response(answer)
 
 
 @router.post(
