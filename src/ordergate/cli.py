@@ -647,6 +647,40 @@ def control_set(
     console.print(render_controls(answer))
 
 
+@control_app.command("flatten")
+def control_flatten(
+    level: Annotated[ControlLevel, typer.Option("--level", help="global (everything), strategy or user.")],
+    target: Annotated[
+        str | None, typer.Option("--target", help="The strategy or user (not for --level global).")
+    ] = None,
+    then: Annotated[
+        ControlState | None,
+        typer.Option("--then", case_sensitive=False, help="Set HALTED (a kill switch) or REDUCE_ONLY with the orders."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Close every open position in the scope at once (POST /v1/controls/flatten; needs an admin key)."""
+    from ordergate.tools.controls import render_controls
+    from ordergate.tools.gateway_client import GatewayCallError, call
+
+    scope = "every open position" if level is ControlLevel.GLOBAL else f"every open position of {level.value} {target}"
+    if not yes and not typer.confirm(f"close {scope}{f' and set {then.value}' if then else ''}?"):
+        fail("nothing was closed", code=1)
+    document = {"level": level.value, "target": target, "then": then.value if then is not None else None}
+    try:
+        answer = call("POST", url, "/v1/controls/flatten", api_key=api_key, document=document)
+    except GatewayCallError as exc:
+        fail(str(exc))
+    closed = sum(len(o["applied"]) for o in answer["orders"])
+    err_console.print(f"{len(answer['orders'])} orders closed {closed} positions", highlight=False)
+    for o in answer["orders"]:
+        users = ", ".join(e["user"] for e in o["applied"])
+        console.print(f"order {o['order_id']}: {o['strategy']} {o['instrument']} SELL for {users}", highlight=False)
+    console.print(render_controls(answer["controls"]))
+
+
 @control_app.command("list")
 def control_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's answer as JSON.")] = False,

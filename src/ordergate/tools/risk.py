@@ -41,7 +41,8 @@ def parse_assignments(assignments: list[str]) -> dict[str, object]:
         try:
             limits[name] = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise ValueError(f"{assignment!r}: {raw!r} is not an integer, null or JSON") from None
+            hint = " (a breaker is MAX_REJECTS/WINDOW_SECONDS, e.g. breaker=5/60)" if name == "breaker" else ""
+            raise ValueError(f"{assignment!r}: {raw!r} is not an integer, null or JSON{hint}") from None
     return limits
 
 
