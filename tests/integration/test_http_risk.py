@@ -464,3 +464,55 @@ async def test_a_bad_flatten_is_a_422_and_closes_nothing(gateway: Any, body: dic
     assert response.status_code == 422, response.text
     assert says in str(response.json()["detail"])
     assert len((await http.get("/v1/positions")).json()["items"]) == 2
+
+
+SESSION = {"open": "09:15", "close": "15:30", "square_off": "15:15"}
+AT_1516_IST = datetime(2026, 12, 2, 9, 46, tzinfo=UTC)
+
+
+async def positions_of(http: httpx.AsyncClient) -> list[tuple[str, str]]:
+    items = (await http.get("/v1/positions")).json()["items"]
+    return sorted((p["user"], p["instrument"]) for p in items)
+
+
+async def test_the_square_off_flattens_everything_once_at_its_minute(home: Path, clock: ManualClock) -> None:
+    import asyncio
+
+    async with running_gateway(home, clock=clock) as (http, _):
+        assert (await http.put("/v1/risk/session", json=SESSION)).status_code == 200
+        await order(http, "S1", "ACC", "BUY")
+        await order(http, "S2", "WIPRO", "BUY")
+        clock.at = AT_1516_IST
+        for _ in range(100):  # the gateway looks every second
+            if not await positions_of(http):
+                break
+            await asyncio.sleep(0.05)
+        assert await positions_of(http) == []
+        orders = (await http.get("/v1/orders")).json()["items"]
+        assert [(o["origin"], o["actor"], o["instrument"]) for o in orders[2:]] == [
+            ("square_off", "risk", "ACC"),
+            ("square_off", "risk", "WIPRO"),
+        ]
+        await order(http, "S1", "TCS", "BUY")  # the market is open until 15:30: this one stays open
+        await asyncio.sleep(1.5)
+        assert await positions_of(http) == [("Ann", "TCS"), ("Bob", "TCS")]
+        marks = [c for c in (await http.get("/v1/risk/limits")).json()["changes"] if c["kind"] == "square_off"]
+        assert [(c["by"], c["change"]["day"]) for c in marks] == [("risk", "2026-12-02")]
+    async with running_gateway(home, clock=clock) as (http, _):  # once a day: a restart does not do it again
+        assert await positions_of(http) == [("Ann", "TCS"), ("Bob", "TCS")]
+    assert_log_verifies(home)
+
+
+async def test_a_square_off_missed_while_the_gateway_was_down_happens_on_start(home: Path, clock: ManualClock) -> None:
+    async with running_gateway(home, clock=clock) as (http, _):
+        await http.put("/v1/risk/session", json=SESSION)
+        await order(http, "S1", "ACC", "BUY")
+    clock.at = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)  # 08:30 the next morning: yesterday's square-off was missed
+    async with running_gateway(home, clock=clock) as (http, _):
+        assert await positions_of(http) == []  # done before the first request is served
+        (squared,) = [o for o in (await http.get("/v1/orders")).json()["items"] if o["origin"] == "square_off"]
+        assert squared["received_at"].startswith("2026-12-03T03:00")
+    async with running_gateway(home, clock=clock) as (http, _):
+        changes = (await http.get("/v1/risk/limits")).json()["changes"]
+        assert [c["change"]["day"] for c in changes if c["kind"] == "square_off"] == ["2026-12-02"]
+    assert_log_verifies(home)

@@ -254,9 +254,10 @@ class _Stored:
         changes = self.db.risk_changes
         return self.db.risk_sets[changes[-1].fingerprint] if changes else None
 
-    async def risk_changes(self, limit: int) -> list[RiskChange]:
+    async def risk_changes(self, limit: int, kind: str | None = None) -> list[RiskChange]:
         await self._pause()
-        return self.db.risk_changes[-limit:] if limit > 0 else []
+        changes = [c for c in self.db.risk_changes if kind is None or c.kind == kind]
+        return changes[-limit:] if limit > 0 else []
 
     async def recent_orders(self, since: str) -> list[OrderRecord]:
         if self.faults.outage:

@@ -101,6 +101,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp
             yield
         finally:
             operations.uninstall_sighup()
+            await operations.stop()
             await running.stop()
 
     app = FastAPI(

@@ -33,7 +33,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -63,6 +63,8 @@ FUTURE_TOLERANCE = 5
 """A ``signal_time`` this many seconds ahead of the gateway's clock is refused as ``STALE_SIGNAL``."""
 MAX_SECONDS = 86_400
 MAX_COUNT = 1_000_000
+SQUARE_OFF = "square_off"
+"""The kind of the risk change that marks a day's square-off as done."""
 DEFAULT_ZONE = "Asia/Kolkata"
 """The session's time zone when none is given, and the zone of the trading day when no session is set."""
 
@@ -222,6 +224,25 @@ class TradingSession:
         # overnight: from ``open`` on a session day to ``close`` the next morning
         yesterday = _DAYS[(local.weekday() - 1) % 7]
         return (day in self.days and now >= self.open) or (yesterday in self.days and now < self.close)
+
+    def square_off_day(self, at: float) -> date | None:
+        """The latest day whose square-off moment has come by ``at`` (within a week), or ``None``.
+
+        A day squares off when it is a session day; the square-off of an overnight session that falls
+        in its morning part (before ``close``) belongs to the session that opened the day before.
+        """
+        if self.square_off is None:
+            return None
+        zone, today = self.zone, datetime.fromtimestamp(at, self.zone).date()
+        morning = self.close < self.open and self.square_off < self.close
+        for back in range(8):
+            day = today - timedelta(days=back)
+            session_day = day - timedelta(days=1) if morning else day
+            if _DAYS[session_day.weekday()] not in self.days:
+                continue
+            if datetime.combine(day, self.square_off, zone).timestamp() <= at:
+                return day
+        return None
 
     def to_document(self) -> dict[str, Any]:
         return {
@@ -394,7 +415,7 @@ def epoch_of(timestamp: str) -> float:
 def day_start(at: float, zone: ZoneInfo) -> float:
     """The start (local midnight in ``zone``) of the calendar day ``at`` falls on, in seconds since the epoch."""
     local = datetime.fromtimestamp(at, zone)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    return local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0).timestamp()
 
 
 _LATEST_SIGNAL = datetime(9999, 12, 31, tzinfo=UTC).timestamp() * 1000
@@ -536,7 +557,8 @@ class RiskState:
             window.pop()
             window.extendleft(reversed(dropped))
         for times in folded.appended:
-            times.pop()
+            if times:  # (a sweep may have dropped it with everything older than the horizon: never read again)
+                times.pop()
         for table, key, before in reversed(folded.counters):
             if before is None:
                 table.pop(key, None)
@@ -610,7 +632,7 @@ def _add(counters: list[tuple[dict[Any, Any], Any, Any]], table: dict[Any, int],
 def _sweep_times(table: dict[Any, list[float]], oldest: float) -> None:
     for key in list(table):
         times = table[key]
-        if times[-1] <= oldest:
+        if not times or times[-1] <= oldest:  # (a revert may have emptied it)
             del table[key]
         elif times[0] <= oldest:
             del times[: bisect_right(times, oldest)]

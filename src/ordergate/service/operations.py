@@ -27,20 +27,23 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
+from datetime import date
 
 import orjson
 
 from ordergate.domain.controls import (
     NO_CONTROLS,
+    RISK_ACTOR,
     ControlLevel,
     Controls,
     ControlSetting,
     ControlState,
     check_setting,
 )
+from ordergate.domain.model import Origin
 from ordergate.domain.record import OrderRecord
 from ordergate.domain.registry import Registry
-from ordergate.domain.risk import NO_RISK, RiskChange, RiskLevel, RiskPolicy, TradingSession
+from ordergate.domain.risk import NO_RISK, SQUARE_OFF, RiskChange, RiskLevel, RiskPolicy, TradingSession, epoch_of
 from ordergate.errors import OrdergateError, StartupError, StoreUnavailable
 from ordergate.profiles import load_registry
 from ordergate.service.clock import Clock, utc_now
@@ -51,6 +54,8 @@ from ordergate.store.base import ControlChange
 log = logging.getLogger(__name__)
 
 RECENT_CHANGES = 20
+SQUARE_OFF_EVERY = 1.0
+"""Seconds between two looks at whether the session's square-off is due."""
 
 
 class ProfilesRefused(OrdergateError):
@@ -74,9 +79,12 @@ class Reload:
 
 
 class Operations:
-    def __init__(self, gateway: Gateway, *, clock: Clock = utc_now) -> None:
+    def __init__(self, gateway: Gateway, *, clock: Clock = utc_now, square_off_every: float = SQUARE_OFF_EVERY) -> None:
         self._gateway = gateway
         self._clock = clock
+        self._square_off_every = square_off_every
+        self._squared_off: date | None = None  # the last day squared off (read from the store once)
+        self._square_offs: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one change at a time: each is stored before the next is built
         self._sighup_loop: asyncio.AbstractEventLoop | None = None
         self._reloads: set[asyncio.Task[None]] = set()
@@ -105,6 +113,15 @@ class Operations:
                     return
                 await self._sequencer.use_risk(policy)
                 log.warning("risk policy in force: %s", orjson.dumps(policy.to_document()).decode())
+        await self.square_off_if_due()  # a square-off missed while the gateway was down happens now
+        self._square_offs = asyncio.get_running_loop().create_task(self._square_off_loop(), name="square-off")
+
+    async def stop(self) -> None:
+        if self._square_offs is not None:
+            self._square_offs.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._square_offs
+            self._square_offs = None
 
     # -- controls -------------------------------------------------------------------------------
 
@@ -197,6 +214,54 @@ class Operations:
         await self._gateway.store.record_risk_change(change, orjson.dumps(built.to_document()).decode())
         await self._sequencer.use_risk(built)
         return built
+
+    async def square_off_if_due(self) -> list[OrderRecord]:
+        """Flatten everything if the session's square-off moment has come and this day was not squared off
+        yet (a mark in the store says so, so it is once a day across restarts); returns the orders."""
+        policy = self.risk
+        session = policy.session
+        if session is None or not self._sequencer.decides_risk:
+            return []
+        day = session.square_off_day(epoch_of(self._clock()))
+        if day is None:
+            return []
+        async with self._lock:
+            if self._squared_off is None:
+                marks = await self._gateway.store.risk_changes(1, SQUARE_OFF)
+                self._squared_off = date.fromisoformat(orjson.loads(marks[0].change)["day"]) if marks else date.min
+            if day <= self._squared_off:
+                return []
+            records, _ = await self._sequencer.flatten(
+                ControlLevel.GLOBAL, None, None, RISK_ACTOR, origin=Origin.SQUARE_OFF
+            )
+            mark = RiskChange(
+                self._clock(),
+                SQUARE_OFF,
+                None,
+                None,
+                orjson.dumps({"day": day.isoformat(), "orders": [r.order_id for r in records]}).decode(),
+                RISK_ACTOR,
+                policy.fingerprint,
+            )  # after the orders: a crash in between squares off again, closing nothing twice
+            await self._gateway.store.record_risk_change(mark, orjson.dumps(policy.to_document()).decode())
+            self._squared_off = day
+        log.warning(
+            "square-off of %s: %d orders closed %d positions",
+            day,
+            len(records),
+            sum(len(r.decision.applied) for r in records),
+        )
+        return records
+
+    async def _square_off_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._square_off_every)
+            try:
+                await self.square_off_if_due()
+            except StoreUnavailable as exc:  # tried again at the next look
+                log.error("square-off not done yet: %s", exc)
+            except Exception:
+                log.exception("square-off failed; it is tried again")
 
     # -- profiles -------------------------------------------------------------------------------
 

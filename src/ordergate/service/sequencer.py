@@ -275,12 +275,17 @@ class LocalSequencer:
     # -- the group engine ------------------------------------------------------------------------
 
     async def flatten(
-        self, level: ControlLevel, target: str | None, then: ControlState | None, by: str | None
+        self,
+        level: ControlLevel,
+        target: str | None,
+        then: ControlState | None,
+        by: str | None,
+        origin: Origin = Origin.FLATTEN,
     ) -> tuple[list[OrderRecord], Controls]:
         if self._gate is not None:
             await self._gate.wait()
         at = self._clock()
-        entry = Entry(by or ANONYMOUS, None, Origin.FLATTEN)
+        entry = Entry(by or ANONYMOUS, None, origin)
         controls, limits, state = self._restricting, self._limits, self._risk_state
         records: list[OrderRecord] = []
         undo: list[Change] = []

@@ -22,7 +22,7 @@ from typing import NamedTuple, Protocol
 
 from ordergate.domain.book import Undo
 from ordergate.domain.controls import ControlLevel, Controls, ControlState
-from ordergate.domain.model import Decision, Order
+from ordergate.domain.model import Decision, Order, Origin
 from ordergate.domain.record import DIRECT, Entry, OrderRecord
 from ordergate.domain.registry import Registry
 from ordergate.domain.risk import Folded, RiskPolicy
@@ -120,9 +120,14 @@ class Sequencing(Protocol):
         ...
 
     async def flatten(
-        self, level: ControlLevel, target: str | None, then: ControlState | None, by: str | None
+        self,
+        level: ControlLevel,
+        target: str | None,
+        then: ControlState | None,
+        by: str | None,
+        origin: Origin = Origin.FLATTEN,
     ) -> tuple[list[OrderRecord], Controls]:
-        """Close every open position in the scope by orders of origin ``flatten``, committed as one
+        """Close every open position in the scope by orders of ``origin`` (flatten, square-off), committed as one
         transaction with the control ``then`` (if any) set in it; returns the orders and the controls
         now in force. Raises :class:`~ordergate.errors.StoreUnavailable` when nothing could be stored,
         and :class:`FlattenRefused` where it cannot be done."""

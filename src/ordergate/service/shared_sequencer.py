@@ -66,7 +66,7 @@ import orjson
 
 from ordergate.domain.book import Book, Opened, Position
 from ordergate.domain.controls import NO_CONTROLS, ControlLevel, Controls, ControlState
-from ordergate.domain.model import Decision, Order, Scope
+from ordergate.domain.model import Decision, Order, Origin, Scope
 from ordergate.domain.record import DIRECT, Entry, OrderRecord, decided_record
 from ordergate.domain.registry import Registry
 from ordergate.domain.risk import NO_RISK, RiskPolicy
@@ -173,7 +173,12 @@ class SharedSequencer:
         operations never put a policy in force here."""
 
     async def flatten(
-        self, level: ControlLevel, target: str | None, then: ControlState | None, by: str | None
+        self,
+        level: ControlLevel,
+        target: str | None,
+        then: ControlState | None,
+        by: str | None,
+        origin: Origin = Origin.FLATTEN,
     ) -> tuple[list[OrderRecord], Controls]:
         """Refused: the positions of a scope span instruments whose locks other processes take one by one."""
         raise FlattenRefused(

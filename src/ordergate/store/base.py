@@ -234,8 +234,8 @@ class Store(Protocol):
         """The document of the risk policy in force, or ``None`` when none was ever set."""
         ...
 
-    async def risk_changes(self, limit: int) -> list[RiskChange]:
-        """The last ``limit`` changes of the risk policy, oldest first."""
+    async def risk_changes(self, limit: int, kind: str | None = None) -> list[RiskChange]:
+        """The last ``limit`` changes of the risk policy (of one ``kind``, or all), oldest first."""
         ...
 
     async def recent_orders(self, since: str) -> list[OrderRecord]:

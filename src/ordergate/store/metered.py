@@ -133,8 +133,8 @@ class MeteredStore:
     async def current_risk(self) -> str | None:
         return await self._counted("read", self.inner.current_risk())
 
-    async def risk_changes(self, limit: int) -> list[RiskChange]:
-        return await self._counted("read", self.inner.risk_changes(limit))
+    async def risk_changes(self, limit: int, kind: str | None = None) -> list[RiskChange]:
+        return await self._counted("read", self.inner.risk_changes(limit, kind))
 
     async def recent_orders(self, since: str) -> list[OrderRecord]:
         return await self._counted("read", self.inner.recent_orders(since))

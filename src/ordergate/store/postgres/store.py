@@ -425,12 +425,12 @@ class PostgresStore:
         rows = await self._run(_CURRENT_RISK, ())
         return str(rows[0][0]) if rows else None
 
-    async def risk_changes(self, limit: int) -> list[RiskChange]:
-        """The last ``limit`` risk changes, oldest first."""
+    async def risk_changes(self, limit: int, kind: str | None = None) -> list[RiskChange]:
+        """The last ``limit`` risk changes (of one ``kind``, or all), oldest first."""
         rows = await self._api_read(
             "SELECT at, kind, level, target, change, changed_by, fingerprint FROM risk_changes"
-            " ORDER BY change_id DESC LIMIT %s",
-            (limit,),
+            " WHERE %s::text IS NULL OR kind = %s ORDER BY change_id DESC LIMIT %s",
+            (kind, kind, limit),
         )
         return [RiskChange(*row) for row in reversed(rows)]
 

@@ -437,11 +437,12 @@ class SQLiteStore:
         )
         return str(rows[0][0]) if rows else None
 
-    async def risk_changes(self, limit: int) -> list[RiskChange]:
-        """The last ``limit`` changes of the risk policy, oldest first."""
+    async def risk_changes(self, limit: int, kind: str | None = None) -> list[RiskChange]:
+        """The last ``limit`` changes of the risk policy (of one ``kind``, or all), oldest first."""
         rows = await self._api_read(
-            f"SELECT {_RISK_CHANGE_COLUMNS} FROM risk_changes ORDER BY change_id DESC LIMIT ?",
-            (limit,),
+            f"SELECT {_RISK_CHANGE_COLUMNS} FROM risk_changes WHERE ? IS NULL OR kind = ?"
+            " ORDER BY change_id DESC LIMIT ?",
+            (kind, kind, limit),
         )
         return [RiskChange(*row) for row in reversed(rows)]
 
