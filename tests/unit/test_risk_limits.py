@@ -44,13 +44,6 @@ PROFILES: dict[str, dict[str, list[str]]] = {
 BUY, SELL = Side.BUY, Side.SELL
 MAX_DAY = 86_400
 
-SESSION_ZONE_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: TradingSession is a slots dataclass, so its cached_property 'zone' has no __dict__ to cache in: "
-    "any policy with a session raises TypeError (risk.py, TradingSession.zone)",
-)
-
 
 def stamp(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -264,7 +257,6 @@ def test_the_trading_day_is_the_calendar_day_in_asia_kolkata_without_a_session()
     assert desk.send("S2", "TCS", BUY, IST_MIDNIGHT).is_accepted  # 00:00 IST on the Thursday
 
 
-@SESSION_ZONE_BUG
 def test_the_trading_day_follows_the_sessions_time_zone() -> None:
     around_the_clock = TradingSession("Europe/London", open=time(0, 0), close=time(0, 0), days=("WED", "THU"))
     london_midnight = datetime(2026, 12, 3, 0, 0, tzinfo=UTC).timestamp()  # London is on UTC in December
@@ -458,7 +450,6 @@ def test_without_a_risk_context_no_signal_is_checked() -> None:
 # -- precedence -----------------------------------------------------------------------------------
 
 
-@SESSION_ZONE_BUG
 def test_whole_order_refusals_come_in_the_order_stale_signal_market_closed_rate_limit() -> None:
     closed = TradingSession(days=("SAT",))  # never open on the Wednesday of BASE
     everything = policy_of({"max_orders_per_minute": 0, "max_signal_age_seconds": 1}, session=closed)
@@ -787,7 +778,6 @@ def test_the_fingerprint_is_the_same_for_the_same_content_whatever_the_order_it_
     assert RiskPolicy(users={"Ann": LimitSet()}).fingerprint == NO_RISK.fingerprint
 
 
-@SESSION_ZONE_BUG
 def test_the_fingerprint_is_the_same_for_the_same_session_and_limits() -> None:
     one, other = (
         policy_of(GIVEN_GLOBAL, GIVEN_STRATEGIES, GIVEN_USERS, SESSION),
@@ -828,7 +818,6 @@ def test_a_policy_survives_its_document_round_trip() -> None:
     assert RiskPolicy.from_document(NO_RISK.to_document()) == NO_RISK
 
 
-@SESSION_ZONE_BUG
 def test_a_policy_with_a_session_survives_its_document_round_trip() -> None:
     policy = policy_of(
         {"max_open_positions": 3},

@@ -1,10 +1,5 @@
 """The trading session (SPEC section 10): when it is open, in its own zone and across clock changes, how a
-bad session document is refused, and ``MARKET_CLOSED`` through ``decide()``.
-
-Every test that asks a session whether it is open fails today for one reason (a strict xfail that
-expects exactly that ``TypeError``): ``TradingSession.zone`` is a ``cached_property`` on a dataclass with
-``slots=True``, which has no ``__dict__`` to cache in.
-"""
+bad session document is refused, and ``MARKET_CLOSED`` through ``decide()``."""
 
 from __future__ import annotations
 
@@ -18,13 +13,6 @@ from ordergate.domain.model import Order, Reason, Scope, Side, Status
 from ordergate.domain.registry import Registry
 from ordergate.domain.risk import NO_RISK, RiskContext, RiskError, RiskLevel, RiskState, TradingSession, day_start
 from ordergate.domain.rules import decide
-
-SESSION_ZONE_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: TradingSession is a slots dataclass, so its cached_property 'zone' has no __dict__ to cache in "
-    "(risk.py, TradingSession.zone): is_open and any policy with a session raise TypeError",
-)
 
 
 def at(zone: str, *local: int) -> float:
@@ -40,7 +28,6 @@ NSE = TradingSession()
 """The default: 09:15 to 15:30 in Asia/Kolkata, Monday to Friday."""
 
 
-@SESSION_ZONE_BUG
 @pytest.mark.parametrize(
     ("local", "is_open"),
     [
@@ -62,7 +49,6 @@ OVERNIGHT = TradingSession("Asia/Kolkata", open=time(22, 0), close=time(2, 0), d
 """Opens Monday 22:00 and runs to Tuesday 02:00: it belongs to the Monday."""
 
 
-@SESSION_ZONE_BUG
 @pytest.mark.parametrize(
     ("local", "is_open"),
     [
@@ -80,7 +66,6 @@ def test_an_overnight_session_belongs_to_the_day_it_opens_on(local: tuple[int, .
     assert OVERNIGHT.is_open(at("Asia/Kolkata", *local)) is is_open
 
 
-@SESSION_ZONE_BUG
 def test_a_session_whose_open_equals_its_close_is_open_round_the_clock_on_its_days() -> None:
     weekdays = TradingSession("Asia/Kolkata", open=time(0, 0), close=time(0, 0))
     assert weekdays.is_open(at("Asia/Kolkata", 2026, 12, 4, 0, 0))
@@ -94,7 +79,6 @@ def test_a_session_whose_open_equals_its_close_is_open_round_the_clock_on_its_da
 LONDON_SUNDAY = TradingSession("Europe/London", open=time(1, 0), close=time(3, 0), days=("SUN",))
 
 
-@SESSION_ZONE_BUG
 def test_a_session_keeps_wall_clock_time_when_the_clocks_go_forward() -> None:
     # Sunday 29 March 2026: at 01:00 UTC, 01:00 GMT becomes 02:00 BST (01:00 to 02:00 local never happens)
     assert not LONDON_SUNDAY.is_open(utc(2026, 3, 29, 0, 59))  # 00:59 GMT
@@ -103,7 +87,6 @@ def test_a_session_keeps_wall_clock_time_when_the_clocks_go_forward() -> None:
     assert not LONDON_SUNDAY.is_open(utc(2026, 3, 29, 2, 0))  # 03:00 BST
 
 
-@SESSION_ZONE_BUG
 def test_a_session_keeps_wall_clock_time_when_the_clocks_go_back() -> None:
     # Sunday 25 October 2026: at 01:00 UTC, 02:00 BST becomes 01:00 GMT (01:00 to 02:00 local happens twice)
     assert not LONDON_SUNDAY.is_open(utc(2026, 10, 24, 23, 59))  # 00:59 BST
@@ -113,7 +96,6 @@ def test_a_session_keeps_wall_clock_time_when_the_clocks_go_back() -> None:
     assert not LONDON_SUNDAY.is_open(utc(2026, 10, 25, 3, 0))  # 03:00 GMT
 
 
-@SESSION_ZONE_BUG
 def test_a_london_day_session_follows_summer_time() -> None:
     city = TradingSession("Europe/London", open=time(8, 0), close=time(16, 30))
     assert city.is_open(utc(2026, 3, 30, 7, 30))  # Monday 08:30 BST
@@ -130,11 +112,6 @@ def test_the_trading_day_begins_at_local_midnight_across_both_clock_changes() ->
     assert day_start(utc(2026, 10, 26, 0, 30), london) == utc(2026, 10, 26, 0, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: day_start keeps the fold of the order's local time: in the hour a zone repeats just after "
-    "midnight (America/Havana, 1 November 2026) the trading day starts at the second midnight, an hour late",
-)
 def test_the_trading_day_begins_at_the_first_midnight_when_the_clock_goes_back_just_after_it() -> None:
     havana = ZoneInfo("America/Havana")
     # 00:59:59 CDT is followed by 00:00 CST: 00:30 happens twice, both on Sunday 1 November
@@ -203,7 +180,6 @@ def decided(session: TradingSession, moment: float, order: Order = Order("S1", "
     return decision.status, decision.reason, decision.rejected_for
 
 
-@SESSION_ZONE_BUG
 def test_an_order_outside_the_session_is_rejected_market_closed_for_everyone() -> None:
     saturday = at("Asia/Kolkata", 2026, 12, 5, 10, 0)
     assert decided(NSE, saturday) == (Status.REJECTED, Reason.MARKET_CLOSED, ())
@@ -211,7 +187,6 @@ def test_an_order_outside_the_session_is_rejected_market_closed_for_everyone() -
     assert decided(NSE, at("Asia/Kolkata", 2026, 12, 2, 15, 29)) == (Status.ACCEPTED, None, ())
 
 
-@SESSION_ZONE_BUG
 def test_market_closed_comes_before_the_rules_and_after_a_stale_signal() -> None:
     saturday = at("Asia/Kolkata", 2026, 12, 5, 10, 0)
     assert decided(NSE, saturday, Order("S9", "ACC", Side.SELL)) == (Status.REJECTED, Reason.MARKET_CLOSED, ())
@@ -221,7 +196,6 @@ def test_market_closed_comes_before_the_rules_and_after_a_stale_signal() -> None
     assert decision.reason is Reason.STALE_SIGNAL
 
 
-@SESSION_ZONE_BUG
 def test_an_order_refused_market_closed_still_counts_toward_the_rate() -> None:
     policy = NO_RISK.with_session(NSE).with_limits(RiskLevel.GLOBAL, None, {"max_orders_per_minute": 1})
     state, order = RiskState(), Order("S1", "ACC", Side.BUY)
