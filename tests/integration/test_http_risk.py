@@ -516,3 +516,23 @@ async def test_a_square_off_missed_while_the_gateway_was_down_happens_on_start(h
         changes = (await http.get("/v1/risk/limits")).json()["changes"]
         assert [c["change"]["day"] for c in changes if c["kind"] == "square_off"] == ["2026-12-02"]
     assert_log_verifies(home)
+
+
+async def test_in_strategy_scope_limits_count_each_strategys_positions_and_flatten_closes_each(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    home = write_home(tmp_path / "scoped", PROFILES)
+    async with running_gateway(home, clock=clock, scope="strategy") as (http, _):
+        await set_limits(http, "user", "Ann", max_open_positions=2)
+        await set_limits(http, "strategy", "S2", max_open_positions=1)
+        assert applied(await order(http, "S1", "ACC", "BUY")) == ["Ann", "Bob"]
+        assert applied(await order(http, "S2", "ACC", "BUY")) == ["Ann"]  # the same instrument, S2's own position
+        full = await order(http, "S2", "WIPRO", "BUY")
+        assert (full["reason"], refusals(full)) == ("POSITION_LIMIT", {"Ann": "POSITION_LIMIT"})
+        flat = (await http.post("/v1/controls/flatten", json={"level": "user", "target": "Ann"})).json()
+        assert [(o["strategy"], o["instrument"], applied(o)) for o in flat["orders"]] == [
+            ("S1", "ACC", ["Ann"]),
+            ("S2", "ACC", ["Ann"]),
+        ]
+        assert await positions_of(http) == [("Bob", "ACC")]
+    assert_log_verifies(home)
