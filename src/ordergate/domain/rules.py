@@ -12,6 +12,12 @@ trading controls hold users back from an order that would otherwise apply to the
 order; ``REDUCE_ONLY``: no BUY); such users are refused with the control's reason, and an order that
 applies to nobody because of a control is REJECTED with that reason.
 
+Under a risk policy (SPEC section 10, :mod:`ordergate.domain.risk`) the order may be refused whole
+before the rules (``STALE_SIGNAL``, ``MARKET_CLOSED``, ``RATE_LIMIT``), and after the controls the limits
+hold users back from a BUY (``POSITION_LIMIT``, ``DAILY_LIMIT``, ``COOLDOWN``); an order the controls or
+the limits hold back from everyone takes the first of ``HALTED``, ``REDUCE_ONLY``, ``POSITION_LIMIT``,
+``DAILY_LIMIT``, ``COOLDOWN`` among its refusals.
+
 ``decide_and_apply()`` is the sequencers' way in: the same decision, applied to the book as it is
 made, in one pass instead of two (``decide()``, then :meth:`Book.apply` over the applied effects).
 The subscribers' positions are looked up, and the effects and the book's changes made, in bulk with

@@ -17,7 +17,11 @@ Under a risk policy (SPEC section 10) each order is also decided against the ris
 (:class:`~ordergate.domain.risk.RiskState`) at its ``received_at``, and folded into it with the book;
 a rolled-back order is taken out of it again exactly. The state is rebuilt from the log when the
 gateway starts under a policy and when limits come into force where none were (order entry waits for
-the queued groups to commit and the log to be read): the limits count what happened before them.
+the queued groups to commit and the log to be read): the limits count what happened before them. An
+order whose rejection trips its strategy's breaker halts the strategy at once (the next order sees it)
+and carries the control change into its own transaction; if that transaction fails, the halt is lifted
+with the rest. A flatten is one ticket of several orders (:attr:`Ticket.also`), so they commit, or
+fail, together.
 
 Client order ids go through the idempotency window (:mod:`ordergate.service.idempotency`): a
 repeat joins the pending order or gets the stored one; an order with a used id but other content
