@@ -7,6 +7,7 @@ latest changes, so a client sees at once what its change amounts to.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -51,6 +52,17 @@ async def _answer(ops: OperationsDep, policy: RiskPolicy | None = None) -> Respo
     return json_response(risk_answer(policy or ops.risk, await ops.recent_risk_changes()))
 
 
+async def _changed(ops: OperationsDep, change: Callable[[], Awaitable[RiskPolicy]]) -> Response:
+    """Make a change and answer the policy it put in force: 422 naming the field, 409 where refused."""
+    try:
+        policy = await change()
+    except RiskError as exc:
+        raise ClientError(422, str(exc)) from None
+    except RiskRefused as exc:
+        raise ClientError(409, str(exc)) from None
+    return await _answer(ops, policy)
+
+
 def _by(request: Request) -> str | None:
     principal = principal_of(request)
     return principal.name if principal is not None else None
@@ -70,13 +82,7 @@ async def get_limits(ops: OperationsDep) -> Response:
 async def put_limits(ops: OperationsDep, request: Request) -> Response:
     body = await read_body(request, request.app.state.gateway.settings.max_body_bytes)
     wanted = parse(RiskLimitsIn, body)
-    try:
-        policy = await ops.set_limits(wanted.level, wanted.target, wanted.limits, _by(request))
-    except RiskError as exc:
-        raise ClientError(422, str(exc)) from None
-    except RiskRefused as exc:
-        raise ClientError(409, str(exc)) from None
-    return await _answer(ops, policy)
+    return await _changed(ops, lambda: ops.set_limits(wanted.level, wanted.target, wanted.limits, _by(request)))
 
 
 @router.get("/v1/risk/session", response_model=RiskOut, summary="The trading session in force (and the limits)")
@@ -122,17 +128,13 @@ async def put_session(ops: OperationsDep, request: Request) -> Response:
         raise ClientError(422, "body: not JSON; send a session object") from None
     try:
         session = TradingSession.from_document(document)
-        policy = await ops.set_session(session, _by(request))
     except RiskError as exc:
         raise ClientError(422, str(exc)) from None
-    except RiskRefused as exc:
-        raise ClientError(409, str(exc)) from None
-    return await _answer(ops, policy)
+    return await _changed(ops, lambda: ops.set_session(session, _by(request)))
 
 
 @router.delete(
     "/v1/risk/session", response_model=RiskOut, summary="Remove the trading session: orders are taken at any time"
 )
 async def delete_session(ops: OperationsDep, request: Request) -> Response:
-    policy = await ops.set_session(None, _by(request))
-    return await _answer(ops, policy)
+    return await _changed(ops, lambda: ops.set_session(None, _by(request)))
