@@ -27,7 +27,17 @@ from ordergate.api.fastpath import FinishedResponses, OrderEntry
 from ordergate.api.operator import install_operator_routes
 from ordergate.api.origins import OriginCheck
 from ordergate.api.routes import controls, health, orders, queries, risk
-from ordergate.api.schemas import BatchIn, ControlIn, LegacyOrderIn, OrderIn
+from ordergate.api.schemas import (
+    BatchIn,
+    ControlIn,
+    FlattenEverythingIn,
+    FlattenOneIn,
+    GlobalLimitsIn,
+    LegacyOrderIn,
+    OrderIn,
+    StrategyLimitsIn,
+    UserLimitsIn,
+)
 from ordergate.bootstrap import prepare_gateway
 from ordergate.config import Settings
 from ordergate.security.keys import KeyRing
@@ -38,7 +48,17 @@ from ordergate.service.gateway import Gateway
 from ordergate.service.operations import Operations
 from ordergate.service.runtime import settle_after_recovery
 
-BODY_MODELS = (LegacyOrderIn, OrderIn, BatchIn, ControlIn)
+BODY_MODELS = (
+    LegacyOrderIn,
+    OrderIn,
+    BatchIn,
+    ControlIn,
+    GlobalLimitsIn,
+    StrategyLimitsIn,
+    UserLimitsIn,
+    FlattenEverythingIn,
+    FlattenOneIn,
+)
 """Request bodies validated by the routes themselves, added to the OpenAPI components."""
 
 

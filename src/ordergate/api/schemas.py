@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictStr,
+    WithJsonSchema,
 )
 
 from ordergate.domain.controls import ControlLevel, ControlState
@@ -129,11 +130,22 @@ class OrderIn(BaseModel):
     instrument: Name
     side: SideIn
     client_order_id: ClientOrderId | None = None
-    signal_time: Annotated[str | None, BeforeValidator(_signal_time)] = Field(
+    signal_time: Annotated[
+        str | None,
+        BeforeValidator(_signal_time),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "format": "date-time"},
+                    {"type": "integer", "minimum": 0, "maximum": 253_402_300_799_999},
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ] = Field(
         default=None,
         description="When the strategy's signal fired: ISO 8601 with a UTC offset, or epoch milliseconds "
         "(an integer). Checked against max_signal_age_seconds (SPEC section 10).",
-        json_schema_extra={"type": ["string", "integer", "null"]},
     )
 
 
@@ -298,6 +310,84 @@ class RiskLimitsIn(BaseModel):
         description="max_open_positions, max_opens_per_day, max_orders_per_minute, cooldown_seconds, "
         'max_signal_age_seconds (integers) and breaker ({"max_rejects": N, "window_seconds": W}).'
     )
+
+
+_COUNT = Annotated[int, Field(ge=0, le=1_000_000)]
+_SECONDS = Annotated[int, Field(ge=0, le=86_400)]
+
+
+class BreakerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_rejects: Annotated[int, Field(ge=1, le=1_000_000)]
+    window_seconds: Annotated[int, Field(ge=1, le=86_400)]
+
+
+class UserLimits(BaseModel):
+    """The limits a user can have (each one: a value sets it, null clears it, left out keeps it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_open_positions: _COUNT | None = None
+    max_opens_per_day: _COUNT | None = None
+    cooldown_seconds: _SECONDS | None = None
+
+
+class OrderLimits(UserLimits):
+    """The limits of the gateway and of a strategy: a user's, and those on whole orders."""
+
+    max_orders_per_minute: _COUNT | None = None
+    max_signal_age_seconds: _SECONDS | None = None
+    breaker: BreakerIn | None = None
+
+
+class GlobalLimitsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["global"]
+    target: None = None
+    limits: OrderLimits
+
+
+class StrategyLimitsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["strategy"]
+    target: Name
+    limits: OrderLimits
+
+
+class UserLimitsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["user"]
+    target: Name
+    limits: UserLimits
+
+
+class FlattenEverythingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["global"]
+    target: None = None
+    then: ControlState | None = None
+
+
+class FlattenOneIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["strategy", "user"]
+    target: Name
+    then: ControlState | None = None
+
+
+LIMITS_BODY = {
+    "oneOf": [{"$ref": f"#/components/schemas/{m}"} for m in ("GlobalLimitsIn", "StrategyLimitsIn", "UserLimitsIn")]
+}
+"""``PUT /v1/risk/limits`` as documented: which limits each level takes (the route reads the body as
+:class:`RiskLimitsIn` and names any problem in the words of the domain)."""
+FLATTEN_BODY = {"oneOf": [{"$ref": f"#/components/schemas/{m}"} for m in ("FlattenEverythingIn", "FlattenOneIn")]}
+"""``POST /v1/controls/flatten`` as documented (the route reads it as :class:`FlattenIn`)."""
 
 
 class RiskChangeOut(BaseModel):

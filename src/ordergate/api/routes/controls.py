@@ -16,7 +16,16 @@ from fastapi.responses import Response
 from ordergate.api.access import principal_of, viewed_user
 from ordergate.api.answers import order_answer
 from ordergate.api.http import ClientError, json_response, parse, read_body
-from ordergate.api.schemas import ControlIn, ControlsOut, FlattenIn, FlattenOut, InvalidOut, Problem, ReloadOut
+from ordergate.api.schemas import (
+    FLATTEN_BODY,
+    ControlIn,
+    ControlsOut,
+    FlattenIn,
+    FlattenOut,
+    InvalidOut,
+    Problem,
+    ReloadOut,
+)
 from ordergate.domain.controls import ControlChange, ControlError, Controls, ControlSetting
 from ordergate.service.operations import Operations, ProfilesRefused
 from ordergate.service.sequencing import FlattenRefused
@@ -107,6 +116,7 @@ async def put_controls(ops: OperationsDep, request: Request) -> Response:
         422: {"model": InvalidOut, "description": "Not a valid scope; `detail` says what is wrong."},
         503: {"model": Problem, "description": "Not stored: nothing was closed, retry."},
     },
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": FLATTEN_BODY}}}},
 )
 async def flatten(ops: OperationsDep, request: Request) -> Response:
     body = await read_body(request, request.app.state.gateway.settings.max_body_bytes)

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from ordergate.api.access import principal_of
 from ordergate.api.http import ClientError, json_response, parse, read_body
 from ordergate.api.routes.controls import OperationsDep
-from ordergate.api.schemas import InvalidOut, Problem, RiskLimitsIn, RiskOut
+from ordergate.api.schemas import LIMITS_BODY, InvalidOut, Problem, RiskLimitsIn, RiskOut
 from ordergate.domain.risk import RiskChange, RiskError, RiskPolicy, TradingSession
 from ordergate.service.operations import RiskRefused
 
@@ -78,6 +78,7 @@ async def get_limits(ops: OperationsDep) -> Response:
     response_model=RiskOut,
     summary="Set or clear limits at the global, a strategy's or a user's level",
     responses=_REFUSALS,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": LIMITS_BODY}}}},
 )
 async def put_limits(ops: OperationsDep, request: Request) -> Response:
     body = await read_body(request, request.app.state.gateway.settings.max_body_bytes)
