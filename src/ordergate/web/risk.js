@@ -9,8 +9,16 @@
 import { describeError, getJSON, postJSON } from './api.js';
 import { el, formatTime } from './dom.js';
 
+// The time of a change; with its date when it was not today.
+function formatWhen(iso) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return iso;
+  const today = when.toDateString() === new Date().toDateString();
+  return today ? formatTime(iso) : `${when.toLocaleDateString('en-CA')} ${formatTime(iso)}`;
+}
+
 export const REFRESH_MS = 3000;
-const SOON_MS = 500;
+const SOON_MS = 1000;
 
 // The limits in the order the table shows them, with their column headings.
 const LIMITS = [
@@ -66,6 +74,7 @@ export class RiskPanel {
     this.limits = null;
     this.controls = null;
     this.generation = 0;
+    this.drawn = null;
     this.timer = null;
     this.soonTimer = null;
   }
@@ -101,6 +110,10 @@ export class RiskPanel {
       const [limits, controls] = await Promise.all([getJSON('v1/risk/limits'), getJSON('v1/controls')]);
       if (generation !== this.generation) return;
       this.status.textContent = '';
+      // an unchanged answer is not drawn again: the tables stay put between polls
+      const drawn = JSON.stringify([limits, controls]);
+      if (drawn === this.drawn) return;
+      this.drawn = drawn;
       this.limits = limits;
       this.controls = controls;
       this.render();
@@ -110,7 +123,10 @@ export class RiskPanel {
     }
   }
 
+  // The controls a flatten answered with: newer than any poll still on its way, which is dropped.
   showControls(controls) {
+    this.generation += 1;
+    this.drawn = null;
     this.controls = controls;
     this.render();
   }
@@ -179,7 +195,7 @@ export class RiskPanel {
         el('th', { scope: 'row' }, target ?? 'the whole gateway'),
         el('td', {}, el('span', { className: `state ${state}` }, state)),
         el('td', { className: 'why' }, why),
-        el('td', { title: change ? change.at : null }, change ? formatTime(change.at) : '–'),
+        el('td', { title: change ? change.at : null }, change ? formatWhen(change.at) : '–'),
         el('td', { dataset: { limit: 'breaker' } }, level === 'strategy' ? describeBreaker(this.breakerOf(target)) : ''),
       );
     }));
