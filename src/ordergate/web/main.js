@@ -14,6 +14,9 @@
 // page then shows that user's orders, positions and strategies, hides the panels that count every
 // user and says so (body[data-view=user]), and takes the last order it reflects from the user's own
 // latest orders, read before the positions. It does not retry the refused figures.
+//
+// The Risk panel (risk.js) is not on the stream: it reads the limits and the controls with each
+// snapshot and polls them while live. It offers the flatten only to a key that may change controls.
 
 import {
   after,
@@ -22,6 +25,7 @@ import {
   getAllPages,
   getJSON,
   latestOrders,
+  mayChangeControls,
   setApiKey,
   streamPosition,
   whenRefused,
@@ -32,6 +36,7 @@ import { renderSoon } from './dom.js';
 import { Feed } from './feed.js';
 import { OrderForm } from './orderform.js';
 import { PositionsGrid } from './positions.js';
+import { RiskPanel } from './risk.js';
 import { StrategiesTable } from './strategies.js';
 
 const RECONNECT_MS = 2000;
@@ -46,6 +51,8 @@ class Dashboard {
     this.positions = new PositionsGrid($('#positions-grid'), $('#positions-empty'), $('#positions-summary'), $('#position-filter'));
     this.strategies = new StrategiesTable($('#strategies'));
     this.form = new OrderForm($('#order-form'), $('#decision'), $('#strategy-names'), $('#instrument-names'));
+    this.risk = new RiskPanel($('#risk'));
+    this.adminOf = new Map(); // API key -> whether it may change controls (asked once per key)
     this.connectionLabel = $('#connection');
     this.banner = $('#offline-banner');
     this.scope = $('#scope');
@@ -89,6 +96,7 @@ class Dashboard {
       this.keyBanner.hidden = false;
     });
     this.connect();
+    this.risk.start(() => document.body.dataset.connection === 'live');
     setInterval(() => {
       this.counters.setRate(this.chart.rate(10));
       renderSoon(this.chart);
@@ -139,6 +147,17 @@ class Dashboard {
     this.chart.apply(order);
     this.feed.apply(order);
     this.positions.apply(order);
+    this.risk.onOrder(order);
+  }
+
+  // Whether to offer the flatten: a key bound to one user is a viewer's; with no key the reads went
+  // through, so auth is off and the gateway takes a flatten from anyone; any other key is asked once.
+  async mayFlatten(stats) {
+    if (!stats) return false;
+    const key = apiKey();
+    if (!key) return true;
+    if (!this.adminOf.has(key)) this.adminOf.set(key, mayChangeControls());
+    return this.adminOf.get(key);
   }
 
   async reload() {
@@ -164,6 +183,11 @@ class Dashboard {
       this.positions.load(positions.items, positions.complete);
       this.strategies.load(strategies.items, strategies.complete);
       this.form.setStrategies(strategies.items);
+      this.risk.setStrategies(strategies.items);
+      this.risk.refresh();
+      this.mayFlatten(stats).then((may) => {
+        if (generation === this.generation) this.risk.setMayFlatten(may);
+      });
       this.applied = stats ? streamPosition(stats.position) : [0, last];
       const pending = this.pending;
       this.pending = null;
