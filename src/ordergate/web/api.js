@@ -120,18 +120,15 @@ export function after(a, b) {
   return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
 }
 
-// Whether this key may change controls (the admin role). The gateway has no "who am I" read, and the
-// key does not say its role; so the page asks the door with a control change it must refuse for its
-// body: the guard answers 403 for a role without the right before the body is read, the route 422 for
-// one with it. Nothing changes either way. With auth off the route answers 422 too: anyone may.
+// Whether this key may change controls and flatten (the admin role).
 export async function mayChangeControls() {
+  // GET v1/whoami names the key's role (a producer key, which may not read, gets 403); with auth off
+  // anyone may change controls
   try {
-    const response = await fetch('v1/controls', {
-      method: 'PUT',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders() },
-      body: '{}',
-    });
-    return response.status === 422;
+    const response = await fetch('v1/whoami', { headers: { Accept: 'application/json', ...authHeaders() }, cache: 'no-store' });
+    if (!response.ok) return false;
+    const who = await response.json();
+    return !who.auth || who.role === 'admin';
   } catch {
     return false;
   }

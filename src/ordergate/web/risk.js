@@ -51,12 +51,9 @@ function lastChange(changes, level, target) {
   return null;
 }
 
-// Whether a change is the circuit breaker's: reason BREAKER; a gateway that does not send the reason
-// yet (reason missing, taken as null) marks it only by its actor, and "risk" sets controls only so.
+// Whether a change is the circuit breaker's (reason BREAKER, by "risk").
 export function byBreaker(change) {
-  if (!change) return false;
-  const reason = change.reason ?? null;
-  return reason === 'BREAKER' || (reason === null && change.by === 'risk');
+  return Boolean(change) && change.reason === 'BREAKER';
 }
 
 export class RiskPanel {
@@ -184,9 +181,9 @@ export class RiskPanel {
       const breaker = byBreaker(change);
       let why = 'not among the latest changes';
       if (change) {
-        const reason = change.reason ?? null;
+        const by = change.by ?? 'anonymous';
         if (breaker) why = 'circuit breaker';
-        else why = reason ? `${reason} by ${change.by ?? 'anonymous'}` : `set by ${change.by ?? 'anonymous'}`;
+        else why = change.reason === 'FLATTEN' ? `set with a flatten by ${by}` : `set by ${by}`;
       }
       return el(
         'tr',

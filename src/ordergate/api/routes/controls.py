@@ -137,6 +137,24 @@ async def flatten(ops: OperationsDep, request: Request) -> Response:
     return json_response(answer)
 
 
+@router.get("/v1/whoami", tags=["admin"], summary="The key this request was made with: its name, role and bounds")
+async def whoami(request: Request) -> Response:
+    """What the dashboard asks to know which buttons to offer (a producer key, which may not read, gets 403)."""
+    principal = principal_of(request)
+    if principal is None:
+        return json_response({"auth": False, "name": None, "role": None, "strategies": None, "user": None})
+    strategies = sorted(principal.strategies) if principal.strategies is not None else None
+    return json_response(
+        {
+            "auth": True,
+            "name": principal.name,
+            "role": principal.role.value,
+            "strategies": strategies,
+            "user": principal.user,
+        }
+    )
+
+
 @router.post(
     "/v1/admin/reload-profiles",
     tags=["admin"],
