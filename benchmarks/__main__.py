@@ -42,7 +42,7 @@ def main() -> None:
             ("S5", lambda: scenarios.s5(plan)),
         ]
         for name, step in steps:
-            if wanted and name.upper() not in wanted and not (name == "S1" and "S6" in wanted):
+            if wanted and name.upper() not in wanted and not (name == "S1" and {"S6", "S1L"} & wanted):
                 continue
             with console.status(f"{name} running"):
                 result = step()
@@ -51,6 +51,9 @@ def main() -> None:
                 rows.append(row)
             else:
                 rows.append(result)
+        if (not wanted or "S1L" in wanted) and s1_load is not None:
+            with console.status("S1L running (S1 with limits in force)"):
+                rows.append(scenarios.s1_limits(plan, top, slow, s1_load))
         rates = [
             rate
             for rate in scenarios.OPEN_LOOP_TARGETS
