@@ -755,10 +755,18 @@ def _every_level(policy: RiskPolicy) -> list[tuple[RiskLevel, str | None, Any]]:
     return found
 
 
+_STAMPED: dict[int, str] = {}
+
+
 def _stamp(micros: int) -> str:
-    """A log timestamp (``2026-12-02T09:15:00.000000Z``) of microseconds since the epoch."""
+    """A log timestamp (``2026-12-02T09:15:00.000000Z``) of microseconds since the epoch (the date and
+    time of the last second formatted once, as the gateway's own clock does)."""
     second, fraction = divmod(micros, 1_000_000)
-    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{fraction:06d}Z"
+    prefix = _STAMPED.get(second)
+    if prefix is None:
+        _STAMPED.clear()
+        prefix = _STAMPED[second] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{prefix}{fraction:06d}Z"
 
 
 def _content(record: OrderRecord) -> tuple[Any, ...]:
