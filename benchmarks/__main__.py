@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import postgres_scenarios, scenarios
-from benchmarks.harness import Row, machine, markdown
+from benchmarks.harness import LoadResult, Row, machine, markdown
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
 
@@ -31,7 +31,7 @@ def main() -> None:
         with console.status("baselines: HTTP ceiling and naive gateway"):
             top, slow = scenarios.run_baselines(plan)
         rows += scenarios.baseline_rows(top, slow)
-        s1_load = None
+        s1_load: LoadResult | None = None
         steps = [
             ("S1", lambda: scenarios.s1(plan, top, slow)),
             ("S1g", lambda: scenarios.s1_granian(plan, top, slow)),
