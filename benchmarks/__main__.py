@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import postgres_scenarios, scenarios
-from benchmarks.harness import Row, machine, markdown
+from benchmarks.harness import LoadResult, Row, machine, markdown
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
 
@@ -31,7 +31,7 @@ def main() -> None:
         with console.status("baselines: HTTP ceiling and naive gateway"):
             top, slow = scenarios.run_baselines(plan)
         rows += scenarios.baseline_rows(top, slow)
-        s1_load = None
+        s1_load: LoadResult | None = None
         steps = [
             ("S1", lambda: scenarios.s1(plan, top, slow)),
             ("S1g", lambda: scenarios.s1_granian(plan, top, slow)),
@@ -42,7 +42,7 @@ def main() -> None:
             ("S5", lambda: scenarios.s5(plan)),
         ]
         for name, step in steps:
-            if wanted and name.upper() not in wanted and not (name == "S1" and "S6" in wanted):
+            if wanted and name.upper() not in wanted and not (name == "S1" and {"S6", "S1L"} & wanted):
                 continue
             with console.status(f"{name} running"):
                 result = step()
@@ -51,6 +51,9 @@ def main() -> None:
                 rows.append(row)
             else:
                 rows.append(result)
+        if (not wanted or "S1L" in wanted) and s1_load is not None:
+            with console.status("S1L running (S1 with limits in force)"):
+                rows.append(scenarios.s1_limits(plan, top, slow, s1_load))
         rates = [
             rate
             for rate in scenarios.OPEN_LOOP_TARGETS

@@ -85,6 +85,25 @@ class Server:
         self.stop()
         raise RuntimeError(f"server not ready after {timeout} s: {' '.join(self.args)}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the server and its child processes (the SQLite writer) used so far.
+
+        On a machine whose cores the load generator (and anything else) shares, a throughput ratio of two
+        runs moves with whatever else ran; the CPU one order costs the server moves far less."""
+        assert self.process is not None
+        pids = [self.process.pid]
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except FileNotFoundError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        return total / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> float:
         assert self.process is not None
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -115,10 +134,16 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    server_cpu_s: float = 0.0
+    """CPU seconds the server used during the load, when measured (:meth:`Server.cpu_seconds`)."""
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.server_cpu_s / self.requests * 1e6 if self.requests else 0.0
 
 
 def ensure_wrk() -> str:

@@ -177,7 +177,7 @@ def s1(
     home = home or new_home(plan, name, users)
     bodies = write_bodies(home)
     with serve(home, *serve_args) as server:
-        load = run_wrk(server.url, "/create_order", bodies, seconds=plan.seconds, connections=CONNECTIONS)
+        load = _measured_wrk(server, bodies, plan)
     checked = verify(home)
     vs_top, vs_naive = load.rate / top.rate, load.rate / slow.rate if slow.rate else float("inf")
     met = vs_top >= 0.35 and vs_naive >= 30 and load.p99_ms <= 10 and load.errors == 0 and checked == "ok"
@@ -228,6 +228,58 @@ def s1_granian(plan: Plan, top: LoadResult, slow: LoadResult) -> Row:
     row.what = row.what + ", --server granian"
     row.notes.append("S1 on granian: order entry straight from RSGI; ratios against the same (uvicorn) ceiling")
     return row
+
+
+S1_LIMITS = {"max_open_positions": 1_000_000, "max_orders_per_minute": 1_000_000, "cooldown_seconds": 1}
+"""S1L's global limits: every order goes through the risk step (the rolling minute, the open positions,
+the cooldown of each user's last close), and none but a re-open within a second of a close is refused."""
+
+
+def s1_limits(plan: Plan, top: LoadResult, slow: LoadResult, s1_load: LoadResult | None) -> Row:
+    """S1 under a risk policy, measured in the same run as S1: what the risk step costs."""
+    home = new_home(plan, "s1-limits")
+    bodies = write_bodies(home)
+    with serve(home) as server:
+        answer = httpx.put(
+            f"{server.url}/v1/risk/limits", json={"level": "global", "target": None, "limits": S1_LIMITS}, timeout=30
+        )
+        answer.raise_for_status()
+        load = _measured_wrk(server, bodies, plan)
+    checked = verify(home)
+    ratio = load.rate / s1_load.rate if s1_load is not None and s1_load.rate else float("nan")
+    cpu_ratio = (
+        load.cpu_us_per_request / s1_load.cpu_us_per_request
+        if s1_load is not None and s1_load.cpu_us_per_request
+        else float("nan")
+    )
+    met = ratio >= 0.9 and load.errors == 0 and checked == "ok"
+    row = Row(
+        "S1L",
+        f"S1 with global limits in force ({', '.join(f'{k} {v:,}' for k, v in S1_LIMITS.items())})",
+        fmt_rate(load.rate),
+        fmt_ms(load.p50_ms),
+        fmt_ms(load.p99_ms),
+        str(load.errors),
+        f"{ratio:.2f}x S1",
+        "within 10% of S1, 0 errors",
+        _result(met, checked),
+    )
+    row.notes.append("every order decided with the risk step and folded into the risk state; S1 of the same run")
+    if s1_load is not None:
+        row.notes.append(
+            f"server CPU per order (the writer process included): S1L {load.cpu_us_per_request:.0f} us, "
+            f"S1 {s1_load.cpu_us_per_request:.0f} us ({cpu_ratio:.2f}x): the throughput ratio moves with "
+            "whatever else shares the cores, this one much less"
+        )
+    return row
+
+
+def _measured_wrk(server: Server, bodies: Path, plan: Plan) -> LoadResult:
+    """S1's load, with the CPU the server spent on it."""
+    before = server.cpu_seconds()
+    load = run_wrk(server.url, "/create_order", bodies, seconds=plan.seconds, connections=CONNECTIONS)
+    load.server_cpu_s = server.cpu_seconds() - before
+    return load
 
 
 def s1_wide(plan: Plan, top: LoadResult, slow: LoadResult) -> Row:

@@ -6,7 +6,17 @@ same order, same id and another order, batches), clients that give up waiting, s
 store calls, commits in doubt, locks another process keeps for seconds, crashes followed by recovery
 from what the fake store holds, profile reloads and control changes. The real sequencers run
 unchanged on a virtual-time event loop (:mod:`tests.sim.vloop`) over the fakes of
-:mod:`tests.sim.fakes`. Invariants (the list is in CONTRIBUTING):
+:mod:`tests.sim.fakes`.
+
+The local variant also runs pre-trade risk (SPEC section 10): its sequencer stamps orders with a
+virtual wall clock (a seeded date, moving with the loop's time and jumping ahead by seconds to hours
+so that rolling minutes, cooldowns and trading days roll over), some orders carry a ``signal_time``,
+and an operator changes the limits (every level and kind but the breaker) and the trading session
+as :class:`~ordergate.service.operations.Operations` does: the change is recorded in the store, then
+``use_risk``; a restarted process restores the policy the store holds before it serves. The model
+counts only committed orders, so a rolled-back group the risk state did not forget is found.
+
+Invariants (the list is in CONTRIBUTING):
 
 1. every answered decision is stored, once, exactly as answered;
 2. a client order id is decided at most once: every answer for an id names the same order, and at
@@ -16,7 +26,8 @@ unchanged on a virtual-time event loop (:mod:`tests.sim.vloop`) over the fakes o
    a 503 of a lock wait only for an order of the instrument waited for (or of an id's instrument);
 4. the store never refuses a group for breaking a constraint (the service must not send one);
 5. every stored decision is what the independent model gives when the log is replayed in order_id
-   order, under the profiles and controls the order names (so order_id order is a serial order);
+   order, under the profiles, controls and risk policy the order names, at its ``received_at``
+   (so order_id order is a serial order); on the local variant ``verify`` passes on the stored log;
 6. the stored positions equal that replay; each embedded process's in-memory book equals the store
    once it is idle;
 7. every request is answered, and the run ends (no deadlock);
@@ -33,17 +44,20 @@ import asyncio
 import logging
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from ordergate.domain.book import Book
+from ordergate.domain.book import Book, Position
+from ordergate.domain.chain import Chains, single_chain
 from ordergate.domain.controls import NO_CONTROLS, ControlLevel, Controls, ControlSetting, ControlState
 from ordergate.domain.model import Order, Scope, Side
-from ordergate.domain.record import OrderRecord
+from ordergate.domain.record import DIRECT, Entry, OrderRecord, Trade
 from ordergate.domain.registry import Registry
+from ordergate.domain.risk import LEVELS_OF, RiskChange, RiskLevel, RiskPolicy, TradingSession
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
 from ordergate.service.events import EventHub
 from ordergate.service.feeds import CommitFeed, LogTail
@@ -51,6 +65,7 @@ from ordergate.service.sequencer import LocalSequencer
 from ordergate.service.sequencing import Outcome, Sequencing
 from ordergate.service.shared_sequencer import SharedSequencer
 from ordergate.service.stream import Orders, Resync, follow
+from ordergate.service.verify import verify_log
 from ordergate.store.base import START, ControlChange, StreamPosition
 from tests.sim import model
 from tests.sim.fakes import Database, FakeEmbeddedStore, FakeSharedStore, Faults
@@ -64,6 +79,10 @@ LOCK_WAIT = re.compile(r"lock timeout waiting for (instrument|client_order_id) (
 """A 503 of a lock wait names what it waited for: it may only answer an order of that instrument or id."""
 QUIESCE_SECONDS = 900.0
 """Virtual seconds the run may take to answer everything once the faults stop."""
+ZONES = ("Asia/Kolkata", "UTC", "America/New_York", "Europe/London")
+FIRST_DAY = datetime(2026, 1, 1, tzinfo=UTC)
+"""The virtual wall clock starts on a day drawn from the year after this one (weekends and the
+changes of summer time included)."""
 
 
 class SimulationFailure(AssertionError):
@@ -149,6 +168,16 @@ class World:
         self.watchers = [Watcher(n) for n in range(rng.randint(1, 3))]
         self.buffer = rng.choice((3, 50, 10_000))
         self.sending = True
+        self.wall_start = 0
+        """The virtual wall clock at loop time 0, in microseconds since the epoch."""
+        self.jumped = 0
+        """How far the virtual wall clock was moved ahead of the loop's time, in microseconds."""
+        self.risk_changes = 0
+        self.signal_rate = 0.0
+        if variant == "local":
+            start = FIRST_DAY + timedelta(seconds=rng.randrange(365 * 86_400))
+            self.wall_start = int(start.timestamp()) * 1_000_000
+            self.signal_rate = rng.choice((0.0, 0.3, 0.8))
 
     # -- the run ----------------------------------------------------------------------------------
 
@@ -179,7 +208,7 @@ class World:
         self.faults.outage = False
         for process in self.processes:
             if not process.alive:
-                self.restart(process)
+                await self.restart(process)
         try:
             async with asyncio.timeout(QUIESCE_SECONDS):
                 for process in self.processes:
@@ -196,6 +225,8 @@ class World:
         if self.failure is not None:
             raise self.failure
         self.check_log()
+        if self.variant == "local":
+            self.check_verify()
         self.check_streams()
         if self.variant == "local":
             book = {(p.user, p.strategy, p.instrument, p.opened_order_id) for p in self.processes[0].sequencer.book}  # type: ignore[attr-defined]
@@ -210,7 +241,7 @@ class World:
         if self.variant == "local":
             store: FakeEmbeddedStore | FakeSharedStore = FakeEmbeddedStore(self.db, self.faults, self.note)
             book = Book.restore(self.scope, snapshot.opened)
-            sequencer = LocalSequencer(store, self.registry, book, snapshot.last_order_id)  # type: ignore[arg-type]
+            sequencer = LocalSequencer(store, self.registry, book, snapshot.last_order_id, clock=self.clock)  # type: ignore[arg-type]
             hub = EventHub(StreamPosition(0, self.db.last_order_id), self.buffer)
             feed = CommitFeed(store, hub, ())  # type: ignore[arg-type]
         else:
@@ -236,7 +267,7 @@ class World:
                 task.cancel()
         process.hub.close()
 
-    def restart(self, process: Process) -> None:
+    async def restart(self, process: Process) -> None:
         fresh = self.start_process(process.number)
         process.sequencer, process.store, process.hub, process.feed = (
             fresh.sequencer,
@@ -244,8 +275,48 @@ class World:
             fresh.hub,
             fresh.feed,
         )
-        process.alive = True
         process.requests = {}
+        if self.variant == "local":
+            await self.restore_risk(process)  # as Operations.start, before the gateway serves
+        process.alive = True
+
+    async def restore_risk(self, process: Process) -> None:
+        """Put the risk policy the store holds in force (the state rebuilt from the log), retrying while
+        the store is down: a gateway that cannot read its log does not start."""
+        while True:
+            try:
+                stored = await process.store.current_risk()
+                if stored is None:
+                    return
+                policy = RiskPolicy.from_document(orjson.loads(stored))
+                if policy.restricts_anything:
+                    await process.sequencer.use_risk(policy)
+                self.note(f"process {process.number} restored risk {policy.fingerprint}")
+                return
+            except StoreUnavailable as exc:
+                self.note(f"process {process.number} cannot restore its risk yet: {exc}")
+                await asyncio.sleep(0.1)
+
+    # -- the virtual wall clock -------------------------------------------------------------------
+
+    def clock(self) -> str:
+        """The local variant's wall clock, as the log stamps ``received_at``: the loop's time from a seeded
+        date, plus the jumps; it never goes back."""
+        micros = self.wall_start + round(asyncio.get_running_loop().time() * 1_000_000) + self.jumped
+        return _stamp(micros)
+
+    def jump_clock(self) -> None:
+        rng = self.rng
+        seconds = rng.choice(
+            (
+                rng.uniform(0.5, 59.0),
+                rng.uniform(60.0, 900.0),
+                rng.uniform(900.0, 8 * 3600.0),
+                rng.uniform(8, 30) * 3600,
+            )
+        )
+        self.jumped += round(seconds * 1_000_000)
+        self.note(f"the wall clock jumps {seconds:.1f} s to {self.clock()}")
 
     # -- clients ----------------------------------------------------------------------------------
 
@@ -282,8 +353,9 @@ class World:
             for order, key in items:
                 if key is not None:
                     self.ids.setdefault(key, IdHistory()).orders.append(order)
+            entries = [self.draw_entry() for _ in items] if self.variant == "local" else None
             patience = rng.choice((None, None, None, rng.uniform(0.001, 0.5)))
-            request = asyncio.get_running_loop().create_task(self.send(process, items))
+            request = asyncio.get_running_loop().create_task(self.send(process, items, entries))
             process.requests[request] = None
             request.add_done_callback(lambda done, p=process: p.requests.pop(done, None))
             await asyncio.wait([request], timeout=patience)
@@ -294,20 +366,35 @@ class World:
             elif request.exception() is not None:
                 raise request.exception()  # type: ignore[misc]  # a broken invariant
 
-    async def send(self, process: Process, items: list[tuple[Order, str | None]]) -> None:
+    def draw_entry(self) -> Entry:
+        """Some orders say when their signal fired: mostly a little while ago, now and then too far
+        back or ahead (the wall clock may also jump while the order waits to be decided)."""
+        rng = self.rng
+        if rng.random() >= self.signal_rate:
+            return DIRECT
+        now = datetime.fromisoformat(self.clock())
+        fired = now - timedelta(seconds=rng.choice((rng.uniform(-9.0, 3.0), rng.uniform(0.0, 90.0))))
+        return Entry(signal_time=fired.strftime("%Y-%m-%dT%H:%M:%S.") + f"{fired.microsecond // 1000:03d}Z")
+
+    async def send(
+        self, process: Process, items: list[tuple[Order, str | None]], entries: list[Entry] | None = None
+    ) -> None:
         sequencer = process.sequencer
         self.note(f"p{process.number} <- {[(o.strategy, o.instrument, o.side.value, k) for o, k in items]}")
         results: list[Outcome | OrdergateError | BaseException]
         if len(items) == 1:
             try:
-                results = [await sequencer.submit(*items[0])]
+                if entries is None:
+                    results = [await sequencer.submit(*items[0])]
+                else:
+                    results = [await sequencer.submit(*items[0], entries[0])]
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
                 results = [exc]
         else:
             try:
-                results = list(await sequencer.submit_many(items))
+                results = list(await sequencer.submit_many(items, entries))
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
@@ -387,7 +474,7 @@ class World:
                 process = rng.choice([p for p in self.processes if p.alive])
                 self.crash(process)
                 await asyncio.sleep(rng.uniform(0.0, 0.5))
-                self.restart(process)
+                await self.restart(process)
             elif roll < 0.07:
                 self.faults.outage = True
                 self.note("the store is down")
@@ -403,6 +490,10 @@ class World:
                 seconds = rng.choice((0.05, 1.0, 7.0))
                 self.note(f"another process keeps {instrument}'s lock for {seconds} s")
                 self.foreign.append(loop.create_task(self.db.hold_foreign([("1", instrument)], seconds)))
+            elif roll < 0.48 and self.variant == "local":
+                await self.change_risk()
+            elif roll < 0.56 and self.variant == "local":
+                self.jump_clock()
 
     async def reload_profiles(self) -> None:
         registry = self.rng.choice(self.registries)
@@ -432,6 +523,80 @@ class World:
         for process in self.processes:
             if process.alive:
                 process.sequencer.use_controls(controls)
+
+    async def change_risk(self) -> None:
+        """An operator changes the limits or the session (now and then lifts every limit, so that the
+        next one rebuilds the state from the log)."""
+        rng = self.rng
+        alive = [p for p in self.processes if p.alive]
+        if not alive:
+            return
+        process = alive[0]
+        in_force = process.sequencer.risk
+        roll = rng.random()
+        if roll < 0.1:
+            for level, target, limits in _every_level(in_force):
+                await self.put_risk(process, "limits", level, target, dict.fromkeys(limits.to_document()))
+            if process.sequencer.risk.session is not None:
+                await self.put_risk(process, "session", None, None, None)
+        elif roll < 0.25:
+            await self.put_risk(process, "session", None, None, self.draw_session() if rng.random() < 0.7 else None)
+        else:
+            level = rng.choice(tuple(RiskLevel))
+            target = None
+            if level is not RiskLevel.GLOBAL:
+                target = rng.choice(STRATEGIES if level is RiskLevel.STRATEGY else USERS)
+            names = [n for n, levels in LEVELS_OF.items() if level in levels and n != "breaker"]
+            patch = {name: self.draw_limit(name) for name in rng.sample(names, rng.randint(1, min(3, len(names))))}
+            await self.put_risk(process, "limits", level, target, patch)
+
+    def draw_limit(self, name: str) -> int | None:
+        rng = self.rng
+        if rng.random() < 0.2:
+            return None  # cleared
+        choices = {
+            "max_open_positions": (0, 1, 2, 3, 5),
+            "max_opens_per_day": (0, 1, 3, 6, 20),
+            "max_orders_per_minute": (1, 5, 20, 60, 500),
+            "cooldown_seconds": (0, 1, 30, 600, 7200),
+            "max_signal_age_seconds": (0, 1, 10, 60),
+        }
+        return rng.choice(choices[name])
+
+    def draw_session(self) -> dict[str, Any]:
+        rng = self.rng
+        opens, closes = rng.randrange(24 * 60), rng.randrange(24 * 60)
+        if rng.random() < 0.2:
+            closes = opens  # round the clock on its days
+        days = rng.sample(("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"), rng.randint(3, 7))
+        return {
+            "timezone": rng.choice(ZONES),
+            "open": f"{opens // 60:02d}:{opens % 60:02d}",
+            "close": f"{closes // 60:02d}:{closes % 60:02d}",
+            "days": days,
+        }
+
+    async def put_risk(
+        self, process: Process, kind: str, level: RiskLevel | None, target: str | None, change: object
+    ) -> None:
+        """As ``Operations.set_limits`` and ``set_session``: build on the policy in force, record, use."""
+        sequencer = process.sequencer
+        if kind == "limits":
+            assert level is not None
+            assert isinstance(change, dict)
+            built = sequencer.risk.with_limits(level, target, change)
+        else:
+            session = TradingSession.from_document(change) if change is not None else None
+            built = sequencer.risk.with_session(session)
+        text = orjson.dumps(change).decode()
+        record = RiskChange(self.clock(), kind, level.value if level else None, target, text, None, built.fingerprint)
+        await process.store.record_risk_change(record, orjson.dumps(built.to_document()).decode())
+        self.risk_changes += 1
+        self.note(f"risk {kind} {level} {target} <- {text}: {built.fingerprint} {built.to_document()}")
+        try:
+            await sequencer.use_risk(built)
+        except StoreUnavailable as exc:  # the change is stored; this process keeps deciding under the old one
+            self.note(f"the risk change is not in force yet: {exc}")
 
     # -- invariants ---------------------------------------------------------------------------------
 
@@ -490,6 +655,8 @@ class World:
             raise self.fail(f"the store refused a group: {self.db.violations[0]}")
         book: dict[model.Key, model.Held] = {}
         registries = {r.fingerprint: r for r in self.registries}
+        history = model.History()
+        policies: dict[str, model.ModelPolicy] = {}
         for order_id in sorted(self.db.orders):
             record = self.db.orders[order_id]
             profiles = registries[record.profile_fingerprint].to_document()
@@ -497,6 +664,14 @@ class World:
             if record.controls_fingerprint is not None:
                 controls = orjson.loads(self.db.controls_sets[record.controls_fingerprint])
             order = record.order
+            at = model.micros_of(record.received_at)
+            risk = None
+            if record.risk_fingerprint is not None:
+                fingerprint = record.risk_fingerprint
+                if fingerprint not in policies:
+                    policies[fingerprint] = model.policy_from_document(orjson.loads(self.db.risk_sets[fingerprint]))
+                signal_at = model.micros_of(record.signal_time) if record.signal_time is not None else None
+                risk = model.RiskInput(policies[fingerprint], history, at, signal_at)
             want = model.expected(
                 profiles,
                 self.scope.value,
@@ -505,15 +680,93 @@ class World:
                 order.strategy,
                 order.instrument,
                 order.side.value,
+                risk,
             )
             got = _canonical(record)
             if want != got:
-                raise self.fail(f"order {order_id} ({order}) was decided {got}, the model says {want}")
+                raise self.fail(
+                    f"order {order_id} ({order}, at {record.received_at}, signal {record.signal_time}, "
+                    f"risk {record.risk_fingerprint}) was decided {got}, the model says {want}"
+                )
             model.apply(book, self.scope.value, order_id, order.strategy, order.instrument, got[2])
+            history.add(at, order.strategy, order.instrument, got[2])
         replayed = {(h.user, h.strategy, h.instrument, h.opened_order_id) for h in book.values()}
         stored = {(p.user, p.strategy, p.instrument, p.opened_order_id) for p in self.db.positions.values()}
         if replayed != stored:
             raise self.fail(f"the stored positions differ from the replayed log: {sorted(replayed ^ stored)}")
+
+    def check_verify(self) -> None:
+        """``verify`` over the stored log (chained as the embedded store chains it) finds nothing."""
+        report = verify_log(StoredLog(self.db))
+        if not report.ok:
+            raise self.fail(f"verify: {report.problem}")
+        if report.redecided != len(self.db.orders):
+            raise self.fail(f"verify decided {report.redecided} of {len(self.db.orders)} orders again")
+
+
+class StoredLog:
+    """The fake embedded store's log as ``verify`` reads a real one: in order_id order, each order linked
+    into one hash chain (the fake keeps no hashes; the chain is not what this checks)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def iter_orders(self) -> Iterator[OrderRecord]:
+        chains = Chains(single_chain)
+        for order_id in sorted(self.db.orders):
+            record = self.db.orders[order_id]
+            yield record._replace(chain_hash=chains.link(record))
+
+    def iter_positions(self) -> Iterator[Position]:
+        return iter(self.open_positions())
+
+    def iter_trades(self) -> Iterator[Trade]:
+        return iter(())
+
+    def open_positions(self) -> list[Position]:
+        return list(self.db.positions.values())
+
+    def profiles(self, fingerprint: str) -> str | None:
+        return self.db.profiles.get(fingerprint)
+
+    def controls(self, fingerprint: str) -> str | None:
+        return self.db.controls_sets.get(fingerprint)
+
+    def risk(self, fingerprint: str) -> str | None:
+        return self.db.risk_sets.get(fingerprint)
+
+    def caused_changes(self) -> dict[int, ControlChange]:
+        return {}
+
+    def chain_key(self, record: OrderRecord) -> str:
+        return single_chain(record)
+
+    def close(self) -> None:
+        return None
+
+
+def _every_level(policy: RiskPolicy) -> list[tuple[RiskLevel, str | None, Any]]:
+    """Every level and target that sets a limit in ``policy``, with its limits."""
+    found: list[tuple[RiskLevel, str | None, Any]] = []
+    if not policy.gateway.is_empty:
+        found.append((RiskLevel.GLOBAL, None, policy.gateway))
+    found.extend((RiskLevel.STRATEGY, s, v) for s, v in policy.strategies.items())
+    found.extend((RiskLevel.USER, u, v) for u, v in policy.users.items())
+    return found
+
+
+_STAMPED: dict[int, str] = {}
+
+
+def _stamp(micros: int) -> str:
+    """A log timestamp (``2026-12-02T09:15:00.000000Z``) of microseconds since the epoch (the date and
+    time of the last second formatted once, as the gateway's own clock does)."""
+    second, fraction = divmod(micros, 1_000_000)
+    prefix = _STAMPED.get(second)
+    if prefix is None:
+        _STAMPED.clear()
+        prefix = _STAMPED[second] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{prefix}{fraction:06d}Z"
 
 
 def _content(record: OrderRecord) -> tuple[Any, ...]:
@@ -524,6 +777,9 @@ def _content(record: OrderRecord) -> tuple[Any, ...]:
         record.client_order_id,
         record.profile_fingerprint,
         record.controls_fingerprint,
+        record.received_at,
+        record.risk_fingerprint,
+        record.signal_time,
     )
 
 

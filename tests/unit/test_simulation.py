@@ -4,8 +4,9 @@
 prove the simulator can fail: each puts back the code of a defect it must find (issue 9: a client
 order id decided twice, a premature 409, one busy instrument failing unrelated orders) and expects a
 broken invariant within a bounded number of seeds; the event stream ordered by order id with
-each process's hub fed by its own commits (defect 2); and (issue 10) a SQLite writer process that
-died with a group in hand taken to mean that nothing of the group was stored.
+each process's hub fed by its own commits (defect 2); (issue 10) a SQLite writer process that
+died with a group in hand taken to mean that nothing of the group was stored; and (SPEC section 10)
+a rolled-back group left counted in the risk state.
 """
 
 from __future__ import annotations
@@ -39,9 +40,22 @@ SEARCH = 400
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_invariant_holds_for_every_seed(variant: str) -> None:
     answers = 0
+    risk_reasons: set[str] = set()
     for seed in range(SEEDS):
-        answers += simulate(seed, variant).answers
+        run = simulate(seed, variant)
+        answers += run.answers
+        risk_reasons |= {r for record in run.db.orders.values() if record.risk_fingerprint for r in _reasons(record)}
     assert answers > SEEDS * 50  # the runs did real work
+    if variant == "local" and SEEDS >= 100:  # the risk it draws reached every limit and the session
+        limits = {"POSITION_LIMIT", "DAILY_LIMIT", "COOLDOWN", "RATE_LIMIT", "STALE_SIGNAL", "MARKET_CLOSED"}
+        assert limits <= risk_reasons, limits - risk_reasons
+
+
+def _reasons(record: OrderRecord) -> set[str]:
+    found = {r.reason.value for r in record.decision.rejected_for}
+    if record.decision.reason is not None:
+        found.add(record.decision.reason.value)
+    return found
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -173,3 +187,17 @@ def test_the_simulator_finds_a_group_answered_503_that_its_dying_writer_had_stor
     monkeypatch.setattr(CommitPath, "commit", commit_answering_a_lost_writer_503)
     failure = first_failure("local")
     assert "stored twice" in failure.problem or "differs from the store" in failure.problem, failure
+
+
+def discard_leaving_the_risk_state(self: sequencer.LocalSequencer, victims: Sequence[Ticket]) -> None:
+    """A rollback that undoes the book but leaves the failed orders counted by the limits."""
+    for ticket in reversed(victims):
+        self._book.undo(ticket.undo)
+    assert victims[0].record is not None
+    self._next_id = victims[0].record.order_id
+
+
+def test_the_simulator_finds_a_rolled_back_group_still_counted_by_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sequencer.LocalSequencer, "discard", discard_leaving_the_risk_state)
+    failure = first_failure("local")
+    assert "the model says" in failure.problem or "verify" in failure.problem, failure
