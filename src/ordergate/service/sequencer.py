@@ -180,8 +180,9 @@ class LocalSequencer:
                     return _replay(found, order)
                 known = found
             if known is None:
-                if self._gate is not None:
-                    await self._gate.wait()
+                if self._gate is not None:  # the risk state is being rebuilt: then look at the id again,
+                    await self._gate.wait()  # another request may have decided it meanwhile
+                    continue
                 return await asyncio.shield(self._decide(order, client_order_id, entry).future)
             outcome = await outcome_after(known, order)
             if outcome is not None:
@@ -201,10 +202,13 @@ class LocalSequencer:
         # store is read, and only the lookup's own re-check is sure to see it then
         ids = list(dict.fromkeys(c for _, c in items if c is not None))
         found: dict[str, Ticket | OrderRecord] = {}
-        if ids:
-            found = await self._window.find_many(ids, self._store.find_client_orders)
-        if self._gate is not None:
-            await self._gate.wait()
+        while True:  # the ids are looked up after any rebuild of the risk state: a wait lets the window move
+            if self._gate is not None:
+                await self._gate.wait()
+            if ids:
+                found = await self._window.find_many(ids, self._store.find_client_orders)
+            if self._gate is None:
+                break
         how = entries if entries is not None else [DIRECT] * len(items)
         waits: list[tuple[Ticket, bool] | Outcome | OrdergateError] = []
         rest: Sequence[tuple[int, Order, str | None]] = ()
