@@ -407,8 +407,21 @@ def check_target(level: RiskLevel, target: str | None) -> str | None:
     return target
 
 
+_second: tuple[str, float] = ("", 0.0)
+
+
 def epoch_of(timestamp: str) -> float:
-    """Seconds since the epoch of a log timestamp (``2026-12-02T09:15:00.000000Z``)."""
+    """Seconds since the epoch of a log timestamp (``2026-12-02T09:15:00.000000Z``).
+
+    Every order under a policy asks, so the second is parsed once (orders of one second share it) and
+    only the microseconds per call; anything not in exactly that form is parsed in full.
+    """
+    global _second
+    if len(timestamp) == 27 and timestamp[19] == "." and timestamp[26] == "Z" and timestamp[20:26].isdigit():
+        prefix = timestamp[:19]
+        if _second[0] != prefix:
+            _second = (prefix, datetime.fromisoformat(prefix + "+00:00").timestamp())
+        return _second[1] + int(timestamp[20:26]) / 1_000_000
     return datetime.fromisoformat(timestamp).timestamp()
 
 
@@ -654,12 +667,18 @@ def _window(table: dict[str, deque[float]], key: str) -> deque[float]:
 
 def _slide(folded: Folded, window: deque[float], at: float, keep: int) -> None:
     """Append ``at``, dropping the entries older than ``keep`` seconds before it (kept for the undo)."""
-    dropped: list[float] = []
     oldest = at - keep
-    while window and window[0] <= oldest:
-        dropped.append(window.popleft())
+    dropped: list[float] = _NONE_DROPPED
+    if window and window[0] <= oldest:
+        dropped = []
+        while window and window[0] <= oldest:
+            dropped.append(window.popleft())
     window.append(at)
     folded.windows.append((window, dropped))
+
+
+_NONE_DROPPED: list[float] = []
+"""What :func:`_slide` dropped when it dropped nothing (shared: only ever read)."""
 
 
 def fold(state: RiskState, record: OrderRecord, *, count_positions: bool = True) -> Folded:
@@ -757,7 +776,7 @@ def hold_back(order: Order, users: Iterable[str], risk: RiskContext) -> list[Ref
     if order.side is not Side.BUY or risk.origin is not Origin.STRATEGY:
         return []
     policy, state, at, strategy = risk.policy, risk.state, risk.at, order.strategy
-    since = risk.day_start
+    since: float | None = None  # the start of the trading day, worked out only if a daily limit asks
     own_open = policy.strategy_level("max_open_positions", strategy)
     own_daily = policy.strategy_level("max_opens_per_day", strategy)
     refused: list[Refusal] = []
@@ -770,12 +789,15 @@ def hold_back(order: Order, users: Iterable[str], risk: RiskContext) -> list[Ref
             reason = Reason.POSITION_LIMIT
         else:
             daily = policy.user_level("max_opens_per_day", user)
-            if (daily is not None and state.opens_reach(state.opens.get(user), since, daily)) or (
-                own_daily is not None
-                and state.opens_reach(state.opens_by_strategy.get((user, strategy)), since, own_daily)
-            ):
-                reason = Reason.DAILY_LIMIT
-            else:
+            if daily is not None or own_daily is not None:
+                if since is None:
+                    since = risk.day_start
+                if (daily is not None and state.opens_reach(state.opens.get(user), since, daily)) or (
+                    own_daily is not None
+                    and state.opens_reach(state.opens_by_strategy.get((user, strategy)), since, own_daily)
+                ):
+                    reason = Reason.DAILY_LIMIT
+            if reason is None:
                 cooldown = policy.most_specific("cooldown_seconds", strategy, user)
                 closed = state.last_close.get((user, order.instrument))
                 if cooldown is not None and closed is not None and at - closed < cooldown:
