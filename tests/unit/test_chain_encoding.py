@@ -71,6 +71,7 @@ records = st.builds(
     actor=st.none(),
     risk_fingerprint=st.none(),
     signal_time=st.none(),
+    control_change=st.none(),  # not in the row (the stores keep it with the control changes)
 )
 entry_records = st.builds(
     lambda record, origin, actor, risk, signal: record._replace(
