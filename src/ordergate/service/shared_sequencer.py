@@ -235,9 +235,11 @@ class SharedSequencer:
 
     async def use_risk(self, policy: RiskPolicy) -> None:
         """Believe ``policy`` in force (stored durably by the caller): the next group takes the risk lock
-        exclusively if it restricts anything, shared if not. Nothing waits here: the group that first
-        decides under it rebuilds the risk state under the lock (module docstring)."""
+        exclusively if it restricts anything, shared if not. Limits coming into force where this process
+        had no risk state rebuild it now (:meth:`_rebuild`), so that ``check()`` counts at once; should
+        that fail, the next group rebuilds it (every group brings it up to date under the lock anyway)."""
         self.use_risk_now(policy)
+        await self._rebuild()
 
     def use_risk_now(self, policy: RiskPolicy) -> None:
         """:meth:`use_risk`, which never needs to wait here. Letting go of limits lets go of the risk state
@@ -434,6 +436,33 @@ class SharedSequencer:
                 self._forget(counted)
             return done
 
+    async def _rebuild(self) -> None:
+        """Rebuild the risk state, if limits are believed in force and there is none, outside any group.
+
+        A transaction of no order: it takes the exclusive risk lock, reads what a rebuild reads, draws one
+        order id (the state accounts for every order up to it: later ones all have greater ids) and
+        rolls back, leaving that id unused, as a failed group does.
+        """
+        if not self._lacks_state() or self._risk_turn.locked():  # a group is deciding under limits: it rebuilds
+            return
+        async with self._risk_turn:
+            if not self._lacks_state():
+                return
+            read, counted = self._risk_read()
+            try:
+                async with self._shared.lock_group([], [], 1, risk=read) as tx:
+                    locked = tx.locked
+                    if locked.risk_read:
+                        self._adopt_risk(locked.risk)
+                        if self._limits is not None:
+                            self._brought_up_to_date(locked, counted)
+            except StoreUnavailable as exc:
+                log.warning("could not rebuild the risk state now (the next group will): %s", exc)
+
+    def _lacks_state(self) -> bool:
+        """Whether limits are believed in force but this process has no risk state to count with."""
+        return self._limits is not None and self._counted is None
+
     def _forget(self, counted: _Counted) -> None:
         """Drop the risk state (unless already replaced): the next exclusive group rebuilds it."""
         if self._counted is counted:
@@ -587,6 +616,7 @@ class SharedSequencer:
             return
         if epoch == self._risk_epoch:
             self._adopt_risk(document)
+        await self._rebuild()  # limits another process put in force: ``check()`` counts at once
 
 
 def _context(policy: RiskPolicy, state: RiskState, at: str, entry: Entry) -> RiskContext:
