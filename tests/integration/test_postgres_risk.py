@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import random
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,7 +37,7 @@ from tests.integration.test_http_risk import (
     refusals,
     set_limits,
 )
-from tests.postgres import fresh_database
+from tests.postgres import fresh_database, kill_connections
 
 pytestmark = pytest.mark.anyio
 
@@ -248,3 +251,43 @@ async def test_concurrent_buys_through_both_gateways_never_exceed_the_limit(
         assert opened == {"Ann": 1, "Bob": 2}
         positions = (await b.get("/v1/positions", params={"limit": 100})).json()["items"]
         assert sorted(p["user"] for p in positions) == ["Ann", "Bob", "Bob"]
+
+
+async def test_limits_stay_exact_when_connections_break_under_load_through_both_gateways(
+    home: Path, clock: ManualClock, database: str
+) -> None:
+    """Broken connections fail groups (or leave them in doubt): each process drops its risk state and
+    rebuilds it; ``verify`` then finds every stored decision to be the one the limits give."""
+    choices = [("S1", "ACC"), ("S1", "TCS"), ("S1", "INFY"), ("S2", "ACC"), ("S2", "WIPRO")]
+    answered: list[dict[str, Any]] = []
+    statuses: set[int] = set()
+    done = asyncio.Event()
+    async with two_gateways(home, clock, database) as ((a, _), (b, _)):
+        await set_limits(a, "global", None, max_open_positions=2)
+
+        async def work(worker: int) -> None:
+            rng = random.Random(worker)
+            while not done.is_set():
+                strategy, instrument = rng.choice(choices)
+                body = {"strategy": strategy, "instrument": instrument, "side": rng.choice(["BUY", "BUY", "SELL"])}
+                response = await rng.choice([a, b]).post("/v1/orders", json=body)
+                statuses.add(response.status_code)
+                if response.status_code == 201:
+                    answered.append(response.json())
+                else:
+                    await asyncio.sleep(0.02)
+
+        load = asyncio.gather(*(work(n) for n in range(8)))
+        for target in (60, 160, 260):
+            while len(answered) < target:
+                await asyncio.sleep(0.01)
+            kill_connections(database)
+        while len(answered) < 360:
+            await asyncio.sleep(0.01)
+        done.set()
+        await load
+        positions = (await a.get("/v1/positions", params={"limit": 100})).json()["items"]
+    assert statuses <= {201, 503}
+    held = Counter(p["user"] for p in positions)
+    assert max(held.values(), default=0) <= 2
+    assert any(answer["reason"] == "POSITION_LIMIT" for answer in answered)
