@@ -152,8 +152,8 @@ class Database:
             if record.order_id in self.orders:
                 problem = f"order id {record.order_id} is stored twice"
             elif record.client_order_id is not None and record.client_order_id in ids:
-                key, earlier = record.client_order_id, ids[record.client_order_id]
-                problem = f"client_order_id {key!r} is stored twice (orders {earlier} and {record.order_id})"
+                used, earlier = record.client_order_id, ids[record.client_order_id]
+                problem = f"client_order_id {used!r} is stored twice (orders {earlier} and {record.order_id})"
             if problem is not None:
                 break
             if record.client_order_id is not None:

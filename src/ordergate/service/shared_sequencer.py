@@ -59,7 +59,9 @@ The cost: with a restricting policy in force, the groups of *all* processes are 
 lock, so throughput is that of one group transaction at a time across the cluster (group commit
 still batches the orders each process has queued), and a rebuild (a process's first group under a
 policy) holds every process up for as long as it reads the horizon. Without a policy nothing of this
-is paid but one shared lock and one indexed read per group.
+is paid but one shared lock and one indexed read per group. A process also rebuilds its state outside
+any group, under the same lock, when limits come into force (through it, or as its idle refresh
+reads them), so that ``check()`` counts at once and its first group under them need not.
 
 Trading controls: the controls in force live in the database, not in any one process. Each group
 transaction reads them in step 2, after taking a shared lock on them (a change of controls takes it
@@ -140,7 +142,7 @@ class _Retry:
     """A group that read a restricting policy under the shared risk lock: to be done again exclusively."""
 
 
-RETRY = _Retry()
+_RETRY = _Retry()
 
 
 class SharedSequencer:
@@ -238,12 +240,12 @@ class SharedSequencer:
         exclusively if it restricts anything, shared if not. Limits coming into force where this process
         had no risk state rebuild it now (:meth:`_rebuild`), so that ``check()`` counts at once; should
         that fail, the next group rebuilds it (every group brings it up to date under the lock anyway)."""
-        self.use_risk_now(policy)
-        await self._rebuild()
+        self._believe(policy)
+        await self._rebuild(quiet=False)
 
-    def use_risk_now(self, policy: RiskPolicy) -> None:
-        """:meth:`use_risk`, which never needs to wait here. Letting go of limits lets go of the risk state
-        (a later policy rebuilds it, as the local sequencer does)."""
+    def _believe(self, policy: RiskPolicy) -> None:
+        """Believe ``policy`` in force. Letting go of limits lets go of the risk state (a later policy
+        rebuilds it, as the local sequencer does)."""
         self._risk = policy
         self._limits = policy if policy.restricts_anything else None
         if self._limits is None:
@@ -423,11 +425,11 @@ class SharedSequencer:
                 self._adopt_risk(locked.risk)
             limits = self._limits if locked.risk_read else None
             if limits is not None and not exclusive:
-                return RETRY  # leaving the transaction rolls it back: nothing was decided
+                return _RETRY  # leaving the transaction rolls it back: nothing was decided
             if limits is None:
                 return await self._decide_in(tx, tickets, instruments, None)
-            counted = self._brought_up_to_date(locked, counted)
             try:
+                counted = self._brought_up_to_date(locked, counted)
                 done = await self._decide_in(tx, tickets, instruments, (limits, counted))
             except BaseException:  # failed or cancelled: the state may count orders that do not exist
                 self._forget(counted)
@@ -436,12 +438,13 @@ class SharedSequencer:
                 self._forget(counted)
             return done
 
-    async def _rebuild(self) -> None:
+    async def _rebuild(self, *, quiet: bool) -> None:
         """Rebuild the risk state, if limits are believed in force and there is none, outside any group.
 
         A transaction of no order: it takes the exclusive risk lock, reads what a rebuild reads, draws one
         order id (the state accounts for every order up to it: later ones all have greater ids) and
-        rolls back, leaving that id unused, as a failed group does.
+        rolls back, leaving that id unused, as a failed group does. ``quiet``: a failure is logged at
+        debug level only (the idle refresh tries again every second).
         """
         if not self._lacks_state() or self._risk_turn.locked():  # a group is deciding under limits: it rebuilds
             return
@@ -457,15 +460,19 @@ class SharedSequencer:
                         if self._limits is not None:
                             self._brought_up_to_date(locked, counted)
             except StoreUnavailable as exc:
-                log.warning("could not rebuild the risk state now (the next group will): %s", exc)
+                log.log(
+                    logging.DEBUG if quiet else logging.WARNING,
+                    "could not rebuild the risk state now (the next group will): %s",
+                    exc,
+                )
 
     def _lacks_state(self) -> bool:
         """Whether limits are believed in force but this process has no risk state to count with."""
         return self._limits is not None and self._counted is None
 
-    def _forget(self, counted: _Counted) -> None:
+    def _forget(self, counted: _Counted | None) -> None:
         """Drop the risk state (unless already replaced): the next exclusive group rebuilds it."""
-        if self._counted is counted:
+        if counted is not None and self._counted is counted:
             self._counted = None
 
     def _brought_up_to_date(self, locked: LockedGroup, counted: _Counted | None) -> _Counted:
@@ -581,10 +588,10 @@ class SharedSequencer:
         """Believe the risk policy of ``document`` in force as read from the store (``None``: none was ever set)."""
         if document is None:
             if self._risk != NO_RISK:
-                self.use_risk_now(NO_RISK)
+                self._believe(NO_RISK)
             return
         if document != self._risk_document:
-            self.use_risk_now(RiskPolicy.from_document(orjson.loads(document)))
+            self._believe(RiskPolicy.from_document(orjson.loads(document)))
             self._risk_document = document
 
     def _adopt_controls(self, document: str | None) -> None:
@@ -616,7 +623,7 @@ class SharedSequencer:
             return
         if epoch == self._risk_epoch:
             self._adopt_risk(document)
-        await self._rebuild()  # limits another process put in force: ``check()`` counts at once
+        await self._rebuild(quiet=True)  # limits another process put in force: ``check()`` counts at once
 
 
 def _context(policy: RiskPolicy, state: RiskState, at: str, entry: Entry) -> RiskContext:
