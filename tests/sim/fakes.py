@@ -14,6 +14,10 @@ random delay (sometimes a long stall), and may fail by the :class:`Faults` in fo
 a lookup that reads a snapshot taken when it began, a lost connection, a ``COMMIT`` in doubt (the
 shared engine), a lock another process keeps for seconds. A simulated crash cancels whatever a
 process was doing; what was committed stays committed.
+
+The shared engine's risk lock is a reader-writer lock, as PostgreSQL's advisory lock in its shared and
+exclusive modes: every group takes it before its other locks (shared, or exclusive with a
+:class:`~ordergate.store.base.RiskRead`), and a risk change takes it exclusively.
 """
 
 from __future__ import annotations
@@ -30,7 +34,15 @@ from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord
 from ordergate.domain.risk import RiskChange
 from ordergate.errors import StoreUnavailable
-from ordergate.store.base import CommitInDoubt, ControlChange, LockedGroup, Snapshot, StreamPage, StreamPosition
+from ordergate.store.base import (
+    CommitInDoubt,
+    ControlChange,
+    LockedGroup,
+    RiskRead,
+    Snapshot,
+    StreamPage,
+    StreamPosition,
+)
 from ordergate.store.changes import stored_key
 from ordergate.store.sqlite.writer import CommitPath, WriterLink, WriterLost, WriterRefused
 
@@ -88,6 +100,10 @@ class Database:
     running: dict[int, None] = field(default_factory=dict)
     next_xid: int = 1
     locks: dict[tuple[str, str], object] = field(default_factory=dict)
+    risk_readers: dict[object, None] = field(default_factory=dict)
+    """The transactions holding the risk lock shared."""
+    risk_writer: object | None = None
+    """The transaction holding the risk lock exclusively."""
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -136,8 +152,8 @@ class Database:
             if record.order_id in self.orders:
                 problem = f"order id {record.order_id} is stored twice"
             elif record.client_order_id is not None and record.client_order_id in ids:
-                key, earlier = record.client_order_id, ids[record.client_order_id]
-                problem = f"client_order_id {key!r} is stored twice (orders {earlier} and {record.order_id})"
+                used, earlier = record.client_order_id, ids[record.client_order_id]
+                problem = f"client_order_id {used!r} is stored twice (orders {earlier} and {record.order_id})"
             if problem is not None:
                 break
             if record.client_order_id is not None:
@@ -181,8 +197,38 @@ class Database:
     def unlock_all(self, owner: object) -> None:
         for key in [k for k, holder in self.locks.items() if holder is owner]:
             del self.locks[key]
+        self.risk_readers.pop(owner, None)
+        if self.risk_writer is owner:
+            self.risk_writer = None
         self.released.set()
         self.released = asyncio.Event()
+
+    def try_lock_risk(self, owner: object, exclusive: bool) -> bool:
+        if self.risk_writer is not None and self.risk_writer is not owner:
+            return False
+        if exclusive:
+            if any(reader is not owner for reader in self.risk_readers):
+                return False
+            self.risk_writer = owner
+        else:
+            self.risk_readers[owner] = None
+        return True
+
+    async def lock_risk(self, owner: object, exclusive: bool, wait: float) -> bool:
+        """Take the risk lock (shared or exclusive), waiting up to ``wait`` seconds; whether it was taken."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while not self.try_lock_risk(owner, exclusive):
+            left = deadline - loop.time()
+            if left <= 1e-9:
+                return False
+            released = self.released
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(released.wait(), left)
+        return True
+
+    def risk_document(self) -> str | None:
+        return self.risk_sets[self.risk_changes[-1].fingerprint] if self.risk_changes else None
 
     async def lock(self, keys: Sequence[tuple[str, str]], owner: object, wait: float) -> list[tuple[str, str]]:
         """Take ``keys`` in order, waiting up to ``wait`` seconds in all; the keys still busy after it."""
@@ -245,14 +291,19 @@ class _Stored:
 
     async def record_risk_change(self, change: RiskChange, document: str) -> str:
         await self._pause()
-        self.db.risk_sets.setdefault(change.fingerprint, document)
-        self.db.risk_changes.append(change)
+        owner = object()  # under the exclusive risk lock: after every group deciding under the old policy
+        if not await self.db.lock_risk(owner, True, LOCK_TIMEOUT):
+            raise StoreUnavailable("simulated: lock timeout waiting for the risk lock")
+        try:
+            self.db.risk_sets.setdefault(change.fingerprint, document)
+            self.db.risk_changes.append(change)
+        finally:
+            self.db.unlock_all(owner)
         return document
 
     async def current_risk(self) -> str | None:
         await self._pause()
-        changes = self.db.risk_changes
-        return self.db.risk_sets[changes[-1].fingerprint] if changes else None
+        return self.db.risk_document()
 
     async def risk_changes(self, limit: int, kind: str | None = None) -> list[RiskChange]:
         await self._pause()
@@ -434,27 +485,47 @@ class FakeSharedStore(_Stored):
 
     @asynccontextmanager
     async def lock_group(
-        self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int, *, patient: bool = False
+        self,
+        instruments: Sequence[str],
+        client_order_ids: Sequence[str],
+        reserve: int,
+        *,
+        patient: bool = False,
+        risk: RiskRead | None = None,
     ) -> AsyncIterator[_FakeGroup]:
         db, owner = self.db, object()
         xid = db.begin()
-        # instruments first, then client order ids: the PostgreSQL store's global lock order
+        # the risk lock, then instruments, then client order ids: the PostgreSQL store's global lock order
         keys = sorted({("1", i) for i in instruments} | {("2", c) for c in client_order_ids})
         try:
             await self._pause()
             if self.faults.outage:
                 raise StoreUnavailable("simulated outage")
+            if not await db.lock_risk(owner, risk is not None, LOCK_TIMEOUT):
+                raise StoreUnavailable("simulated: lock timeout waiting for the risk lock")
             busy = await db.lock(keys, owner, LOCK_TIMEOUT if patient else GROUP_LOCK_WAIT)
             if busy and patient:
                 kind = "instrument" if busy[0][0] == "1" else "client_order_id"
                 raise StoreUnavailable(f"simulated: lock timeout waiting for {kind} {busy[0][1]}")
             if busy:  # as the real store: begin again and take at once whatever is free
                 db.unlock_all(owner)
+                if not await db.lock_risk(owner, risk is not None, LOCK_TIMEOUT):
+                    raise StoreUnavailable("simulated: lock timeout waiting for the risk lock")
                 busy = [k for k in keys if not db.try_lock(k, owner)]
             busy_instruments = frozenset(name for kind, name in busy if kind == "1")
             busy_ids = frozenset(name for kind, name in busy if kind == "2")
             held = [i for i in instruments if i not in busy_instruments]
             stored = {c: r for c in client_order_ids if c not in busy_ids and (r := db.find(c)) is not None}
+            risk_orders: list[OrderRecord] = []
+            risk_counts: dict[tuple[str, str], int] | None = None
+            if risk is not None and risk.after is not None:
+                risk_orders = [db.orders[i] for i in sorted(db.orders) if i > risk.after]
+            elif risk is not None:
+                risk_orders = [db.orders[i] for i in sorted(db.orders) if db.orders[i].received_at >= risk.since]
+                risk_counts = {}
+                for position in db.positions.values():
+                    pair = (position.user, position.strategy)
+                    risk_counts[pair] = risk_counts.get(pair, 0) + 1
             first = db.next_order_id
             db.next_order_id += reserve
             locked = LockedGroup(
@@ -466,6 +537,10 @@ class FakeSharedStore(_Stored):
                 controls=db.controls,
                 busy_instruments=busy_instruments,
                 busy_client_order_ids=busy_ids,
+                risk_read=True,
+                risk=db.risk_document(),
+                risk_orders=risk_orders,
+                risk_counts=risk_counts,
             )
             await self._pause()
             yield _FakeGroup(self, locked, xid)

@@ -12,8 +12,9 @@
   the whole risk policy it puts in force (named by fingerprint) are stored first, then later orders
   are decided under it; each order records the policy's fingerprint. When limits come into force
   where none were, the sequencer first rebuilds the risk state from the log. At start the policy in
-  force is restored. Limits need the embedded store in this release: on a shared store a change is
-  refused (409) and no policy is ever in force.
+  force is restored. On a shared store the change is applied to the policy in force in the database
+  (another process may have changed it since this one last read it), and every process decides
+  under the policy its group transactions read (:mod:`ordergate.service.shared_sequencer`).
 - **profile reload** (``POST /v1/admin/reload-profiles`` and SIGHUP): the profile file is read and
   checked exactly as at start-up; a bad file is refused with the same message and the profiles in
   force stay. A good one is recorded in the store (by fingerprint) before any order is decided
@@ -109,7 +110,7 @@ class Operations:
             policy = RiskPolicy.from_document(orjson.loads(risk))
             if policy.restricts_anything:
                 if not self._sequencer.decides_risk:
-                    log.error("the store holds a risk policy, which a shared store cannot decide: it is not in force")
+                    log.error("the store holds a risk policy, which this sequencer cannot decide: it is not in force")
                     return
                 await self._sequencer.use_risk(policy)
                 log.warning("risk policy in force: %s", orjson.dumps(policy.to_document()).decode())
@@ -207,13 +208,13 @@ class Operations:
 
     async def _put_risk(self, change: RiskChange, built: RiskPolicy) -> RiskPolicy:
         if not self._sequencer.decides_risk and built.restricts_anything:
-            raise RiskRefused(
-                "risk limits and trading sessions need the embedded SQLite store in this release; "
-                "a gateway on a shared PostgreSQL store decides without them"
-            )
-        await self._gateway.store.record_risk_change(change, orjson.dumps(built.to_document()).decode())
-        await self._sequencer.use_risk(built)
-        return built
+            raise RiskRefused("this gateway's sequencer decides without risk limits and trading sessions")
+        document = orjson.dumps(built.to_document()).decode()
+        stored = await self._gateway.store.record_risk_change(change, document)
+        # the store's answer: on a shared store another process may have changed the policy this one saw
+        policy = built if stored == document else RiskPolicy.from_document(orjson.loads(stored))
+        await self._sequencer.use_risk(policy)
+        return policy
 
     async def square_off_if_due(self) -> list[OrderRecord]:
         """Flatten everything if the session's square-off moment has come and this day was not squared off

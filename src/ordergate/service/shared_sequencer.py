@@ -32,6 +32,37 @@ of their own for that instrument, which waits patiently (up to the lock timeout)
 503 alone if the lock never comes. Orders arriving for an instrument while its lane is open join
 the lane, so each instrument's orders keep their arrival order.
 
+Pre-trade risk (SPEC section 10): the risk policy in force lives in the database too, and a limit is
+never exceeded whatever the interleaving of the processes. Every group transaction takes the *risk
+lock* before any instrument lock (:mod:`ordergate.store.postgres.store`): shared while this process
+believes no policy restricts anything, exclusive while it believes one does; under it the group
+reads the policy in force. A group that holds the lock only shared but reads a restricting policy is
+rolled back and done again with the lock exclusive (and the belief changed). A change of the policy
+takes the lock exclusively too, so it waits for every group deciding under the old one. Hence, once
+a restricting policy is in force, the groups of every process run one at a time, and since order
+ids are drawn inside the lock, they increase in that serial order: folding the log by order_id (as
+``verify`` does) gives exactly the risk state each group decided against.
+
+Each process keeps that state (:class:`~ordergate.domain.risk.RiskState`) in memory, with the last
+order id it accounts for. Under the exclusive lock the group brings it up to date: it reads the
+orders committed since with a greater order_id (every order committed after this process's last
+group has one), folds them in, decides its own orders against it (folding each in as it is decided,
+as the local sequencer does), and remembers the greatest order id it drew. The first time, after a
+commit failed or is in doubt, after this process saw no policy in force, or when the state is older
+than the risk horizon, the group rebuilds it instead: the open positions counted per (user,
+strategy) plus the orders of the last :data:`~ordergate.domain.risk.HORIZON` seconds (a scan of the
+order log, under the lock). Within the process, groups that decide under limits also take turns
+(a lane and the main group could otherwise both use the state), which costs nothing more: the lock
+would serialise them anyway.
+
+The cost: with a restricting policy in force, the groups of *all* processes are serialised on one
+lock, so throughput is that of one group transaction at a time across the cluster (group commit
+still batches the orders each process has queued), and a rebuild (a process's first group under a
+policy) holds every process up for as long as it reads the horizon. Without a policy nothing of this
+is paid but one shared lock and one indexed read per group. A process also rebuilds its state outside
+any group, under the same lock, when limits come into force (through it, or as its idle refresh
+reads them), so that ``check()`` counts at once and its first group under them need not.
+
 Trading controls: the controls in force live in the database, not in any one process. Each group
 transaction reads them in step 2, after taking a shared lock on them (a change of controls takes it
 exclusively, see :mod:`ordergate.store.postgres.store`), and decides every order of the group under
@@ -53,14 +84,16 @@ read whatever happened under the same locks.
 
 ``check()`` cannot wait for the database (the API calls it synchronously), so it decides against
 this process's view of the book: the positions read from the database at start and in each of its
-own group transactions. Every stored decision is taken under the locks, never from that view.
+own group transactions, and under limits this process's last risk state. Every stored decision is
+taken under the locks, never from that view.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import orjson
 
@@ -69,26 +102,54 @@ from ordergate.domain.controls import NO_CONTROLS, ControlLevel, Controls, Contr
 from ordergate.domain.model import Decision, Order, Origin, Scope
 from ordergate.domain.record import DIRECT, Entry, OrderRecord, decided_record
 from ordergate.domain.registry import Registry
-from ordergate.domain.risk import NO_RISK, RiskPolicy
+from ordergate.domain.risk import (
+    HORIZON,
+    NO_RISK,
+    RiskContext,
+    RiskPolicy,
+    RiskState,
+    epoch_of,
+    fold,
+    horizon_start,
+)
 from ordergate.domain.rules import decide, decide_and_apply
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
 from ordergate.service.clock import Clock, utc_now
 from ordergate.service.committer import Committer, Result
 from ordergate.service.idempotency import IdempotencyWindow, outcome_after
 from ordergate.service.sequencing import MAX_GROUP, CommitListener, FlattenRefused, Outcome, Ticket
-from ordergate.store.base import CommitInDoubt, SharedStore
+from ordergate.store.base import CommitInDoubt, LockedGroup, OrderGroup, RiskRead, SharedStore
 
 log = logging.getLogger(__name__)
 
 CONTROLS_REFRESH = 1.0
-"""Seconds between two reads of the controls in force while this process has no order to decide."""
+"""Seconds between two reads of the controls and the risk policy in force while this process has no order
+to decide."""
+
+
+@dataclass(slots=True)
+class _Counted:
+    """This process's risk state and how far into the log it accounts for."""
+
+    state: RiskState
+    through: int
+    """Every committed order with an order_id up to this one is folded in, and no other."""
+    at: float
+    """When (the clock, seconds since the epoch) it was last brought up to date."""
+
+
+class _Retry:
+    """A group that read a restricting policy under the shared risk lock: to be done again exclusively."""
+
+
+_RETRY = _Retry()
 
 
 class SharedSequencer:
     """The :class:`~ordergate.service.sequencing.Sequencing` of a store shared by several processes."""
 
     cascade_failures = False
-    decides_risk = False
+    decides_risk = True
 
     def __init__(
         self,
@@ -111,13 +172,19 @@ class SharedSequencer:
         self._view = {instrument: Book.restore(scope, held) for instrument, held in by_instrument.items()}
         self._window = IdempotencyWindow()
         self._core = Committer(
-            self, self._window, max_group=max_group, when_idle=self._refresh_controls, idle_every=controls_refresh
+            self, self._window, max_group=max_group, when_idle=self._refresh_in_force, idle_every=controls_refresh
         )
         self._lanes: dict[str, list[Ticket]] = {}  # busy instrument -> tickets waiting for its lock, in order
         self._controls = NO_CONTROLS
         self._restricting: Controls | None = None  # the controls when they restrict anything, else None
         self._controls_document: str | None = None  # the document ``_controls`` was last read from
         self._controls_epoch = 0  # counts changes of ``_controls``, so that a slow idle read never wins
+        self._risk = NO_RISK
+        self._limits: RiskPolicy | None = None  # the policy believed in force when it restricts anything
+        self._risk_document: str | None = None  # the document ``_risk`` was last read from
+        self._risk_epoch = 0  # counts changes of ``_risk``, as ``_controls_epoch``
+        self._counted: _Counted | None = None  # the risk state, kept while limits are believed in force
+        self._risk_turn = asyncio.Lock()  # held by the group deciding under limits (the state is its alone)
 
     @property
     def registry(self) -> Registry:
@@ -166,11 +233,25 @@ class SharedSequencer:
 
     @property
     def risk(self) -> RiskPolicy:
-        return NO_RISK
+        return self._risk
 
     async def use_risk(self, policy: RiskPolicy) -> None:
-        """Nothing: limits are not decided across processes in this release (:attr:`decides_risk`), and the
-        operations never put a policy in force here."""
+        """Believe ``policy`` in force (stored durably by the caller): the next group takes the risk lock
+        exclusively if it restricts anything, shared if not. Limits coming into force where this process
+        had no risk state rebuild it now (:meth:`_rebuild`), so that ``check()`` counts at once; should
+        that fail, the next group rebuilds it (every group brings it up to date under the lock anyway)."""
+        self._believe(policy)
+        await self._rebuild(quiet=False)
+
+    def _believe(self, policy: RiskPolicy) -> None:
+        """Believe ``policy`` in force. Letting go of limits lets go of the risk state (a later policy
+        rebuilds it, as the local sequencer does)."""
+        self._risk = policy
+        self._limits = policy if policy.restricts_anything else None
+        if self._limits is None:
+            self._counted = None
+        self._risk_document = None
+        self._risk_epoch += 1
 
     async def flatten(
         self,
@@ -187,9 +268,14 @@ class SharedSequencer:
         )
 
     def check(self, order: Order, entry: Entry = DIRECT) -> Decision:
-        """The decision ``order`` would get against this process's view of the book; nothing is stored."""
+        """The decision ``order`` would get against this process's view of the book and its last risk
+        state; nothing is stored."""
         book = self._view.get(order.instrument) or Book(self._scope)
-        return decide(order, self._registry, book, self._restricting)
+        counted, limits = self._counted, self._limits
+        risk = None
+        if limits is not None and counted is not None:
+            risk = _context(limits, counted.state, self._clock(), entry)
+        return decide(order, self._registry, book, self._restricting, risk)
 
     async def submit(self, order: Order, client_order_id: str | None = None, entry: Entry = DIRECT) -> Outcome:
         while True:
@@ -307,13 +393,39 @@ class SharedSequencer:
         Returns one result per ticket (``None`` for those left for a lane) and the tickets whose
         instrument or client order id was busy; ``None`` instead of results when the commit is in
         doubt (its tickets are then answered by a background task, once the store knows).
+
+        Under the shared risk lock first, unless limits are believed in force; a group that finds
+        limits in force that way is done again under the exclusive lock (after its rollback, so this
+        process never holds the risk lock while it waits for its turn).
         """
+        while True:
+            if self._limits is None:
+                done = await self._transaction(tickets, patient=patient, exclusive=False)
+            else:
+                async with self._risk_turn:
+                    done = await self._transaction(tickets, patient=patient, exclusive=True)
+            if not isinstance(done, _Retry):
+                return done
+
+    def _risk_read(self) -> tuple[RiskRead, _Counted | None]:
+        """What the next exclusive group reads to bring the risk state up to date, and the state it brings:
+        the orders since, or a rebuild when there is no state or it is older than the horizon (then a
+        rebuild reads less)."""
+        now = self._clock()
+        counted = self._counted
+        if counted is not None and epoch_of(now) - counted.at > HORIZON:
+            counted = self._counted = None
+        return RiskRead(counted.through if counted is not None else None, horizon_start(now)), counted
+
+    async def _transaction(
+        self, tickets: list[Ticket], *, patient: bool, exclusive: bool
+    ) -> tuple[list[Result] | None, list[Ticket]] | _Retry:
         instruments = sorted({t.order.instrument for t in tickets})
         client_order_ids = sorted({t.client_order_id for t in tickets if t.client_order_id is not None})
-        results: list[Result] = [None] * len(tickets)
-        busy: list[Ticket] = []
-        records: list[OrderRecord] = []
-        async with self._shared.lock_group(instruments, client_order_ids, len(tickets), patient=patient) as tx:
+        read, counted = self._risk_read() if exclusive else (None, None)
+        async with self._shared.lock_group(
+            instruments, client_order_ids, len(tickets), patient=patient, risk=read
+        ) as tx:
             locked = tx.locked
             if locked.scope is not None and locked.scope is not self._scope:
                 raise StoreUnavailable(
@@ -323,50 +435,137 @@ class SharedSequencer:
                 )
             if locked.controls_read:
                 self._adopt_controls(locked.controls)
-            held: dict[str, list[Position]] = {i: [] for i in instruments if i not in locked.busy_instruments}
-            for position in locked.positions:
-                held[position.instrument].append(position)
-            books = {instrument: Book(self._scope, positions) for instrument, positions in held.items()}
-            fresh_ids = iter(locked.order_ids)
-            registry, controls = self._registry, self._restricting
-            for index, ticket in enumerate(tickets):
-                order, client_order_id = ticket.order, ticket.client_order_id
-                book = books.get(order.instrument)
-                if book is None or client_order_id in locked.busy_client_order_ids:
-                    busy.append(ticket)
-                    continue
-                stored = locked.stored.get(client_order_id) if client_order_id is not None else None
-                if stored is not None:
-                    results[index] = (
-                        Outcome(stored, True) if stored.order == order else ClientOrderIdConflict.of(stored)
-                    )
-                    continue
-                order_id = next(fresh_ids)
-                at = self._clock()
-                decision, undo = decide_and_apply(order, registry, book, controls, order_id, at)
-                record = decided_record(
-                    order_id,
-                    at,
-                    order,
-                    decision,
-                    self._scope,
-                    registry.fingerprint,
-                    client_order_id,
-                    undo,
-                    controls.fingerprint if controls is not None else None,
-                    ticket.entry,
+            if locked.risk_read:
+                self._adopt_risk(locked.risk)
+            limits = self._limits if locked.risk_read else None
+            if limits is not None and not exclusive:
+                return _RETRY  # leaving the transaction rolls it back: nothing was decided
+            if limits is None:
+                return await self._decide_in(tx, tickets, instruments, None)
+            try:
+                counted = self._brought_up_to_date(locked, counted)
+                done = await self._decide_in(tx, tickets, instruments, (limits, counted))
+            except BaseException:  # failed or cancelled: the state may count orders that do not exist
+                self._forget(counted)
+                raise
+            if done[0] is None:  # in doubt: likewise
+                self._forget(counted)
+            return done
+
+    async def _rebuild(self, *, quiet: bool) -> None:
+        """Rebuild the risk state, if limits are believed in force and there is none, outside any group.
+
+        A transaction of no order: it takes the exclusive risk lock, reads what a rebuild reads, draws one
+        order id (the state accounts for every order up to it: later ones all have greater ids) and
+        rolls back, leaving that id unused, as a failed group does. ``quiet``: a failure is logged at
+        debug level only (the idle refresh tries again every second).
+        """
+        if not self._lacks_state() or self._risk_turn.locked():  # a group is deciding under limits: it rebuilds
+            return
+        async with self._risk_turn:
+            if not self._lacks_state():
+                return
+            read, counted = self._risk_read()
+            try:
+                async with self._shared.lock_group([], [], 1, risk=read) as tx:
+                    locked = tx.locked
+                    if locked.risk_read:
+                        self._adopt_risk(locked.risk)
+                        if self._limits is not None:
+                            self._brought_up_to_date(locked, counted)
+            except StoreUnavailable as exc:
+                log.log(
+                    logging.DEBUG if quiet else logging.WARNING,
+                    "could not rebuild the risk state now (the next group will): %s",
+                    exc,
                 )
-                records.append(record)
-                results[index] = Outcome(record, False)
-            if records:
-                try:
-                    await tx.commit(records)
-                except CommitInDoubt as doubt:
-                    seen = {instrument: self._view.get(instrument) for instrument in books}
-                    self._core.note_failure()
-                    answerable = [(t, r) for t, r in zip(tickets, results, strict=True) if r is not None]
-                    self._core.track(self._settle(doubt, answerable, books, seen), name="settle-in-doubt")
-                    return None, busy
+
+    def _lacks_state(self) -> bool:
+        """Whether limits are believed in force but this process has no risk state to count with."""
+        return self._limits is not None and self._counted is None
+
+    def _forget(self, counted: _Counted | None) -> None:
+        """Drop the risk state (unless already replaced): the next exclusive group rebuilds it."""
+        if counted is not None and self._counted is counted:
+            self._counted = None
+
+    def _brought_up_to_date(self, locked: LockedGroup, counted: _Counted | None) -> _Counted:
+        """The risk state ``counted`` (the one the group's :class:`RiskRead` was asked for, even if
+        dropped meanwhile: it still accounts for the log up to its ``through``), with what the group read
+        under the exclusive lock folded in; or rebuilt from what it read."""
+        epoch = epoch_of(self._clock())
+        through = max(locked.order_ids)  # every order committed after this group will have a greater id
+        if counted is None:
+            if locked.risk_counts is None:
+                raise StoreUnavailable("the store did not read the open positions the risk state is rebuilt from")
+            counted = _Counted(_rebuilt(locked.risk_counts, locked.risk_orders), through, epoch)
+        else:
+            for record in locked.risk_orders:
+                fold(counted.state, record)
+            counted.through, counted.at = through, epoch
+        self._counted = counted
+        return counted
+
+    async def _decide_in(
+        self,
+        tx: OrderGroup,
+        tickets: list[Ticket],
+        instruments: list[str],
+        risk: tuple[RiskPolicy, _Counted] | None,
+    ) -> tuple[list[Result] | None, list[Ticket]]:
+        """Decide the group in arrival order against what ``tx`` read, and commit it."""
+        locked = tx.locked
+        results: list[Result] = [None] * len(tickets)
+        busy: list[Ticket] = []
+        records: list[OrderRecord] = []
+        held: dict[str, list[Position]] = {i: [] for i in instruments if i not in locked.busy_instruments}
+        for position in locked.positions:
+            held[position.instrument].append(position)
+        books = {instrument: Book(self._scope, positions) for instrument, positions in held.items()}
+        fresh_ids = iter(locked.order_ids)
+        registry, controls = self._registry, self._restricting
+        for index, ticket in enumerate(tickets):
+            order, client_order_id = ticket.order, ticket.client_order_id
+            book = books.get(order.instrument)
+            if book is None or client_order_id in locked.busy_client_order_ids:
+                busy.append(ticket)
+                continue
+            stored = locked.stored.get(client_order_id) if client_order_id is not None else None
+            if stored is not None:
+                results[index] = Outcome(stored, True) if stored.order == order else ClientOrderIdConflict.of(stored)
+                continue
+            order_id = next(fresh_ids)
+            at = self._clock()
+            context = _context(risk[0], risk[1].state, at, ticket.entry) if risk is not None else None
+            decision, undo = decide_and_apply(order, registry, book, controls, order_id, at, context)
+            record = decided_record(
+                order_id,
+                at,
+                order,
+                decision,
+                self._scope,
+                registry.fingerprint,
+                client_order_id,
+                undo,
+                controls.fingerprint if controls is not None else None,
+                ticket.entry,
+                context.policy.fingerprint if context is not None else None,
+            )
+            if context is not None:
+                context.state.record(
+                    order, decision.status, decision.reason, decision.applied, context.at, ticket.entry.origin
+                )
+            records.append(record)
+            results[index] = Outcome(record, False)
+        if records:
+            try:
+                await tx.commit(records)
+            except CommitInDoubt as doubt:
+                seen = {instrument: self._view.get(instrument) for instrument in books}
+                self._core.note_failure()
+                answerable = [(t, r) for t, r in zip(tickets, results, strict=True) if r is not None]
+                self._core.track(self._settle(doubt, answerable, books, seen), name="settle-in-doubt")
+                return None, busy
         self._view.update(books)  # committed: this is now what the database holds for these instruments
         return results, busy
 
@@ -397,7 +596,17 @@ class SharedSequencer:
         else:
             self._core.fail(tickets, doubt)
 
-    # -- controls -------------------------------------------------------------------------------
+    # -- controls and risk ------------------------------------------------------------------------
+
+    def _adopt_risk(self, document: str | None) -> None:
+        """Believe the risk policy of ``document`` in force as read from the store (``None``: none was ever set)."""
+        if document is None:
+            if self._risk != NO_RISK:
+                self._believe(NO_RISK)
+            return
+        if document != self._risk_document:
+            self._believe(RiskPolicy.from_document(orjson.loads(document)))
+            self._risk_document = document
 
     def _adopt_controls(self, document: str | None) -> None:
         """Use the controls of ``document`` as read from the store (``None``: none were ever set)."""
@@ -409,8 +618,9 @@ class SharedSequencer:
             self.use_controls(Controls.from_document(orjson.loads(document)))
             self._controls_document = document
 
-    async def _refresh_controls(self) -> None:
-        """Read the controls in force while idle (they only feed ``check()`` and ``controls``)."""
+    async def _refresh_in_force(self) -> None:
+        """Read the controls and the risk policy in force while idle (they feed ``check()``, ``controls`` and
+        ``risk``, and which risk lock the next group takes; every group reads them again under its locks)."""
         epoch = self._controls_epoch
         try:
             document = await self._shared.current_controls()
@@ -419,3 +629,30 @@ class SharedSequencer:
             return
         if epoch == self._controls_epoch:  # nothing newer was put in force while it was read
             self._adopt_controls(document)
+        epoch = self._risk_epoch
+        try:
+            document = await self._shared.current_risk()
+        except StoreUnavailable as exc:
+            log.debug("could not read the risk policy in force: %s", exc)
+            return
+        if epoch == self._risk_epoch:
+            self._adopt_risk(document)
+        await self._rebuild(quiet=True)  # limits another process put in force: ``check()`` counts at once
+
+
+def _context(policy: RiskPolicy, state: RiskState, at: str, entry: Entry) -> RiskContext:
+    """The risk step's input for an order received ``at`` as ``entry`` says (as the local sequencer builds it)."""
+    signal_at = epoch_of(entry.signal_time) if entry.signal_time is not None else None
+    return RiskContext(policy, state, epoch_of(at), signal_at, entry.origin)
+
+
+def _rebuilt(counts: Mapping[tuple[str, str], int], recent: Iterable[OrderRecord]) -> RiskState:
+    """:func:`~ordergate.domain.risk.rebuilt` from the open positions counted per (user, strategy that
+    opened them) instead of a book: no process holds the whole book here."""
+    state = RiskState()
+    for (user, strategy), count in counts.items():
+        state.open_by_user_strategy[(user, strategy)] = count
+        state.open_by_user[user] = state.open_by_user.get(user, 0) + count
+    for record in recent:
+        fold(state, record, count_positions=False)
+    return state

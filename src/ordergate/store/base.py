@@ -328,6 +328,33 @@ class LockedGroup:
     """Instruments whose lock another transaction held too long to wait for: not locked, not read."""
     busy_client_order_ids: frozenset[str] = frozenset()
     """Client order ids whose lock another transaction held too long to wait for: not locked, not read."""
+    risk_read: bool = False
+    """Whether the store read the risk policy in force under its risk lock (a store that cannot keep
+    risk policies leaves this ``False``, and the group is decided without limits)."""
+    risk: str | None = None
+    """The document of the risk policy in force (``None``: none was ever set)."""
+    risk_orders: Sequence[OrderRecord] = ()
+    """Asked for with a :class:`RiskRead` (the exclusive risk lock): the committed orders it names, in
+    order_id order."""
+    risk_counts: dict[tuple[str, str], int] | None = None
+    """Asked for with a :class:`RiskRead` that rebuilds: the open positions per (user, strategy that opened
+    them); ``None`` when it catches up."""
+
+
+class RiskRead(NamedTuple):
+    """What a group transaction reads of the log under the *exclusive* risk lock, to bring its process's
+    risk state (:class:`~ordergate.domain.risk.RiskState`) up to date before deciding under limits.
+
+    Under that lock no other group runs anywhere, and order ids are drawn inside it, so "the orders
+    with a greater order_id than the last one this process saw" is exactly what other processes
+    committed since (:mod:`ordergate.service.shared_sequencer`).
+    """
+
+    after: int | None
+    """Catch up: every committed order with a greater order_id. ``None``: rebuild instead."""
+    since: str
+    """Rebuild: every committed order received at or after this (the log's timestamp form; the risk
+    horizon), and the open positions counted per (user, strategy)."""
 
 
 class OrderGroup(Protocol):
@@ -346,7 +373,13 @@ class OrderGroup(Protocol):
 
 class SharedStore(Store, Protocol):
     def lock_group(
-        self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int, *, patient: bool = False
+        self,
+        instruments: Sequence[str],
+        client_order_ids: Sequence[str],
+        reserve: int,
+        *,
+        patient: bool = False,
+        risk: RiskRead | None = None,
     ) -> AbstractAsyncContextManager[OrderGroup]:
         """Open a transaction holding the locks of ``instruments`` and ``client_order_ids`` and read them.
 
@@ -358,5 +391,8 @@ class SharedStore(Store, Protocol):
         ``reserve`` is how many fresh order ids to draw at most. Raises
         :class:`~ordergate.errors.StoreUnavailable` when the store cannot be reached or a patient wait
         timed out.
+
+        Before any instrument lock it takes the risk lock: shared without ``risk``, exclusive with it
+        (then it also reads what ``risk`` names). Either way it reads the risk policy in force under it.
         """
         ...

@@ -24,6 +24,7 @@ from ordergate.store.base import (
     OrderQuery,
     Page,
     PositionQuery,
+    RiskRead,
     SharedStore,
     Snapshot,
     Store,
@@ -149,10 +150,18 @@ class MeteredSharedStore(MeteredStore):
 
     @asynccontextmanager
     async def lock_group(
-        self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int, *, patient: bool = False
+        self,
+        instruments: Sequence[str],
+        client_order_ids: Sequence[str],
+        reserve: int,
+        *,
+        patient: bool = False,
+        risk: RiskRead | None = None,
     ) -> AsyncIterator[OrderGroup]:
         try:
-            async with self.shared.lock_group(instruments, client_order_ids, reserve, patient=patient) as group:
+            async with self.shared.lock_group(
+                instruments, client_order_ids, reserve, patient=patient, risk=risk
+            ) as group:
                 yield group
         except StoreUnavailable:
             self.errors.record("commit")

@@ -25,7 +25,12 @@ meet another application's single-key advisory locks:
   change waits for the groups deciding under the old controls to commit, and every group that
   takes its locks after the change committed decides under the new ones, in every process;
 - the *risk lock* (the schema space, key 2, :data:`RISK_KEY`): exclusive while a change of the risk
-  policy is written, so such changes commit one at a time.
+  policy is written, so such changes commit one at a time; taken by every group transaction after
+  the controls lock and before every instrument, *shared* while its process believes no policy is in
+  force and *exclusive* while it believes one is (a :class:`~ordergate.store.base.RiskRead`). Under
+  it the group reads the risk policy in force, and, exclusively, the orders its process's risk state
+  lacks. So a change waits for the groups deciding under the old policy, and while a policy is in
+  force the groups of every process run one at a time (see the shared sequencer).
 
 Every transaction takes its locks in one global order (space, then key), so lock waits cannot form a
 cycle. Sessions set ``lock_timeout`` and ``idle_in_transaction_session_timeout``, so a stuck process
@@ -78,6 +83,7 @@ from ordergate.store.base import (
     OrderQuery,
     Page,
     PositionQuery,
+    RiskRead,
     Snapshot,
     StreamPage,
     StreamPosition,
@@ -155,6 +161,9 @@ SELECT * FROM unnest(
 _WATERMARK = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 """The oldest transaction id still running in the cluster: no order can ever commit below it."""
 _SHARED_LOCKS = "SELECT pg_advisory_xact_lock_shared(%s, 0), pg_advisory_xact_lock_shared(%s, %s)"
+_RISK_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
+_RISK_EXCLUSIVE = "SELECT pg_advisory_xact_lock(%s, %s)"
+_OPEN_COUNTS = "SELECT user_name, strategy, count(*) FROM positions GROUP BY user_name, strategy"
 _CHAIN_HEADS = """
 SELECT i, (SELECT chain_hash FROM orders WHERE instrument = i ORDER BY order_id DESC LIMIT 1)
 FROM unnest(%s::text[]) AS i
@@ -298,11 +307,17 @@ class PostgresStore:
 
     @asynccontextmanager
     async def lock_group(
-        self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int, *, patient: bool = False
+        self,
+        instruments: Sequence[str],
+        client_order_ids: Sequence[str],
+        reserve: int,
+        *,
+        patient: bool = False,
+        risk: RiskRead | None = None,
     ) -> AsyncIterator[_Group]:
         try:
             async with self._pooled().connection() as conn:
-                group = _Group(self, conn)
+                group = _Group(self, conn, risk)
                 try:
                     await group.lock(instruments, client_order_ids, reserve, patient=patient)
                     yield group
@@ -401,7 +416,9 @@ class PostgresStore:
 
         Unlike a control change, the document is stored as the caller built it: the lock only makes
         changes from several processes commit one at a time, so the last change committed is the
-        policy in force (:meth:`current_risk`).
+        policy in force (:meth:`current_risk`). Every group transaction takes the same lock (shared, or
+        exclusive while a policy is believed in force), so a change waits for the groups deciding
+        under the old policy, and every group that locks after it commits reads the new one.
         """
         try:
             async with self._pooled().connection() as conn, conn.transaction():
@@ -589,9 +606,10 @@ async def _configure_reader(conn: psycopg.AsyncConnection[Any]) -> None:
 class _Group:
     """The :class:`~ordergate.store.base.OrderGroup` of :meth:`PostgresStore.lock_group`."""
 
-    def __init__(self, store: PostgresStore, conn: psycopg.AsyncConnection[Any]) -> None:
+    def __init__(self, store: PostgresStore, conn: psycopg.AsyncConnection[Any], risk: RiskRead | None) -> None:
         self._store = store
         self._conn = conn
+        self._risk = risk
         self._locked: LockedGroup | None = None
         self._heads: dict[str, str] = {}  # the hash of the last stored order of each instrument locked
         self.finished = False
@@ -607,9 +625,12 @@ class _Group:
         """Begin, take the locks in the global order, then read what the group is decided against.
 
         One round trip: the statements go out as a pipeline and run in order on the server, so
-        every read below happens after every lock is held. An impatient group waits at most
-        :data:`GROUP_LOCK_WAIT` for its locks; if that runs out, it begins again, takes at once
-        whichever locks are free, and reports the others busy (see the shared sequencer's lanes).
+        every read below happens after every lock is held. The schema, controls and risk locks are
+        waited for up to the session's ``lock_timeout`` (the risk lock is held exclusively by every
+        group while a policy is in force: waiting for it is the serial order, not a stuck instrument).
+        An impatient group waits at most :data:`GROUP_LOCK_WAIT` for its instrument and client order
+        id locks; if that runs out, it begins again, takes at once whichever of those are free, and
+        reports the others busy (see the shared sequencer's lanes).
         """
         conn = self._conn
         wanted = _lock_keys(instruments, client_order_ids)
@@ -623,7 +644,7 @@ class _Group:
             await conn.execute("ROLLBACK")
         async with conn.pipeline():
             await conn.execute("BEGIN")
-            await conn.execute(_SHARED_LOCKS, (LOCK_SPACE_SCHEMA, LOCK_SPACE_SCHEMA, CONTROLS_KEY))
+            await self._send_schema_locks()
             refused = await conn.execute(
                 "SELECT s, k FROM unnest(%s::int4[], %s::int4[]) AS l(s, k) WHERE NOT pg_try_advisory_xact_lock(s, k)",
                 ([s for s, _ in wanted], [k for _, k in wanted]),
@@ -657,8 +678,8 @@ class _Group:
         conn = self._conn
         async with conn.pipeline():
             await conn.execute("BEGIN")
+            await self._send_schema_locks()
             await conn.execute(f"SET LOCAL lock_timeout = '{wait}'")
-            await conn.execute(_SHARED_LOCKS, (LOCK_SPACE_SCHEMA, LOCK_SPACE_SCHEMA, CONTROLS_KEY))
             await conn.execute(
                 "SELECT count(pg_advisory_xact_lock(s, k)) FROM unnest(%s::int4[], %s::int4[]) AS l(s, k)",
                 ([s for s, _ in keys], [k for _, k in keys]),
@@ -667,12 +688,39 @@ class _Group:
             reads = await self._send_reads(instruments, client_order_ids, reserve)
         self._locked = await self._take_reads(reads)
 
+    async def _send_schema_locks(self) -> None:
+        """Queue (inside a pipeline) the schema and controls locks (shared), then the risk lock."""
+        conn = self._conn
+        await conn.execute(_SHARED_LOCKS, (LOCK_SPACE_SCHEMA, LOCK_SPACE_SCHEMA, CONTROLS_KEY))
+        await conn.execute(_RISK_SHARED if self._risk is None else _RISK_EXCLUSIVE, (LOCK_SPACE_SCHEMA, RISK_KEY))
+
     async def _send_reads(
         self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int
     ) -> list[psycopg.AsyncCursor[Any]]:
-        """Queue (inside a pipeline) the reads a group is decided against; :meth:`_take_reads` collects them."""
+        """Queue (inside a pipeline) the reads a group is decided against; :meth:`_take_reads` collects them.
+
+        Under the exclusive risk lock also the orders its :class:`~ordergate.store.base.RiskRead` names:
+        those after an order id (index scan), or, to rebuild, the open positions counted per (user,
+        strategy) and the orders of the horizon (a scan of the orders: ``received_at`` has no index).
+        """
         conn = self._conn
+        risk = self._risk
+        risk_reads: list[psycopg.AsyncCursor[Any]] = [await conn.execute(_CURRENT_RISK)]
+        if risk is not None and risk.after is not None:
+            risk_reads.append(
+                await conn.execute(
+                    f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id > %s ORDER BY order_id", (risk.after,)
+                )
+            )
+        elif risk is not None:
+            risk_reads.append(
+                await conn.execute(
+                    f"SELECT {ORDER_COLUMNS} FROM orders WHERE received_at >= %s ORDER BY order_id", (risk.since,)
+                )
+            )
+            risk_reads.append(await conn.execute(_OPEN_COUNTS))
         return [
+            *risk_reads,
             await conn.execute("SELECT value FROM meta WHERE key = 'scope'"),
             await conn.execute(_CURRENT_CONTROLS),
             await conn.execute(
@@ -694,7 +742,14 @@ class _Group:
         busy_instruments: frozenset[str] = frozenset(),
         busy_client_order_ids: frozenset[str] = frozenset(),
     ) -> LockedGroup:
-        scope, controls, positions, stored, heads, ids = reads
+        risk_document = await reads[0].fetchone()
+        risk_orders: list[OrderRecord] = []
+        risk_counts: dict[tuple[str, str], int] | None = None
+        if self._risk is not None:
+            risk_orders = [decode_record(*row) for row in await reads[1].fetchall()]
+            if self._risk.after is None:
+                risk_counts = {(str(u), str(s)): int(n) for u, s, n in await reads[2].fetchall()}
+        scope, controls, positions, stored, heads, ids = reads[len(reads) - 6 :]
         scope_row = await scope.fetchone()
         controls_row = await controls.fetchone()
         self._heads = {str(i): str(h) for i, h in await heads.fetchall() if h is not None}
@@ -707,6 +762,10 @@ class _Group:
             controls=str(controls_row[0]) if controls_row is not None else None,
             busy_instruments=busy_instruments,
             busy_client_order_ids=busy_client_order_ids,
+            risk_read=True,
+            risk=str(risk_document[0]) if risk_document is not None else None,
+            risk_orders=risk_orders,
+            risk_counts=risk_counts,
         )
 
     async def commit(self, records: Sequence[OrderRecord]) -> None:
