@@ -291,3 +291,35 @@ async def test_limits_stay_exact_when_connections_break_under_load_through_both_
     held = Counter(p["user"] for p in positions)
     assert max(held.values(), default=0) <= 2
     assert any(answer["reason"] == "POSITION_LIMIT" for answer in answered)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "says"),
+    [
+        (
+            "PUT",
+            "/v1/risk/limits",
+            {"level": "strategy", "target": "S1", "limits": {"breaker": {"max_rejects": 3, "window_seconds": 60}}},
+            "limits.breaker: the circuit breaker needs the embedded SQLite store",
+        ),
+        (
+            "PUT",
+            "/v1/risk/session",
+            {"open": "09:15", "close": "15:30", "square_off": "15:15"},
+            "session.square_off: the square-off needs the embedded SQLite store",
+        ),
+        ("POST", "/v1/controls/flatten", {"level": "global", "then": "HALTED"}, "flatten needs the embedded SQLite"),
+    ],
+)
+async def test_what_a_shared_store_cannot_do_yet_is_a_409_that_changes_nothing(
+    gateway: Running, method: str, path: str, body: dict[str, Any], says: str
+) -> None:
+    http, _ = gateway
+    await on_sqlite.order(http, "S1", "ACC", "BUY")
+    response = await http.request(method, path, json=body)
+    assert response.status_code == 409, response.text
+    assert says in response.json()["detail"]
+    limits = (await http.get("/v1/risk/limits")).json()
+    assert (limits["strategies"], limits["session"], limits["changes"]) == ({}, None, [])
+    assert (await http.get("/v1/controls")).json()["global"] == "ACTIVE"
+    assert len((await http.get("/v1/positions")).json()["items"]) == 2

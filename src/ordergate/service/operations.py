@@ -67,6 +67,11 @@ class RiskRefused(OrdergateError):
     """A risk change this gateway cannot put in force (answered 409 with the message)."""
 
 
+def _has_breaker(policy: RiskPolicy) -> bool:
+    levels = [policy.gateway, *policy.strategies.values(), *policy.users.values()]
+    return any(limits.breaker is not None for limits in levels)
+
+
 @dataclass(frozen=True, slots=True)
 class Reload:
     fingerprint: str
@@ -207,8 +212,19 @@ class Operations:
         return policy
 
     async def _put_risk(self, change: RiskChange, built: RiskPolicy) -> RiskPolicy:
-        if not self._sequencer.decides_risk and built.restricts_anything:
+        sequencer = self._sequencer
+        if not sequencer.decides_risk and built.restricts_anything:
             raise RiskRefused("this gateway's sequencer decides without risk limits and trading sessions")
+        if not sequencer.trips_breakers and _has_breaker(built):
+            raise RiskRefused(
+                "limits.breaker: the circuit breaker needs the embedded SQLite store in this release "
+                "(a shared PostgreSQL store does not halt strategies by itself yet)"
+            )
+        if not sequencer.flattens and built.session is not None and built.session.square_off is not None:
+            raise RiskRefused(
+                "session.square_off: the square-off needs the embedded SQLite store in this release "
+                "(a shared PostgreSQL store cannot flatten yet); set the session without it"
+            )
         document = orjson.dumps(built.to_document()).decode()
         stored = await self._gateway.store.record_risk_change(change, document)
         # the store's answer: on a shared store another process may have changed the policy this one saw
@@ -221,7 +237,7 @@ class Operations:
         yet (a mark in the store says so, so it is once a day across restarts); returns the orders."""
         policy = self.risk
         session = policy.session
-        if session is None or not self._sequencer.decides_risk:
+        if session is None or not self._sequencer.flattens:
             return []
         day = session.square_off_day(epoch_of(self._clock()))
         if day is None:

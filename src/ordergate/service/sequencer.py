@@ -74,6 +74,8 @@ class LocalSequencer:
 
     cascade_failures = True
     decides_risk = True
+    trips_breakers = True
+    flattens = True
 
     def __init__(
         self,

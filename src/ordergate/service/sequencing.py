@@ -72,6 +72,10 @@ class Ticket:
 class Sequencing(Protocol):
     decides_risk: bool
     """Whether it decides under a risk policy (SPEC section 10); one that does not never gets one."""
+    trips_breakers: bool
+    """Whether it halts a strategy whose rejections reach its breaker (else a policy with one is refused)."""
+    flattens: bool
+    """Whether it can flatten (and so square off); else flatten and a session's ``square_off`` are refused."""
 
     @property
     def registry(self) -> Registry: ...

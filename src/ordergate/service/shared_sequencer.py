@@ -150,6 +150,8 @@ class SharedSequencer:
 
     cascade_failures = False
     decides_risk = True
+    trips_breakers = False
+    flattens = False
 
     def __init__(
         self,

@@ -24,7 +24,10 @@ from ordergate.service.operations import RiskRefused
 router = APIRouter(tags=["risk"])
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
-    409: {"model": Problem, "description": "This gateway cannot put the change in force (a shared store)."},
+    409: {
+        "model": Problem,
+        "description": "This gateway cannot put the change in force (a breaker or a square-off on a shared store).",
+    },
     413: {"model": Problem, "description": "Body over the size limit."},
     422: {"model": InvalidOut, "description": "Not a valid change; `detail` names the field."},
 }
