@@ -82,6 +82,12 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/v1/controls", None, {"viewer", "admin"}),
     ("PUT", "/v1/controls", {"level": "user", "target": "Nobody", "state": "ACTIVE"}, {"admin"}),
     ("POST", "/v1/admin/reload-profiles", None, {"admin"}),
+    ("POST", "/v1/controls/flatten", {"level": "user", "target": "Nobody"}, {"admin"}),
+    ("GET", "/v1/risk/limits", None, {"viewer", "admin"}),
+    ("PUT", "/v1/risk/limits", {"level": "user", "target": "Nobody", "limits": {"cooldown_seconds": None}}, {"admin"}),
+    ("GET", "/v1/risk/session", None, {"viewer", "admin"}),
+    ("DELETE", "/v1/risk/session", None, {"admin"}),
+    ("GET", "/v1/whoami", None, {"viewer", "admin"}),
 ]
 
 
@@ -359,3 +365,30 @@ async def test_a_producer_limited_to_a_strategy_is_not_told_about_another_strate
     assert "GRASIM" not in str(batch.json())
     own = await client.post("/v1/orders", json={**first, "side": "SELL"}, headers=bearer(module_keys.admin))
     assert "STRATEGY_A" in own.json()["detail"]  # a key that may send it still learns which order holds the id
+
+
+async def test_an_order_records_the_key_that_sent_it_and_whoami_names_the_key(
+    gateway: tuple[httpx.AsyncClient, Gateway], module_keys: Keys
+) -> None:
+    client, _ = gateway
+    placed = await client.post("/v1/orders", json=ORDER, headers=bearer(module_keys.producer_b))
+    assert placed.json()["actor"] == "algo-b"
+    who = (await client.get("/v1/whoami", headers=bearer(module_keys.holland))).json()
+    assert who == {"auth": True, "name": "holland", "role": "viewer", "strategies": None, "user": "Holland Proctor"}
+
+
+async def test_a_viewer_bound_to_one_user_sees_only_that_users_own_limits(
+    gateway: tuple[httpx.AsyncClient, Gateway], module_keys: Keys
+) -> None:
+    client, _ = gateway
+    admin = bearer(module_keys.admin)
+    for target in ("Holland Proctor", "Oaklee Wagner"):
+        body = {"level": "user", "target": target, "limits": {"max_open_positions": 2}}
+        assert (await client.put("/v1/risk/limits", json=body, headers=admin)).status_code == 200
+    seen = (await client.get("/v1/risk/limits", headers=bearer(module_keys.holland))).json()
+    assert seen["users"] == {"Holland Proctor": {"max_open_positions": 2}}
+    assert [c["target"] for c in seen["changes"]] == ["Holland Proctor"]
+    assert set((await client.get("/v1/risk/limits", headers=admin)).json()["users"]) == {
+        "Holland Proctor",
+        "Oaklee Wagner",
+    }

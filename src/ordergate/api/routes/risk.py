@@ -14,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ordergate.api.access import principal_of
+from ordergate.api.access import principal_of, viewed_user
 from ordergate.api.http import ClientError, json_response, parse, read_body
 from ordergate.api.routes.controls import OperationsDep
 from ordergate.api.schemas import LIMITS_BODY, InvalidOut, Problem, RiskLimitsIn, RiskOut
@@ -33,9 +33,15 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def risk_answer(policy: RiskPolicy, changes: list[RiskChange]) -> dict[str, Any]:
+def risk_answer(policy: RiskPolicy, changes: list[RiskChange], only_user: str | None = None) -> dict[str, Any]:
+    """The policy and its latest changes; with ``only_user`` (a viewer bound to one user), other users'
+    limits and changes are left out."""
+    document = policy.to_document()
+    if only_user is not None:
+        document["users"] = {u: v for u, v in document["users"].items() if u == only_user}
+        changes = [c for c in changes if c.level != "user" or c.target == only_user]
     return {
-        **policy.to_document(),
+        **document,
         "fingerprint": policy.fingerprint,
         "changes": [
             {
@@ -51,8 +57,8 @@ def risk_answer(policy: RiskPolicy, changes: list[RiskChange]) -> dict[str, Any]
     }
 
 
-async def _answer(ops: OperationsDep, policy: RiskPolicy | None = None) -> Response:
-    return json_response(risk_answer(policy or ops.risk, await ops.recent_risk_changes()))
+async def _answer(ops: OperationsDep, policy: RiskPolicy | None = None, only_user: str | None = None) -> Response:
+    return json_response(risk_answer(policy or ops.risk, await ops.recent_risk_changes(), only_user))
 
 
 async def _changed(ops: OperationsDep, change: Callable[[], Awaitable[RiskPolicy]]) -> Response:
@@ -72,8 +78,8 @@ def _by(request: Request) -> str | None:
 
 
 @router.get("/v1/risk/limits", response_model=RiskOut, summary="The risk limits and trading session in force")
-async def get_limits(ops: OperationsDep) -> Response:
-    return await _answer(ops)
+async def get_limits(ops: OperationsDep, request: Request) -> Response:
+    return await _answer(ops, only_user=viewed_user(request))
 
 
 @router.put(
@@ -90,8 +96,8 @@ async def put_limits(ops: OperationsDep, request: Request) -> Response:
 
 
 @router.get("/v1/risk/session", response_model=RiskOut, summary="The trading session in force (and the limits)")
-async def get_session(ops: OperationsDep) -> Response:
-    return await _answer(ops)
+async def get_session(ops: OperationsDep, request: Request) -> Response:
+    return await _answer(ops, only_user=viewed_user(request))
 
 
 @router.put(
