@@ -816,7 +816,10 @@ class World:
             profiles = registries[record.profile_fingerprint].to_document()
             controls = None
             if record.controls_fingerprint is not None:
-                controls = orjson.loads(self.db.controls_sets[record.controls_fingerprint])
+                named = self.db.controls_sets.get(record.controls_fingerprint)
+                if named is None:
+                    raise self.fail(f"order {order_id} names controls {record.controls_fingerprint} never stored")
+                controls = orjson.loads(named)
             order = record.order
             at = model.micros_of(record.received_at)
             risk = None
