@@ -534,7 +534,7 @@ class World:
                 await self.change_risk()
             elif roll < 0.56 and self.variant == "local":
                 self.jump_clock()
-            elif roll < 0.60 and self.variant == "local" and any(p.alive for p in self.processes):
+            elif roll < 0.63 and self.variant == "local" and any(p.alive for p in self.processes):
                 process = rng.choice([p for p in self.processes if p.alive])
                 request = loop.create_task(self.flatten(process))
                 process.requests[request] = None  # a crash of the process ends it
@@ -660,7 +660,7 @@ class World:
             target = None
             if level is not RiskLevel.GLOBAL:
                 target = rng.choice(STRATEGIES if level is RiskLevel.STRATEGY else USERS)
-            names = [n for n, levels in LEVELS_OF.items() if level in levels and (n != "breaker" or rng.random() < 0.4)]
+            names = [n for n, levels in LEVELS_OF.items() if level in levels and (n != "breaker" or rng.random() < 0.6)]
             patch = {name: self.draw_limit(name) for name in rng.sample(names, rng.randint(1, min(3, len(names))))}
             await self.put_risk(process, "limits", level, target, patch)
 
