@@ -11,10 +11,17 @@ unchanged on a virtual-time event loop (:mod:`tests.sim.vloop`) over the fakes o
 The local variant also runs pre-trade risk (SPEC section 10): its sequencer stamps orders with a
 virtual wall clock (a seeded date, moving with the loop's time and jumping ahead by seconds to hours
 so that rolling minutes, cooldowns and trading days roll over), some orders carry a ``signal_time``,
-and an operator changes the limits (every level and kind but the breaker) and the trading session
-as :class:`~ordergate.service.operations.Operations` does: the change is recorded in the store, then
-``use_risk``; a restarted process restores the policy the store holds before it serves. The model
-counts only committed orders, so a rolled-back group the risk state did not forget is found.
+and an operator changes the limits (every level and kind, the circuit breaker included) and the
+trading session as :class:`~ordergate.service.operations.Operations` does: the change is recorded in
+the store, then ``use_risk``; a restarted process restores the controls and the policy the store holds
+before it serves. The model counts only committed orders, so a rolled-back group the risk state did
+not forget is found. It also derives every breaker trip from the log (a strategy's counted rejections
+since its last trip, within the window) and checks that exactly those orders carry the halt; an admin
+flattens a scope now and then (with a ``then``, as ``Operations.flatten``), and lifts halts: a flatten's
+orders are the model's for the book before them, back to back, all stored or none (none when answered
+503), the last one carrying ``then``; a trip answered while no control change began since its request
+finds its strategy halted in the sequencer and in the store, and the sequencer ends with the controls
+the store holds.
 
 Invariants (the list is in CONTRIBUTING):
 
