@@ -91,6 +91,9 @@ class Database:
     profiles: dict[str, str] = field(default_factory=dict)
     controls_sets: dict[str, str] = field(default_factory=dict)
     controls: str | None = None
+    control_changes: list[ControlChange] = field(default_factory=list)
+    """Every control change, in the order stored: an admin's, and those orders caused (a breaker trip, a
+    flatten's ``then``), stored in the transaction of their order."""
     risk_sets: dict[str, str] = field(default_factory=dict)
     risk_changes: list[RiskChange] = field(default_factory=list)
     next_order_id: int = 1
@@ -178,6 +181,11 @@ class Database:
         for record in records:
             self.orders[record.order_id] = record
             self.commit_of[record.order_id] = xid
+            if record.control_change is not None:  # in the order's transaction, as the SQLite store writes it
+                change, document = record.control_change
+                self.controls_sets.setdefault(change.fingerprint, document)
+                self.controls = document
+                self.control_changes.append(change)
         self.positions, self.by_client_order_id = positions, ids
         self.next_order_id = max(self.next_order_id, self.last_order_id + 1)
 
@@ -283,11 +291,16 @@ class _Stored:
         await self._pause()
         self.db.controls_sets.setdefault(change.fingerprint, document)
         self.db.controls = document
+        self.db.control_changes.append(change)
         return document
 
     async def current_controls(self) -> str | None:
         await self._pause()
         return self.db.controls
+
+    async def control_changes(self, limit: int) -> list[ControlChange]:
+        await self._pause()
+        return self.db.control_changes[-limit:] if limit > 0 else []
 
     async def record_risk_change(self, change: RiskChange, document: str) -> str:
         await self._pause()

@@ -184,16 +184,41 @@ class Happened:
     instrument: str
     applied: tuple[tuple[str, str, str], ...]
     """``(user, OPENED|CLOSED, position strategy)``."""
+    by_strategy: bool = True
+    """Sent by a strategy (``False``: the gateway's own flatten, which no rate or breaker counts)."""
+    counted_reject: bool = False
+    """A strategy's rejection the breaker counts (any reason but ``HALTED`` and ``REDUCE_ONLY``)."""
+
+
+NOT_COUNTED = ("HALTED", "REDUCE_ONLY")
+"""Rejections a control caused: the circuit breaker does not count them."""
 
 
 @dataclass
 class History:
-    """Every committed order before the one decided, in order_id order (the model scans it)."""
+    """Every committed order before the one decided, in order_id order (the model scans it), and where
+    each strategy's breaker last tripped (its counted rejections start over after it)."""
 
     orders: list[Happened] = field(default_factory=list)
+    tripped_at: dict[str, int] = field(default_factory=dict)
+    """Per strategy, the index in :attr:`orders` of the order whose rejection last tripped its breaker."""
 
-    def add(self, at: int, strategy: str, instrument: str, applied: Iterable[tuple[str, str, str]]) -> None:
-        self.orders.append(Happened(at, strategy, instrument, tuple(applied)))
+    def add(
+        self,
+        at: int,
+        strategy: str,
+        instrument: str,
+        applied: Iterable[tuple[str, str, str]],
+        by_strategy: bool = True,
+        status: str = "ACCEPTED",
+        reason: str | None = None,
+    ) -> None:
+        counted = by_strategy and status == "REJECTED" and reason not in NOT_COUNTED
+        self.orders.append(Happened(at, strategy, instrument, tuple(applied), by_strategy, counted))
+
+    def trip(self, strategy: str) -> None:
+        """The last order added tripped its strategy's breaker."""
+        self.tripped_at[strategy] = len(self.orders) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +307,7 @@ def order_refusal(risk: RiskInput, strategy: str) -> str | None:
             return "STALE_SIGNAL"
     if policy.session is not None and not policy.session.is_open(at):
         return "MARKET_CLOSED"
-    recent = [h for h in risk.history.orders if h.at > at - 60 * MICROS]
+    recent = [h for h in risk.history.orders if h.by_strategy and h.at > at - 60 * MICROS]
     overall = policy.gateway.get("max_orders_per_minute")
     if overall is not None and len(recent) >= overall:
         return "RATE_LIMIT"
@@ -330,3 +355,40 @@ def limit_refusal(risk: RiskInput, book: Mapping[Key, Held], strategy: str, inst
         if closes and at - max(closes) < cooldown * MICROS:
             return "COOLDOWN"
     return None
+
+
+def trips(risk: RiskInput, strategy: str) -> bool:
+    """Whether the last order of the history (the one just decided, of ``strategy``, under ``risk``) trips
+    the breaker: it is a counted rejection, and the strategy's counted rejections since its last trip
+    that fall in ``(at - window_seconds, at]`` reach ``max_rejects`` (the most specific breaker: the
+    strategy's, else the global one)."""
+    history = risk.history
+    if not history.orders or not history.orders[-1].counted_reject:
+        return False
+    own = risk.policy.strategies.get(strategy, {}).get("breaker")
+    breaker: Mapping[str, int] | None = own if own is not None else risk.policy.gateway.get("breaker")
+    if breaker is None:
+        return False
+    since = risk.at - breaker["window_seconds"] * MICROS
+    after = history.tripped_at.get(strategy, -1)
+    count = sum(
+        1
+        for index, h in enumerate(history.orders)
+        if index > after and h.strategy == strategy and h.counted_reject and h.at > since
+    )
+    return count >= breaker["max_rejects"]
+
+
+def flatten_expected(book: Mapping[Key, Held], level: str, target: str | None) -> list[tuple[str, str, Canonical]]:
+    """The orders a flatten of ``level``/``target`` must be: for each (strategy that opened, instrument)
+    of the positions in the scope (all; those the strategy opened; the user's), in that order, an
+    ACCEPTED SELL that closes exactly those positions' holders."""
+    holders: dict[tuple[str, str], list[str]] = {}
+    for held in book.values():
+        if (level == "strategy" and held.strategy != target) or (level == "user" and held.user != target):
+            continue
+        holders.setdefault((held.strategy, held.instrument), []).append(held.user)
+    return [
+        (strategy, instrument, canonical("ACCEPTED", None, [(u, "CLOSED", strategy) for u in users], []))
+        for (strategy, instrument), users in sorted(holders.items())
+    ]

@@ -11,10 +11,17 @@ unchanged on a virtual-time event loop (:mod:`tests.sim.vloop`) over the fakes o
 The local variant also runs pre-trade risk (SPEC section 10): its sequencer stamps orders with a
 virtual wall clock (a seeded date, moving with the loop's time and jumping ahead by seconds to hours
 so that rolling minutes, cooldowns and trading days roll over), some orders carry a ``signal_time``,
-and an operator changes the limits (every level and kind but the breaker) and the trading session
-as :class:`~ordergate.service.operations.Operations` does: the change is recorded in the store, then
-``use_risk``; a restarted process restores the policy the store holds before it serves. The model
-counts only committed orders, so a rolled-back group the risk state did not forget is found.
+and an operator changes the limits (every level and kind, the circuit breaker included) and the
+trading session as :class:`~ordergate.service.operations.Operations` does: the change is recorded in
+the store, then ``use_risk``; a restarted process restores the controls and the policy the store holds
+before it serves. The model counts only committed orders, so a rolled-back group the risk state did
+not forget is found. It also derives every breaker trip from the log (a strategy's counted rejections
+since its last trip, within the window) and checks that exactly those orders carry the halt; an admin
+flattens a scope now and then (with a ``then``, as ``Operations.flatten``), and lifts halts: a flatten's
+orders are the model's for the book before them, back to back, all stored or none (none when answered
+503), the last one carrying ``then``; a trip answered while no control change began since its request
+finds its strategy halted in the sequencer and in the store, and the sequencer ends with the controls
+the store holds.
 
 Invariants (the list is in CONTRIBUTING):
 
@@ -53,8 +60,17 @@ import orjson
 
 from ordergate.domain.book import Book, Position
 from ordergate.domain.chain import Chains, single_chain
-from ordergate.domain.controls import NO_CONTROLS, ControlLevel, Controls, ControlSetting, ControlState
-from ordergate.domain.model import Order, Scope, Side
+from ordergate.domain.controls import (
+    BREAKER,
+    FLATTEN,
+    NO_CONTROLS,
+    RISK_ACTOR,
+    ControlLevel,
+    Controls,
+    ControlSetting,
+    ControlState,
+)
+from ordergate.domain.model import Order, Origin, Scope, Side
 from ordergate.domain.record import DIRECT, Entry, OrderRecord, Trade
 from ordergate.domain.registry import Registry
 from ordergate.domain.risk import LEVELS_OF, RiskChange, RiskLevel, RiskPolicy, TradingSession
@@ -134,6 +150,20 @@ class Watcher:
 
 
 @dataclass
+class FlattenAttempt:
+    """An admin's flatten (sent as ``Operations.flatten`` does), named by the actor it is sent as."""
+
+    level: ControlLevel
+    target: str | None
+    then: ControlState | None
+    outcome: str = "pending"
+    """``pending`` (its process crashed first: it may or may not be stored), ``stored`` or ``unavailable``."""
+    records: list[OrderRecord] = field(default_factory=list)
+    first: int | None = None
+    """The first of its orders in the log (set by the replay)."""
+
+
+@dataclass
 class IdHistory:
     """What the clients sent under one client order id and what they were answered."""
 
@@ -174,6 +204,15 @@ class World:
         """How far the virtual wall clock was moved ahead of the loop's time, in microseconds."""
         self.risk_changes = 0
         self.signal_rate = 0.0
+        self.flattens: dict[str, FlattenAttempt] = {}
+        self.control_generation = 0
+        """How many control changes (an admin's, a flatten's ``then``) were begun: an answer whose request
+        saw no new one must find its breaker's halt still in force."""
+        self.trips = 0
+        self.history = model.History()
+        """What the replay of the log has gone through (:meth:`check_log`)."""
+        self.operations = asyncio.Lock()
+        """One operation at a time, as ``Operations`` holds its lock over a control change or a flatten."""
         if variant == "local":
             start = FIRST_DAY + timedelta(seconds=rng.randrange(365 * 86_400))
             self.wall_start = int(start.timestamp()) * 1_000_000
@@ -233,6 +272,7 @@ class World:
             stored = {(p.user, p.strategy, p.instrument, p.opened_order_id) for p in self.db.positions.values()}
             if book != stored:
                 raise self.fail(f"the in-memory book differs from the store: {sorted(book ^ stored)}")
+            self.check_controls(self.processes[0])
 
     def start_process(self, number: int) -> Process:
         snapshot = self.db.snapshot()
@@ -249,7 +289,11 @@ class World:
             sequencer = SharedSequencer(store, self.registry, self.scope, snapshot.opened)  # type: ignore[arg-type]
             hub = EventHub(StreamPosition(self.db.watermark, 0), self.buffer)
             feed = LogTail(store, hub, (), interval=self.rng.choice((0.05, 0.2, 1.0)))  # type: ignore[arg-type]
-        sequencer.use_controls(self.controls)
+        if self.variant == "local":  # as Operations.start: the controls the store holds (a breaker's halt too)
+            stored = self.db.controls
+            sequencer.use_controls(Controls.from_document(orjson.loads(stored)) if stored else NO_CONTROLS)
+        else:
+            sequencer.use_controls(self.controls)
         sequencer.on_commit(feed)
         sequencer.start()
         feed.start()
@@ -380,6 +424,7 @@ class World:
         self, process: Process, items: list[tuple[Order, str | None]], entries: list[Entry] | None = None
     ) -> None:
         sequencer = process.sequencer
+        generation = self.control_generation
         self.note(f"p{process.number} <- {[(o.strategy, o.instrument, o.side.value, k) for o, k in items]}")
         results: list[Outcome | OrdergateError | BaseException]
         if len(items) == 1:
@@ -401,6 +446,8 @@ class World:
                 results = [exc] * len(items)
         for (order, key), result in zip(items, results, strict=True):
             self.check_answer(process, order, key, result)
+            if isinstance(result, Outcome) and not result.replayed:
+                self.check_trip(process, result.record, generation)
 
     # -- event-stream clients ---------------------------------------------------------------------
 
@@ -494,6 +541,11 @@ class World:
                 await self.change_risk()
             elif roll < 0.56 and self.variant == "local":
                 self.jump_clock()
+            elif roll < 0.63 and self.variant == "local" and any(p.alive for p in self.processes):
+                process = rng.choice([p for p in self.processes if p.alive])
+                request = loop.create_task(self.flatten(process))
+                process.requests[request] = None  # a crash of the process ends it
+                request.add_done_callback(process.requests.pop)
 
     async def reload_profiles(self) -> None:
         registry = self.rng.choice(self.registries)
@@ -503,14 +555,36 @@ class World:
             if process.alive:
                 process.sequencer.use_registry(registry)
 
+    def draw_scope(self) -> tuple[ControlLevel, str | None]:
+        level = self.rng.choice(tuple(ControlLevel))
+        if level is ControlLevel.GLOBAL:
+            return level, None
+        return level, self.rng.choice(STRATEGIES if level is ControlLevel.STRATEGY else USERS)
+
     async def change_controls(self) -> None:
         rng = self.rng
-        level = rng.choice(tuple(ControlLevel))
-        target = (
-            None
-            if level is ControlLevel.GLOBAL
-            else rng.choice(STRATEGIES if level is ControlLevel.STRATEGY else USERS)
-        )
+        if self.variant == "local":
+            alive = [p for p in self.processes if p.alive]
+            if not alive:
+                return
+            process = alive[0]
+            halted = [
+                s.target
+                for s in process.sequencer.controls.settings()
+                if s.level is ControlLevel.STRATEGY and s.state is ControlState.HALTED
+            ]
+            if halted and rng.random() < 0.5:  # an admin lets a strategy the breaker (or someone) halted trade again
+                setting = ControlSetting(ControlLevel.STRATEGY, rng.choice(halted), ControlState.ACTIVE)
+            else:
+                level, target = self.draw_scope()
+                state = rng.choice(
+                    (ControlState.ACTIVE, ControlState.ACTIVE, ControlState.HALTED, ControlState.REDUCE_ONLY)
+                )
+                setting = ControlSetting(level, target, state)
+            async with self.operations:
+                await self.set_control(process, setting)
+            return
+        level, target = self.draw_scope()
         state = rng.choice((ControlState.ACTIVE, ControlState.ACTIVE, ControlState.HALTED, ControlState.REDUCE_ONLY))
         controls = self.controls.with_setting(ControlSetting(level, target, state))
         document = orjson.dumps(controls.to_document()).decode()
@@ -523,6 +597,53 @@ class World:
         for process in self.processes:
             if process.alive:
                 process.sequencer.use_controls(controls)
+
+    async def set_control(self, process: Process, setting: ControlSetting) -> None:
+        """As ``Operations._set_control`` (the caller holds the operations lock): build on the controls the
+        sequencer has in force (a breaker's halt included), record, use the store's answer."""
+        self.control_generation += 1
+        sequencer = process.sequencer
+        built = sequencer.controls.with_setting(setting)
+        change = ControlChange(self.clock(), setting, None, built.fingerprint)
+        stored = await process.store.record_control_change(change, orjson.dumps(built.to_document()).decode())
+        controls = Controls.from_document(orjson.loads(stored))
+        sequencer.use_controls(controls)
+        self.controls = controls
+        self.note(f"controls now {controls.to_document()}")
+
+    async def flatten(self, process: Process) -> None:
+        """An admin flattens a scope as ``Operations.flatten`` does: the sequencer closes every open
+        position of the scope in one transaction and sets ``then`` in it; an empty scope sets ``then``
+        by a control change of its own."""
+        rng = self.rng
+        level, target = self.draw_scope()
+        then = rng.choice((None, None, ControlState.HALTED, ControlState.REDUCE_ONLY, ControlState.ACTIVE))
+        by = f"flatten-{len(self.flattens) + 1}"
+        attempt = self.flattens[by] = FlattenAttempt(level, target, then)
+        async with self.operations:
+            if then is not None:
+                self.control_generation += 1
+            self.note(f"p{process.number} <- {by} {level.value} {target} then {then}")
+            try:
+                records, _ = await process.sequencer.flatten(level, target, then, by)
+            except StoreUnavailable as exc:
+                attempt.outcome = "unavailable"
+                self.note(f"p{process.number} -> {by}: {exc}")
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                raise self.fail(f"{by} got {type(exc).__name__}: {exc!r}") from exc
+            if not records and then is not None:
+                await self.set_control(process, ControlSetting(level, target, then))
+        attempt.outcome, attempt.records = "stored", records
+        self.note(f"p{process.number} -> {by}: orders {[r.order_id for r in records]}")
+        for record in records:
+            stored = self.db.orders.get(record.order_id)
+            if stored is None or _content(stored) != _content(record) or stored.actor != by:
+                raise self.fail(f"{by}'s order {record.order_id} was answered but the store holds {stored}")
+        if records and [r.order_id for r in records] != list(range(records[0].order_id, records[-1].order_id + 1)):
+            raise self.fail(f"{by}'s orders are not consecutive: {[r.order_id for r in records]}")
 
     async def change_risk(self) -> None:
         """An operator changes the limits or the session (now and then lifts every limit, so that the
@@ -546,14 +667,16 @@ class World:
             target = None
             if level is not RiskLevel.GLOBAL:
                 target = rng.choice(STRATEGIES if level is RiskLevel.STRATEGY else USERS)
-            names = [n for n, levels in LEVELS_OF.items() if level in levels and n != "breaker"]
+            names = [n for n, levels in LEVELS_OF.items() if level in levels and (n != "breaker" or rng.random() < 0.6)]
             patch = {name: self.draw_limit(name) for name in rng.sample(names, rng.randint(1, min(3, len(names))))}
             await self.put_risk(process, "limits", level, target, patch)
 
-    def draw_limit(self, name: str) -> int | None:
+    def draw_limit(self, name: str) -> int | dict[str, int] | None:
         rng = self.rng
         if rng.random() < 0.2:
             return None  # cleared
+        if name == "breaker":
+            return {"max_rejects": rng.choice((1, 2, 3, 5)), "window_seconds": rng.choice((1, 5, 60, 600))}
         choices = {
             "max_open_positions": (0, 1, 2, 3, 5),
             "max_opens_per_day": (0, 1, 3, 6, 20),
@@ -649,20 +772,61 @@ class World:
         history = self.ids.get(name)
         return name == key or (history is not None and any(o.instrument == order.instrument for o in history.orders))
 
+    def check_trip(self, process: Process, record: OrderRecord, generation: int) -> None:
+        """A fresh answer whose rejection tripped the breaker: unless a control change began since its
+        request, the strategy is halted in the sequencer and in the store."""
+        change = record.control_change
+        if change is None or change[0].reason != BREAKER:
+            return
+        self.trips += 1
+        if generation != self.control_generation or not process.alive:
+            return
+        strategy = record.order.strategy
+        in_force = process.sequencer.controls.state_of(ControlLevel.STRATEGY, strategy)
+        stored = Controls.from_document(orjson.loads(self.db.controls or "{}"))
+        if (
+            in_force is not ControlState.HALTED
+            or stored.state_of(ControlLevel.STRATEGY, strategy) is not ControlState.HALTED
+        ):
+            raise self.fail(
+                f"order {record.order_id} tripped {strategy}'s breaker, but {strategy} is {in_force} in the "
+                f"sequencer and {stored.state_of(ControlLevel.STRATEGY, strategy)} in the store"
+            )
+
+    def check_controls(self, process: Process) -> None:
+        """The controls the sequencer ends with are those the store holds (its last change's)."""
+        stored = Controls.from_document(orjson.loads(self.db.controls)) if self.db.controls else NO_CONTROLS
+        if process.sequencer.controls != stored:
+            raise self.fail(
+                f"the sequencer's controls {process.sequencer.controls.to_document()} differ from the store's "
+                f"{stored.to_document()}"
+            )
+        changes = self.db.control_changes
+        if changes and changes[-1].fingerprint != stored.fingerprint:
+            raise self.fail(f"the store's controls are not those of its last control change {changes[-1]}")
+
     def check_log(self) -> None:
         """Invariants 4 to 6 over the whole store: replay it through the independent model."""
         if self.db.violations:
             raise self.fail(f"the store refused a group: {self.db.violations[0]}")
         book: dict[model.Key, model.Held] = {}
         registries = {r.fingerprint: r for r in self.registries}
-        history = model.History()
+        history = self.history = model.History()
         policies: dict[str, model.ModelPolicy] = {}
+        flattening: FlattenAttempt | None = None  # the flatten whose orders the replay is in
+        owed: list[tuple[str, str, model.Canonical]] = []  # the orders it still owes
         for order_id in sorted(self.db.orders):
             record = self.db.orders[order_id]
+            if record.origin is not Origin.STRATEGY or owed:
+                flattening, owed = self.replay_flatten(record, flattening, owed, book)
+                continue
             profiles = registries[record.profile_fingerprint].to_document()
             controls = None
             if record.controls_fingerprint is not None:
-                controls = orjson.loads(self.db.controls_sets[record.controls_fingerprint])
+                named = self.db.controls_sets.get(record.controls_fingerprint)
+                if named is None:
+                    raise self.fail(f"order {order_id} names controls {record.controls_fingerprint} never stored")
+                controls = orjson.loads(named)
             order = record.order
             at = model.micros_of(record.received_at)
             risk = None
@@ -689,11 +853,96 @@ class World:
                     f"risk {record.risk_fingerprint}) was decided {got}, the model says {want}"
                 )
             model.apply(book, self.scope.value, order_id, order.strategy, order.instrument, got[2])
-            history.add(at, order.strategy, order.instrument, got[2])
+            history.add(at, order.strategy, order.instrument, got[2], True, got[0], got[1])
+            self.replay_trip(record, risk)
+        if owed:
+            raise self.fail(f"{flattening} stored only some of its orders: {len(owed)} missing")
+        for by, attempt in self.flattens.items():
+            stored_ids = [r.order_id for r in self.db.orders.values() if r.origin is Origin.FLATTEN and r.actor == by]
+            if attempt.outcome == "unavailable" and stored_ids:
+                raise self.fail(f"{by} was answered StoreUnavailable, but its orders {stored_ids} are stored")
+            if attempt.outcome == "stored" and sorted(stored_ids) != [r.order_id for r in attempt.records]:
+                raise self.fail(f"{by} was answered with {[r.order_id for r in attempt.records]}, stored {stored_ids}")
         replayed = {(h.user, h.strategy, h.instrument, h.opened_order_id) for h in book.values()}
         stored = {(p.user, p.strategy, p.instrument, p.opened_order_id) for p in self.db.positions.values()}
         if replayed != stored:
             raise self.fail(f"the stored positions differ from the replayed log: {sorted(replayed ^ stored)}")
+
+    def replay_flatten(
+        self,
+        record: OrderRecord,
+        flattening: FlattenAttempt | None,
+        owed: list[tuple[str, str, model.Canonical]],
+        book: dict[model.Key, model.Held],
+    ) -> tuple[FlattenAttempt | None, list[tuple[str, str, model.Canonical]]]:
+        """One order of a flatten in the replay: its first one draws the orders the model says the scope's
+        open positions need; each must be the next of them, back to back, and the last carries ``then``."""
+        order_id, by = record.order_id, record.actor or ""
+        if record.origin is not Origin.FLATTEN:
+            raise self.fail(f"order {order_id} ({record.origin}) comes inside a flatten that owes {len(owed)} orders")
+        if not owed:
+            attempt = self.flattens.get(by)
+            if attempt is None or attempt.first is not None:
+                raise self.fail(f"order {order_id} is a flatten order of {by!r}, which sent no (other) flatten")
+            attempt.first, flattening = order_id, attempt
+            owed = model.flatten_expected(book, attempt.level.value, attempt.target)
+            if not owed:
+                raise self.fail(f"order {order_id}: {by} stored orders for a scope the model finds empty")
+        assert flattening is not None
+        if flattening is not self.flattens.get(by):
+            raise self.fail(f"order {order_id} of {by} comes inside another flatten that owes {len(owed)} orders")
+        strategy, instrument, want = owed.pop(0)
+        got = _canonical(record)
+        if (record.order.strategy, record.order.instrument, record.order.side, got) != (
+            strategy,
+            instrument,
+            Side.SELL,
+            want,
+        ):
+            raise self.fail(
+                f"order {order_id} of {by} is {record.order} {got}; the model says {strategy} {instrument} SELL {want}"
+            )
+        change = record.control_change
+        if owed or flattening.then is None:
+            if change is not None:
+                raise self.fail(f"order {order_id} of {by} carries a control change {change[0]}")
+        else:
+            setting = ControlSetting(flattening.level, flattening.target, flattening.then)
+            if change is None or (change[0].setting, change[0].reason, change[0].order_id) != (
+                setting,
+                FLATTEN,
+                order_id,
+            ):
+                raise self.fail(f"the last order {order_id} of {by} carries {change}, not its then {setting}")
+        model.apply(book, self.scope.value, order_id, strategy, instrument, got[2])
+        self.history.add(model.micros_of(record.received_at), strategy, instrument, got[2], False)
+        return (None if not owed else flattening), owed
+
+    def replay_trip(self, record: OrderRecord, risk: model.RiskInput | None) -> None:
+        """Whether the order (just added to the history) trips its strategy's breaker, by the model; the log
+        holds the halt in its transaction exactly when it does."""
+        strategy, change = record.order.strategy, record.control_change
+        want = risk is not None and model.trips(risk, strategy)
+        if change is not None and change[0].reason != BREAKER:
+            raise self.fail(f"order {record.order_id} of a strategy carries a control change {change[0]}")
+        if want != (change is not None):
+            raise self.fail(
+                f"order {record.order_id} ({record.order}, {_canonical(record)} at {record.received_at}) "
+                f"{'trips' if want else 'does not trip'} {strategy}'s breaker by the model, the log holds "
+                f"{change[0] if change is not None else 'no halt'}"
+            )
+        if change is None:
+            return
+        halt = ControlSetting(ControlLevel.STRATEGY, strategy, ControlState.HALTED)
+        stored_change, document = change
+        halted = Controls.from_document(orjson.loads(document))
+        if (stored_change.setting, stored_change.by, stored_change.order_id) != (halt, RISK_ACTOR, record.order_id) or (
+            halted.state_of(ControlLevel.STRATEGY, strategy) is not ControlState.HALTED
+            or self.db.controls_sets.get(stored_change.fingerprint) != document
+            or halted.fingerprint != stored_change.fingerprint
+        ):
+            raise self.fail(f"order {record.order_id}'s breaker trip is stored as {stored_change} with {document}")
+        self.history.trip(strategy)
 
     def check_verify(self) -> None:
         """``verify`` over the stored log (chained as the embedded store chains it) finds nothing."""
@@ -736,7 +985,7 @@ class StoredLog:
         return self.db.risk_sets.get(fingerprint)
 
     def caused_changes(self) -> dict[int, ControlChange]:
-        return {}
+        return {r.order_id: r.control_change[0] for r in self.db.orders.values() if r.control_change is not None}
 
     def chain_key(self, record: OrderRecord) -> str:
         return single_chain(record)

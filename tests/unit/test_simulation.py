@@ -6,7 +6,8 @@ order id decided twice, a premature 409, one busy instrument failing unrelated o
 broken invariant within a bounded number of seeds; the event stream ordered by order id with
 each process's hub fed by its own commits (defect 2); (issue 10) a SQLite writer process that
 died with a group in hand taken to mean that nothing of the group was stored; and (SPEC section 10)
-a rolled-back group left counted in the risk state.
+a rolled-back group left counted in the risk state, a breaker that keeps its strategy's rejections
+after it tripped, and a flatten whose orders are committed one by one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
 
-from ordergate.domain.model import Order
+from ordergate.domain import risk
+from ordergate.domain.controls import BREAKER
+from ordergate.domain.model import Order, Origin
 from ordergate.domain.record import OrderRecord
 from ordergate.errors import ClientOrderIdConflict, StoreUnavailable
 from ordergate.service import sequencer, shared_sequencer
@@ -45,10 +48,20 @@ def test_every_invariant_holds_for_every_seed(variant: str) -> None:
         run = simulate(seed, variant)
         answers += run.answers
         risk_reasons |= {r for record in run.db.orders.values() if record.risk_fingerprint for r in _reasons(record)}
+        risk_reasons |= {r for record in run.db.orders.values() for r in _features(record)}
     assert answers > SEEDS * 50  # the runs did real work
-    if variant == "local" and SEEDS >= 100:  # the risk it draws reached every limit and the session
+    if variant == "local" and SEEDS >= 100:  # the risk it draws reached every limit, the session, the breaker
         limits = {"POSITION_LIMIT", "DAILY_LIMIT", "COOLDOWN", "RATE_LIMIT", "STALE_SIGNAL", "MARKET_CLOSED"}
-        assert limits <= risk_reasons, limits - risk_reasons
+        features = {"breaker trip", "flatten", "flatten then"}
+        assert limits | features <= risk_reasons, (limits | features) - risk_reasons
+
+
+def _features(record: OrderRecord) -> set[str]:
+    """What of the breaker and flatten an order shows: a trip, a flatten's order, a flatten's ``then``."""
+    found = {"flatten"} if record.origin is Origin.FLATTEN else set()
+    if record.control_change is not None:
+        found.add("breaker trip" if record.control_change[0].reason == BREAKER else "flatten then")
+    return found
 
 
 def _reasons(record: OrderRecord) -> set[str]:
@@ -60,7 +73,7 @@ def _reasons(record: OrderRecord) -> set[str]:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_a_seed_replays_exactly(variant: str) -> None:
-    first, second = simulate(7, variant), simulate(7, variant)
+    first, second = simulate(9, variant), simulate(9, variant)  # a long run (local: a breaker in force)
     assert first.trace == second.trace
     assert len(first.trace) > 100
 
@@ -200,4 +213,33 @@ def discard_leaving_the_risk_state(self: sequencer.LocalSequencer, victims: Sequ
 def test_the_simulator_finds_a_rolled_back_group_still_counted_by_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sequencer.LocalSequencer, "discard", discard_leaving_the_risk_state)
     failure = first_failure("local")
-    assert "the model says" in failure.problem or "verify" in failure.problem, failure
+    problem = failure.problem
+    assert "the model says" in problem or "verify" in problem or "breaker by the model" in problem, failure
+
+
+def keep_the_rejections(self: risk.RiskState, folded: risk.Folded, strategy: str) -> None:
+    """A trip that leaves the strategy's counted rejections in place (the next one trips again at once)."""
+
+
+def test_the_simulator_finds_a_breaker_that_keeps_counting_after_it_tripped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(risk.RiskState, "trip", keep_the_rejections)
+    failure = first_failure("local")
+    assert "breaker" in failure.problem or "verify" in failure.problem, failure
+
+
+async def commit_a_flatten_order_by_order(self: sequencer.LocalSequencer, group: list[Ticket]) -> Sequence[Result]:
+    """A flatten's orders each in a transaction of their own: a failure leaves some of them stored."""
+    plain = [ticket.record for ticket in group if not ticket.also and ticket.record is not None]
+    if plain:
+        await self._store.commit(plain)
+    for ticket in group:
+        if ticket.also and ticket.record is not None:
+            for record in (ticket.record, *ticket.also):
+                await self._store.commit([record])
+    return [Outcome(ticket.record, False, ticket.also) for ticket in group if ticket.record is not None]
+
+
+def test_the_simulator_finds_a_flatten_committed_order_by_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sequencer.LocalSequencer, "commit", commit_a_flatten_order_by_order)
+    failure = first_failure("local")
+    assert "stored" in failure.problem or "flatten" in failure.problem, failure
