@@ -599,15 +599,17 @@ class World:
                 process.sequencer.use_controls(controls)
 
     async def set_control(self, process: Process, setting: ControlSetting) -> None:
-        """As ``Operations._set_control`` (the caller holds the operations lock): build on the controls the
-        sequencer has in force (a breaker's halt included), record, use the store's answer."""
+        """As ``Operations._set_control`` (the caller holds the operations lock): with the sequencer quiesced
+        (no order decided, every decided one committed), build on the controls it has in force (a breaker's
+        halt included), record, use the store's answer."""
         self.control_generation += 1
         sequencer = process.sequencer
-        built = sequencer.controls.with_setting(setting)
-        change = ControlChange(self.clock(), setting, None, built.fingerprint)
-        stored = await process.store.record_control_change(change, orjson.dumps(built.to_document()).decode())
-        controls = Controls.from_document(orjson.loads(stored))
-        sequencer.use_controls(controls)
+        async with sequencer.quiesced():
+            built = sequencer.controls.with_setting(setting)
+            change = ControlChange(self.clock(), setting, None, built.fingerprint)
+            stored = await process.store.record_control_change(change, orjson.dumps(built.to_document()).decode())
+            controls = Controls.from_document(orjson.loads(stored))
+            sequencer.use_controls(controls)
         self.controls = controls
         self.note(f"controls now {controls.to_document()}")
 

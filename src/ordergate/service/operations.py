@@ -146,12 +146,17 @@ class Operations:
         return controls
 
     async def _set_control(self, setting: ControlSetting, by: str | None) -> Controls:
-        built = self._sequencer.controls.with_setting(setting)
-        change = ControlChange(self._clock(), setting, by, built.fingerprint)
-        stored = await self._gateway.store.record_control_change(change, orjson.dumps(built.to_document()).decode())
-        # the store's answer: another process may have changed the controls this one last saw
-        controls = Controls.from_document(orjson.loads(stored))
-        self._sequencer.use_controls(controls)
+        sequencer = self._sequencer
+        # a breaker trip changes the controls in its order's transaction: with no order decided meanwhile,
+        # this change is built on every trip before it and stored after them, and none comes between
+        async with sequencer.quiesced():
+            built = sequencer.controls.with_setting(setting)
+            change = ControlChange(self._clock(), setting, by, built.fingerprint)
+            document = orjson.dumps(built.to_document()).decode()
+            stored = await self._gateway.store.record_control_change(change, document)
+            # the store's answer: another process may have changed the controls this one last saw
+            controls = Controls.from_document(orjson.loads(stored))
+            sequencer.use_controls(controls)
         target = f" {setting.target}" if setting.target is not None else ""
         log.warning("trading control: %s%s -> %s (by %s)", setting.level, target, setting.state, by or "anonymous")
         return controls

@@ -31,7 +31,8 @@ waits for that id's outcome and gets 409 only once it is committed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import orjson
 
@@ -135,11 +136,18 @@ class LocalSequencer:
         if self._risk_state is not None:
             self._risk = self._limits = policy
             return
+        async with self.quiesced():
+            state = rebuilt(self._book, await self._store.recent_orders(horizon_start(self._clock())))
+            self._risk, self._limits, self._risk_state = policy, policy, state
+
+    @asynccontextmanager
+    async def quiesced(self) -> AsyncIterator[None]:
+        while self._gate is not None:
+            await self._gate.wait()
         gate = self._gate = asyncio.Event()
         try:
             await self._core.drained()  # every order decided so far is in the log, or was never decided
-            state = rebuilt(self._book, await self._store.recent_orders(horizon_start(self._clock())))
-            self._risk, self._limits, self._risk_state = policy, policy, state
+            yield
         finally:
             self._gate = None
             gate.set()

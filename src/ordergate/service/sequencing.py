@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -121,6 +122,15 @@ class Sequencing(Protocol):
 
     def use_controls(self, controls: Controls) -> None:
         """Decide later orders under ``controls`` (already stored durably by the caller)."""
+        ...
+
+    def quiesced(self) -> AbstractAsyncContextManager[None]:
+        """While inside, no order is decided and every order decided before is committed (or failed).
+
+        An operator change that the sequencer also makes on its own (the controls, which a breaker trip
+        changes inside an order's transaction) is stored inside it, so the store keeps the changes in
+        the order the decisions saw them.
+        """
         ...
 
     async def flatten(

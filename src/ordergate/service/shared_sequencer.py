@@ -91,8 +91,9 @@ taken under the locks, never from that view.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -218,6 +219,12 @@ class SharedSequencer:
         self._restricting = controls if controls.restricts_anything else None
         self._controls_document = None
         self._controls_epoch += 1
+
+    @contextlib.asynccontextmanager
+    async def quiesced(self) -> AsyncIterator[None]:
+        """Nothing to wait for: this sequencer changes no control by itself, and the store applies a
+        change to the controls in force under its lock."""
+        yield
 
     def use_registry(self, registry: Registry) -> None:
         self._registry = registry
