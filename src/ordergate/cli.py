@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -688,25 +689,25 @@ def control_list(
     api_key: ApiKeyOption = None,
 ) -> None:
     """The trading controls in force (GET /v1/controls)."""
+    from ordergate.tools.controls import render_controls
+
+    _show("/v1/controls", render_controls, as_json=as_json, url=url, api_key=api_key)
+
+
+def _show(path: str, render: Callable[[Any], Any], *, as_json: bool, url: str, api_key: str | None) -> None:
+    """GET ``path`` of a running gateway and print the answer as JSON or as ``render`` makes it."""
     import orjson
 
-    from ordergate.tools.controls import render_controls
     from ordergate.tools.gateway_client import GatewayCallError, call
 
     try:
-        answer = call("GET", url, "/v1/controls", api_key=api_key)
+        answer = call("GET", url, path, api_key=api_key)
     except GatewayCallError as exc:
         fail(str(exc))
     if as_json:
         sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode())
     else:
-        console.print(render_controls(answer))
-
-
-def _print_json(answer: object) -> None:
-    import orjson
-
-    sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode())
+        console.print(render(answer))
 
 
 @risk_app.command("list")
@@ -718,17 +719,9 @@ def risk_list(
     api_key: ApiKeyOption = None,
 ) -> None:
     """The limits and the trading session in force (GET /v1/risk/limits)."""
-    from ordergate.tools.gateway_client import GatewayCallError, call
     from ordergate.tools.risk import render_risk
 
-    try:
-        answer = call("GET", url, "/v1/risk/limits", api_key=api_key)
-    except GatewayCallError as exc:
-        fail(str(exc))
-    if as_json:
-        _print_json(answer)
-    else:
-        console.print(render_risk(answer))
+    _show("/v1/risk/limits", render_risk, as_json=as_json, url=url, api_key=api_key)
 
 
 @risk_app.command("set")
