@@ -146,7 +146,8 @@ class AsyncClient:
     ) -> Page[OrderResult, int]:
         call = calls.listing(
             "/v1/orders",
-            strategy=strategy, instrument=instrument, user=user, status=status, side=side, after=after, limit=limit,
+            strategy=strategy, instrument=instrument, user=user, status=calls.upper_ascii(status),
+            side=calls.upper_ascii(side), after=after, limit=limit,
         )  # fmt: skip
         return Page[OrderResult, int].model_validate(await self.transport.run(call))
 

@@ -60,6 +60,15 @@ def listing(path: str, **filters: object) -> Call:
     return Call("GET", path, params=query(**filters))
 
 
+def upper_ascii(value: object) -> str | None:
+    """A status or side filter in the API's letter case (``accepted`` -> ``ACCEPTED``); only ASCII
+    letters are folded, so a look-alike with a long s (U+017F) stays what it is (and is refused)."""
+    if value is None:
+        return None
+    text = str(value)
+    return text.upper() if text.isascii() else text
+
+
 class BatchRun:
     """One :meth:`place_many`: the orders with their client order ids, and the results so far.
 

@@ -158,7 +158,8 @@ class Client:
         """One page of the order log, ascending by order id; ``next`` is the ``after`` of the next page."""
         call = calls.listing(
             "/v1/orders",
-            strategy=strategy, instrument=instrument, user=user, status=status, side=side, after=after, limit=limit,
+            strategy=strategy, instrument=instrument, user=user, status=calls.upper_ascii(status),
+            side=calls.upper_ascii(side), after=after, limit=limit,
         )  # fmt: skip
         return Page[OrderResult, int].model_validate(self.transport.run(call))
 
