@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -181,6 +182,29 @@ def test_the_event_stream_resumes_across_restarts_without_a_gap_or_a_repeat(
     with Client(gateway.url) as client:  # the remembered token resumes after the last order seen
         client.place("STRATEGY_B", "MINDA", "SELL")
         assert next(iter(client.events(resume_from=token))).order.order_id == 8
+
+
+def test_a_stream_from_now_lost_before_its_first_order_misses_nothing(home: Path, start_gateway: StartGateway) -> None:
+    gateway = start_gateway(home)
+    slow = RetryPolicy(base_seconds=8.0, cap_seconds=8.0, total_seconds=40.0)  # waits 4 to 8 s to reconnect
+    pool = ThreadPoolExecutor(1)
+    try:
+        with Client(gateway.url, retry=PATIENT) as client:
+            client.place("STRATEGY_A", "GRASIM", "BUY")
+            stream = client.events(reconnect=slow)  # from now: after order 1
+            first = pool.submit(next, iter(stream))
+            deadline = time.monotonic() + 10
+            while stream.token is None and time.monotonic() < deadline:  # connected, with the token of now
+                time.sleep(0.05)
+            gateway.kill()
+            gateway.start()
+            client.place("STRATEGY_A", "GRASIM", "SELL")  # committed while the stream waits to reconnect
+            event = first.result(timeout=30)
+    finally:
+        gateway.kill()  # a stream still waiting ends within its reconnect budget
+        pool.shutdown(wait=True)
+    assert event.order.order_id == 2
+    assert stream.reconnects >= 1
 
 
 def test_the_event_stream_waits_out_a_full_gateway_and_then_follows(home: Path, start_gateway: StartGateway) -> None:

@@ -12,20 +12,24 @@ this gateway's log (another database, or one replaced): no reconnect can fill th
 iterator raises :class:`~ordergate.client.errors.StreamResync` with the token to follow from after
 reloading. ``event: revoked`` raises :class:`~ordergate.client.errors.StreamRevoked`.
 
-Without ``resume_from`` the stream starts "from now" and has no token until its first order: a
-connection lost before that reconnects from now again. Pass ``resume_from`` (an event's token, an
-order id, or 0 for the whole log) where no order may be missed.
+Without ``resume_from`` the stream starts "from now": the token of now is the ``position`` of
+``GET /v1/stats`` (the token the gateway's counters are complete up to), asked before the first
+connection, so even a connection lost before the first order resumes without a gap. A viewer bound
+to one user may not read the stats; its stream has no token until its first order, and a connection
+lost before that reconnects from now again. Pass ``resume_from`` (an event's token, an order id, or 0
+for the whole log) to start from a known point.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
 import orjson
 
-from ordergate.client.errors import GatewayUnreachable, StreamResync, StreamRevoked
+from ordergate.client.errors import GatewayUnreachable, RequestRefused, StreamResync, StreamRevoked
 from ordergate.client.models import OrderEvent, OrderResult
 from ordergate.client.retry import RetryBudget, RetryPolicy
 from ordergate.client.transport import AsyncTransport, Call, Outcome, SyncTransport
@@ -35,6 +39,13 @@ RECONNECT = RetryPolicy(attempts=10_000, base_seconds=0.1, cap_seconds=2.0, tota
 READ_TIMEOUT = 60.0
 """A connection silent for this long is taken as lost (the gateway sends a keep-alive every 15 s)."""
 _CALL = Call("GET", "/v1/events")
+_NOW = Call("GET", "/v1/stats")
+
+
+def position_of(stats: object) -> str | None:
+    """The resume token of "now" in a ``GET /v1/stats`` answer."""
+    position = stats.get("position") if isinstance(stats, dict) else None
+    return position if isinstance(position, str) and position else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +166,9 @@ class EventStream(_Stream):
 
     def __iter__(self) -> Iterator[OrderEvent]:
         transport = self._transport
+        if self.token is None:
+            with contextlib.suppress(RequestRefused):  # a bound viewer: no token until the first order
+                self.token = position_of(transport.run(_NOW))
         while True:
             outcome: Outcome | None = None
             url, options = self._request()
@@ -207,6 +221,9 @@ class AsyncEventStream(_Stream):
 
     async def _follow(self) -> AsyncIterator[OrderEvent]:
         transport = self._transport
+        if self.token is None:
+            with contextlib.suppress(RequestRefused):  # a bound viewer: no token until the first order
+                self.token = position_of(await transport.run(_NOW))
         while True:
             outcome: Outcome | None = None
             url, options = self._request()
