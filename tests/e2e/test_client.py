@@ -257,6 +257,27 @@ def test_a_key_from_the_environment_or_the_constructor_is_used_and_a_missing_one
     assert seen == ["algo"]
 
 
+def test_the_cli_reports_the_clients_refusals_with_what_to_do(home: Path, start_gateway: StartGateway) -> None:
+    keyfile = home / "keys.json"
+    created = run_ordergate("keys", "create", "--file", str(keyfile), "--role", "viewer", "--name", "screen")
+    viewer = created.stdout.strip().splitlines()[-1]
+    gateway = start_gateway(home, "--auth", str(keyfile))
+
+    no_key = run_ordergate("orders", "--url", gateway.url)
+    not_admin = run_ordergate("control", "set", "--level", "global", "--state", "HALTED", "--url", gateway.url,
+                              "--api-key", viewer)  # fmt: skip
+    listed = run_ordergate("orders", "--json", "--url", gateway.url, "--api-key", viewer)
+
+    assert no_key.returncode == 2
+    assert "answered HTTP 401" in no_key.stderr
+    assert "(pass --api-key or set ORDERGATE_API_KEY)" in no_key.stderr
+    assert not_admin.returncode == 2
+    assert "answered HTTP 403" in not_admin.stderr
+    assert "(this needs an admin key)" in not_admin.stderr
+    assert listed.returncode == 0, listed.stderr
+    assert orjson.loads(listed.stdout) == {"items": [], "next": None}
+
+
 @pytest.mark.anyio
 async def test_the_async_client_places_pages_and_resumes_its_stream_across_a_restart(
     home: Path, start_gateway: StartGateway

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from ordergate.client import (
+    AnswerLost,
     Client,
     Conflict,
     GatewayUnreachable,
@@ -221,7 +222,7 @@ def test_a_lost_answer_to_a_flatten_is_not_repeated_but_a_refused_connection_is(
         calls.append(1)
         raise httpx.ReadError("connection reset", request=request)
 
-    with client_of(lost, fake) as client, pytest.raises(GatewayUnreachable):
+    with client_of(lost, fake) as client, pytest.raises(AnswerLost, match="may have been done"):
         client.flatten("global")
     assert len(calls) == 1
 

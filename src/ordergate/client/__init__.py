@@ -12,6 +12,7 @@ whose docstring draws their hierarchy. The modules: ``transport`` (sending with 
 
 from ordergate.client.aio import AsyncClient
 from ordergate.client.errors import (
+    AnswerLost,
     ApiError,
     Conflict,
     Forbidden,
@@ -52,6 +53,7 @@ from ordergate.client.sync import Client
 
 __all__ = [
     "NO_RETRIES",
+    "AnswerLost",
     "ApiError",
     "Applied",
     "AsyncClient",

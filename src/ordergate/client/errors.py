@@ -4,6 +4,7 @@
 
     OrdergateError               anything the client could not do
     ├── GatewayUnreachable       no answer: connection refused or lost, or a timeout, after the retries
+    │   └── AnswerLost           a request not safe to repeat was sent, and its answer lost: it may have run
     ├── ApiError                 the gateway answered with an error; ``status`` and the server's ``detail``
     │   ├── RequestRefused       a 4xx the caller must fix (never retried)
     │   │   ├── InvalidRequest   400, 413, 422: the body or a parameter is wrong; ``detail`` names it
@@ -30,10 +31,23 @@ class GatewayUnreachable(OrdergateError):
     """No answer came back from ``base_url`` (``cause`` names the last network error)."""
 
     def __init__(self, base_url: str, cause: str, attempts: int) -> None:
-        super().__init__(f"no gateway answers at {base_url} ({cause})")
+        super().__init__(self.describe(base_url, cause))
         self.base_url = base_url
         self.cause = cause
         self.attempts = attempts
+
+    @staticmethod
+    def describe(base_url: str, cause: str) -> str:
+        return f"no gateway answers at {base_url} ({cause})"
+
+
+class AnswerLost(GatewayUnreachable):
+    """A request that is not safe to repeat (a flatten) went out and its answer was lost: it may have
+    been carried out. Look (``controls()``, the listings) before sending it again."""
+
+    @staticmethod
+    def describe(base_url: str, cause: str) -> str:
+        return f"the answer of {base_url} was lost ({cause}) after the request was sent; it may have been done"
 
 
 class ApiError(OrdergateError):

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import orjson
 
-from ordergate.client.errors import GatewayUnreachable, api_error
-from ordergate.client.retry import RetryBudget, RetryPolicy, should_retry
+from ordergate.client.errors import AnswerLost, GatewayUnreachable, api_error
+from ordergate.client.retry import NOT_SENT, RetryBudget, RetryPolicy, should_retry
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 API_KEY_VARIABLE = "ORDERGATE_API_KEY"
@@ -156,7 +156,8 @@ class _Base:
     def finish(self, call: Call, url: str, outcome: Outcome, attempts: int) -> Any:
         """The JSON of a 2xx answer; else the exception that says what happened."""
         if isinstance(outcome, httpx.TransportError):
-            raise GatewayUnreachable(self.base_url, type(outcome).__name__, attempts) from outcome
+            lost = AnswerLost if not call.idempotent and not isinstance(outcome, NOT_SENT) else GatewayUnreachable
+            raise lost(self.base_url, type(outcome).__name__, attempts) from outcome
         if outcome.is_success:
             return json_or_none(outcome.content)
         raise api_error(

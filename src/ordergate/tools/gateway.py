@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ordergate.client import Client, Forbidden, GatewayUnreachable, OrdergateError, RetryPolicy, Unauthorized
+from ordergate.client import (
+    AnswerLost,
+    Client,
+    Forbidden,
+    GatewayUnreachable,
+    OrdergateError,
+    RetryPolicy,
+    Unauthorized,
+)
 
 CLI_RETRY = RetryPolicy(attempts=3, total_seconds=5.0)
 """Enough to ride over a dropped keep-alive connection or a brief 503; short enough for a person waiting."""
@@ -25,6 +33,8 @@ def connect(url: str, api_key: str | None) -> Client:
 
 def problem(exc: OrdergateError) -> str:
     """The one-line message for a failed call, with a hint where the fix is the operator's."""
+    if isinstance(exc, AnswerLost):
+        return f"{exc}: see 'ordergate control list' and 'ordergate positions' before sending it again"
     if isinstance(exc, GatewayUnreachable):
         return f"{exc}; start one with 'ordergate serve' or pass --url"
     if isinstance(exc, Unauthorized):
