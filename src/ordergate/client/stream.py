@@ -123,7 +123,7 @@ class _Stream:
         self.token: str | None = None if resume_from is None else str(resume_from)
         """The token of the last order handed out (or the starting point): where a reconnect resumes."""
         self.reconnects = 0
-        """How many times the stream connected again after its first connection."""
+        """How many times the stream set out to connect again (after a lost, ended or refused connection)."""
         self._policy = reconnect if reconnect is not None else RECONNECT
         self._timeout = httpx.Timeout(transport.http.timeout.connect, read=read_timeout)
         self._budget: RetryBudget | None = None
