@@ -214,3 +214,45 @@ async def test_a_store_that_cannot_be_read_ends_the_stream_cleanly_for_the_clien
         hub = gw.gateway.events
         assert hub is not None
         assert (hub.streams, hub.clients) == (0, 0)
+
+
+async def control_changes_show_live_and_on_resume(home: Path, **settings: object) -> None:
+    async with running(home, **settings) as gw, EventStreamClient(gw.app) as live:
+        breaker = {"level": "strategy", "target": "S2", "limits": {"breaker": {"max_rejects": 2, "window_seconds": 60}}}
+        assert (await gw.client.put("/v1/risk/limits", json=breaker)).status_code == 200
+        await gw.client.post("/v1/orders", json=body("S2", "SBIN", "SELL"))  # nothing to sell: rejected
+        tripping = (await gw.client.post("/v1/orders", json=body("S2", "ACC", "SELL"))).json()
+        await gw.client.post("/v1/orders", json=body("S1", "ACC", "BUY"))
+        kill = await gw.client.post("/v1/controls/flatten", json={"level": "global", "then": "HALTED"})
+        last = kill.json()["orders"][-1]
+        seen = await live.events(6)
+        async with EventStreamClient(gw.app, headers={"Last-Event-ID": seen[0].id or ""}) as resumed:
+            again = await resumed.events(5)
+    assert [e.event for e in seen] == ["order", "order", "control", "order", "order", "control"]
+    trip, halt = seen[2].json(), seen[5].json()
+    assert (trip["level"], trip["target"], trip["state"], trip["by"], trip["reason"], trip["order_id"]) == (
+        "strategy",
+        "S2",
+        "HALTED",
+        "risk",
+        "BREAKER",
+        tripping["order_id"],
+    )
+    assert (halt["level"], halt["state"], halt["reason"], halt["order_id"]) == (
+        "global",
+        "HALTED",
+        "FLATTEN",
+        last["order_id"],
+    )
+    assert [(e.event, e.data) for e in again] == [(e.event, e.data) for e in seen[1:]]  # read back from the log
+
+
+async def test_a_breaker_trip_and_a_kill_switch_are_control_events_live_and_on_resume(home: Path) -> None:
+    await control_changes_show_live_and_on_resume(home)
+
+
+async def test_a_breaker_trip_and_a_kill_switch_are_control_events_on_postgresql(home: Path) -> None:
+    from tests.postgres import fresh_database
+
+    with fresh_database() as url:
+        await control_changes_show_live_and_on_resume(home, db=url)

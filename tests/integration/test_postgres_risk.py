@@ -177,6 +177,22 @@ async def test_a_limit_set_through_one_gateway_holds_at_once_for_orders_sent_to_
         assert (applied(free), free["risk_fingerprint"]) == (["Ann", "Bob"], None)
 
 
+async def test_limits_set_through_two_gateways_at_once_both_hold(home: Path, clock: ManualClock, database: str) -> None:
+    async with two_gateways(home, clock, database) as ((a, _), (b, _)):
+        first, second = await asyncio.gather(  # each built on what its gateway believed: no policy at all
+            set_limits(a, "global", None, max_open_positions=1),
+            set_limits(b, "strategy", "S2", cooldown_seconds=30),
+        )
+        both = ({"max_open_positions": 1}, {"S2": {"cooldown_seconds": 30}})
+        (last,) = [answer for answer in (first, second) if (answer["global"], answer["strategies"]) == both]
+        await asyncio.sleep(1.2)  # the idle refresh of whichever gateway committed first
+        for http in (a, b):
+            shown = (await http.get("/v1/risk/limits")).json()
+            assert shown["fingerprint"] == last["fingerprint"]
+        assert (await order(b, "S1", "ACC", "BUY"))["status"] == "ACCEPTED"
+        assert (await order(a, "S1", "TCS", "BUY"))["reason"] == "POSITION_LIMIT"  # a's limit holds in b's policy
+
+
 async def test_an_idle_gateway_shows_a_policy_another_one_set_within_a_second(
     home: Path, clock: ManualClock, database: str
 ) -> None:

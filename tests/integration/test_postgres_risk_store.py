@@ -23,7 +23,7 @@ from ordergate.domain.book import Position
 from ordergate.domain.chain import GENESIS_HASH, Chains, chain_per_instrument
 from ordergate.domain.model import Action, Decision, Effect, Order, Origin, Reason, Refusal, Scope, Side, Status
 from ordergate.domain.record import OrderRecord
-from ordergate.domain.risk import RiskChange
+from ordergate.domain.risk import NO_RISK, RiskChange, RiskLevel, RiskPolicy, TradingSession
 from ordergate.errors import StoreUnavailable
 from ordergate.store.base import OrderQuery, SharedStore, StreamPosition
 from ordergate.store.postgres import PostgresLogReader, PostgresStore
@@ -239,50 +239,83 @@ async def test_an_order_says_how_it_came_in_through_every_read_and_its_link_cove
     assert [record for _, record in stream.rows] == logged
 
 
+def limits_change(base: RiskPolicy, level: str, target: str | None, patch: dict[str, Any]) -> RiskChange:
+    """The change an admin makes through a process that believes ``base`` in force (as ``Operations`` builds it)."""
+    built = base.with_limits(RiskLevel(level), target, patch)
+    return RiskChange(AT, "limits", level, target, orjson.dumps(patch).decode(), "admin", built.fingerprint)
+
+
+def session_change(base: RiskPolicy, session: dict[str, Any] | None) -> RiskChange:
+    built = base.with_session(TradingSession.from_document(session) if session is not None else None)
+    return RiskChange(AT, "session", None, None, orjson.dumps(session).decode(), "ops", built.fingerprint)
+
+
+def policy_of(document: str | None) -> RiskPolicy:
+    return RiskPolicy.from_document(orjson.loads(document)) if document is not None else NO_RISK
+
+
 async def test_risk_changes_are_kept_in_order_and_the_last_ones_policy_is_in_force(
     store: PostgresStore, database: str
 ) -> None:
-    changes = [
-        RiskChange(AT, "limits", "global", None, '{"max_open_positions":3}', "admin", "fp-1"),
-        RiskChange(AT, "limits", "strategy", "S1", '{"cooldown_seconds":60}', "admin", "fp-2"),
-        RiskChange(AT, "session", None, None, '{"timezone":"Asia/Kolkata","open":"09:15"}', None, "fp-3"),
-        RiskChange(AT, "session", None, None, "null", "ops", "fp-2"),  # back to a policy set before
-    ]
-    documents = {"fp-1": '{"limits":1}', "fp-2": '{"limits":2}', "fp-3": '{"limits":2,"session":3}'}
-    for change in changes:
-        assert await store.record_risk_change(change, documents[change.fingerprint]) == documents[change.fingerprint]
-        assert await store.current_risk() == documents[change.fingerprint]
-    assert await store.risk_changes(10) == changes
-    assert await store.risk_changes(2) == changes[2:]
-    assert rows(database, "SELECT fingerprint, document FROM risk_sets ORDER BY 1") == sorted(documents.items())
+    session = {"timezone": "Asia/Kolkata", "open": "09:15", "close": "15:30"}
+    policy = NO_RISK
+    made: list[RiskChange] = []
+    for build in (
+        lambda p: limits_change(p, "global", None, {"max_open_positions": 3}),
+        lambda p: limits_change(p, "strategy", "S1", {"cooldown_seconds": 60}),
+        lambda p: session_change(p, session),
+        lambda p: session_change(p, None),  # back to the policy of the second change
+    ):
+        change = build(policy)
+        stored = await store.record_risk_change(change, "ignored: the store applies the change itself")
+        policy = policy_of(stored)
+        assert policy.fingerprint == change.fingerprint  # built on what was in force: the same policy
+        assert await store.current_risk() == stored
+        made.append(change)
+    assert await store.risk_changes(10) == made
+    assert await store.risk_changes(2) == made[2:]
+    assert policy.strategies["S1"].cooldown_seconds == 60
+    assert policy.session is None
+    assert len(rows(database, "SELECT fingerprint FROM risk_sets")) == 3
 
     reader = PostgresLogReader(database)
     try:
-        assert reader.risk("fp-3") == documents["fp-3"]
+        assert reader.risk(made[2].fingerprint) is not None
+        assert policy_of(reader.risk(made[2].fingerprint)).session is not None
         assert reader.risk("fp-unknown") is None
     finally:
         reader.close()
 
     with pytest.raises(StoreUnavailable):  # what no ordergate writes is refused, and nothing is kept
         await store.record_risk_change(RiskChange(AT, "margin", None, None, "{}", None, "fp-4"), "{}")
-    assert len(await store.risk_changes(10)) == len(changes)
+    assert len(await store.risk_changes(10)) == len(made)
+
+
+async def test_a_change_built_on_a_stale_policy_is_applied_to_the_policy_in_force(store: PostgresStore) -> None:
+    """Two admins, two processes, each believing no policy in force: the second change keeps the first."""
+    await store.record_risk_change(limits_change(NO_RISK, "global", None, {"max_open_positions": 3}), "")
+    stale = limits_change(NO_RISK, "strategy", "S1", {"cooldown_seconds": 60})
+    stored = policy_of(await store.record_risk_change(stale, ""))
+    assert stored.gateway.max_open_positions == 3  # not undone
+    assert stored.strategies["S1"].cooldown_seconds == 60
+    (first, second) = await store.risk_changes(10)
+    assert second.fingerprint == stored.fingerprint != stale.fingerprint  # the history names what is in force
+    assert first.fingerprint != second.fingerprint
 
 
 async def test_risk_changes_from_two_processes_at_once_are_all_kept(store: PostgresStore, database: str) -> None:
     other = PostgresStore(database)
     await other.open(Scope.ACCOUNT)
     try:
-        made = [
-            RiskChange(AT, "limits", "user", f"U{n}", '{"max_opens_per_day":1}', None, f"fp-{n}") for n in range(20)
-        ]
-        await asyncio.gather(
-            *((store if n % 2 else other).record_risk_change(c, f"doc-{n}") for n, c in enumerate(made))
-        )
+        made = [limits_change(NO_RISK, "user", f"U{n}", {"max_opens_per_day": 1}) for n in range(20)]
+        await asyncio.gather(*((store if n % 2 else other).record_risk_change(c, "") for n, c in enumerate(made)))
     finally:
         await other.close()
     kept = await store.risk_changes(100)
-    assert sorted(kept) == sorted(made)
-    assert await store.current_risk() == f"doc-{kept[-1].fingerprint.removeprefix('fp-')}"
+    assert sorted(c.target or "" for c in kept) == sorted(c.target or "" for c in made)
+    in_force = policy_of(await store.current_risk())
+    assert sorted(in_force.users) == sorted(f"U{n}" for n in range(20))  # every change holds: none undid another
+    assert kept[-1].fingerprint == in_force.fingerprint
 
 
 async def test_recent_orders_are_exactly_the_committed_orders_received_at_or_after_the_time(
@@ -341,8 +374,8 @@ async def test_a_store_at_the_previous_version_migrates_and_its_orders_read_as_s
             assert read == as_read(record)
         assert rows(database, "SELECT count(*) FROM orders WHERE origin IS NOT NULL") == [(0,)]
         [flatten] = await commit(store, [lambda i: sell(i, old[0])])  # links on to the old order's head
-        change = RiskChange(AT, "limits", "global", None, '{"max_open_positions":1}', "admin", "fp-1")
-        await store.record_risk_change(change, '{"limits":1}')
+        change = limits_change(NO_RISK, "global", None, {"max_open_positions": 1})
+        await store.record_risk_change(change, "")
         assert await store.risk_changes(5) == [change]
     finally:
         await store.close()

@@ -38,7 +38,7 @@ from ordergate.domain.book import Position, opened_groups
 from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord
-from ordergate.domain.risk import SQUARE_OFF, RiskChange
+from ordergate.domain.risk import NO_RISK, SQUARE_OFF, RiskChange, RiskPolicy, with_change
 from ordergate.errors import StoreUnavailable
 from ordergate.store.base import (
     CommitInDoubt,
@@ -522,6 +522,23 @@ class FakeSharedStore(_Stored):
 
     async def commit(self, records: Sequence[OrderRecord]) -> None:
         raise StoreUnavailable("the shared store commits only inside a locked group transaction")
+
+    async def record_risk_change(self, change: RiskChange, document: str) -> str:
+        """As the PostgreSQL store: under the exclusive risk lock, applied to the policy in force in the
+        database (:func:`~ordergate.domain.risk.with_change`), not stored as the caller built it."""
+        await self._pause()
+        db, owner = self.db, object()
+        if not await db.lock_risk(owner, True, LOCK_TIMEOUT):
+            raise StoreUnavailable("simulated: lock timeout waiting for the risk lock")
+        try:
+            stored = db.risk_document()
+            policy = with_change(RiskPolicy.from_document(orjson.loads(stored)) if stored else NO_RISK, change)
+            document = orjson.dumps(policy.to_document()).decode()
+            db.risk_sets.setdefault(policy.fingerprint, document)
+            db.risk_changes.append(change._replace(fingerprint=policy.fingerprint))
+        finally:
+            db.unlock_all(owner)
+        return document
 
     async def record_control_change(self, change: ControlChange, document: str) -> str:
         """As the PostgreSQL store: under the exclusive controls lock (after every group deciding under the

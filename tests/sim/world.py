@@ -746,7 +746,8 @@ class World:
             built = sequencer.risk.with_session(session)
         text = orjson.dumps(change).decode()
         record = RiskChange(self.clock(), kind, level.value if level else None, target, text, None, built.fingerprint)
-        await process.store.record_risk_change(record, orjson.dumps(built.to_document()).decode())
+        stored = await process.store.record_risk_change(record, orjson.dumps(built.to_document()).decode())
+        built = RiskPolicy.from_document(orjson.loads(stored))  # as Operations: the store's answer
         self.risk_changes += 1
         self.note(f"risk {kind} {level} {target} <- {text}: {built.fingerprint} {built.to_document()}")
         try:

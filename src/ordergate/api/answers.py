@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ordergate.domain.book import Position
+from ordergate.domain.controls import ControlChange
 from ordergate.domain.model import Decision, Order
 from ordergate.domain.record import OrderRecord, Trade
 
@@ -39,6 +40,19 @@ def order_answer(record: OrderRecord, *, replayed: bool = False, only_user: str 
     answer["risk_fingerprint"] = record.risk_fingerprint
     answer["signal_time"] = record.signal_time
     return answer
+
+
+def control_change_answer(change: ControlChange) -> dict[str, Any]:
+    """One control change as ``GET /v1/controls`` lists it (and the event stream's ``control`` event)."""
+    return {
+        "at": change.at,
+        "level": change.setting.level,
+        "target": change.setting.target,
+        "state": change.setting.state,
+        "by": change.by,
+        "reason": change.reason,
+        "order_id": change.order_id,
+    }
 
 
 def legacy_answer(record: OrderRecord) -> dict[str, Any]:

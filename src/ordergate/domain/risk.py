@@ -868,6 +868,28 @@ def tripped(
     return halted, change
 
 
+def with_change(policy: RiskPolicy, change: RiskChange) -> RiskPolicy:
+    """``policy`` with ``change`` applied as its admin asked (a square-off's mark changes nothing): what a
+    shared store stores when the policy in force is newer than the one the change was built on, so that
+    two admins' changes through two processes never undo each other. Raises :class:`RiskError` for a
+    change no ordergate makes."""
+    if change.kind == SQUARE_OFF:
+        return policy
+    try:
+        patch = orjson.loads(change.change)
+    except orjson.JSONDecodeError:
+        raise RiskError(f"change: not JSON: {change.change[:80]!r}") from None
+    if change.kind == "limits":
+        if change.level is None or change.level not in {level.value for level in RiskLevel}:
+            raise RiskError(f"level: {change.level!r} is not a risk level")
+        if not isinstance(patch, dict):
+            raise RiskError("change: limits must be a JSON object")
+        return policy.with_limits(RiskLevel(change.level), change.target, patch)
+    if change.kind == "session":
+        return policy.with_session(TradingSession.from_document(patch) if patch is not None else None)
+    raise RiskError(f"kind: {change.kind!r} is not a kind of risk change")
+
+
 def square_off_mark(at: str, day: date, order_ids: Sequence[int], policy_fingerprint: str) -> RiskChange:
     """The mark that says ``day`` was squared off (by the orders ``order_ids``), stored as a risk change of
     kind :data:`SQUARE_OFF` under the policy in force, so that it runs once a day across restarts."""

@@ -26,7 +26,7 @@ from ordergate.domain.chain import Chains, canonical_effects
 from ordergate.domain.model import Action, Decision, Effect, Order, Origin, Reason, Refusal, Scope, Side, Status
 from ordergate.domain.record import OrderRecord
 from ordergate.errors import StoredRowError
-from ordergate.store.base import Page, StreamPosition, TamperedRow
+from ordergate.store.base import ControlChange, Page, StreamPosition, TamperedRow
 from ordergate.store.paging import page_of
 
 log = logging.getLogger(__name__)
@@ -246,3 +246,25 @@ def stream_rows(rows: Iterable[tuple[int, Sequence[Any]]]) -> list[tuple[StreamP
         else:
             stream.append((StreamPosition(commit, decoded.order_id), decoded))
     return stream
+
+
+Caused = dict[int, tuple[ControlChange, str]]
+"""The control changes orders caused in their own transactions (a breaker's trip, a flatten's ``then``),
+by order id, each with the controls document it put in force."""
+
+
+def caused_by_order(rows: Iterable[Sequence[Any]]) -> Caused:
+    """:data:`Caused` from rows of the eight change columns (``order_id`` last) and the document."""
+    return {int(row[7]): (ControlChange.from_row(*row[:8]), str(row[8])) for row in rows}
+
+
+def with_caused(
+    stream: list[tuple[StreamPosition, OrderRecord]], caused: Caused
+) -> list[tuple[StreamPosition, OrderRecord]]:
+    """Stream rows with the control change each order caused attached, as the order committed it."""
+    if not caused:
+        return stream
+    return [
+        (position, record._replace(control_change=caused[record.order_id]) if record.order_id in caused else record)
+        for position, record in stream
+    ]

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from ordergate.api.access import principal_of, viewed_user
-from ordergate.api.answers import order_answer
+from ordergate.api.answers import control_change_answer, order_answer
 from ordergate.api.http import ClientError, json_response, parse, read_body
 from ordergate.api.schemas import (
     FLATTEN_BODY,
@@ -48,18 +48,7 @@ def controls_answer(controls: Controls, changes: list[ControlChange], only_user:
     return {
         **document,
         "fingerprint": controls.fingerprint,
-        "changes": [
-            {
-                "at": c.at,
-                "level": c.setting.level,
-                "target": c.setting.target,
-                "state": c.setting.state,
-                "by": c.by,
-                "reason": c.reason,
-                "order_id": c.order_id,
-            }
-            for c in changes
-        ],
+        "changes": [control_change_answer(c) for c in changes],
     }
 
 

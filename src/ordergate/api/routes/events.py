@@ -9,6 +9,11 @@ PostgreSQL the stream is the whole cluster's). ``?after=N`` with a plain order i
 order. The protocol itself is :func:`ordergate.service.stream.follow`; this module parses, refuses
 and writes frames.
 
+An order that changed the trading controls in its own transaction (a circuit breaker's trip, a
+flatten's ``then``) is followed by ``event: control`` with the change as ``GET /v1/controls`` lists it
+(no ``id``: a client resuming after the order has both). A viewer bound to a user sees those of the
+gateway and of its user, as in ``GET /v1/controls``.
+
 ``event: resync`` (data ``{"reason", "token"}``) means: reload, then follow from ``token``; it is
 sent when the client falls too far behind (``slow_client``) or its token is not of this log
 (``ahead_of_log``). ``event: revoked`` ends the stream of a key revoked while it was open (within a
@@ -27,10 +32,11 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ordergate.api.access import ADMITTED, viewed_user
-from ordergate.api.answers import applied_for, order_answer
+from ordergate.api.answers import applied_for, control_change_answer, order_answer
 from ordergate.api.deps import GatewayDep
 from ordergate.api.http import ClientError
 from ordergate.api.routes.queries import MAX_ID
+from ordergate.domain.controls import ControlChange
 from ordergate.errors import StoreUnavailable
 from ordergate.service.events import EventHub, Row
 from ordergate.service.stream import Orders, Quiet, Resync, Revoked, follow
@@ -46,25 +52,40 @@ Encoder = Callable[[Sequence[Row]], bytes]
 
 
 def encode_events(rows: Sequence[Row]) -> bytes:
-    """The SSE frames of committed orders: their token as ``id``, ``event: order``, the answer as data."""
-    return b"".join(
-        b"id: %b\nevent: order\ndata: %b\n\n" % (position.token().encode(), orjson.dumps(order_answer(record)))
-        for position, record in rows
-    )
+    """The SSE frames of committed orders: their token as ``id``, ``event: order``, the answer as data;
+    then the control change the order made, if any."""
+    frames: list[bytes] = []
+    for position, record in rows:
+        frames.append(
+            b"id: %b\nevent: order\ndata: %b\n\n" % (position.token().encode(), orjson.dumps(order_answer(record)))
+        )
+        if record.control_change is not None:
+            frames.append(_control_event(record.control_change[0]))
+    return b"".join(frames)
 
 
 def encode_events_for(user: str) -> Encoder:
-    """The SSE frames a viewer bound to ``user`` may see: orders applied for it, its own outcome only."""
+    """The SSE frames a viewer bound to ``user`` may see: orders applied for it, its own outcome only, and
+    the control changes of the gateway and of that user."""
 
     def encode(rows: Sequence[Row]) -> bytes:
-        return b"".join(
-            b"id: %b\nevent: order\ndata: %b\n\n"
-            % (position.token().encode(), orjson.dumps(order_answer(record, only_user=user)))
-            for position, record in rows
-            if applied_for(record, user)
-        )
+        frames: list[bytes] = []
+        for position, record in rows:
+            if applied_for(record, user):
+                frames.append(
+                    b"id: %b\nevent: order\ndata: %b\n\n"
+                    % (position.token().encode(), orjson.dumps(order_answer(record, only_user=user)))
+                )
+            change = record.control_change[0] if record.control_change is not None else None
+            if change is not None and (change.setting.level == "global" or change.setting.target == user):
+                frames.append(_control_event(change))
+        return b"".join(frames)
 
     return encode
+
+
+def _control_event(change: ControlChange) -> bytes:
+    return b"event: control\ndata: %b\n\n" % orjson.dumps(control_change_answer(change))
 
 
 def resync_event(reason: str, position: StreamPosition) -> bytes:

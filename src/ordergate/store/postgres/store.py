@@ -76,7 +76,7 @@ from ordergate.domain.chain import Chains, chain_per_instrument
 from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Action, Scope
 from ordergate.domain.record import OrderRecord, Trade
-from ordergate.domain.risk import SQUARE_OFF, RiskChange
+from ordergate.domain.risk import NO_RISK, SQUARE_OFF, RiskChange, RiskError, RiskPolicy, with_change
 from ordergate.errors import StartupError, StoreUnavailable
 from ordergate.store.admission import READ_CONNECTIONS, READ_QUEUE, Admission
 from ordergate.store.base import (
@@ -94,7 +94,14 @@ from ordergate.store.base import (
     TradeQuery,
 )
 from ordergate.store.changes import group_changes
-from ordergate.store.codec import decode_page, decode_record, encode_and_link, stream_rows
+from ordergate.store.codec import (
+    caused_by_order,
+    decode_page,
+    decode_record,
+    encode_and_link,
+    stream_rows,
+    with_caused,
+)
 from ordergate.store.paging import page_of
 from ordergate.store.postgres.connection import (
     CONNECT_TIMEOUT,
@@ -452,22 +459,35 @@ class PostgresStore:
     # -- pre-trade risk -------------------------------------------------------------------------
 
     async def record_risk_change(self, change: RiskChange, document: str) -> str:
-        """Store ``change`` and the risk policy ``document`` it puts in force, under the exclusive risk lock.
+        """Store ``change`` and the risk policy it puts in force, under the exclusive risk lock; returns that
+        policy's document.
 
-        Unlike a control change, the document is stored as the caller built it: the lock only makes
-        changes from several processes commit one at a time, so the last change committed is the
-        policy in force (:meth:`current_risk`). Every group transaction takes the same lock (shared, or
-        exclusive while a policy is believed in force), so a change waits for the groups deciding
-        under the old policy, and every group that locks after it commits reads the new one.
+        As with a control change, another process may have changed the policy since this one last read
+        it (its view is up to a second old), so the change is applied to the policy in force *in the
+        database*, read under the lock (:func:`~ordergate.domain.risk.with_change`), not stored as the
+        caller built it (``document`` is not read): a change never undoes another process's. The lock
+        makes changes commit one at a time, waits for every group deciding under the old policy, and
+        every group that locks after the change commits reads the new one.
         """
         try:
             async with self._pooled().connection() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_SPACE_SCHEMA, RISK_KEY))
+                row = await (await conn.execute(_CURRENT_RISK)).fetchone()
+                base = RiskPolicy.from_document(orjson.loads(row[0])) if row is not None else NO_RISK
+                try:
+                    policy = with_change(base, change)
+                except (RiskError, ValueError) as exc:
+                    raise StoreUnavailable(f"PostgreSQL {self.location}: refused risk change: {exc}") from None
+                if policy.fingerprint != change.fingerprint:
+                    log.warning("risk change applied to a policy another process changed: %s", change.change)
+                    change = change._replace(fingerprint=policy.fingerprint)
+                document = orjson.dumps(policy.to_document()).decode()
                 await conn.execute(_INSERT_RISK_SET, (change.fingerprint, document))
                 await conn.execute(_INSERT_RISK_CHANGE, _risk_change_row(change))
+                stored = await (await conn.execute(_CURRENT_RISK)).fetchone()
         except psycopg.Error as exc:
             raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
-        return document
+        return str(stored[0]) if stored is not None else document
 
     async def current_risk(self) -> str | None:
         """The document of the risk policy in force (that of the last change), or ``None``: never set."""
@@ -565,9 +585,12 @@ class PostgresStore:
                     (after.commit, after.order_id, watermark, limit),
                 )
                 rows = await cursor.fetchall()
+                caused = await (
+                    await conn.execute(f"{_CAUSED} WHERE c.order_id = ANY(%s)", ([int(row[1]) for row in rows],))
+                ).fetchall()
         except psycopg.Error as exc:
             raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
-        stream = stream_rows((int(row[0]), row[1:]) for row in rows)
+        stream = with_caused(stream_rows((int(row[0]), row[1:]) for row in rows), caused_by_order(caused))
         if len(rows) == limit:
             return StreamPage(stream, StreamPosition(int(rows[-1][0]), int(rows[-1][1])), more=True)
         return StreamPage(stream, max(after, StreamPosition(watermark, 0)))
@@ -1093,9 +1116,7 @@ def _risk_change_row(change: RiskChange) -> tuple[object, ...]:
 def _with_caused(records: list[OrderRecord], caused: Sequence[tuple[Any, ...]]) -> list[OrderRecord]:
     """``records`` with the control change each caused attached (as :func:`~ordergate.domain.risk.fold` reads
     a breaker trip), from rows of :data:`_CAUSED`."""
-    if not caused:
-        return records
-    by_order = {int(row[7]): (ControlChange.from_row(*row[:8]), str(row[8])) for row in caused}
+    by_order = caused_by_order(caused)
     return [r._replace(control_change=by_order[r.order_id]) if r.order_id in by_order else r for r in records]
 
 

@@ -52,11 +52,13 @@ from ordergate.store.base import (
 from ordergate.store.changes import group_changes
 from ordergate.store.codec import (
     EncodedOrder,
+    caused_by_order,
     decode_logged,
     decode_record,
     encode_and_link,
     logged_page,
     stream_rows,
+    with_caused,
 )
 from ordergate.store.paging import page_of
 from ordergate.store.queries import READ_BUDGET, SQLITE, PagePlan, book_page, bound_of, order_page
@@ -468,15 +470,10 @@ class SQLiteStore:
             conn.execute("BEGIN")  # one snapshot for the orders and the changes they caused
             try:
                 records = [decode_record(*row) for row in conn.execute(sql, (since,))]
-                caused = {
-                    row[7]: (ControlChange.from_row(*row[:8]), str(row[8]))
-                    for row in conn.execute(caused_sql, (since,))
-                }
+                caused = caused_by_order(conn.execute(caused_sql, (since,)))
             finally:
                 conn.execute("COMMIT")
-            if not caused:
-                return records
-            return [r._replace(control_change=caused.get(r.order_id)) if r.order_id in caused else r for r in records]
+            return [r._replace(control_change=caused[r.order_id]) if r.order_id in caused else r for r in records]
 
         return await self._on(self._api_reads, run)
 
@@ -548,6 +545,13 @@ class SQLiteStore:
             f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id > ? ORDER BY order_id LIMIT ?", (after.order_id, limit)
         )
         stream = stream_rows((0, row) for row in rows)
+        if rows:  # (an order's control change commits with it: once the order is read, so is the change)
+            caused = await self._api_read(
+                f"SELECT {_CHANGE_COLUMNS}, s.document FROM control_changes c JOIN controls_sets s USING (fingerprint)"
+                " WHERE c.order_id > ? AND c.order_id <= ?",
+                (after.order_id, int(rows[-1][0])),
+            )
+            stream = with_caused(stream, caused_by_order(caused))
         return StreamPage(stream, StreamPosition(0, int(rows[-1][0])) if rows else after, len(rows) == limit)
 
     async def stream_head(self) -> StreamPosition:
