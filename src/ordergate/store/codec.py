@@ -248,6 +248,21 @@ def stream_rows(rows: Iterable[tuple[int, Sequence[Any]]]) -> list[tuple[StreamP
     return stream
 
 
+def control_change_row(change: ControlChange) -> tuple[object, ...]:
+    """A control change as its row is written, in the column order of :func:`ControlChange.from_row`."""
+    setting = change.setting
+    return (
+        change.at,
+        setting.level.value,
+        setting.target,
+        setting.state.value,
+        change.by,
+        change.fingerprint,
+        change.reason,
+        change.order_id,
+    )
+
+
 Caused = dict[int, tuple[ControlChange, str]]
 """The control changes orders caused in their own transactions (a breaker's trip, a flatten's ``then``),
 by order id, each with the controls document it put in force."""

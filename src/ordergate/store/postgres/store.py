@@ -63,7 +63,7 @@ import functools
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -96,6 +96,7 @@ from ordergate.store.base import (
 from ordergate.store.changes import group_changes
 from ordergate.store.codec import (
     caused_by_order,
+    control_change_row,
     decode_page,
     decode_record,
     encode_and_link,
@@ -347,26 +348,24 @@ class PostgresStore:
         patient: bool = False,
         risk: RiskRead | None = None,
     ) -> AsyncIterator[_Group]:
-        try:
-            async with self._pooled().connection() as conn:
-                group = _Group(self, conn, risk)
-                try:
-                    await group.lock(instruments, client_order_ids, reserve, patient=patient)
-                    yield group
-                finally:
-                    if not group.finished:
-                        with contextlib.suppress(psycopg.Error):
-                            await conn.execute("ROLLBACK")
-        except psycopg.Error as exc:
-            raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
+        async with self._group(
+            risk, lambda group: group.lock(instruments, client_order_ids, reserve, patient=patient)
+        ) as group:
+            yield group
 
     @asynccontextmanager
     async def lock_cluster(self, *, risk: RiskRead | None = None) -> AsyncIterator[_Group]:
+        async with self._group(risk, _Group.lock_all) as group:
+            yield group
+
+    @asynccontextmanager
+    async def _group(self, risk: RiskRead | None, lock: Callable[[_Group], Awaitable[None]]) -> AsyncIterator[_Group]:
+        """A group transaction on a pooled connection, locked by ``lock``; rolled back unless committed."""
         try:
             async with self._pooled().connection() as conn:
                 group = _Group(self, conn, risk)
                 try:
-                    await group.lock_all()
+                    await lock(group)
                     yield group
                 finally:
                     if not group.finished:
@@ -931,7 +930,7 @@ class _Group:
                     if record.control_change is not None:
                         change, document = record.control_change
                         await conn.execute(_INSERT_CONTROLS_SET, (change.fingerprint, document))
-                        await conn.execute(_INSERT_CAUSED, _control_change_row(change))
+                        await conn.execute(_INSERT_CAUSED, control_change_row(change))
                 if mark is not None:
                     marked, policy = mark
                     await conn.execute(_INSERT_RISK_SET, (marked.fingerprint, policy))
@@ -1093,20 +1092,6 @@ def _refuse_other_scope(held: str, open_positions: int, scope: Scope, where: str
             f"the store {where} holds {open_positions} open positions keyed by scope '{held}'; "
             f"start with --scope {held} (or use another database for scope '{scope.value}')"
         )
-
-
-def _control_change_row(change: ControlChange) -> tuple[object, ...]:
-    setting = change.setting
-    return (
-        change.at,
-        setting.level.value,
-        setting.target,
-        setting.state.value,
-        change.by,
-        change.fingerprint,
-        change.reason,
-        change.order_id,
-    )
 
 
 def _risk_change_row(change: RiskChange) -> tuple[object, ...]:

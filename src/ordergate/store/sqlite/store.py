@@ -53,6 +53,7 @@ from ordergate.store.changes import group_changes
 from ordergate.store.codec import (
     EncodedOrder,
     caused_by_order,
+    control_change_row,
     decode_logged,
     decode_record,
     encode_and_link,
@@ -691,17 +692,7 @@ def _inserts(table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...
 
 def _control_change_statements(change: ControlChange, document: str) -> list[Statement]:
     """Store a control change and the controls document it puts in force (kept once per fingerprint)."""
-    setting = change.setting
-    row = [
-        change.at,
-        setting.level.value,
-        setting.target,
-        setting.state.value,
-        change.by,
-        change.fingerprint,
-        change.reason,
-        change.order_id,
-    ]
+    row = list(control_change_row(change))
     return [
         (
             "INSERT INTO controls_sets (fingerprint, document) VALUES (?, ?) ON CONFLICT DO NOTHING",
