@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from ordergate.domain.record import OrderRecord
 from ordergate.domain.risk import NO_RISK, RiskChange, RiskLevel, RiskPolicy, TradingSession
 from ordergate.errors import StoreUnavailable
 from ordergate.store.base import OrderQuery, SharedStore, StreamPosition
+from ordergate.store.horizon import orders_since_sql, search_floor
 from ordergate.store.postgres import PostgresLogReader, PostgresStore
 from ordergate.store.postgres.schema import ENTRY_VERSION, LATEST_VERSION
 from tests.postgres import fresh_database
@@ -384,3 +386,25 @@ async def test_a_store_at_the_previous_version_migrates_and_its_orders_read_as_s
     assert read_log(database) == [
         as_read(r, link) for r, link in zip(written, links_by_instrument(written), strict=True)
     ]
+
+
+def test_the_horizon_read_is_exact_and_searches_by_the_primary_key_on_postgresql(database: str) -> None:
+    """The statement of :mod:`ordergate.store.horizon` as PostgreSQL runs it (on a table of its own)."""
+    from tests.unit.test_horizon import START, log_of, stamp
+
+    rows_in = log_of([(1 + n % 3, (n * 37) % 900, (n * 53) % 3599) for n in range(400)])
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TEMP TABLE orders (order_id bigint PRIMARY KEY, received_at text NOT NULL)")
+        with conn.cursor() as cursor:
+            cursor.executemany("INSERT INTO orders VALUES (%s, %s)", rows_in)
+        conn.execute("ANALYZE orders")
+        for offset in (-60, 0, 3_600, 50_000, 90_000, 200_000):
+            since = stamp(START + timedelta(seconds=offset))
+            floor = search_floor(since)
+            read = conn.execute(orders_since_sql("order_id, received_at", "%s"), (floor, floor, since)).fetchall()
+            assert read == [row for row in rows_in if row[1] >= since]
+        conn.execute("SET enable_seqscan = off")  # (a table this small could be scanned just as well)
+        plan = conn.execute(
+            f"EXPLAIN {orders_since_sql('order_id, received_at', '%s')}", (floor, floor, since)
+        ).fetchall()
+    assert any("Index" in line for (line,) in plan), plan

@@ -49,11 +49,11 @@ orders committed since with a greater order_id (every order committed after this
 group has one), folds them in, decides its own orders against it (folding each in as it is decided,
 as the local sequencer does), and remembers the greatest order id it drew. The first time, after a
 commit failed or is in doubt, after this process saw no policy in force, or when the state is older
-than the risk horizon, the group rebuilds it instead: the open positions counted per (user,
-strategy) plus the orders of the last :data:`~ordergate.domain.risk.HORIZON` seconds (a scan of the
-order log, under the lock). Within the process, groups that decide under limits also take turns
-(a lane and the main group could otherwise both use the state), which costs nothing more: the lock
-would serialise them anyway.
+than the risk horizon, the group rebuilds it instead: the open positions counted per (user, strategy)
+plus the orders of the last :data:`~ordergate.domain.risk.HORIZON` seconds (from the first of them,
+found by a binary search on order ids: :mod:`ordergate.store.horizon`), under the lock. Within the
+process, groups that decide under limits also take turns (a lane and the main group could otherwise both
+use the state), which costs nothing more: the lock would serialise them anyway.
 
 The cost: with a restricting policy in force, the groups of *all* processes are serialised on one
 lock, so throughput is that of one group transaction at a time across the cluster (group commit

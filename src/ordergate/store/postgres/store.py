@@ -103,6 +103,7 @@ from ordergate.store.codec import (
     stream_rows,
     with_caused,
 )
+from ordergate.store.horizon import orders_since_sql, search_floor
 from ordergate.store.paging import page_of
 from ordergate.store.postgres.connection import (
     CONNECT_TIMEOUT,
@@ -505,14 +506,14 @@ class PostgresStore:
     async def recent_orders(self, since: str) -> list[OrderRecord]:
         """Every committed order received at or after ``since``, in order_id order.
 
-        A full scan of the orders: ``received_at`` has no index (nothing else reads by it), and this read
-        serves rebuilding the risk state (:mod:`ordergate.domain.risk`), not each order's decision. The
-        timestamps are all of one fixed-width UTC form, so comparing the text compares the times.
+        ``received_at`` has no index (nothing else reads by it): the first order worth reading is found by
+        a binary search on the primary key (:mod:`ordergate.store.horizon`). This read serves rebuilding
+        the risk state (:mod:`ordergate.domain.risk`), not each order's decision. The timestamps are all
+        of one fixed-width UTC form, so comparing the text compares the times.
         """
         async with self._pooled().connection() as conn, conn.transaction():  # one snapshot for both reads
-            orders = await conn.execute(
-                f"SELECT {ORDER_COLUMNS} FROM orders WHERE received_at >= %s ORDER BY order_id", (since,)
-            )
+            floor = search_floor(since)
+            orders = await conn.execute(orders_since_sql(ORDER_COLUMNS, "%s"), (floor, floor, since))
             rows = await orders.fetchall()
             caused = await (await conn.execute(_CAUSED_SINCE, (since,))).fetchall()
         return _with_caused([decode_record(*row) for row in rows], caused)
@@ -786,7 +787,7 @@ class _Group:
 
         Under the exclusive risk lock also the orders its :class:`~ordergate.store.base.RiskRead` names:
         those after an order id (index scan), or, to rebuild, the open positions counted per (user,
-        strategy) and the orders of the horizon (a scan of the orders: ``received_at`` has no index), each
+        strategy) and the orders of the horizon (found by :mod:`ordergate.store.horizon`'s search), each
         with the control change it caused. ``instruments`` ``None``: every open position (:meth:`lock_all`).
         """
         conn = self._conn
@@ -800,11 +801,8 @@ class _Group:
             )
             risk_reads.append(await conn.execute(_CAUSED_AFTER, (risk.after,)))
         elif risk is not None:
-            risk_reads.append(
-                await conn.execute(
-                    f"SELECT {ORDER_COLUMNS} FROM orders WHERE received_at >= %s ORDER BY order_id", (risk.since,)
-                )
-            )
+            floor = search_floor(risk.since)
+            risk_reads.append(await conn.execute(orders_since_sql(ORDER_COLUMNS, "%s"), (floor, floor, risk.since)))
             risk_reads.append(await conn.execute(_CAUSED_SINCE, (risk.since,)))
             risk_reads.append(await conn.execute(_OPEN_COUNTS))
         positions = (

@@ -61,6 +61,7 @@ from ordergate.store.codec import (
     stream_rows,
     with_caused,
 )
+from ordergate.store.horizon import orders_since_sql, search_floor
 from ordergate.store.paging import page_of
 from ordergate.store.queries import READ_BUDGET, SQLITE, PagePlan, book_page, bound_of, order_page
 from ordergate.store.sqlite.connection import (
@@ -456,12 +457,14 @@ class SQLiteStore:
         ``received_at`` compares as text, which is time order for the log's fixed-width timestamp form
         (``since`` must be in it too).
 
-        No index covers ``received_at``, so this scans the whole order log: acceptable because it runs
-        only when the gateway starts and when limits are first turned on, never per order. It reads on
-        the API's lane, where a slow read holds up no order entry, and decodes there too (as a listing
-        page does), sparing the event loop.
+        No index covers ``received_at``: the first order worth reading is found by a binary search on the
+        primary key (:mod:`ordergate.store.horizon`), so this reads the horizon's orders, not the log. It
+        runs only when the gateway starts and when limits are first turned on, never per order, on the
+        API's lane, where a slow read holds up no order entry, and decodes there too (as a listing page
+        does), sparing the event loop.
         """
-        sql = f"SELECT {ORDER_COLUMNS} FROM orders WHERE received_at >= ? ORDER BY order_id"
+        sql = orders_since_sql(ORDER_COLUMNS, "?")
+        floor = search_floor(since)
         caused_sql = (
             f"SELECT {_CHANGE_COLUMNS}, s.document FROM control_changes c JOIN controls_sets s USING (fingerprint)"
             " WHERE c.order_id IS NOT NULL AND c.at >= ?"
@@ -470,7 +473,7 @@ class SQLiteStore:
         def run(conn: sqlite3.Connection) -> list[OrderRecord]:
             conn.execute("BEGIN")  # one snapshot for the orders and the changes they caused
             try:
-                records = [decode_record(*row) for row in conn.execute(sql, (since,))]
+                records = [decode_record(*row) for row in conn.execute(sql, (floor, floor, since))]
                 caused = caused_by_order(conn.execute(caused_sql, (since,)))
             finally:
                 conn.execute("COMMIT")
