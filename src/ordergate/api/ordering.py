@@ -18,7 +18,7 @@ from ordergate.api.answers import decision_fields, legacy_answer, order_answer
 from ordergate.api.http import ClientError, parse
 from ordergate.api.schemas import BatchIn, LegacyOrderIn, OrderIn, client_order_id_problem
 from ordergate.api.validation import legacy_order, v1_order
-from ordergate.domain.model import Order
+from ordergate.domain.model import Door, Order
 from ordergate.domain.record import ANONYMOUS, Entry
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, ReadsBusy, StoredRowError, StoreUnavailable
 from ordergate.security.keys import Principal
@@ -115,7 +115,7 @@ async def place_legacy(
             model = parse(LegacyOrderIn, body)
             order = Order(model.STRATEGY, model.INSTRUMENT, model.POSITION)
         _authorise(principal, (order,))
-        outcome = await sequencer.submit(order, _checked_key(idempotency_key), _entry(principal))
+        outcome = await sequencer.submit(order, _checked_key(idempotency_key), _entry(principal, door=Door.LEGACY))
     except OrdergateError as exc:
         return error_reply(exc, legacy=True, principal=principal)
     except ClientError as exc:
@@ -123,9 +123,10 @@ async def place_legacy(
     return reply(legacy_answer(outcome.record))
 
 
-def _entry(principal: Principal | None, signal_time: str | None = None) -> Entry:
-    """How an order came in: the key that sent it (``anonymous`` with auth off) and its signal's time."""
-    return Entry(principal.name if principal is not None else ANONYMOUS, signal_time)
+def _entry(principal: Principal | None, signal_time: str | None = None, door: Door = Door.API) -> Entry:
+    """How an order came in: the key that sent it (``anonymous`` with auth off), its signal's time and
+    the door it came through."""
+    return Entry(principal.name if principal is not None else ANONYMOUS, signal_time, door=door)
 
 
 def _v1(document: object, body: bytes) -> tuple[Order, str | None, str | None]:
@@ -138,7 +139,11 @@ def _v1(document: object, body: bytes) -> tuple[Order, str | None, str | None]:
 
 
 async def place_order(
-    sequencer: Sequencing, body: bytes, idempotency_key: str | None, principal: Principal | None = None
+    sequencer: Sequencing,
+    body: bytes,
+    idempotency_key: str | None,
+    principal: Principal | None = None,
+    door: Door = Door.API,
 ) -> Reply:
     try:
         order, client_order_id, signal_time = _v1(_decode(body), body)
@@ -148,7 +153,7 @@ async def place_order(
             raise ClientError(
                 422, "Idempotency-Key header and client_order_id differ; send one of them, or equal values"
             )
-        outcome = await sequencer.submit(order, key or client_order_id, _entry(principal, signal_time))
+        outcome = await sequencer.submit(order, key or client_order_id, _entry(principal, signal_time, door))
     except (OrdergateError, ClientError) as exc:
         return error_reply(exc, principal=principal)
     return reply(order_answer(outcome.record, replayed=outcome.replayed), 200 if outcome.replayed else 201)
