@@ -1,6 +1,6 @@
 """Order entry, independent of the web framework: body bytes in, a complete HTTP reply out.
 
-Both doors into order entry call these functions: the FastAPI routes of
+Every door into order entry calls these functions (alert webhooks too, :func:`place_alert`): the FastAPI routes of
 :mod:`ordergate.api.routes.orders` (which also document the endpoints in OpenAPI) and the raw ASGI
 fast path of :mod:`ordergate.api.fastpath` that serves the same URLs without FastAPI's per-request
 routing, dependency injection and serialisation. One implementation means the two cannot disagree.
@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from ordergate.api.alerts import alert_order
 from ordergate.api.answers import decision_fields, legacy_answer, order_answer
 from ordergate.api.http import ClientError, parse
 from ordergate.api.schemas import BatchIn, LegacyOrderIn, OrderIn, client_order_id_problem
@@ -21,6 +22,7 @@ from ordergate.api.validation import legacy_order, v1_order
 from ordergate.domain.model import Door, Order
 from ordergate.domain.record import ANONYMOUS, Entry
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, ReadsBusy, StoredRowError, StoreUnavailable
+from ordergate.security.hooks import Hook
 from ordergate.security.keys import Principal
 from ordergate.service.sequencing import Outcome, Sequencing
 
@@ -157,6 +159,17 @@ async def place_order(
     except (OrdergateError, ClientError) as exc:
         return error_reply(exc, principal=principal)
     return reply(order_answer(outcome.record, replayed=outcome.replayed), 200 if outcome.replayed else 201)
+
+
+async def place_alert(sequencer: Sequencing, hook: Hook, body: bytes, idempotency_key: str | None) -> Reply:
+    """An alert posted to ``hook`` (SPEC section 11): read as the order it asks for
+    (:func:`~ordergate.api.alerts.alert_order`), then placed as ``POST /v1/orders`` places it, by a
+    producer of the hook's one strategy named as the hook, through the door ``hook``."""
+    try:
+        order_body = alert_order(body, hook.strategy)
+    except ClientError as exc:
+        return error_reply(exc)
+    return await place_order(sequencer, order_body, idempotency_key, hook.principal(), Door.HOOK)
 
 
 async def place_batch(sequencer: Sequencing, body: bytes, principal: Principal | None = None) -> Reply:
