@@ -12,10 +12,12 @@ takes the spellings they use (SPEC section 11):
 
 TradingView sends every alert as ``text/plain``, so a body that parses as a JSON object is JSON
 whatever its content type. An exchange prefix (``NSE:``, ``BSE:``, any ``WORD:``) is dropped from the
-instrument. Whitespace inside an id becomes ``_`` (TradingView order ids such as ``Long Entry`` have
-spaces; a client order id has none), so the same alert always gives the same id. A body that is none
-of these is a :class:`~ordergate.api.http.ClientError` naming the problem in the alert's own terms;
-the order built is then validated as any ``/v1/orders`` body.
+instrument. Spaces inside an id become ``_`` (TradingView order ids such as ``Long Entry`` have
+spaces; a client order id has none), so the same alert always gives the same id. A member given as
+``null`` is refused (no platform sends one), except ``strategy`` and ``signal_time``, and so is a
+member given in two spellings (``ticker`` and ``symbol``). A body that is none of these is a
+:class:`~ordergate.api.http.ClientError` naming the problem in the alert's own terms; the order built
+is then validated as any ``/v1/orders`` body.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ SIDE_FIELDS = ("side", "action")
 ID_FIELDS = ("client_order_id", "id")
 TEXT_OPTIONS = {"id": "client_order_id", "client_order_id": "client_order_id", "strategy": "strategy",
                 "signal_time": "signal_time"}  # fmt: skip
-_EXCHANGE = re.compile(r"[A-Za-z][A-Za-z0-9_]*:(?=.)")
-_SPACES = re.compile(r"\s+")
+_EXCHANGE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,30}:(?=.)")
+"""An exchange prefix: a word of up to 31 letters, digits or ``_`` and a colon, before a name."""
+_SPACES = re.compile(r" +")
 _TEXT_FORM = 'send JSON such as {"ticker": "GRASIM", "action": "buy"} or text such as \'BUY GRASIM\''
 
 
@@ -79,7 +82,7 @@ def _json_fields(text: str) -> dict[str, Any]:
         "side": _side(*side),
     }
     client_order_id = _one_of(document, ID_FIELDS, "the client order id")
-    if client_order_id is not None and client_order_id[1] is not None:
+    if client_order_id is not None:
         fields["client_order_id"] = _client_order_id(*client_order_id)
     if document.get("signal_time") is not None:
         fields["signal_time"] = document["signal_time"]
@@ -92,14 +95,12 @@ def _json_fields(text: str) -> dict[str, Any]:
 
 
 def _one_of(document: dict[str, Any], names: tuple[str, ...], what: str) -> tuple[str, Any] | None:
-    """``(field, value)`` of the one spelling of ``what`` the alert uses; two that differ are refused."""
-    given = [(name, document[name]) for name in names if document.get(name) is not None]
-    if not given:
-        return None
-    if any(value != given[0][1] for _, value in given[1:]):
+    """``(field, value)`` of the one spelling of ``what`` the alert uses; two spellings are refused."""
+    given = [(name, document[name]) for name in names if name in document]
+    if len(given) > 1:
         spelled = ", ".join(f"{name}={value!r}" for name, value in given)
-        raise _invalid(f"the alert gives {what} twice, differently ({spelled}); send one", given[1][0])
-    return given[0]
+        raise _invalid(f"the alert gives {what} more than once ({spelled}); send one", given[1][0])
+    return given[0] if given else None
 
 
 def _instrument(field: str, value: object) -> str:
@@ -139,7 +140,7 @@ def _text_fields(text: str) -> dict[str, Any]:
     fields: dict[str, Any] = {"side": _side("side", words[0]), "instrument": _instrument("instrument", words[1])}
     for word in words[2:]:
         option, equals, value = word.partition("=")
-        field = TEXT_OPTIONS.get(option.lower())
+        field = TEXT_OPTIONS.get(option)
         if not equals or field is None or not value:
             known = ", ".join(f"{name}=..." for name in ("id", "strategy", "signal_time"))
             raise _invalid(f"the alert's {word!r} is not an option of the text form (those are {known})", "body")

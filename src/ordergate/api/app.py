@@ -38,6 +38,7 @@ from ordergate.api.schemas import (
     StrategyLimitsIn,
     UserLimitsIn,
 )
+from ordergate.api.webhooks import HookDoor
 from ordergate.bootstrap import prepare_gateway
 from ordergate.config import Settings
 from ordergate.security.hooks import HookRing, default_hooks_file
@@ -141,7 +142,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp
     app.include_router(controls.router)
     app.include_router(risk.router)
     app.include_router(hooks.router)
-    app.state.hooks = hooks.HookDoor(HookRing(default_hooks_file(settings.home)))
+    app.state.hooks = HookDoor(HookRing(default_hooks_file(settings.home)))
     install_operator_routes(app)
 
     def openapi() -> dict[str, Any]:

@@ -161,15 +161,16 @@ async def place_order(
     return reply(order_answer(outcome.record, replayed=outcome.replayed), 200 if outcome.replayed else 201)
 
 
-async def place_alert(sequencer: Sequencing, hook: Hook, body: bytes, idempotency_key: str | None) -> Reply:
+async def place_alert(sequencer: Sequencing, hook: Hook, body: bytes) -> Reply:
     """An alert posted to ``hook`` (SPEC section 11): read as the order it asks for
     (:func:`~ordergate.api.alerts.alert_order`), then placed as ``POST /v1/orders`` places it, by a
-    producer of the hook's one strategy named as the hook, through the door ``hook``."""
+    producer of the hook's one strategy named as the hook, through the door ``hook``. Its client order
+    id is the alert's own (alerting platforms cannot send headers: an ``Idempotency-Key`` is not read)."""
     try:
         order_body = alert_order(body, hook.strategy)
     except ClientError as exc:
         return error_reply(exc)
-    return await place_order(sequencer, order_body, idempotency_key, hook.principal(), Door.HOOK)
+    return await place_order(sequencer, order_body, None, hook.principal(), Door.HOOK)
 
 
 async def place_batch(sequencer: Sequencing, body: bytes, principal: Principal | None = None) -> Reply:

@@ -1,80 +1,74 @@
 """``POST /v1/hooks/<token>``: alert webhooks for platforms that cannot set headers (SPEC section 11).
 
-The secret path is the credential, with auth on or off (the guard lets ``/v1/hooks/*`` through without
-a key). A token that is no active hook of the home's hooks file, revoked or never made alike, is
-answered exactly as a path that does not exist (404 ``{"detail": "Not Found"}``), and costs its client
-address one of :data:`MISS_BURST` misses, refilled one every ``1 / MISS_RATE`` seconds: past them every
-hook request from that address is 429 until one refills, so guessing 256-bit tokens cannot even be
-tried at speed, and a valid token cannot be told apart while an address is held back. A known hook's
-body is read as an alert and placed through :func:`ordergate.api.ordering.place_alert`, the same path
-as ``POST /v1/orders``, so the answer is the v1 answer.
+This route documents the endpoint in OpenAPI and serves it when the fast path is off; the door itself
+(the token check, the misses held back per address) is :class:`~ordergate.api.webhooks.HookDoor`, and
+the order is placed by :func:`ordergate.api.ordering.place_alert`, which the fast path calls too.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ordergate.api import ordering
 from ordergate.api.deps import GatewayDep, SequencerDep
 from ordergate.api.http import read_body
-from ordergate.api.schemas import CLIENT_ORDER_ID_PATTERN, InvalidOut, OrderOut, Problem
-from ordergate.security.hooks import HookRing
-from ordergate.security.ratelimit import RateLimiter
+from ordergate.api.schemas import InvalidOut, OrderIn, OrderOut, Problem
+from ordergate.api.webhooks import HookDoor
 
 router = APIRouter()
 
-MISS_BURST = 10
-"""Unknown tokens a client address may present before its hook requests are refused (429)."""
-MISS_RATE = 0.2
-"""Misses given back per second (one every 5 s)."""
-NOT_FOUND = b'{"detail":"Not Found"}'
-"""The answer to an unknown or revoked token: the very body of a path that does not exist."""
 
-
-@dataclass(slots=True)
-class HookDoor:
-    """The hooks of a running gateway (in memory, reloaded on change) and the misses of each address."""
-
-    ring: HookRing
-    misses: RateLimiter = field(default_factory=lambda: RateLimiter(MISS_RATE, MISS_BURST))
-
-
-def _address(request: Request) -> str:
-    return request.client.host if request.client is not None else "unknown"
+def _alert_schema() -> dict[str, Any]:
+    """The JSON form of an alert, from the v1 order's own schemas (names, signal time), so the two
+    cannot drift apart: an instrument may carry an exchange prefix (up to 32 characters more)."""
+    v1 = OrderIn.model_json_schema()["properties"]
+    name = {key: v1["strategy"][key] for key in ("pattern", "minLength", "maxLength")}
+    instrument = {"type": "string", **name, "maxLength": name["maxLength"] + 32}
+    side = {"type": "string", "pattern": "^([Bb][Uu][Yy]|[Ss][Ee][Ll][Ll])$"}
+    client_order_id = {"anyOf": [{"type": "string", "pattern": "^[\\x20-\\x7e]{1,128}$"}, {"type": "integer"}]}
+    return {
+        "type": "object",
+        "description": "Other members are ignored.",
+        "properties": {
+            "instrument": {**instrument, "description": "Or `ticker`, or `symbol`; `NSE:` and such are dropped."},
+            "ticker": instrument,
+            "symbol": instrument,
+            "side": {**side, "description": "buy or sell, any case; or `action`."},
+            "action": side,
+            "client_order_id": {**client_order_id, "description": "Or `id`; spaces become `_`."},
+            "id": client_order_id,
+            "strategy": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "Must be the hook's."},
+            "signal_time": {key: v1["signal_time"][key] for key in ("anyOf", "description")},
+        },
+        "allOf": [  # each in one spelling
+            {"oneOf": [{"required": [field]} for field in ("instrument", "ticker", "symbol")]},
+            {"oneOf": [{"required": [field]} for field in ("side", "action")]},
+            {"not": {"required": ["client_order_id", "id"]}},
+        ],
+    }
 
 
 ALERT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "The alert message: JSON (whatever the content type, as TradingView sends it as text/plain) "
-        "or the text form `BUY GRASIM`, `sell NSE:GRASIM id=abc`. An exchange prefix such as `NSE:` is dropped.",
+        "or the text form `BUY GRASIM`, `sell NSE:GRASIM id=abc` (options `id=`, `strategy=`, `signal_time=`).",
         "content": {
             "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "instrument": {"type": "string", "description": "Or `ticker`, or `symbol`."},
-                        "ticker": {"type": "string"},
-                        "symbol": {"type": "string"},
-                        "side": {"type": "string", "description": "buy or sell, any case; or `action`."},
-                        "action": {"type": "string"},
-                        "client_order_id": {"type": "string", "description": "Or `id`; whitespace becomes `_`."},
-                        "id": {"type": "string"},
-                        "strategy": {"type": "string", "description": "Optional; must be the hook's strategy."},
-                        "signal_time": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}]},
-                    },
-                },
+                "schema": _alert_schema(),
                 "example": {"ticker": "NSE:GRASIM", "action": "buy", "id": "Long-2026-12-03T09:15:00Z"},
             },
             "text/plain": {"schema": {"type": "string"}, "example": "sell NSE:GRASIM id=abc"},
         },
     }
 }
+
+
+def _response(reply: ordering.Reply) -> Response:
+    return Response(reply.body, status_code=reply.status, headers=dict(reply.headers))
 
 
 @router.post(
@@ -95,31 +89,10 @@ ALERT_BODY: dict[str, Any] = {
     },
     openapi_extra=ALERT_BODY,
 )
-async def post_alert(
-    token: str,
-    request: Request,
-    gateway: GatewayDep,
-    sequencer: SequencerDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(description="Optional, for senders that can set headers; same role as `id`.",
-               json_schema_extra={"pattern": CLIENT_ORDER_ID_PATTERN}),
-    ] = None,
-) -> Response:  # fmt: skip
+async def post_alert(token: str, request: Request, gateway: GatewayDep, sequencer: SequencerDep) -> Response:
     door: HookDoor = request.app.state.hooks
-    address = _address(request)
-    wait = door.misses.wait(address)
-    if wait > 0.0:
-        return Response(
-            b'{"detail":"too many requests for unknown hooks from this address; retry later"}',
-            status_code=429,
-            media_type="application/json",
-            headers={"retry-after": str(max(1, math.ceil(wait)))},
-        )
-    hook = door.ring.find(token)
-    if hook is None:
-        door.misses.take(address)
-        return Response(NOT_FOUND, status_code=404, media_type="application/json")
+    found = door.admit(token, request.client.host if request.client is not None else "unknown")
+    if isinstance(found, ordering.Reply):
+        return _response(found)
     body = await read_body(request, gateway.settings.max_body_bytes)
-    reply = await ordering.place_alert(sequencer, hook, body, idempotency_key)
-    return Response(reply.body, status_code=reply.status, headers=dict(reply.headers))
+    return _response(await ordering.place_alert(sequencer, found, body))
