@@ -1,6 +1,6 @@
 """Alert webhooks through every way the gateway serves HTTP (ASGI with and without the fast path, and
-granian's RSGI door), with auth on and off and with a rate limit; the endpoint is in the OpenAPI
-document. The end-to-end suite (``tests/e2e/test_webhooks.py``) drives real processes and the CLI."""
+granian's RSGI door), with auth on and off, with a rate limit and on PostgreSQL; the endpoint is in the
+OpenAPI document. The end-to-end suite (``tests/e2e/test_webhooks.py``) drives real processes and the CLI."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from ordergate.cli import app
 from ordergate.security.hooks import HookFile, default_hooks_file
 from ordergate.security.keys import KeyFile, Role
 from tests.integration.conftest import DOORS, running_gateway
+from tests.postgres import fresh_database
 
 pytestmark = pytest.mark.anyio
 
@@ -74,3 +77,19 @@ async def test_the_openapi_document_describes_the_hook_endpoint(seed_home: Path)
     assert {"201", "200", "403", "404", "409", "413", "422", "429"} <= set(operation["responses"])
     assert "security" not in operation  # the secret path is the credential, no key
     assert [p["name"] for p in operation["parameters"] if p["in"] == "path"] == ["token"]
+
+
+async def test_on_postgresql_an_alert_is_stored_with_its_door_and_actor_and_verifies(seed_home: Path) -> None:
+    path = make_hook(seed_home, "STRATEGY_A", "tv-pg")
+    with fresh_database() as url:
+        async with running_gateway(seed_home, db=url) as (client, _):
+            bought = await client.post(path, content=b'{"ticker": "BSE:GRASIM", "action": "buy"}', headers=TEXT)
+            sold = await client.post(path, content=b"sell GRASIM id=pg-1", headers=TEXT)
+            assert (bought.status_code, sold.status_code) == (201, 201), (bought.text, sold.text)
+            listed = (await client.get("/v1/orders")).json()["items"]
+        assert [(o["side"], o["door"], o["actor"], o["status"]) for o in listed] == [
+            ("BUY", "hook", "tv-pg", "ACCEPTED"),
+            ("SELL", "hook", "tv-pg", "ACCEPTED"),
+        ]
+        verified = CliRunner().invoke(app, ["verify", "--db", url])
+        assert verified.exit_code == 0, verified.stdout + verified.stderr
