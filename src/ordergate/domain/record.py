@@ -80,10 +80,16 @@ DIRECT = Entry()
 """An order with nothing said about its entry (tests, tools that call the sequencer directly)."""
 
 
-def gateway_entry(by: str | None, origin: Origin) -> Entry:
-    """The entry of the orders a flatten or square-off makes (both sequencers build them so): the admin
-    who asked (through the API: HTTP, or the CLI over it) or the gateway itself for the square-off."""
-    return Entry(by or ANONYMOUS, None, origin, Door.GATEWAY if origin is Origin.SQUARE_OFF else Door.API)
+GATEWAY_DOORS: dict[Origin, Door] = {Origin.FLATTEN: Door.API, Origin.SQUARE_OFF: Door.GATEWAY}
+"""The door of the orders no strategy sent, by their origin: an admin's flatten comes through the API
+(HTTP, or the CLI over it), the square-off from the gateway itself."""
+
+
+def door_of(entry: Entry) -> Door | None:
+    """The door an order is stored with: the entry's, else that of its origin (:data:`GATEWAY_DOORS`), so
+    every sequencer's flatten and square-off orders get theirs; ``None`` for a strategy order that did
+    not say (tools and tests that call a sequencer directly)."""
+    return entry.door if entry.door is not None else GATEWAY_DOORS.get(entry.origin)
 
 
 class Trade(NamedTuple):
@@ -135,5 +141,5 @@ def decided_record(
         risk_fingerprint=risk_fingerprint,
         signal_time=entry.signal_time,
         control_change=control_change,
-        door=entry.door,
+        door=door_of(entry),
     )

@@ -48,7 +48,7 @@ from ordergate.domain.controls import (
 )
 from ordergate.domain.flatten import flatten_orders, positions_in_scope
 from ordergate.domain.model import Decision, Order, Origin
-from ordergate.domain.record import DIRECT, Entry, OrderRecord, decided_record, gateway_entry
+from ordergate.domain.record import ANONYMOUS, DIRECT, Entry, OrderRecord, decided_record
 from ordergate.domain.registry import Registry
 from ordergate.domain.risk import (
     NO_RISK,
@@ -303,7 +303,7 @@ class LocalSequencer:
         if self._gate is not None:
             await self._gate.wait()
         at = self._clock()
-        entry = gateway_entry(by, origin)
+        entry = Entry(by or ANONYMOUS, None, origin)
         controls, limits, state = self._restricting, self._limits, self._risk_state
         records: list[OrderRecord] = []
         undo: list[Change] = []
