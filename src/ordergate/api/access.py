@@ -8,8 +8,8 @@ at once:
 - open to everyone: ``/healthz``, ``/readyz``, the dashboard page and its static files, ``/docs``
   and ``/openapi.json`` (they hold no data; the dashboard asks for a key and sends it with its calls);
 - alert webhooks, ``/v1/hooks/<token>``, need no key with auth on or off: the secret path is the
-  credential, checked by the hook route (:mod:`ordergate.api.routes.hooks`), which acts as a producer
-  of the hook's strategy; the rate limit applies to them per client address;
+  credential, checked behind the guard (:class:`~ordergate.api.webhooks.HookDoor`), and the order is
+  sent as a producer of the hook's strategy; the rate limit applies to them per client address;
 - 401 without a valid key (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; on ``/v1/events``
   also ``?api_key=KEY``, because a browser's EventSource cannot send headers);
 - 403 when the key's role does not cover the request: order entry needs ``producer`` or ``admin``,

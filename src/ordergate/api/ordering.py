@@ -1,9 +1,10 @@
 """Order entry, independent of the web framework: body bytes in, a complete HTTP reply out.
 
-Every door into order entry calls these functions (alert webhooks too, :func:`place_alert`): the FastAPI routes of
+Both doors into order entry call these functions: the FastAPI routes of
 :mod:`ordergate.api.routes.orders` (which also document the endpoints in OpenAPI) and the raw ASGI
 fast path of :mod:`ordergate.api.fastpath` that serves the same URLs without FastAPI's per-request
 routing, dependency injection and serialisation. One implementation means the two cannot disagree.
+Alert webhooks place their orders here too (:func:`place_alert`), through :func:`place_order`.
 """
 
 from __future__ import annotations
