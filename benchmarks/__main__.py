@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import postgres_scenarios, scenarios
+from benchmarks import hook_scenarios, postgres_scenarios, scenarios
 from benchmarks.harness import LoadResult, Row, machine, markdown
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
@@ -20,7 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs and smaller books (about a minute)")
     parser.add_argument(
-        "--only", nargs="*", default=None, help="scenarios to run, e.g. S1 S5 O2k (O: every open-loop rate)"
+        "--only", nargs="*", default=None, help="scenarios to run, e.g. S1 S5 O2k H1 (O: every open-loop rate)"
     )
     args = parser.parse_args()
     console = Console(width=200)
@@ -68,6 +68,9 @@ def main() -> None:
         if not wanted or "S8" in wanted:
             with console.status("S8 running (a big log, then orders without and with a read storm)"):
                 rows += scenarios.s8(plan)
+        if not wanted or {"H1", "H1O"} & wanted:
+            with console.status("H1 running (alert webhooks beside /v1/orders, open loop)"):
+                rows += hook_scenarios.h1(plan)
         if not wanted or "S7" in wanted:
             with console.status("S7 running (two processes on one PostgreSQL database)"):
                 rows.append(postgres_scenarios.s7(plan))

@@ -627,6 +627,95 @@ def keys_revoke(
     console.print(f"revoked key {entry.key_id} ({entry.name}, {entry.role})", highlight=False)
 
 
+# -- alert webhooks (SPEC section 11) ------------------------------------------------------------
+
+hooks_app = typer.Typer(
+    help="Alert webhooks (TradingView, ChartInk, Amibroker): POST /v1/hooks/<token>.", no_args_is_help=True
+)
+app.add_typer(hooks_app, name="hooks")
+
+HookFileOption = Annotated[
+    Path | None, typer.Option("--file", help="Hooks file; default: <home>/Jsons/hooks.json (what a gateway reads).")
+]
+
+
+def _hooks_file(file: Path | None, home: Path | None) -> Path:
+    from ordergate.security.hooks import default_hooks_file
+
+    return file if file is not None else default_hooks_file(settings_from(home=home).home)
+
+
+@hooks_app.command("create")
+def hooks_create(
+    strategy: Annotated[str, typer.Option("--strategy", help="The strategy the hook sends orders for.")],
+    name: Annotated[str | None, typer.Option("--name", help="A name to recognise the hook by (the actor).")] = None,
+    file: HookFileOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Create a hook; its secret path is printed once, alone on the last line, and only its hash is kept."""
+    from ordergate.security.hooks import HookFile, path_of
+    from ordergate.service.clock import utc_now
+
+    path = _hooks_file(file, home)
+    try:
+        hooks, hook, token = HookFile.load_or_new(path).create(strategy, name=name, now=utc_now())
+        hooks.save()
+    except (StartupError, ValueError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror}")
+    err_console.print(
+        f"created hook {hook.hook_id} ({hook.name}) for {hook.strategy} in {path}; post alerts to this path on "
+        "the gateway's address (it is shown once, keep it secret):",
+        highlight=False,
+    )
+    sys.stdout.write(path_of(token) + "\n")
+
+
+@hooks_app.command("list")
+def hooks_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hooks as JSON (no hashes).")] = False,
+    file: HookFileOption = None,
+    home: HomeOption = None,
+) -> None:
+    """The hooks of the file (never their secret paths): id, name, strategy, created, revoked."""
+    from ordergate.security.hooks import HookFile
+    from ordergate.tools.hooks import hook_rows, render_hooks
+
+    try:
+        hooks = HookFile.load(_hooks_file(file, home))
+    except StartupError as exc:
+        fail(str(exc))
+    if as_json:
+        import orjson
+
+        listed = orjson.dumps(hook_rows(hooks), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+        sys.stdout.write(listed.decode())
+    else:
+        console.print(render_hooks(hooks))
+
+
+@hooks_app.command("revoke")
+def hooks_revoke(
+    hook: Annotated[str, typer.Argument(help="The id or the name of the hook to revoke.")],
+    file: HookFileOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Revoke a hook; a running gateway of the home answers its path 404 within a second."""
+    from ordergate.security.hooks import HookFile
+    from ordergate.service.clock import utc_now
+
+    path = _hooks_file(file, home)
+    try:
+        hooks, revoked = HookFile.load(path).revoke(hook, now=utc_now())
+        hooks.save()
+    except (StartupError, ValueError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror}")
+    console.print(f"revoked hook {revoked.hook_id} ({revoked.name}, {revoked.strategy})", highlight=False)
+
+
 @control_app.command("set")
 def control_set(
     level: Annotated[ControlLevel, typer.Option("--level", help="global, strategy or user.")],

@@ -5,7 +5,9 @@ admin key, so the guard lets them through to the routes): no answer may be a 5xx
 status and body must be the documented ones, unsupported methods get 405 with a correct ``Allow``.
 ``positive_data_acceptance`` is left out: some schema-valid requests are refused on purpose by rules
 a JSON schema cannot say (an ``Idempotency-Key`` that differs from the body's ``client_order_id``, a
-control whose ``target`` does not fit its ``level``), each with a 422 that says why.
+control whose ``target`` does not fit its ``level``), each with a 422 that says why. The alert webhook
+is fuzzed through a real hook (its secret path given to schemathesis in ``schemathesis.toml``), so its
+requests reach the alert reader instead of the 404 of an unknown token.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ def test_generated_requests_never_get_a_5xx_and_every_answer_matches_the_schema(
     created = run_ordergate("keys", "create", "--role", "admin", "--name", "fuzzer", "--file", str(keyfile))
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
+    hook = run_ordergate("hooks", "create", "--home", str(home), "--strategy", "STRATEGY_A", "--name", "fuzzer")
+    assert hook.returncode == 0, hook.stderr
+    token = hook.stdout.strip().removeprefix("/v1/hooks/")
+    (home / "schemathesis.toml").write_text(
+        f'[[operations]]\ninclude-path = "/v1/hooks/{{token}}"\nparameters = {{ token = "{token}" }}\n'
+    )
     gateway = start_gateway(home, "--auth", str(keyfile))
     command = [*schemathesis(), "run", f"{gateway.url}/openapi.json", "--header", f"Authorization: Bearer {key}"]
     command += ["--checks", "all", "--exclude-checks", "positive_data_acceptance", "--exclude-path", "/v1/events"]

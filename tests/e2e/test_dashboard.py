@@ -107,6 +107,8 @@ def test_dashboard_follows_orders_live_and_sends_orders_from_the_form(
         row = page.locator(f'#feed tbody tr[data-order-id="{order["order_id"]}"]').inner_text()
         assert "ACCEPTED" in row
         assert "Holland Proctor opened" in row
+        door = page.locator(f'#feed tbody tr[data-order-id="{order["order_id"]}"] td.door')
+        assert door.inner_text() == "api"  # the door it came through: the v1 API
 
         # the form shows each decision and the grid follows
         decision = use_form(page, "STRATEGY_D", "ACC", "BUY")

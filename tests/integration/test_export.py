@@ -72,7 +72,7 @@ def _typed(name: str, value: str) -> object:
         return int(value)
     if name in ("applied", "rejected_for"):
         return json.loads(value)
-    if value == "" and name in ("reason", "client_order_id", "actor", "risk_fingerprint", "signal_time"):
+    if value == "" and name in ("reason", "client_order_id", "actor", "risk_fingerprint", "signal_time", "door"):
         return None
     return value
 

@@ -66,11 +66,11 @@ async def test_v1_order_answer_has_every_field_of_the_spec(client: httpx.AsyncCl
     assert set(body) == {
         "order_id", "status", "reason", "strategy", "instrument", "side", "client_order_id",
         "received_at", "applied", "rejected_for", "replayed",
-        "origin", "actor", "risk_fingerprint", "signal_time",
+        "origin", "actor", "risk_fingerprint", "signal_time", "door",
     }  # fmt: skip
     assert body["side"] == "BUY"
-    assert (body["origin"], body["actor"], body["risk_fingerprint"], body["signal_time"]) == (
-        "strategy", "anonymous", None, None
+    assert (body["origin"], body["actor"], body["risk_fingerprint"], body["signal_time"], body["door"]) == (
+        "strategy", "anonymous", None, None, "api"
     )  # fmt: skip
     assert body["applied"] == [{"user": "Holland Proctor", "action": "OPENED", "position_strategy": "STRATEGY_B"}]
     assert body["received_at"].endswith("Z")
@@ -102,6 +102,25 @@ async def test_client_order_id_reused_for_another_order_is_a_conflict(client: ht
     assert clash.status_code == 409
     assert "k1" in clash.json()["detail"]
     assert (await client.get("/v1/positions")).json()["items"][0]["instrument"] == "MINDA"
+
+
+async def test_each_order_is_stored_with_the_door_it_came_through(client: httpx.AsyncClient) -> None:
+    legacy_answer = (await client.post("/create_order", json=legacy("STRATEGY_B", "MINDA", "BUY"))).json()
+    v1 = (
+        await client.post("/v1/orders", json={"strategy": "STRATEGY_A", "instrument": "GRASIM", "side": "buy"})
+    ).json()
+    batch = await client.post(
+        "/v1/orders/batch", json={"orders": [{"strategy": "STRATEGY_D", "instrument": "ACC", "side": "BUY"}]}
+    )
+    (batched,) = batch.json()["results"]
+    assert (v1["door"], batched["door"]) == ("api", "api")
+    listed = (await client.get("/v1/orders")).json()["items"]
+    assert [(o["order_id"], o["door"]) for o in listed] == [
+        (legacy_answer["ORDER_ID"], "legacy"),
+        (v1["order_id"], "api"),
+        (batched["order_id"], "api"),
+    ]
+    assert (await client.get(f"/v1/orders/{legacy_answer['ORDER_ID']}")).json()["door"] == "legacy"
 
 
 async def test_idempotency_key_header_works_on_both_endpoints(client: httpx.AsyncClient) -> None:

@@ -406,9 +406,9 @@ async def test_flatten_closes_every_position_in_the_scope_for_exactly_its_holder
     await order(http, "S1", "TCS", "BUY")
     await order(http, "S2", "WIPRO", "BUY")
     user = (await http.post("/v1/controls/flatten", json={"level": "user", "target": "Bob"})).json()
-    assert [(o["strategy"], o["instrument"], applied(o), o["origin"]) for o in user["orders"]] == [
-        ("S1", "ACC", ["Bob"], "flatten"),
-        ("S1", "TCS", ["Bob"], "flatten"),
+    assert [(o["strategy"], o["instrument"], applied(o), o["origin"], o["door"]) for o in user["orders"]] == [
+        ("S1", "ACC", ["Bob"], "flatten", "api"),  # an admin's flatten comes through the API
+        ("S1", "TCS", ["Bob"], "flatten", "api"),
     ]
     strategy = (await http.post("/v1/controls/flatten", json={"level": "strategy", "target": "S2"})).json()
     assert [(o["instrument"], applied(o)) for o in strategy["orders"]] == [("WIPRO", ["Ann"])]
@@ -489,9 +489,9 @@ async def test_the_square_off_flattens_everything_once_at_its_minute(home: Path,
             await asyncio.sleep(0.05)
         assert await positions_of(http) == []
         orders = (await http.get("/v1/orders")).json()["items"]
-        assert [(o["origin"], o["actor"], o["instrument"]) for o in orders[2:]] == [
-            ("square_off", "risk", "ACC"),
-            ("square_off", "risk", "WIPRO"),
+        assert [(o["origin"], o["actor"], o["instrument"], o["door"]) for o in orders[2:]] == [
+            ("square_off", "risk", "ACC", "gateway"),  # the gateway's own orders
+            ("square_off", "risk", "WIPRO", "gateway"),
         ]
         await order(http, "S1", "TCS", "BUY")  # the market is open until 15:30: this one stays open
         await asyncio.sleep(1.5)

@@ -236,6 +236,18 @@ async def test_open_paths_pass_the_guard_without_a_key(ring: tuple[KeyRing, dict
         assert (await request(guard, "GET", path)).status == 200, path
 
 
+async def test_hook_paths_pass_the_guard_without_a_key_and_with_no_principal(
+    ring: tuple[KeyRing, dict[str, str]],
+) -> None:
+    keys, issued = ring
+    guard = Guard(TinyApp(), keys=keys)
+    for headers in (None, bearer("og_not_valid"), bearer(issued["viewer"])):
+        answer = await request(guard, "POST", "/v1/hooks/wh_abc_def", headers)
+        assert answer.status == 200, headers
+        assert answer.json() == {"principal": None}  # the hook route, not a key, says who it is
+    assert (await request(guard, "POST", "/v1/hooksx")).status == 401
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 50.0

@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ordergate.domain.chain import GENESIS_HASH, Chains, canonical_content, canonical_effects, chain_hash, single_chain
-from ordergate.domain.model import Action, Decision, Effect, Order, Origin, Reason, Refusal, Scope, Side, Status
+from ordergate.domain.model import Action, Decision, Door, Effect, Order, Origin, Reason, Refusal, Scope, Side, Status
 from ordergate.domain.record import OrderRecord
+from ordergate.errors import StoredRowError
 from ordergate.store.codec import decode_record, encode_and_link, encode_applied, encode_rejected_for
 
 
@@ -72,6 +74,7 @@ records = st.builds(
     risk_fingerprint=st.none(),
     signal_time=st.none(),
     control_change=st.none(),  # not in the row (the stores keep it with the control changes)
+    door=st.none(),  # orders stored before SPEC section 11
 )
 entry_records = st.builds(
     lambda record, origin, actor, risk, signal: record._replace(
@@ -83,6 +86,13 @@ entry_records = st.builds(
     st.none() | names,
     st.none() | names,
 ).filter(lambda record: record.has_entry_fields)
+door_records = st.builds(
+    lambda record, door, origin, actor: record._replace(door=door, origin=origin, actor=actor),
+    records,
+    st.sampled_from(list(Door)),
+    st.sampled_from(list(Origin)),
+    st.none() | names,
+)
 
 
 def content_with_entry(record: OrderRecord) -> bytes:
@@ -138,3 +148,45 @@ def test_a_group_is_linked_in_order_each_order_to_the_one_before() -> None:
         assert row.chain_hash == hash_as_before(previous, record)
         previous = row.chain_hash
     assert chains.head("") == previous
+
+
+def content_with_door(record: OrderRecord) -> bytes:
+    """The canonical content of an order that says its door: the door follows the four entry fields."""
+    assert record.door is not None
+    before = orjson.loads(content_with_entry(record))
+    return orjson.dumps([*before[:15], record.door.value, *before[15:]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(record=door_records)
+def test_an_order_with_a_door_hashes_it_after_the_entry_fields_and_reads_back_as_it_was(record: OrderRecord) -> None:
+    assert record.door is not None
+    assert canonical_content(record) == content_with_door(record)
+    (encoded,) = encode_and_link([record], Chains(single_chain))
+    expected = hashlib.sha256(GENESIS_HASH.encode("ascii") + b"\n" + content_with_door(record)).hexdigest()
+    assert encoded.chain_hash == expected
+    o, d = record.order, record.decision
+    columns = (
+        record.order_id, record.received_at, o.strategy, o.instrument, o.side.value, d.status.value,
+        d.reason.value if d.reason is not None else None, record.scope.value, record.profile_fingerprint,
+        record.client_order_id, encoded.applied, encoded.rejected_for, record.controls_fingerprint, encoded.chain_hash,
+        record.origin.value, record.actor, record.risk_fingerprint, record.signal_time,
+    )  # fmt: skip
+    stored = decode_record(*columns, record.door.value)
+    assert stored == record._replace(chain_hash=encoded.chain_hash)
+    assert Chains(single_chain).expected(stored) == encoded.chain_hash
+    other = next(door for door in Door if door is not record.door)
+    assert Chains(single_chain).expected(stored._replace(door=other)) != encoded.chain_hash
+    assert Chains(single_chain).expected(stored._replace(door=None)) != encoded.chain_hash
+
+
+def test_a_stored_door_that_no_ordergate_writes_names_the_column() -> None:
+    with pytest.raises(StoredRowError) as raised:
+        decode_record(1, "t", "S1", "ACC", "BUY", "REJECTED", "UNKNOWN_STRATEGY", "account", "f", None, "[]", "[]",
+                      None, None, "strategy", "anonymous", None, None, "telegram")  # fmt: skip
+    assert raised.value.row.column == "door"
+    assert "telegram" in raised.value.row.problem
+
+
+def test_the_door_values_are_the_stable_wire_values() -> None:
+    assert [door.value for door in Door] == ["api", "legacy", "hook", "fix", "gateway"]

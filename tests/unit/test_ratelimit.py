@@ -37,6 +37,18 @@ def test_callers_have_their_own_buckets() -> None:
     assert limiter.take("b") == 0.0
 
 
+def test_wait_says_how_long_until_a_token_without_taking_one() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(0.5, burst=2, clock=clock)
+    assert limiter.wait("a") == 0.0  # an unseen caller has its burst
+    assert [limiter.take("a"), limiter.take("a")] == [0.0, 0.0]
+    assert limiter.wait("a") == pytest.approx(2.0)
+    assert limiter.wait("a") == pytest.approx(2.0)  # asking again took nothing
+    clock.now += 2.0
+    assert limiter.wait("a") == 0.0
+    assert limiter.take("a") == 0.0
+
+
 def test_an_idle_caller_refills_to_the_burst_and_no_further() -> None:
     clock = FakeClock()
     limiter = RateLimiter(10.0, burst=2, clock=clock)

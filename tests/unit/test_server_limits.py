@@ -475,6 +475,8 @@ def test_limit_settings_come_from_ordergate_variables_and_are_validated(monkeypa
         ("/v1/events?api%5Fkey=og_secret", "/v1/events?api%5Fkey=[redacted]"),
         ("/v1/events?API_KEY=og_secret", "/v1/events?API_KEY=[redacted]"),
         ("/v1/orders?after=3", "/v1/orders?after=3"),
+        ("/v1/hooks/wh_ab12_og_secret", "/v1/hooks/[redacted]"),  # a webhook's path is its credential
+        ("/v1/hooks/wh_ab12_og_secret?x=1", "/v1/hooks/[redacted]?x=1"),
     ],
 )
 def test_the_access_log_never_shows_an_api_key_from_the_query(path: str, shown: str) -> None:

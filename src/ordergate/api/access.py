@@ -7,6 +7,9 @@ at once:
 
 - open to everyone: ``/healthz``, ``/readyz``, the dashboard page and its static files, ``/docs``
   and ``/openapi.json`` (they hold no data; the dashboard asks for a key and sends it with its calls);
+- alert webhooks, ``/v1/hooks/<token>``, need no key with auth on or off: the secret path is the
+  credential, checked behind the guard (:class:`~ordergate.api.webhooks.HookDoor`), and the order is
+  sent as a producer of the hook's strategy; the rate limit applies to them per client address;
 - 401 without a valid key (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; on ``/v1/events``
   also ``?api_key=KEY``, because a browser's EventSource cannot send headers);
 - 403 when the key's role does not cover the request: order entry needs ``producer`` or ``admin``,
@@ -32,6 +35,7 @@ import orjson
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ordergate.security.hooks import HOOKS_PATH
 from ordergate.security.keys import KeyRing, Principal, Role
 from ordergate.security.ratelimit import RateLimiter
 
@@ -56,6 +60,8 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 
 class Access(Enum):
     OPEN = "open"
+    HOOK = "hook"
+    """An alert webhook: its token is the credential (no key), rate limited by client address."""
     ORDER = "order"
     READ = "read"
     ADMIN = "admin"
@@ -66,6 +72,8 @@ class Access(Enum):
 def classify(method: str, path: str) -> Access:
     if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
         return Access.OPEN
+    if path.startswith(HOOKS_PATH):
+        return Access.HOOK
     if method == "POST" and path in ORDER_PATHS:
         return Access.ORDER
     if (
@@ -158,7 +166,7 @@ class Guard:
         if access is Access.OPEN:
             return
         principal: Principal | None = None
-        if self.keys is not None:
+        if self.keys is not None and access is not Access.HOOK:
             key = presented_key(scope["headers"], scope)
             if key is None:
                 raise Denial(

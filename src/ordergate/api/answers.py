@@ -39,6 +39,7 @@ def order_answer(record: OrderRecord, *, replayed: bool = False, only_user: str 
     answer["actor"] = record.actor
     answer["risk_fingerprint"] = record.risk_fingerprint
     answer["signal_time"] = record.signal_time
+    answer["door"] = record.door
     return answer
 
 

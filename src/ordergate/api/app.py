@@ -26,7 +26,7 @@ from ordergate.api.errors import install_error_handlers
 from ordergate.api.fastpath import FinishedResponses, OrderEntry
 from ordergate.api.operator import install_operator_routes
 from ordergate.api.origins import OriginCheck
-from ordergate.api.routes import controls, health, orders, queries, risk
+from ordergate.api.routes import controls, health, hooks, orders, queries, risk
 from ordergate.api.schemas import (
     BatchIn,
     ControlIn,
@@ -38,8 +38,10 @@ from ordergate.api.schemas import (
     StrategyLimitsIn,
     UserLimitsIn,
 )
+from ordergate.api.webhooks import HookDoor
 from ordergate.bootstrap import prepare_gateway
 from ordergate.config import Settings
+from ordergate.security.hooks import HookRing, default_hooks_file
 from ordergate.security.keys import KeyRing
 from ordergate.security.ratelimit import RateLimiter
 from ordergate.server.accesslog import install_access_log_redaction
@@ -93,8 +95,8 @@ def _document_access(schema: dict[str, Any]) -> None:
     schema.setdefault("components", {}).setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
-            if classify(method.upper(), path.split("{", 1)[0]) is Access.OPEN:
-                continue
+            if classify(method.upper(), path.split("{", 1)[0]) in (Access.OPEN, Access.HOOK):
+                continue  # a hook's secret path is its credential (documented by its route)
             operation["security"] = [{"bearer": []}, {"apiKey": []}]
             responses = operation.setdefault("responses", {})
             for status, description in GUARD_RESPONSES.items():
@@ -102,7 +104,8 @@ def _document_access(schema: dict[str, Any]) -> None:
 
 
 def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApplication:
-    """The application; with ``settings.auth`` set, raises :class:`StartupError` if the key file is unusable.
+    """The application; raises :class:`StartupError` if the key file (``settings.auth``) or the hooks file
+    of the home is unusable.
 
     Its outermost layer refuses headers over the limits (431) whichever server runs it (see
     :class:`GatewayApplication` for every layer).
@@ -138,6 +141,8 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp
     app.include_router(health.router)
     app.include_router(controls.router)
     app.include_router(risk.router)
+    app.include_router(hooks.router)
+    app.state.hooks = HookDoor(HookRing(default_hooks_file(settings.home)))
     install_operator_routes(app)
 
     def openapi() -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Order entry is the hot path: a trivial FastAPI endpoint manages about a quarter of what the server
 stack can carry, so ``POST`` to the order URLs is served by :class:`OrderEntry` straight from ASGI
-messages, calling the same :mod:`ordergate.api.ordering` functions as the documented FastAPI routes.
+messages, calling the same :mod:`ordergate.api.ordering` functions as the documented FastAPI routes
+(alert webhooks, ``POST /v1/hooks/<token>``, too, through :class:`~ordergate.api.webhooks.HookDoor`).
 Everything else (other methods and paths, the docs) passes through to FastAPI, whose answers
 :class:`FinishedResponses` completes with the security headers. :func:`~ordergate.api.app.create_app`
 composes these layers with the origin check and the guard.
@@ -22,7 +23,9 @@ from ordergate.api import ordering
 from ordergate.api.access import PRINCIPAL, SECURITY_HEADERS
 from ordergate.api.body import read_body
 from ordergate.api.http import ClientError
+from ordergate.api.webhooks import token_of
 from ordergate.errors import StoreUnavailable
+from ordergate.security.hooks import HOOKS_PATH
 from ordergate.security.keys import Principal
 from ordergate.service.gateway import Gateway
 from ordergate.service.sequencing import Sequencing
@@ -88,6 +91,10 @@ class OrderEntry:
                 if route is not None:
                     await serve(self.state.gateway, route, scope, receive, send)
                     return
+                token = token_of(scope["path"]) if self.enabled else None
+                if token is not None:
+                    await serve_alert(self.state, token, scope, receive, send)
+                    return
             elif scope["path"] in POST_ONLY:
                 await _method_not_allowed(send)  # not an order id: GET /v1/orders/{order_id} must not take it
                 return
@@ -129,6 +136,36 @@ class FinishedResponses:
         return methods
 
 
+async def serve_alert(state: State, token: str, scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /v1/hooks/<token>`` as :mod:`ordergate.api.routes.hooks` serves it, straight from ASGI."""
+    client = scope.get("client")
+    found = state.hooks.admit(token, str(client[0]) if client else "unknown")
+    if isinstance(found, ordering.Reply):
+        await _send(found, send)
+        return
+    gateway: Gateway = state.gateway
+    try:
+        body = await read_body(receive, scope["headers"], gateway.settings.max_body_bytes)
+        sequencer = gateway.sequencer
+        if sequencer is None:
+            raise StoreUnavailable("the gateway is still starting")
+        reply = await ordering.place_alert(sequencer, found, body)
+    except (ClientError, StoreUnavailable) as exc:
+        reply = ordering.error_reply(exc)
+    except Exception:
+        log.exception("unexpected error on POST %s", HOOKS_PATH)  # never the path: it holds the token
+        reply = ordering.reply({"detail": "internal error; the server log has the details"}, 500)
+    await _send(reply, send)
+
+
+async def _send(reply: ordering.Reply, send: Send) -> None:
+    headers = [(k.encode(), v.encode()) for k, v in reply.headers]
+    headers.append((b"content-length", str(len(reply.body)).encode()))
+    headers.append(NOSNIFF)
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
+
+
 async def serve(
     gateway: Gateway, route: tuple[Handler, bool, bool], scope: Scope, receive: Receive, send: Send
 ) -> None:
@@ -147,8 +184,4 @@ async def serve(
     except Exception:
         log.exception("unexpected error on POST %s", scope["path"])
         reply = ordering.reply({"detail": "internal error; the server log has the details"}, 500)
-    headers = [(k.encode(), v.encode()) for k, v in reply.headers]
-    headers.append((b"content-length", str(len(reply.body)).encode()))
-    headers.append(NOSNIFF)
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    await send({"type": "http.response.body", "body": reply.body})
+    await _send(reply, send)

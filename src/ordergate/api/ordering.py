@@ -4,6 +4,7 @@ Both doors into order entry call these functions: the FastAPI routes of
 :mod:`ordergate.api.routes.orders` (which also document the endpoints in OpenAPI) and the raw ASGI
 fast path of :mod:`ordergate.api.fastpath` that serves the same URLs without FastAPI's per-request
 routing, dependency injection and serialisation. One implementation means the two cannot disagree.
+Alert webhooks place their orders here too (:func:`place_alert`), through :func:`place_order`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from typing import Any
 
 import orjson
 
+from ordergate.api.alerts import alert_order
 from ordergate.api.answers import decision_fields, legacy_answer, order_answer
 from ordergate.api.http import ClientError, parse
 from ordergate.api.schemas import BatchIn, LegacyOrderIn, OrderIn, client_order_id_problem
 from ordergate.api.validation import legacy_order, v1_order
-from ordergate.domain.model import Order
+from ordergate.domain.model import Door, Order
 from ordergate.domain.record import ANONYMOUS, Entry
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, ReadsBusy, StoredRowError, StoreUnavailable
+from ordergate.security.hooks import Hook
 from ordergate.security.keys import Principal
 from ordergate.service.sequencing import Outcome, Sequencing
 
@@ -115,7 +118,7 @@ async def place_legacy(
             model = parse(LegacyOrderIn, body)
             order = Order(model.STRATEGY, model.INSTRUMENT, model.POSITION)
         _authorise(principal, (order,))
-        outcome = await sequencer.submit(order, _checked_key(idempotency_key), _entry(principal))
+        outcome = await sequencer.submit(order, _checked_key(idempotency_key), _entry(principal, door=Door.LEGACY))
     except OrdergateError as exc:
         return error_reply(exc, legacy=True, principal=principal)
     except ClientError as exc:
@@ -123,9 +126,10 @@ async def place_legacy(
     return reply(legacy_answer(outcome.record))
 
 
-def _entry(principal: Principal | None, signal_time: str | None = None) -> Entry:
-    """How an order came in: the key that sent it (``anonymous`` with auth off) and its signal's time."""
-    return Entry(principal.name if principal is not None else ANONYMOUS, signal_time)
+def _entry(principal: Principal | None, signal_time: str | None = None, door: Door = Door.API) -> Entry:
+    """How an order came in: the key that sent it (``anonymous`` with auth off), its signal's time and
+    the door it came through."""
+    return Entry(principal.name if principal is not None else ANONYMOUS, signal_time, door=door)
 
 
 def _v1(document: object, body: bytes) -> tuple[Order, str | None, str | None]:
@@ -138,7 +142,11 @@ def _v1(document: object, body: bytes) -> tuple[Order, str | None, str | None]:
 
 
 async def place_order(
-    sequencer: Sequencing, body: bytes, idempotency_key: str | None, principal: Principal | None = None
+    sequencer: Sequencing,
+    body: bytes,
+    idempotency_key: str | None,
+    principal: Principal | None = None,
+    door: Door = Door.API,
 ) -> Reply:
     try:
         order, client_order_id, signal_time = _v1(_decode(body), body)
@@ -148,10 +156,22 @@ async def place_order(
             raise ClientError(
                 422, "Idempotency-Key header and client_order_id differ; send one of them, or equal values"
             )
-        outcome = await sequencer.submit(order, key or client_order_id, _entry(principal, signal_time))
+        outcome = await sequencer.submit(order, key or client_order_id, _entry(principal, signal_time, door))
     except (OrdergateError, ClientError) as exc:
         return error_reply(exc, principal=principal)
     return reply(order_answer(outcome.record, replayed=outcome.replayed), 200 if outcome.replayed else 201)
+
+
+async def place_alert(sequencer: Sequencing, hook: Hook, body: bytes) -> Reply:
+    """An alert posted to ``hook`` (SPEC section 11): read as the order it asks for
+    (:func:`~ordergate.api.alerts.alert_order`), then placed as ``POST /v1/orders`` places it, by a
+    producer of the hook's one strategy named as the hook, through the door ``hook``. Its client order
+    id is the alert's own (alerting platforms cannot send headers: an ``Idempotency-Key`` is not read)."""
+    try:
+        order_body = alert_order(body, hook.strategy)
+    except ClientError as exc:
+        return error_reply(exc)
+    return await place_order(sequencer, order_body, None, hook.principal(), Door.HOOK)
 
 
 async def place_batch(sequencer: Sequencing, body: bytes, principal: Principal | None = None) -> Reply:

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from ordergate.domain.controls import ControlLevel, ControlState
-from ordergate.domain.model import Action, Origin, Reason, Side, Status
+from ordergate.domain.model import Action, Door, Origin, Reason, Side, Status
 from ordergate.domain.names import MAX_NAME_LENGTH, name_pattern, name_problem, side_of
 from ordergate.domain.risk import RiskLevel, parse_signal_time
 
@@ -184,6 +184,11 @@ class OrderOut(BaseModel):
     )
     risk_fingerprint: str | None = Field(default=None, description="The risk policy it was decided under.")
     signal_time: str | None = None
+    door: Door | None = Field(
+        default=None,
+        description="The entrypoint it came through: `api`, `legacy` (/create_order), `hook` (a webhook), `fix`, "
+        "`gateway` (the square-off); null: stored before doors were recorded.",
+    )
 
 
 class BatchError(BaseModel):

@@ -63,6 +63,8 @@ class OrderResult(Answer):
     actor: str | None = None
     risk_fingerprint: str | None = None
     signal_time: str | None = None
+    door: str | None = None
+    """How it came in: ``api``, ``legacy``, ``hook``, ``fix`` or ``gateway`` (``None``: stored before doors)."""
 
     @property
     def accepted(self) -> bool:

@@ -65,15 +65,17 @@ def _canonical_head(record: OrderRecord) -> bytes:
     """The canonical content up to its effects: ``[order_id, ..., client_order_id,`` (the array left open).
 
     An order with fields of SPEC section 10 (:attr:`OrderRecord.has_entry_fields`) has ``origin, actor,
-    risk_fingerprint, signal_time`` after ``client_order_id``; one without keeps the older form, so
-    every hash stored before those fields existed stays valid.
+    risk_fingerprint, signal_time`` after ``client_order_id``, and then ``door`` (SPEC section 11) if it
+    has one; one without keeps the older form, so every hash stored before those fields existed stays valid.
     """
     decision = record.decision
-    entry = (
+    entry: list[str | None] = (
         [record.origin.value, record.actor, record.risk_fingerprint, record.signal_time]
         if record.has_entry_fields
         else []
     )
+    if record.door is not None:
+        entry.append(record.door.value)
     return (
         orjson.dumps(
             [
@@ -99,9 +101,9 @@ def canonical_content(record: OrderRecord, effects: CanonicalEffects | None = No
     """The canonical JSON of what a stored order says (not its positions, which the log re-derives).
 
     ``[order_id, received_at, strategy, instrument, side, status, reason, scope, profile_fingerprint,
-    controls_fingerprint, client_order_id, (origin, actor, risk_fingerprint, signal_time,) applied,
-    rejected_for]``, compact (the four entry fields only when the order has any of them); ``effects`` are the
-    order's :func:`canonical_effects` when the caller has them already.
+    controls_fingerprint, client_order_id, (origin, actor, risk_fingerprint, signal_time, (door,)) applied,
+    rejected_for]``, compact (the four entry fields only when the order has any of them, ``door`` only when
+    it has one); ``effects`` are the order's :func:`canonical_effects` when the caller has them already.
     """
     applied, rejected_for = effects if effects is not None else canonical_effects(record.decision)
     return b"".join((_canonical_head(record), applied, b",", rejected_for, b"]"))

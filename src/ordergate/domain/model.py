@@ -60,6 +60,25 @@ class Origin(StrEnum):
     SQUARE_OFF = "square_off"
 
 
+class Door(StrEnum):
+    """Which entrypoint an order came through (SPEC section 11), so the audit shows the door beside the actor.
+
+    Each door calls the same decision; the door changes nothing in it. The values are stored with every
+    order and covered by its hash, so they never change.
+    """
+
+    API = "api"
+    """The v1 JSON endpoints (``/v1/orders``, the batch, the dashboard's order form), an admin's flatten."""
+    LEGACY = "legacy"
+    """The original kit's ``POST /create_order``."""
+    HOOK = "hook"
+    """An alert webhook (``POST /v1/hooks/<token>``)."""
+    FIX = "fix"
+    """The FIX 4.4 acceptor."""
+    GATEWAY = "gateway"
+    """The gateway's own orders: the session's square-off."""
+
+
 class Action(StrEnum):
     OPENED = "OPENED"
     CLOSED = "CLOSED"

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from ordergate.domain.book import Position, Undo
 from ordergate.domain.controls import ControlChange
-from ordergate.domain.model import Decision, Order, Origin, Scope
+from ordergate.domain.model import Decision, Door, Order, Origin, Scope
 
 _BEFORE, _AFTER = itemgetter(1), itemgetter(2)
 
@@ -47,6 +47,9 @@ class OrderRecord(NamedTuple):
     """A control change the order caused (its rejection tripped the breaker), and the controls document
     it put in force: stored in the order's transaction. Not part of the order's row (nor its hash); the
     stores read it back from the control changes, by order id, for ``verify``."""
+    door: Door | None = None
+    """The entrypoint the order came through (SPEC section 11); ``None`` for orders stored before doors
+    were recorded. The hash chain covers it only when set (:func:`~ordergate.domain.chain.canonical_content`)."""
 
     @property
     def has_entry_fields(self) -> bool:
@@ -57,6 +60,7 @@ class OrderRecord(NamedTuple):
             or self.actor is not None
             or self.risk_fingerprint is not None
             or self.signal_time is not None
+            or self.door is not None
         )
 
 
@@ -66,6 +70,7 @@ class Entry(NamedTuple):
     actor: str | None = None
     signal_time: str | None = None
     origin: Origin = Origin.STRATEGY
+    door: Door | None = None
 
 
 ANONYMOUS = "anonymous"
@@ -73,6 +78,18 @@ ANONYMOUS = "anonymous"
 
 DIRECT = Entry()
 """An order with nothing said about its entry (tests, tools that call the sequencer directly)."""
+
+
+GATEWAY_DOORS: dict[Origin, Door] = {Origin.FLATTEN: Door.API, Origin.SQUARE_OFF: Door.GATEWAY}
+"""The door of the orders no strategy sent, by their origin: an admin's flatten comes through the API
+(HTTP, or the CLI over it), the square-off from the gateway itself."""
+
+
+def door_of(entry: Entry) -> Door | None:
+    """The door an order is stored with: the entry's, else that of its origin (:data:`GATEWAY_DOORS`), so
+    every sequencer's flatten and square-off orders get theirs; ``None`` for a strategy order that did
+    not say (tools and tests that call a sequencer directly)."""
+    return entry.door if entry.door is not None else GATEWAY_DOORS.get(entry.origin)
 
 
 class Trade(NamedTuple):
@@ -124,4 +141,5 @@ def decided_record(
         risk_fingerprint=risk_fingerprint,
         signal_time=entry.signal_time,
         control_change=control_change,
+        door=door_of(entry),
     )

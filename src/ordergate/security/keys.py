@@ -7,7 +7,9 @@ hold 256 random bits, so a keyed fast hash is as safe as a slow one here and cos
 microsecond per request: the fast path checks thousands of requests a second. A presented key is
 found by its id and its HMAC compared with :func:`hmac.compare_digest`.
 
-A running gateway re-reads the file when it changes (checked at most once a second), so a key
+The hashing, the private atomic save and the watch for changes are shared with the hooks file
+(:mod:`ordergate.security.secrets_file`). A running gateway re-reads the file when it changes
+(checked at most once a second), so a key
 created or revoked with the CLI takes effect without a restart; a file that became invalid is
 refused with one logged error per change of the file, and the keys already loaded stay in force.
 Every entry is checked completely when the file is read (a hash that is not hex, a name that is not
@@ -17,14 +19,9 @@ start-up), never a traceback at start-up or a 500 on the requests after a reload
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import hmac
 import logging
-import os
 import re
 import secrets
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -37,12 +34,12 @@ import orjson
 from ordergate.domain.names import name_problem
 from ordergate.domain.registry import json_path, json_type
 from ordergate.errors import StartupError
+from ordergate.security.secrets_file import FileWatch, matches, save_private, token_digest, token_id_of
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "og"
 FILE_VERSION = 1
-RELOAD_CHECK_SECONDS = 0.5
 
 
 class Role(StrEnum):
@@ -106,17 +103,9 @@ class KeyEntry:
         }
 
 
-def _digest(secret: bytes, key: str) -> bytes:
-    return hmac.digest(secret, key.encode("utf-8", "surrogateescape"), hashlib.sha256)
-
-
 def key_id_of(key: str) -> str | None:
     """The public id inside a key of the ``og_<id>_<secret>`` form, or ``None`` for anything else."""
-    prefix, _, rest = key.partition("_")
-    key_id, _, secret = rest.partition("_")
-    if prefix != KEY_PREFIX or not key_id or not secret:
-        return None
-    return key_id
+    return token_id_of(KEY_PREFIX, key)
 
 
 class KeyFileError(StartupError):
@@ -187,7 +176,7 @@ class KeyFile:
             role=role,
             strategies=listed,
             user=user,
-            digest=_digest(self.secret, key).hex(),
+            digest=token_digest(self.secret, key).hex(),
             created_at=now,
         )
         return replace(self, entries=(*self.entries, entry)), entry, key
@@ -214,20 +203,7 @@ class KeyFile:
             "secret": self.secret.hex(),
             "keys": [entry.to_document() for entry in self.entries],
         }
-        data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        save_private(self.path, document)
 
 
 class _Problem(Exception):
@@ -318,11 +294,9 @@ class KeyRing:
     """The active keys of a key file, as a running gateway checks them on every request."""
 
     def __init__(self, keys: KeyFile, *, clock: Any = time.monotonic) -> None:
-        self._clock = clock
         self._path = keys.path
         self._install(keys)
-        self._stamp = self._file_stamp()
-        self._next_check = clock() + RELOAD_CHECK_SECONDS
+        self._watch = FileWatch(keys.path, clock=clock)
 
     @classmethod
     def load(cls, path: Path) -> KeyRing:
@@ -339,29 +313,17 @@ class KeyRing:
 
     def authenticate(self, key: str) -> Principal | None:
         """The principal of ``key``, or ``None`` when it is not an active key of the file."""
-        now = self._clock()
-        if now >= self._next_check:
-            self._next_check = now + RELOAD_CHECK_SECONDS
-            self._reload_if_changed()
+        if self._watch.changed():
+            self._reload()
         key_id = key_id_of(key)
         found = self._by_id.get(key_id) if key_id is not None else None
         if found is None:
             return None
         digest, principal = found
-        return principal if hmac.compare_digest(_digest(self._secret, key), digest) else None
+        return principal if matches(self._secret, key, digest) else None
 
-    def _file_stamp(self) -> tuple[int, int, int] | None:
-        try:
-            stat = self._path.stat()
-        except OSError:
-            return None
-        return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-
-    def _reload_if_changed(self) -> None:
-        stamp = self._file_stamp()
-        if stamp == self._stamp:
-            return
-        self._stamp = stamp  # whatever happens below, this version of the file is looked at once
+    def _reload(self) -> None:
+        """Load the changed file (each version of it is looked at once, whatever comes of it)."""
         try:
             keys = KeyFile.load(self._path)
             self._install(keys)

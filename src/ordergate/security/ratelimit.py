@@ -52,6 +52,14 @@ class RateLimiter:
         """How many callers are tracked now (never more than ``max_callers``)."""
         return len(self._buckets)
 
+    def wait(self, caller: str) -> float:
+        """The seconds until ``caller`` has a token (0.0: it has one now); takes nothing, changes nothing."""
+        bucket = self._buckets.get(caller)
+        if bucket is None:
+            return 0.0
+        tokens = min(self.burst, bucket[0] + (self._clock() - bucket[1]) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def take(self, caller: str) -> float:
         """Take a token for ``caller``: 0.0 when allowed, else the seconds until a token is available."""
         now = self._clock()

@@ -1,9 +1,10 @@
-"""Keeps API keys out of the access log.
+"""Keeps API keys and webhook tokens out of the access log.
 
 The dashboard's event stream carries its key as ``?api_key=`` (a browser's EventSource cannot send
 headers), and uvicorn's access log writes every request's query string. :class:`RedactApiKeys`, a
 filter on the ``uvicorn.access`` logger, replaces the value of every ``api_key`` query field (however
-its name is percent-encoded, as the guard decodes it) with ``[redacted]`` before any handler sees it.
+its name is percent-encoded, as the guard decodes it) with ``[redacted]`` before any handler sees it,
+and so the token of an alert webhook's path (``/v1/hooks/<token>``: the path is its credential).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ ACCESS_LOGGER = "uvicorn.access"
 REDACTED = "[redacted]"
 KEY_FIELD = "api_key"
 _QUERY = re.compile(r"\?([^\s\"]*)")
+HOOKS_PREFIX = "/v1/hooks/"
+_HOOK_TOKEN = re.compile(r"(/v1/hooks/)[^\s\"?]+")
 
 
 def redact_query(query: str) -> str:
@@ -29,7 +32,9 @@ def redact_query(query: str) -> str:
 
 
 def redact(text: str) -> str:
-    """``text`` with the query string of any path in it redacted."""
+    """``text`` with the query string of any path in it redacted, and any webhook token."""
+    if HOOKS_PREFIX in text:
+        text = _HOOK_TOKEN.sub(lambda match: match.group(1) + REDACTED, text)
     if "?" not in text:
         return text
     return _QUERY.sub(lambda match: "?" + redact_query(match.group(1)), text)
@@ -37,11 +42,11 @@ def redact(text: str) -> str:
 
 def _might_hold_key(text: str) -> bool:
     lowered = text.lower()
-    return "?" in text and ("api" in lowered or "%" in text)
+    return HOOKS_PREFIX in text or ("?" in text and ("api" in lowered or "%" in text))
 
 
 class RedactApiKeys(logging.Filter):
-    """Redacts ``api_key`` query values in a record's arguments and message."""
+    """Redacts ``api_key`` query values and webhook tokens in a record's arguments and message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):

@@ -23,7 +23,19 @@ from typing import Any, NamedTuple, TypeVar
 import orjson
 
 from ordergate.domain.chain import Chains, canonical_effects
-from ordergate.domain.model import Action, Decision, Effect, Order, Origin, Reason, Refusal, Scope, Side, Status
+from ordergate.domain.model import (
+    Action,
+    Decision,
+    Door,
+    Effect,
+    Order,
+    Origin,
+    Reason,
+    Refusal,
+    Scope,
+    Side,
+    Status,
+)
 from ordergate.domain.record import OrderRecord
 from ordergate.errors import StoredRowError
 from ordergate.store.base import ControlChange, Page, StreamPosition, TamperedRow
@@ -84,6 +96,7 @@ def decode_record(
     actor: str | None = None,
     risk_fingerprint: str | None = None,
     signal_time: str | None = None,
+    door: str | None = None,
 ) -> OrderRecord:
     """Rebuild a record from its stored columns (opened/closed positions are not kept in the row).
 
@@ -127,6 +140,7 @@ def decode_record(
         actor=actor,
         risk_fingerprint=risk_fingerprint,
         signal_time=signal_time,
+        door=None if door is None else _member(Door, door, order_id, "door"),
     )
 
 

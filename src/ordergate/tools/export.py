@@ -54,6 +54,7 @@ COLUMNS: dict[ExportWhat, tuple[str, ...]] = {
         "actor",
         "risk_fingerprint",
         "signal_time",
+        "door",
     ),
     ExportWhat.POSITIONS: ("user", "strategy", "instrument", "opened_order_id", "opened_at"),
     ExportWhat.TRADES: (

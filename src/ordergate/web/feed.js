@@ -1,10 +1,18 @@
-// The live order feed, newest first: time, order id, strategy, instrument, side, status, outcome.
+// The live order feed, newest first: time, order id, door, strategy, instrument, side, status, outcome.
 
 import { el, formatTime, renderSoon, shortList } from './dom.js';
 
 export function outcomeText(order) {
   if (order.status !== 'ACCEPTED') return order.reason || '';
   return order.applied.map((effect) => `${effect.user} ${effect.action.toLowerCase()}`);
+}
+
+// The door an order came through (api, legacy, hook, fix, gateway), with its origin when no strategy
+// sent it (an admin's flatten, the square-off); orders stored before doors were recorded have none.
+export function doorText(order) {
+  const door = order.door || '';
+  if (!order.origin || order.origin === 'strategy') return door;
+  return door ? `${door} · ${order.origin}` : order.origin;
 }
 
 export class Feed {
@@ -40,6 +48,7 @@ export class Feed {
         { className: this.fresh.has(order.order_id) ? 'fresh' : null, dataset: { orderId: order.order_id } },
         el('td', {}, formatTime(order.received_at)),
         el('td', {}, `#${order.order_id}`),
+        el('td', { className: 'door', title: order.actor ? `sent by ${order.actor}` : '' }, doorText(order)),
         el('td', {}, order.strategy),
         el('td', {}, order.instrument),
         el('td', {}, order.side),

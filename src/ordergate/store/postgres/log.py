@@ -3,7 +3,7 @@
 The reader is a :class:`~ordergate.store.base.LogReader` whose chain policy is one hash chain per
 instrument (see :mod:`ordergate.store.postgres.store`); each order keeps its trading controls, how it
 came in and its risk policy (schema version 8: a store from before it reads as origin ``strategy``, no
-actor, no risk policy).
+actor, no risk policy) and the door it came through (version 9: none before it).
 """
 
 from __future__ import annotations
@@ -21,12 +21,15 @@ from ordergate.errors import StartupError
 from ordergate.store.base import Durability, TamperedRow
 from ordergate.store.codec import decode_logged
 from ordergate.store.postgres.connection import conninfo, display_url, problem_of
-from ordergate.store.postgres.schema import CHAIN_VERSION, CONTROLS_VERSION, ENTRY_VERSION
+from ordergate.store.postgres.schema import CHAIN_VERSION, CONTROLS_VERSION, DOOR_VERSION, ENTRY_VERSION
 from ordergate.store.postgres.store import ENTRY_COLUMNS, LOG_COLUMNS, RECORD_COLUMNS
 
 assert RECORD_COLUMNS.endswith(", controls_fingerprint")
 _NO_ENTRY = ", NULL" * len(ENTRY_COLUMNS.split(","))
 """What a store from before version 8 gives for the entry columns: origin ``strategy``, no actor."""
+assert LOG_COLUMNS.endswith(", door")
+_BEFORE_DOOR = LOG_COLUMNS.removesuffix(", door") + ", NULL"
+"""What a store of version 8 gives: every column but the door (version 9)."""
 
 
 class PostgresLogReader:
@@ -59,8 +62,10 @@ class PostgresLogReader:
             )
         # a store of an earlier version (before the chain: read by exports only): the columns it does not
         # have yet are NULL
-        if version >= ENTRY_VERSION:
+        if version >= DOOR_VERSION:
             self._order_columns = LOG_COLUMNS
+        elif version >= ENTRY_VERSION:
+            self._order_columns = _BEFORE_DOOR
         elif version >= CHAIN_VERSION:
             self._order_columns = f"{RECORD_COLUMNS}, chain_hash{_NO_ENTRY}"
         elif version >= CONTROLS_VERSION:

@@ -156,6 +156,12 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        9,
+        """
+        ALTER TABLE orders ADD COLUMN IF NOT EXISTS door text;
+        """,
+    ),
 )
 """Version 3: trading controls, as SQLite's version 3 keeps them (the sets in force, named by
 fingerprint, and every change made, in the order the changes committed). Version 4: each order's
@@ -183,10 +189,15 @@ committed (``risk_changes``; ``change`` is the JSON given, ``level`` and ``targe
 session) (:data:`ENTRY_VERSION`). Every statement is idempotent (``IF NOT EXISTS``), as those of
 versions 6 and 7, so a store put back to an earlier version by hand migrates again. A ``square_off``
 change marks the day's square-off as done; a control change gains its ``reason`` (``BREAKER``) and the
-``order_id`` of the order that caused it, written in that order's transaction."""
+``order_id`` of the order that caused it, written in that order's transaction. Version 9: the door each
+order came through (SPEC section 11), NULL in the orders stored before it, covered by the hash chain only
+when set, as version 8's columns (:data:`DOOR_VERSION`); idempotent too."""
 
 ENTRY_VERSION = 8
 """The schema version from which every order has the columns of how it came in and its risk policy."""
+
+DOOR_VERSION = 9
+"""The schema version from which every order has the column of the door it came through."""
 
 ORDER_USERS_VERSION = 7
 """The schema version from which every order has its ``order_users`` rows."""

@@ -144,9 +144,9 @@ RECORD_COLUMNS = (
     "profile_fingerprint, client_order_id, applied, rejected_for, controls_fingerprint"
 )
 """The order columns up to its trading controls: what every schema version since the controls has."""
-ENTRY_COLUMNS = "origin, actor, risk_fingerprint, signal_time"
-"""How an order came in and the risk policy it was decided under (schema version 8), in the place
-:func:`~ordergate.store.codec.decode_record` takes them: after ``chain_hash``."""
+ENTRY_COLUMNS = "origin, actor, risk_fingerprint, signal_time, door"
+"""How an order came in and the risk policy it was decided under (schema version 8; ``door``: version 9),
+in the place :func:`~ordergate.store.codec.decode_record` takes them: after ``chain_hash``."""
 ORDER_COLUMNS = f"{RECORD_COLUMNS}, NULL, {ENTRY_COLUMNS}"
 """What order entry and the API read of an order: every column :func:`~ordergate.store.codec.decode_record`
 takes, in its order, with NULL for the hash-chain link, which only the log's readers need."""
@@ -169,7 +169,7 @@ INSERT INTO orders ({LOG_COLUMNS})
 SELECT * FROM unnest(
     %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
     %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-    %s::text[], %s::text[], %s::text[], %s::text[])
+    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
 """
 _WATERMARK = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 """The oldest transaction id still running in the cluster: no order can ever commit below it."""
@@ -889,6 +889,7 @@ class _Group:
                         [r.actor for r in records],
                         [r.risk_fingerprint for r in records],
                         [r.signal_time for r in records],
+                        [r.door.value if r.door is not None else None for r in records],
                     ),
                 )
                 users = [

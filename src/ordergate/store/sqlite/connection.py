@@ -19,7 +19,7 @@ from ordergate.store.sqlite.schema import CATCH_UP, LATEST_VERSION, MIGRATIONS
 ORDER_COLUMNS = (
     "order_id, received_at, strategy, instrument, side, status, reason, scope, "
     "profile_fingerprint, client_order_id, applied, rejected_for, controls_fingerprint, chain_hash, "
-    "origin, actor, risk_fingerprint, signal_time"
+    "origin, actor, risk_fingerprint, signal_time, door"
 )
 """Every column of an order row, in :func:`~ordergate.store.codec.decode_record`'s order (each schema
 version's columns after those of the versions before it)."""
@@ -28,6 +28,8 @@ CHAIN_VERSION = 3
 """The schema version from which every order carries its hash-chain link."""
 ENTRY_VERSION = 6
 """The schema version from which an order can say its origin, actor, risk policy and signal time."""
+DOOR_VERSION = 7
+"""The schema version from which an order can say the door it came through."""
 
 
 def connect(path: Path, durability: Durability, *, read_only: bool = False) -> sqlite3.Connection:

@@ -20,14 +20,17 @@ from ordergate.domain.record import OrderRecord, Trade
 from ordergate.errors import StartupError
 from ordergate.store.base import Durability, TamperedRow
 from ordergate.store.codec import decode_logged
-from ordergate.store.sqlite.connection import CHAIN_VERSION, ENTRY_VERSION, ORDER_COLUMNS, connect
+from ordergate.store.sqlite.connection import CHAIN_VERSION, DOOR_VERSION, ENTRY_VERSION, ORDER_COLUMNS, connect
 
+_DOOR_COLUMNS = ", door"
 _ENTRY_COLUMNS = ", origin, actor, risk_fingerprint, signal_time"
 _CHAIN_COLUMNS = ", controls_fingerprint, chain_hash"
-assert ORDER_COLUMNS.endswith(_CHAIN_COLUMNS + _ENTRY_COLUMNS)
-_BEFORE_ENTRY_COLUMNS = ORDER_COLUMNS.removesuffix(_ENTRY_COLUMNS) + ", NULL, NULL, NULL, NULL"
+assert ORDER_COLUMNS.endswith(_CHAIN_COLUMNS + _ENTRY_COLUMNS + _DOOR_COLUMNS)
+_BEFORE_DOOR_COLUMNS = ORDER_COLUMNS.removesuffix(_DOOR_COLUMNS) + ", NULL"
+"""The order columns of a store from before schema version 7 (no door)."""
+_BEFORE_ENTRY_COLUMNS = ORDER_COLUMNS.removesuffix(_ENTRY_COLUMNS + _DOOR_COLUMNS) + ", NULL" * 5
 """The order columns of a store from before schema version 6 (no origin, actor, risk policy, signal time)."""
-_BEFORE_CHAIN_COLUMNS = ORDER_COLUMNS.removesuffix(_CHAIN_COLUMNS + _ENTRY_COLUMNS) + ", NULL" * 6
+_BEFORE_CHAIN_COLUMNS = ORDER_COLUMNS.removesuffix(_CHAIN_COLUMNS + _ENTRY_COLUMNS + _DOOR_COLUMNS) + ", NULL" * 7
 """The order columns of a store from before schema version 3 (no controls, no hash chain, nor the later ones)."""
 _POSITIONS = "SELECT user, strategy, instrument, opened_order_id, opened_at FROM positions ORDER BY position_id"
 _TRADES = (
@@ -54,9 +57,12 @@ class SQLiteLogReader:
                 "on it once (it upgrades the store and links every order), then verify"
             )
         # a store from before the chain (read by exports only) has neither controls nor links yet, one
-        # from before version 6 no entry fields: a gateway that opens either adds the columns
+        # from before version 6 no entry fields, one from before 7 no door: a gateway that opens any adds
+        # the columns
         self._order_columns = (
             ORDER_COLUMNS
+            if version >= DOOR_VERSION
+            else _BEFORE_DOOR_COLUMNS
             if version >= ENTRY_VERSION
             else _BEFORE_ENTRY_COLUMNS
             if version >= CHAIN_VERSION

@@ -190,6 +190,12 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        7,
+        """
+        ALTER TABLE orders ADD COLUMN door TEXT;
+        """,
+    ),
 )
 """Version 3: trading controls (the sets in force, named by fingerprint, and every change made) and,
 per order, the controls it was decided under and its hash-chain link (filled in for older orders by
@@ -237,7 +243,11 @@ policies, named by fingerprint, live in ``risk_sets`` and every change of limits
 session in ``risk_changes``, as version 3 keeps the trading controls; a ``square_off`` change marks the
 day's square-off as done (so it runs once a day, even across restarts). A control change gains its
 ``reason`` (``BREAKER`` for the circuit breaker's) and the ``order_id`` of the order that caused it,
-written in that order's transaction."""
+written in that order's transaction.
+
+Version 7: the door each order came through (SPEC section 11: ``api``, ``legacy``, ``hook``, ``fix``,
+``gateway``), nullable and ``NULL`` in older rows, which the hash chain covers only when set, as
+version 6's columns: the migration rewrites no row and every stored link stays valid."""
 
 _ORDERS_INDEXED, _TRADES_INDEXED = indexed_up_to("order_id"), indexed_up_to("trade_id")
 

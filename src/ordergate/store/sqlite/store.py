@@ -321,6 +321,7 @@ class SQLiteStore:
                     r.actor,
                     r.risk_fingerprint,
                     r.signal_time,
+                    r.door.value if r.door is not None else None,
                 )
                 for r, e in zip(records, encoded, strict=True)
             ],

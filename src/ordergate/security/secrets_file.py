@@ -1,0 +1,101 @@
+"""What the key file and the hooks file share: keyed hashes of tokens, private atomic saves, hot reload.
+
+Both files keep, per credential, a public id and an HMAC-SHA256 of the whole token under a random
+secret of the file, never the token itself, which the CLI prints once. Tokens hold 256 random bits, so
+a keyed fast hash is as safe as a slow one and costs about a microsecond per request; a presented
+token is found by its id and its HMAC compared with :func:`hmac.compare_digest` (:func:`matches`).
+Both files are written atomically, readable by their owner only (:func:`save_private`), and a running
+gateway notices a change of either within a second (:class:`FileWatch`) without reading the file on
+every request: it looks at the file's stat at most every :data:`RELOAD_CHECK_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+RELOAD_CHECK_SECONDS = 0.5
+"""How often a running gateway looks whether a credentials file changed (a change is in force within a second)."""
+
+Stamp = tuple[int, int, int] | None
+"""What says a file changed: its mtime (ns), size and inode, or ``None`` when it does not exist."""
+
+
+def token_digest(secret: bytes, token: str) -> bytes:
+    """HMAC-SHA256 of the whole token under the file's secret (what the file keeps, as hex)."""
+    return hmac.digest(secret, token.encode("utf-8", "surrogateescape"), hashlib.sha256)
+
+
+def matches(secret: bytes, token: str, digest: bytes) -> bool:
+    """Whether ``token`` is the one whose digest is ``digest``, compared in constant time."""
+    return hmac.compare_digest(token_digest(secret, token), digest)
+
+
+def token_id_of(prefix: str, token: str) -> str | None:
+    """The public id inside a token of the ``<prefix>_<id>_<secret>`` form, or ``None`` for anything else."""
+    head, _, rest = token.partition("_")
+    token_id, _, secret = rest.partition("_")
+    if head != prefix or not token_id or not secret:
+        return None
+    return token_id
+
+
+def save_private(path: Path, document: Any) -> None:
+    """Write ``document`` as indented JSON to ``path`` atomically (a reader sees the old file or the new
+    one, never half of it), readable by its owner only (mode 0600)."""
+    data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def file_stamp(path: Path) -> Stamp:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
+class FileWatch:
+    """Whether a file changed since it was last loaded, looked at (one ``stat``) at most every
+    :data:`RELOAD_CHECK_SECONDS` however often it is asked; the clock is injected for tests."""
+
+    __slots__ = ("_clock", "_next_check", "_stamp", "path")
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self._clock = clock
+        self._stamp = file_stamp(path)
+        self._next_check = clock() + RELOAD_CHECK_SECONDS
+
+    def changed(self) -> bool:
+        """True once per change of the file (the caller then reloads it, whatever comes of that)."""
+        now = self._clock()
+        if now < self._next_check:
+            return False
+        self._next_check = now + RELOAD_CHECK_SECONDS
+        stamp = file_stamp(self.path)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        return True
