@@ -244,10 +244,13 @@ class Session:
             self._last_sent = now
         return step
 
-    def answer(self, pending: Pending, msg_type: str, body: Sequence[Field], now: datetime) -> Outbound:
-        """The application's answer to ``pending``, with the sequence number kept for it."""
+    def answer(
+        self, pending: Pending, msg_type: str, body: Sequence[Field], now: datetime, header: Sequence[Field] = ()
+    ) -> Outbound:
+        """The application's answer to ``pending``, with the sequence number kept for it (``header``: more
+        header fields, such as ``PossResend (97)``)."""
         self._last_sent = now
-        frame = encode(self._header(msg_type, pending.seq, now), body)
+        frame = encode([*self._header(msg_type, pending.seq, now), *header], body)
         return Outbound(pending.seq, msg_type, frame, journal=msg_type not in ADMIN_TYPES)
 
     def tick(self, now: datetime) -> Step:

@@ -156,6 +156,25 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        10,
+        """
+        CREATE TABLE IF NOT EXISTS fix_sessions (
+            counterparty text NOT NULL,
+            acceptor     text NOT NULL,
+            next_in      bigint NOT NULL,
+            next_out     bigint NOT NULL,
+            PRIMARY KEY (counterparty, acceptor)
+        );
+        CREATE TABLE IF NOT EXISTS fix_messages (
+            counterparty text NOT NULL,
+            acceptor     text NOT NULL,
+            seq          bigint NOT NULL,
+            frame        bytea NOT NULL,
+            PRIMARY KEY (counterparty, acceptor, seq)
+        );
+        """,
+    ),
 )
 """Version 3: trading controls, as SQLite's version 3 keeps them (the sets in force, named by
 fingerprint, and every change made, in the order the changes committed). Version 4: each order's
@@ -183,7 +202,9 @@ committed (``risk_changes``; ``change`` is the JSON given, ``level`` and ``targe
 session) (:data:`ENTRY_VERSION`). Every statement is idempotent (``IF NOT EXISTS``), as those of
 versions 6 and 7, so a store put back to an earlier version by hand migrates again. A ``square_off``
 change marks the day's square-off as done; a control change gains its ``reason`` (``BREAKER``) and the
-``order_id`` of the order that caused it, written in that order's transaction."""
+``order_id`` of the order that caused it, written in that order's transaction. Version 10: the FIX
+acceptor's journal, as SQLite's version 8 keeps it (:mod:`ordergate.store.postgres.fix_journal`): the
+counters of each FIX session (``fix_sessions``) and the application messages it sent (``fix_messages``)."""
 
 ENTRY_VERSION = 8
 """The schema version from which every order has the columns of how it came in and its risk policy."""

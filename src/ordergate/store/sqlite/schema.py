@@ -190,6 +190,25 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        8,
+        """
+        CREATE TABLE fix_sessions (
+            counterparty TEXT NOT NULL,
+            acceptor     TEXT NOT NULL,
+            next_in      INTEGER NOT NULL,
+            next_out     INTEGER NOT NULL,
+            PRIMARY KEY (counterparty, acceptor)
+        ) WITHOUT ROWID;
+        CREATE TABLE fix_messages (
+            counterparty TEXT NOT NULL,
+            acceptor     TEXT NOT NULL,
+            seq          INTEGER NOT NULL,
+            frame        BLOB NOT NULL,
+            PRIMARY KEY (counterparty, acceptor, seq)
+        ) WITHOUT ROWID;
+        """,
+    ),
 )
 """Version 3: trading controls (the sets in force, named by fingerprint, and every change made) and,
 per order, the controls it was decided under and its hash-chain link (filled in for older orders by
@@ -237,7 +256,12 @@ policies, named by fingerprint, live in ``risk_sets`` and every change of limits
 session in ``risk_changes``, as version 3 keeps the trading controls; a ``square_off`` change marks the
 day's square-off as done (so it runs once a day, even across restarts). A control change gains its
 ``reason`` (``BREAKER`` for the circuit breaker's) and the ``order_id`` of the order that caused it,
-written in that order's transaction."""
+written in that order's transaction.
+
+Version 8: the FIX acceptor's journal (SPEC section 11, :mod:`ordergate.store.sqlite.fix_journal`): per
+FIX session (the counterparty's SenderCompID and ``ORDERGATE``) the next MsgSeqNum expected and the
+next to send (``fix_sessions``), and every application message sent, as its frame, by MsgSeqNum
+(``fix_messages``), so that a session resumes and answers ResendRequests after a crash."""
 
 _ORDERS_INDEXED, _TRADES_INDEXED = indexed_up_to("order_id"), indexed_up_to("trade_id")
 
