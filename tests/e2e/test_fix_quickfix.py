@@ -329,3 +329,50 @@ def test_malformed_messages_are_rejected_naming_the_tag_without_dropping_the_ses
         assert (heartbeat[35], heartbeat[112]) == ("0", "still-there")
     finally:
         raw.close()
+
+
+def test_heartbeats_keep_an_idle_session_logged_on(
+    start_gateway: StartGateway, home: Path, tmp_path: Path, initiators: list[Initiator], sender: str
+) -> None:
+    _, port = fix_gateway(start_gateway, home)
+    client = Initiator(tmp_path / "qf", port, sender=sender, heartbeat=1).start()
+    initiators.append(client)
+    client.logged_on()
+    time.sleep(4.5)
+    assert client.session.isLoggedOn()
+    assert len(client.admin_in_of_type("0")) >= 2  # ordergate's heartbeats, one per second of its silence
+    assert client.admin_in_of_type("5") == []
+    assert [m for m in client.seen.admin_out if m.get(35) == "2"] == []  # every heartbeat's number was sent
+    assert client.order("idle-then-busy", "GRASIM", "1", "STRATEGY_A")[39] == "0"
+
+
+def test_a_logon_with_reset_seq_num_flag_starts_both_sides_at_one(
+    start_gateway: StartGateway, home: Path, tmp_path: Path, initiators: list[Initiator], sender: str
+) -> None:
+    _, port = fix_gateway(start_gateway, home)
+    client = Initiator(tmp_path / "qf", port, sender=sender, reset_on_logon=True).start()
+    initiators.append(client)
+    client.logged_on()
+    assert client.order("before-reset", "GRASIM", "1", "STRATEGY_A")[34] == "2"
+    client.session.logout()
+    client.wait_event("logout")
+    client.session.logon()
+    client.wait_event("logon")
+    logon = client.admin_in_of_type("A")[-1]
+    assert (logon[34], logon[141]) == ("1", "Y")
+    report = client.order("after-reset", "EICHER", "1", "STRATEGY_A")
+    assert (report[34], report[39]) == ("2", "0")
+    assert client.order("before-reset", "GRASIM", "1", "STRATEGY_A")[97] == "Y"  # the order log is not reset
+    assert client.rejects_sent() == []
+
+
+def test_a_stopping_gateway_logs_its_sessions_out(
+    start_gateway: StartGateway, home: Path, tmp_path: Path, initiators: list[Initiator], sender: str
+) -> None:
+    gateway, port = fix_gateway(start_gateway, home)
+    client = Initiator(tmp_path / "qf", port, sender=sender).start()
+    initiators.append(client)
+    client.logged_on()
+    assert gateway.terminate() == 0
+    client.wait_event("logout")
+    assert [m.get(58) for m in client.admin_in_of_type("5")] == ["the gateway is stopping"]

@@ -117,7 +117,7 @@ async def test_a_session_resumes_its_numbers_after_the_gateway_restarts(store: s
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(_frame("A", 3, (98, "0"), (108, "30")))
         logon = await _receive(reader)
-        assert (logon[35], logon[34]) == ("A", "3")
+        assert (logon[35], logon[34]) == ("A", "4")  # 3 was the Logout of the stopping gateway
         # it asks for the report again: the stored one comes back as a possible duplicate
         writer.write(_frame("2", 4, (7, "2"), (16, "2")))
         again = await _receive(reader)

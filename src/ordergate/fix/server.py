@@ -175,7 +175,10 @@ class Connection:
     async def log_out(self, text: str) -> None:
         async with self._lock:
             if self._closed is None:
-                await self._carry_out(self.session.logout(text, self._acceptor._now()), [])
+                try:
+                    await self._step(self.session.logout(text, self._acceptor._now()))
+                except (ConnectionError, StoreUnavailable) as exc:  # the peer is gone already, or the store
+                    self._close(f"{type(exc).__name__}: {exc}")
 
     async def _tick(self) -> None:
         while True:
@@ -184,7 +187,7 @@ class Connection:
                 if self._closed is not None:
                     return
                 try:
-                    await self._carry_out(self.session.tick(self._acceptor._now()), [])
+                    await self._step(self.session.tick(self._acceptor._now()))
                 except (ConnectionError, StoreUnavailable) as exc:
                     self._close(f"{type(exc).__name__}: {exc}")
                     return
@@ -198,6 +201,12 @@ class Connection:
             if self._closed is not None:
                 return
             await self._carry_out(self.session.receive(item, self._acceptor._now()), batch)
+        await self._flush(batch)
+
+    async def _step(self, step: Step) -> None:
+        """Carry out one step on its own, and send what it says at once."""
+        batch: list[Outbound | Pending] = []
+        await self._carry_out(step, batch)
         await self._flush(batch)
 
     async def _carry_out(self, step: Step, batch: list[Outbound | Pending]) -> None:
