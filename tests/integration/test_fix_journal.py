@@ -123,3 +123,23 @@ async def test_a_session_resumes_its_numbers_after_the_gateway_restarts(store: s
         again = await _receive(reader)
         assert (again[35], again[34], again[43], again[37]) == ("8", "2", "Y", report[37])
         writer.close()
+
+
+async def test_a_session_claimed_by_one_gateway_process_is_refused_to_another_on_postgresql() -> None:
+    from ordergate.store.postgres import PostgresStore
+    from ordergate.store.postgres.fix_journal import PostgresFixJournal
+
+    with fresh_database() as url:
+        store = PostgresStore(url)
+        await store.open(Scope.ACCOUNT)
+        first, second = PostgresFixJournal(url), PostgresFixJournal(url)  # as two processes have them
+        try:
+            assert await first.claim(KEY)
+            assert not await second.claim(KEY)
+            assert await second.claim(OTHER)
+            await first.release(KEY)
+            assert await second.claim(KEY)
+        finally:
+            await first.close()
+            await second.close()
+            await store.close()

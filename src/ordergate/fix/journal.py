@@ -58,6 +58,15 @@ class FixJournal(Protocol):
         """Forget the session's messages and start its counters at 1 (a Logon with ResetSeqNumFlag)."""
         ...
 
+    async def claim(self, key: SessionKey) -> bool:
+        """Hold the session for this process while it is logged on here; ``False`` when another gateway
+        process of the same store holds it (two writers of one session's numbers would reuse them)."""
+        ...
+
+    async def release(self, key: SessionKey) -> None:
+        """Let the session go (its connection closed)."""
+        ...
+
 
 class MemoryJournal:
     """A :class:`FixJournal` in memory: for tests of the acceptor; a restart forgets everything."""
@@ -86,3 +95,9 @@ class MemoryJournal:
     async def reset(self, key: SessionKey) -> None:
         self.states.pop(key, None)
         self.messages.pop(key, None)
+
+    async def claim(self, key: SessionKey) -> bool:
+        return True  # one process: the acceptor's own registry keeps one connection per session
+
+    async def release(self, key: SessionKey) -> None:
+        return None

@@ -127,6 +127,7 @@ class FixAcceptor:
             key = connection.session.key
             if key is not None and self.logged_on.get(key) is connection:
                 del self.logged_on[key]
+                await self._journal.release(key)
 
 
 class Connection:
@@ -234,6 +235,8 @@ class Connection:
         holder = logged_on.get(key)
         if holder is not None and holder is not self:
             return self.session.refuse(f"the session {key} is already logged on from another connection")
+        if not await self._acceptor._journal.claim(key):
+            return self.session.refuse(f"the session {key} is logged on at another gateway process")
         logged_on[key] = self
         state = await self._acceptor._journal.load(key)
         self._stored, self._loaded = state, True

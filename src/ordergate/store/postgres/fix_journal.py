@@ -5,6 +5,12 @@ One connection of its own, with ordergate's session settings (:func:`~ordergate.
 sent), opened on first use and opened again after it broke. Each record is one transaction. The tables
 are created by the store's migrations, which have run when the gateway opened the store. Every failure
 is :class:`~ordergate.errors.StoreUnavailable`: the acceptor then sends nothing.
+
+Several gateway processes share the database, so a session logged on at one must be refused at the
+others: :meth:`PostgresFixJournal.claim` takes a session-level advisory lock on the session's name, on
+a connection of its own held while the session is logged on (closing it, or the process dying, lets
+the lock go). A claim connection that breaks loses its lock; the session goes on (its writes still
+go through the journal connection) until its connection closes.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ from ordergate.errors import StoreUnavailable
 from ordergate.fix.journal import SentMessage
 from ordergate.fix.session import FRESH, SessionKey, SessionState
 from ordergate.store.base import Durability
-from ordergate.store.postgres.connection import conninfo, display_url, problem_of
+from ordergate.store.postgres.connection import conninfo, display_url, lock_key, problem_of
 
 R = TypeVar("R")
 Connection = psycopg.AsyncConnection[Any]
+LOCK_SPACE_FIX_SESSION = 0x4F470010
+"""The advisory-lock space of FIX sessions, apart from the store's (``LOCK_SPACE_SCHEMA`` + 0 to 2)."""
 
 
 class PostgresFixJournal:
@@ -34,12 +42,15 @@ class PostgresFixJournal:
         self._conn: Connection | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        self._claims: dict[SessionKey, Connection] = {}
 
     async def open(self) -> None:
         self._closed = False
 
     async def close(self) -> None:
         self._closed = True
+        for key in list(self._claims):
+            await self.release(key)
         async with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:
@@ -92,6 +103,28 @@ class PostgresFixJournal:
                 await conn.execute("DELETE FROM fix_sessions WHERE counterparty = %s AND acceptor = %s", key)
 
         await self._run(reset)
+
+    async def claim(self, key: SessionKey) -> bool:
+        if key in self._claims:
+            return True
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            cursor = await conn.execute(
+                "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_SPACE_FIX_SESSION, lock_key(str(key)))
+            )
+            row = await cursor.fetchone()
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"the FIX journal of {self._where} cannot claim {key}: {problem_of(exc)}") from exc
+        if row is None or not row[0]:
+            await conn.close()
+            return False
+        self._claims[key] = conn
+        return True
+
+    async def release(self, key: SessionKey) -> None:
+        conn = self._claims.pop(key, None)
+        if conn is not None:
+            await conn.close()  # the lock is the connection's: closing it lets the session go
 
     async def _run(self, work: Callable[[Connection], Awaitable[R]]) -> R:
         if self._closed:

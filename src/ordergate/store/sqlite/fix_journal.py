@@ -98,6 +98,12 @@ class SQLiteFixJournal:
 
         await self._run(reset)
 
+    async def claim(self, key: SessionKey) -> bool:
+        return True  # the store is owned by one process (its lock file): the acceptor's registry suffices
+
+    async def release(self, key: SessionKey) -> None:
+        return None
+
     async def _run(self, work: Callable[[sqlite3.Connection], R]) -> R:
         lane = self._lane
         if lane is None:
