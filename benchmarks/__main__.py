@@ -68,6 +68,9 @@ def main() -> None:
         if not wanted or "S8" in wanted:
             with console.status("S8 running (a big log, then orders without and with a read storm)"):
                 rows += scenarios.s8(plan)
+        if not wanted or "F1" in wanted:
+            with console.status("F1 running (FIX order entry, open loop)"):
+                rows.append(scenarios.f1(plan))
         if not wanted or "S7" in wanted:
             with console.status("S7 running (two processes on one PostgreSQL database)"):
                 rows.append(postgres_scenarios.s7(plan))
