@@ -165,6 +165,14 @@ def test_logon_with_a_producer_key_under_auth_and_a_bad_key_refused(
     refused = client.order("keyed-2", "ACC", "1", "STRATEGY_D")
     assert refused[35] == "j"
     assert (refused[380], refused[379], refused[372]) == ("6", "keyed-2", "D")
+
+    # a key revoked while its session is logged on sends no more orders (the key file is re-read)
+    revoked = run_ordergate("keys", "revoke", "fix-desk", "--file", str(keyfile))
+    assert revoked.returncode == 0, revoked.stderr
+    time.sleep(1.2)
+    stopped = client.order("keyed-3", "EICHER", "1")
+    assert (stopped[35], stopped[380]) == ("j", "6")
+    assert "no longer active" in stopped[58]
     assert client.rejects_sent() == []
 
 

@@ -79,6 +79,7 @@ class FixAcceptor:
         self.host, self.port = host, port
         self._desk = OrderDesk(sequencer)
         self._journal = journal
+        self._keys = keys
         self._check = key_check(keys)
         self._now = now
         self._server: asyncio.Server | None = None
@@ -273,8 +274,15 @@ class Connection:
                     log.debug("FIX %s out: %s", key, shown(out.frame))
 
     async def _answer(self, message: Message) -> Answer:
+        principal = self.session.principal
+        keys = self._acceptor._keys
+        if keys is not None:  # the key's rights now (the key file is re-read when it changes), not at Logon
+            principal = keys.authenticate(self.session.password) if self.session.password else None
+            if principal is None:
+                text = "the session's key (Password 554) is no longer active: log on again with an active key"
+                return business_reject(message, "6", text)
         try:
-            return await self._acceptor._desk.answer(message, self.session.principal)
+            return await self._acceptor._desk.answer(message, principal)
         except Exception:  # a bug: the session must still answer the message, and go on
             log.exception("FIX %s: NewOrderSingle %s could not be handled", self.session.key, shown(message.raw))
             return business_reject(message, "0", "the order could not be handled; ordergate logged the error")

@@ -156,6 +156,8 @@ class Session:
         self.phase = Phase.AWAITING_LOGON
         self.key: SessionKey | None = None
         self.principal: Principal | None = None
+        self.password: str | None = None
+        """The key the Logon presented (never logged): checked again per order, so a revoked key stops."""
         self.heartbeat = 30
         self.next_in = 1
         self.next_out = 1
@@ -320,10 +322,12 @@ class Session:
         encrypt = logon.get(Tag.ENCRYPT_METHOD)
         if encrypt not in (None, "0"):
             return self._refuse(logon, f"EncryptMethod (98) must be 0 (none), not {encrypt!r}")
-        principal, refusal = self._check_logon(logon.get(Tag.PASSWORD))
+        password = logon.get(Tag.PASSWORD)
+        principal, refusal = self._check_logon(password)
         if refusal is not None:
             return self._refuse(logon, refusal)
         self.key, self.principal, self.heartbeat = SessionKey(sender), principal, heartbeat
+        self.password = password
         self._logon = logon
         self.phase = Phase.LOADING
         return Step(load=self.key)
