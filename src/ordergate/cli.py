@@ -391,12 +391,15 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 def _list(listing: str, url: str, as_json: bool, api_key: str | None, **filters: object) -> None:
     import orjson
 
-    from ordergate.tools.listing import ListingError, fetch_page, render
+    from ordergate.client import OrdergateError
+    from ordergate.tools.gateway import connect, problem
+    from ordergate.tools.listing import fetch_page, render
 
     try:
-        page = fetch_page(url, listing, filters, api_key=api_key)  # type: ignore[arg-type]
-    except ListingError as exc:
-        fail(str(exc))
+        with connect(url, api_key) as client:
+            page = fetch_page(client, listing, filters)  # type: ignore[arg-type]
+    except OrdergateError as exc:
+        fail(problem(exc))
     if as_json:
         sys.stdout.write(orjson.dumps(page, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode())
     else:
@@ -642,15 +645,16 @@ def control_set(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Set a trading control (PUT /v1/controls; needs an admin key when auth is on)."""
+    from ordergate.client import OrdergateError
     from ordergate.tools.controls import render_controls
-    from ordergate.tools.gateway_client import GatewayCallError, call
+    from ordergate.tools.gateway import connect, problem
 
-    document = {"level": level.value, "target": target, "state": state.value}
     try:
-        answer = call("PUT", url, "/v1/controls", api_key=api_key, document=document)
-    except GatewayCallError as exc:
-        fail(str(exc))
-    console.print(render_controls(answer))
+        with connect(url, api_key) as client:
+            answer = client.set_control(level.value, state.value, target)
+    except OrdergateError as exc:
+        fail(problem(exc))
+    console.print(render_controls(answer.model_dump(mode="json", by_alias=True)))
 
 
 @control_app.command("flatten")
@@ -668,23 +672,24 @@ def control_flatten(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Close every open position in the scope at once (POST /v1/controls/flatten; needs an admin key)."""
+    from ordergate.client import OrdergateError
     from ordergate.tools.controls import render_controls
-    from ordergate.tools.gateway_client import GatewayCallError, call
+    from ordergate.tools.gateway import connect, problem
 
     scope = "every open position" if level is ControlLevel.GLOBAL else f"every open position of {level.value} {target}"
     if not yes and not typer.confirm(f"close {scope}{f' and set {then.value}' if then else ''}?"):
         fail("nothing was closed", code=1)
-    document = {"level": level.value, "target": target, "then": then.value if then is not None else None}
     try:
-        answer = call("POST", url, "/v1/controls/flatten", api_key=api_key, document=document)
-    except GatewayCallError as exc:
-        fail(str(exc))
-    closed = sum(len(o["applied"]) for o in answer["orders"])
-    err_console.print(f"{len(answer['orders'])} orders closed {closed} positions", highlight=False)
-    for o in answer["orders"]:
-        users = ", ".join(e["user"] for e in o["applied"])
-        console.print(f"order {o['order_id']}: {o['strategy']} {o['instrument']} SELL for {users}", highlight=False)
-    console.print(render_controls(answer["controls"]))
+        with connect(url, api_key) as client:
+            answer = client.flatten(level.value, target, then.value if then is not None else None)
+    except OrdergateError as exc:
+        fail(problem(exc))
+    closed = sum(len(o.applied) for o in answer.orders)
+    err_console.print(f"{len(answer.orders)} orders closed {closed} positions", highlight=False)
+    for o in answer.orders:
+        users = ", ".join(e.user for e in o.applied)
+        console.print(f"order {o.order_id}: {o.strategy} {o.instrument} SELL for {users}", highlight=False)
+    console.print(render_controls(answer.controls.model_dump(mode="json", by_alias=True)))
 
 
 @control_app.command("list")
@@ -696,19 +701,23 @@ def control_list(
     """The trading controls in force (GET /v1/controls)."""
     from ordergate.tools.controls import render_controls
 
-    _show("/v1/controls", render_controls, as_json=as_json, url=url, api_key=api_key)
+    _show(lambda client: client.controls(), render_controls, as_json=as_json, url=url, api_key=api_key)
 
 
-def _show(path: str, render: Callable[[Any], Any], *, as_json: bool, url: str, api_key: str | None) -> None:
-    """GET ``path`` of a running gateway and print the answer as JSON or as ``render`` makes it."""
+def _show(
+    fetch: Callable[[Any], Any], render: Callable[[Any], Any], *, as_json: bool, url: str, api_key: str | None
+) -> None:
+    """``fetch`` an answer with a client of the running gateway and print it as JSON or as ``render`` makes it."""
     import orjson
 
-    from ordergate.tools.gateway_client import GatewayCallError, call
+    from ordergate.client import OrdergateError
+    from ordergate.tools.gateway import connect, problem
 
     try:
-        answer = call("GET", url, path, api_key=api_key)
-    except GatewayCallError as exc:
-        fail(str(exc))
+        with connect(url, api_key) as client:
+            answer = fetch(client).model_dump(mode="json", by_alias=True)
+    except OrdergateError as exc:
+        fail(problem(exc))
     if as_json:
         sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode())
     else:
@@ -726,7 +735,7 @@ def risk_list(
     """The limits and the trading session in force (GET /v1/risk/limits)."""
     from ordergate.tools.risk import render_risk
 
-    _show("/v1/risk/limits", render_risk, as_json=as_json, url=url, api_key=api_key)
+    _show(lambda client: client.risk_limits(), render_risk, as_json=as_json, url=url, api_key=api_key)
 
 
 @risk_app.command("set")
@@ -746,18 +755,20 @@ def risk_set(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Set or clear limits at one level (PUT /v1/risk/limits; needs an admin key when auth is on)."""
-    from ordergate.tools.gateway_client import GatewayCallError, call
+    from ordergate.client import OrdergateError
+    from ordergate.tools.gateway import connect, problem
     from ordergate.tools.risk import parse_assignments, render_risk
 
     try:
-        document = {"level": level, "target": target, "limits": parse_assignments(limits)}
+        assignments = parse_assignments(limits)
     except ValueError as exc:
         fail(str(exc))
     try:
-        answer = call("PUT", url, "/v1/risk/limits", api_key=api_key, document=document)
-    except GatewayCallError as exc:
-        fail(str(exc))
-    console.print(render_risk(answer))
+        with connect(url, api_key) as client:
+            answer = client.set_risk_limits(level, assignments, target)
+    except OrdergateError as exc:
+        fail(problem(exc))
+    console.print(render_risk(answer.model_dump(mode="json", by_alias=True)))
 
 
 @risk_app.command("apply")
@@ -768,7 +779,8 @@ def risk_apply(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Make the gateway's limits and session exactly the file's (limits it leaves out are cleared)."""
-    from ordergate.tools.gateway_client import GatewayCallError, call
+    from ordergate.client import OrdergateError
+    from ordergate.tools.gateway import connect, problem
     from ordergate.tools.risk import load_policy, plan, render_risk
 
     try:
@@ -778,15 +790,16 @@ def risk_apply(
     except ValueError as exc:
         fail(str(exc))
     try:
-        answer = call("GET", url, "/v1/risk/limits", api_key=api_key)
-        calls = plan(answer, wanted)
-        for method, path, body in calls:
-            shown = f" {body}" if body is not None else ""
-            err_console.print(f"{'would ' if dry_run else ''}{method} {path}{shown}", highlight=False, markup=False)
-            if not dry_run:
-                answer = call(method, url, path, api_key=api_key, document=body)
-    except GatewayCallError as exc:
-        fail(str(exc))
+        with connect(url, api_key) as client:
+            answer = client.risk_limits().model_dump(mode="json", by_alias=True)
+            calls = plan(answer, wanted)
+            for method, path, body in calls:
+                shown = f" {body}" if body is not None else ""
+                err_console.print(f"{'would ' if dry_run else ''}{method} {path}{shown}", highlight=False, markup=False)
+                if not dry_run:  # each call sets a level to what the file says: safe to repeat
+                    answer = client.request(method, path, body, idempotent=True)
+    except OrdergateError as exc:
+        fail(problem(exc))
     if not calls:
         err_console.print(f"the gateway's policy is already {file}'s: nothing to change", highlight=False)
     console.print(render_risk(answer))

@@ -16,6 +16,7 @@ import inspect
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,8 @@ SAME_CASES: list[Callable[..., Awaitable[None]]] = [
     on_sqlite.test_check_says_what_the_limits_would_do_and_changes_nothing,
     on_sqlite.test_a_batch_decides_each_order_under_the_limits_with_its_own_signal_time,
     on_sqlite.test_limits_set_later_count_what_happened_before_them,
+    on_sqlite.test_flatten_closes_every_position_in_the_scope_for_exactly_its_holders,
+    on_sqlite.test_a_flatten_under_limits_counts_its_closes_for_the_cooldown,
 ]
 """The SQLite suite's tests of what each limit decides: the same answers are due on PostgreSQL."""
 
@@ -293,33 +296,106 @@ async def test_limits_stay_exact_when_connections_break_under_load_through_both_
     assert any(answer["reason"] == "POSITION_LIMIT" for answer in answered)
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "body", "says"),
-    [
-        (
-            "PUT",
-            "/v1/risk/limits",
-            {"level": "strategy", "target": "S1", "limits": {"breaker": {"max_rejects": 3, "window_seconds": 60}}},
-            "limits.breaker: the circuit breaker needs the embedded SQLite store",
-        ),
-        (
-            "PUT",
-            "/v1/risk/session",
-            {"open": "09:15", "close": "15:30", "square_off": "15:15"},
-            "session.square_off: the square-off needs the embedded SQLite store",
-        ),
-        ("POST", "/v1/controls/flatten", {"level": "global", "then": "HALTED"}, "flatten needs the embedded SQLite"),
-    ],
-)
-async def test_what_a_shared_store_cannot_do_yet_is_a_409_that_changes_nothing(
-    gateway: Running, method: str, path: str, body: dict[str, Any], says: str
+async def test_the_breaker_trips_once_across_both_gateways_in_the_order_that_trips_it(
+    home: Path, clock: ManualClock, database: str
 ) -> None:
-    http, _ = gateway
-    await on_sqlite.order(http, "S1", "ACC", "BUY")
-    response = await http.request(method, path, json=body)
-    assert response.status_code == 409, response.text
-    assert says in response.json()["detail"]
-    limits = (await http.get("/v1/risk/limits")).json()
-    assert (limits["strategies"], limits["session"], limits["changes"]) == ({}, None, [])
-    assert (await http.get("/v1/controls")).json()["global"] == "ACTIVE"
-    assert len((await http.get("/v1/positions")).json()["items"]) == 2
+    async with two_gateways(home, clock, database) as ((a, _), (b, _)):
+        await set_limits(a, "strategy", "S1", breaker={"max_rejects": 4, "window_seconds": 60})
+        sent = [a, b, a, b, a, b]
+        answers = await asyncio.gather(*(order(http, "S1", f"X{n}", "SELL") for n, http in enumerate(sent)))
+        assert {answer["reason"] for answer in answers} == {"NO_OPEN_POSITION"}  # (a halt holds back no SELL
+        rejected = sorted(answer["order_id"] for answer in answers)  # that applies to nobody anyway)
+        for http in (a, b):
+            for _ in range(30):  # the other gateway reads the halt with its next group or idle read
+                controls = (await http.get("/v1/controls")).json()
+                if controls["strategies"]:
+                    break
+                await asyncio.sleep(0.1)
+            assert controls["strategies"] == {"S1": "HALTED"}
+            trips = [c for c in controls["changes"] if c["reason"] == "BREAKER"]
+            assert [(c["by"], c["order_id"]) for c in trips] == [("risk", rejected[3])]  # the 4th, counted across
+        halted = await order(b, "S1", "ACC", "BUY")
+        assert (halted["reason"], refusals(halted)) == ("HALTED", {"Ann": "HALTED", "Bob": "HALTED"})
+        assert (await order(a, "S2", "ACC", "BUY"))["status"] == "ACCEPTED"
+        await a.put("/v1/controls", json={"level": "strategy", "target": "S1", "state": "ACTIVE"})
+        assert (await order(b, "S1", "TCS", "BUY"))["status"] == "ACCEPTED"  # a fresh window, in both
+
+
+async def test_a_breaker_halt_survives_a_restart_and_counts_nothing_twice_on_postgresql(
+    home: Path, clock: ManualClock, database: str
+) -> None:
+    async with running_gateway(home, clock=clock, db=database) as (http, _):
+        await set_limits(http, "strategy", "S1", breaker={"max_rejects": 2, "window_seconds": 60})
+        await order(http, "S1", "ACC", "SELL")
+        await order(http, "S1", "ACC", "SELL")
+        assert (await http.get("/v1/controls")).json()["strategies"] == {"S1": "HALTED"}
+        await http.put("/v1/controls", json={"level": "strategy", "target": "S1", "state": "ACTIVE"})
+    async with running_gateway(home, clock=clock, db=database) as (http, _):  # rebuilt from the log: the trip
+        await order(http, "S1", "ACC", "SELL")  # emptied the window, so one more rejection does not trip
+        assert (await http.get("/v1/controls")).json()["strategies"] == {}
+        await order(http, "S1", "ACC", "SELL")
+        assert (await http.get("/v1/controls")).json()["strategies"] == {"S1": "HALTED"}
+    assert_log_verifies(database)
+
+
+async def test_a_kill_switch_through_one_gateway_closes_what_both_opened_and_halts_both(
+    home: Path, clock: ManualClock, database: str
+) -> None:
+    async with two_gateways(home, clock, database) as ((a, _), (b, _)):
+        await order(a, "S1", "ACC", "BUY")
+        await order(b, "S2", "WIPRO", "BUY")
+        await order(b, "S1", "TCS", "BUY")
+        kill = await a.post("/v1/controls/flatten", json={"level": "global", "then": "HALTED"})
+        assert kill.status_code == 200, kill.text
+        closed = kill.json()
+        assert [(o["instrument"], applied(o), o["origin"]) for o in closed["orders"]] == [
+            ("ACC", ["Ann", "Bob"], "flatten"),
+            ("TCS", ["Ann", "Bob"], "flatten"),
+            ("WIPRO", ["Ann"], "flatten"),
+        ]
+        assert closed["controls"]["global"] == "HALTED"
+        assert closed["controls"]["changes"][-1]["order_id"] == closed["orders"][-1]["order_id"]
+        assert (await b.get("/v1/positions")).json()["items"] == []
+        assert (await order(b, "S1", "INFY", "BUY"))["reason"] == "HALTED"  # b's next group reads the halt
+        assert (await b.post("/v1/controls/flatten", json={"level": "global"})).json()["orders"] == []
+
+
+async def test_flatten_on_postgresql_keeps_limits_counting_and_the_chain_intact(
+    home: Path, clock: ManualClock, database: str
+) -> None:
+    async with two_gateways(home, clock, database) as ((a, _), (b, _)):
+        await set_limits(a, "global", None, cooldown_seconds=300)
+        await order(a, "S1", "ACC", "BUY")
+        await order(b, "S1", "ACC", "SELL")
+        await order(b, "S1", "TCS", "BUY")
+        user = (await b.post("/v1/controls/flatten", json={"level": "user", "target": "Bob"})).json()
+        assert [(o["instrument"], applied(o)) for o in user["orders"]] == [("TCS", ["Bob"])]
+        assert user["orders"][0]["risk_fingerprint"] is not None
+        clock.advance(10)
+        reopen = await order(a, "S1", "TCS", "BUY")  # a counts b's flatten: Bob closed TCS 10 s ago
+        assert (reopen["reason"], refusals(reopen)["Bob"]) == ("COOLDOWN", "COOLDOWN")  # (Ann holds TCS still)
+
+
+async def test_the_square_off_runs_once_although_both_gateways_look_every_second(
+    home: Path, clock: ManualClock, database: str
+) -> None:
+    async with two_gateways(home, clock, database) as ((a, _), (b, _)):
+        assert (await a.put("/v1/risk/session", json=on_sqlite.SESSION)).status_code == 200
+        await order(a, "S1", "ACC", "BUY")
+        await order(b, "S2", "WIPRO", "BUY")
+        clock.at = on_sqlite.AT_1516_IST
+        for _ in range(100):
+            if not (await a.get("/v1/positions")).json()["items"]:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(2.5)  # both have looked again since
+        orders = (await b.get("/v1/orders")).json()["items"]
+        squared = [(o["instrument"], applied(o)) for o in orders if o["origin"] == "square_off"]
+        assert squared == [("ACC", ["Ann", "Bob"]), ("WIPRO", ["Ann"])]
+        marks = [c for c in (await b.get("/v1/risk/limits")).json()["changes"] if c["kind"] == "square_off"]
+        assert [c["change"]["day"] for c in marks] == ["2026-12-02"]
+    clock.at = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)  # the next morning: a square-off missed while down
+    async with running_gateway(home, clock=clock, db=database) as (http, _):
+        await order(http, "S1", "TCS", "BUY")  # before 09:15: MARKET_CLOSED, nothing to close
+        marks = [c for c in (await http.get("/v1/risk/limits")).json()["changes"] if c["kind"] == "square_off"]
+        assert [c["change"]["day"] for c in marks] == ["2026-12-02"]  # yesterday's was done: nothing again

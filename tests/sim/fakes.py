@@ -15,9 +15,12 @@ a lookup that reads a snapshot taken when it began, a lost connection, a ``COMMI
 shared engine), a lock another process keeps for seconds. A simulated crash cancels whatever a
 process was doing; what was committed stays committed.
 
-The shared engine's risk lock is a reader-writer lock, as PostgreSQL's advisory lock in its shared and
-exclusive modes: every group takes it before its other locks (shared, or exclusive with a
-:class:`~ordergate.store.base.RiskRead`), and a risk change takes it exclusively.
+The shared engine's controls and risk locks are reader-writer locks, as PostgreSQL's advisory locks in
+their shared and exclusive modes: every group takes the controls lock shared and then the risk lock
+before its other locks (shared, or exclusive with a :class:`~ordergate.store.base.RiskRead`); a control
+change takes the controls lock exclusively (and applies its setting to the controls in force, as the
+PostgreSQL store does), a risk change the risk lock; a flatten (:meth:`FakeSharedStore.lock_cluster`)
+takes both exclusively.
 """
 
 from __future__ import annotations
@@ -29,10 +32,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import orjson
+
 from ordergate.domain.book import Position, opened_groups
+from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Scope
 from ordergate.domain.record import OrderRecord
-from ordergate.domain.risk import RiskChange
+from ordergate.domain.risk import SQUARE_OFF, RiskChange
 from ordergate.errors import StoreUnavailable
 from ordergate.store.base import (
     CommitInDoubt,
@@ -103,10 +109,10 @@ class Database:
     running: dict[int, None] = field(default_factory=dict)
     next_xid: int = 1
     locks: dict[tuple[str, str], object] = field(default_factory=dict)
-    risk_readers: dict[object, None] = field(default_factory=dict)
-    """The transactions holding the risk lock shared."""
-    risk_writer: object | None = None
-    """The transaction holding the risk lock exclusively."""
+    readers: dict[str, dict[object, None]] = field(default_factory=lambda: {"controls": {}, "risk": {}})
+    """The transactions holding the controls and the risk lock shared."""
+    writers: dict[str, object | None] = field(default_factory=lambda: {"controls": None, "risk": None})
+    """The transaction holding each of them exclusively."""
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -205,28 +211,31 @@ class Database:
     def unlock_all(self, owner: object) -> None:
         for key in [k for k, holder in self.locks.items() if holder is owner]:
             del self.locks[key]
-        self.risk_readers.pop(owner, None)
-        if self.risk_writer is owner:
-            self.risk_writer = None
+        for name, readers in self.readers.items():
+            readers.pop(owner, None)
+            if self.writers[name] is owner:
+                self.writers[name] = None
         self.released.set()
         self.released = asyncio.Event()
 
-    def try_lock_risk(self, owner: object, exclusive: bool) -> bool:
-        if self.risk_writer is not None and self.risk_writer is not owner:
+    def try_lock_rw(self, name: str, owner: object, exclusive: bool) -> bool:
+        writer, readers = self.writers[name], self.readers[name]
+        if writer is not None and writer is not owner:
             return False
         if exclusive:
-            if any(reader is not owner for reader in self.risk_readers):
+            if any(reader is not owner for reader in readers):
                 return False
-            self.risk_writer = owner
+            self.writers[name] = owner
         else:
-            self.risk_readers[owner] = None
+            readers[owner] = None
         return True
 
-    async def lock_risk(self, owner: object, exclusive: bool, wait: float) -> bool:
-        """Take the risk lock (shared or exclusive), waiting up to ``wait`` seconds; whether it was taken."""
+    async def lock_risk(self, owner: object, exclusive: bool, wait: float, name: str = "risk") -> bool:
+        """Take the risk lock (or the ``controls`` lock; shared or exclusive), waiting up to ``wait`` seconds;
+        whether it was taken."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        while not self.try_lock_risk(owner, exclusive):
+        while not self.try_lock_rw(name, owner, exclusive):
             left = deadline - loop.time()
             if left <= 1e-9:
                 return False
@@ -461,21 +470,39 @@ async def _through(writer: WriterLink) -> int:
 
 
 class _FakeGroup:
-    def __init__(self, store: FakeSharedStore, locked: LockedGroup, xid: int) -> None:
+    def __init__(self, store: FakeSharedStore, locked: LockedGroup, xid: int, squared_off: str | None = None) -> None:
         self._store = store
         self.locked = locked
         self._xid = xid
+        self.squared_off = squared_off
 
-    async def commit(self, records: Sequence[OrderRecord]) -> None:
+    async def reserve(self, instruments: Sequence[str], count: int) -> list[int]:
+        """A flatten's order ids, drawn under its locks (:meth:`FakeSharedStore.lock_cluster`)."""
+        await self._store._pause()
+        if self._store.faults.refuses():
+            raise StoreUnavailable("simulated: the connection was lost")
+        db = self._store.db
+        first = db.next_order_id
+        db.next_order_id += count
+        return list(range(first, first + count))
+
+    async def commit(self, records: Sequence[OrderRecord], mark: tuple[RiskChange, str] | None = None) -> None:
         store, faults, db = self._store, self._store.faults, self._store.db
         await store._pause()
         if faults.refuses():
             raise StoreUnavailable("simulated: the connection was lost")
+
+        def apply() -> None:
+            db.apply(records, self._xid)
+            if mark is not None:  # in the same transaction, as the PostgreSQL store writes it
+                db.risk_sets.setdefault(mark[0].fingerprint, mark[1])
+                db.risk_changes.append(mark[0])
+
         if faults.rng.random() < faults.doubt_rate:
             faults.injected += 1
             committed = faults.rng.random() < 0.5
             if committed:
-                db.apply(records, self._xid)
+                apply()
             known: bool | None = committed if faults.rng.random() < 0.9 else None
             wait = faults.rng.uniform(0.01, 3.0)
 
@@ -484,7 +511,7 @@ class _FakeGroup:
                 return known
 
             raise CommitInDoubt("simulated: the connection broke during COMMIT", outcome)
-        db.apply(records, self._xid)
+        apply()
         await store._pause()
 
 
@@ -495,6 +522,70 @@ class FakeSharedStore(_Stored):
 
     async def commit(self, records: Sequence[OrderRecord]) -> None:
         raise StoreUnavailable("the shared store commits only inside a locked group transaction")
+
+    async def record_control_change(self, change: ControlChange, document: str) -> str:
+        """As the PostgreSQL store: under the exclusive controls lock (after every group deciding under the
+        old controls), applied to the controls in force in the database, not to the caller's document."""
+        await self._pause()
+        db, owner = self.db, object()
+        if not await db.lock_risk(owner, True, LOCK_TIMEOUT, name="controls"):
+            raise StoreUnavailable("simulated: lock timeout waiting for the controls lock")
+        try:
+            base = Controls.from_document(orjson.loads(db.controls)) if db.controls else NO_CONTROLS
+            controls = base.with_setting(change.setting)
+            document = orjson.dumps(controls.to_document()).decode()
+            db.controls_sets.setdefault(controls.fingerprint, document)
+            db.controls = document
+            db.control_changes.append(change._replace(fingerprint=controls.fingerprint))
+        finally:
+            db.unlock_all(owner)
+        return document
+
+    @asynccontextmanager
+    async def lock_cluster(self, *, risk: RiskRead | None = None) -> AsyncIterator[_FakeGroup]:
+        """Every process held still: the controls and the risk lock exclusively; every open position read."""
+        db, owner = self.db, object()
+        xid = db.begin()
+        try:
+            await self._pause()
+            if self.faults.outage:
+                raise StoreUnavailable("simulated outage")
+            for name in ("controls", "risk"):
+                if not await db.lock_risk(owner, True, LOCK_TIMEOUT, name=name):
+                    raise StoreUnavailable(f"simulated: lock timeout waiting for the {name} lock")
+            risk_orders, risk_counts = self._risk_reads(risk)
+            marks = [c for c in db.risk_changes if c.kind == SQUARE_OFF]
+            locked = LockedGroup(
+                scope=db.scope,
+                positions=list(db.positions.values()),
+                stored={},
+                order_ids=[],
+                controls_read=True,
+                controls=db.controls,
+                risk_read=True,
+                risk=db.risk_document(),
+                risk_orders=risk_orders,
+                risk_counts=risk_counts,
+            )
+            await self._pause()
+            yield _FakeGroup(self, locked, xid, orjson.loads(marks[-1].change)["day"] if marks else None)
+        finally:
+            db.unlock_all(owner)
+            db.end(xid)
+
+    def _risk_reads(self, risk: RiskRead | None) -> tuple[list[OrderRecord], dict[tuple[str, str], int] | None]:
+        """What a :class:`RiskRead` names: the orders after an id, or (to rebuild) those of the horizon and
+        the open positions counted per (user, strategy)."""
+        db = self.db
+        if risk is None:
+            return [], None
+        if risk.after is not None:
+            return [db.orders[i] for i in sorted(db.orders) if i > risk.after], None
+        counts: dict[tuple[str, str], int] = {}
+        for position in db.positions.values():
+            pair = (position.user, position.strategy)
+            counts[pair] = counts.get(pair, 0) + 1
+        return [db.orders[i] for i in sorted(db.orders) if db.orders[i].received_at >= risk.since], counts
 
     @asynccontextmanager
     async def lock_group(
@@ -514,6 +605,8 @@ class FakeSharedStore(_Stored):
             await self._pause()
             if self.faults.outage:
                 raise StoreUnavailable("simulated outage")
+            if not await db.lock_risk(owner, False, LOCK_TIMEOUT, name="controls"):
+                raise StoreUnavailable("simulated: lock timeout waiting for the controls lock")
             if not await db.lock_risk(owner, risk is not None, LOCK_TIMEOUT):
                 raise StoreUnavailable("simulated: lock timeout waiting for the risk lock")
             busy = await db.lock(keys, owner, LOCK_TIMEOUT if patient else GROUP_LOCK_WAIT)
@@ -522,6 +615,8 @@ class FakeSharedStore(_Stored):
                 raise StoreUnavailable(f"simulated: lock timeout waiting for {kind} {busy[0][1]}")
             if busy:  # as the real store: begin again and take at once whatever is free
                 db.unlock_all(owner)
+                if not await db.lock_risk(owner, False, LOCK_TIMEOUT, name="controls"):
+                    raise StoreUnavailable("simulated: lock timeout waiting for the controls lock")
                 if not await db.lock_risk(owner, risk is not None, LOCK_TIMEOUT):
                     raise StoreUnavailable("simulated: lock timeout waiting for the risk lock")
                 busy = [k for k in keys if not db.try_lock(k, owner)]
@@ -529,16 +624,7 @@ class FakeSharedStore(_Stored):
             busy_ids = frozenset(name for kind, name in busy if kind == "2")
             held = [i for i in instruments if i not in busy_instruments]
             stored = {c: r for c in client_order_ids if c not in busy_ids and (r := db.find(c)) is not None}
-            risk_orders: list[OrderRecord] = []
-            risk_counts: dict[tuple[str, str], int] | None = None
-            if risk is not None and risk.after is not None:
-                risk_orders = [db.orders[i] for i in sorted(db.orders) if i > risk.after]
-            elif risk is not None:
-                risk_orders = [db.orders[i] for i in sorted(db.orders) if db.orders[i].received_at >= risk.since]
-                risk_counts = {}
-                for position in db.positions.values():
-                    pair = (position.user, position.strategy)
-                    risk_counts[pair] = risk_counts.get(pair, 0) + 1
+            risk_orders, risk_counts = self._risk_reads(risk)
             first = db.next_order_id
             db.next_order_id += reserve
             locked = LockedGroup(

@@ -8,7 +8,7 @@ from what the fake store holds, profile reloads and control changes. The real se
 unchanged on a virtual-time event loop (:mod:`tests.sim.vloop`) over the fakes of
 :mod:`tests.sim.fakes`.
 
-The local variant also runs pre-trade risk (SPEC section 10): its sequencer stamps orders with a
+Both variants also run pre-trade risk (SPEC section 10): the sequencers stamp orders with a
 virtual wall clock (a seeded date, moving with the loop's time and jumping ahead by seconds to hours
 so that rolling minutes, cooldowns and trading days roll over), some orders carry a ``signal_time``,
 and an operator changes the limits (every level and kind, the circuit breaker included) and the
@@ -20,8 +20,12 @@ since its last trip, within the window) and checks that exactly those orders car
 flattens a scope now and then (with a ``then``, as ``Operations.flatten``), and lifts halts: a flatten's
 orders are the model's for the book before them, back to back, all stored or none (none when answered
 503), the last one carrying ``then``; a trip answered while no control change began since its request
-finds its strategy halted in the sequencer and in the store, and the sequencer ends with the controls
-the store holds.
+finds its strategy halted in the sequencer (the local one) and in the store, and the local sequencer
+ends with the controls the store holds. Processes square off a day now and then, two of the shared
+variant at once: the marks' days increase, each mark names exactly one back-to-back run of square-off
+orders that the model's flatten of everything gives, and on the shared store every run has its mark
+(written in its transaction). The shared store's control changes merge into the controls in force
+under the controls lock, and its flattens hold every process still, as the PostgreSQL store's do.
 
 Invariants (the list is in CONTRIBUTING):
 
@@ -34,7 +38,7 @@ Invariants (the list is in CONTRIBUTING):
 4. the store never refuses a group for breaking a constraint (the service must not send one);
 5. every stored decision is what the independent model gives when the log is replayed in order_id
    order, under the profiles, controls and risk policy the order names, at its ``received_at``
-   (so order_id order is a serial order); on the local variant ``verify`` passes on the stored log;
+   (so order_id order is a serial order); ``verify`` passes on the stored log;
 6. the stored positions equal that replay; each embedded process's in-memory book equals the store
    once it is idle;
 7. every request is answered, and the run ends (no deadlock);
@@ -48,12 +52,13 @@ A failure raises :class:`SimulationFailure` naming the seed and the command that
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -73,7 +78,7 @@ from ordergate.domain.controls import (
 from ordergate.domain.model import Order, Origin, Scope, Side
 from ordergate.domain.record import DIRECT, Entry, OrderRecord, Trade
 from ordergate.domain.registry import Registry
-from ordergate.domain.risk import LEVELS_OF, RiskChange, RiskLevel, RiskPolicy, TradingSession
+from ordergate.domain.risk import LEVELS_OF, SQUARE_OFF, RiskChange, RiskLevel, RiskPolicy, TradingSession
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
 from ordergate.service.events import EventHub
 from ordergate.service.feeds import CommitFeed, LogTail
@@ -161,6 +166,12 @@ class FlattenAttempt:
     records: list[OrderRecord] = field(default_factory=list)
     first: int | None = None
     """The first of its orders in the log (set by the replay)."""
+    square_off: bool = False
+    """A square-off found in the log (its orders collected in ``records`` by the replay)."""
+
+
+def flattening_origin(attempt: FlattenAttempt | None) -> Origin:
+    return Origin.SQUARE_OFF if attempt is not None and attempt.square_off else Origin.FLATTEN
 
 
 @dataclass
@@ -205,6 +216,10 @@ class World:
         self.risk_changes = 0
         self.signal_rate = 0.0
         self.flattens: dict[str, FlattenAttempt] = {}
+        self.square_offs: list[tuple[date, list[int]]] = []
+        self.square_off_runs: list[FlattenAttempt] = []
+        """The square-offs the replay of the log found (:meth:`check_log`)."""
+        """The square-offs answered with their orders: (day, order ids)."""
         self.control_generation = 0
         """How many control changes (an admin's, a flatten's ``then``) were begun: an answer whose request
         saw no new one must find its breaker's halt still in force."""
@@ -213,10 +228,9 @@ class World:
         """What the replay of the log has gone through (:meth:`check_log`)."""
         self.operations = asyncio.Lock()
         """One operation at a time, as ``Operations`` holds its lock over a control change or a flatten."""
-        if variant == "local":
-            start = FIRST_DAY + timedelta(seconds=rng.randrange(365 * 86_400))
-            self.wall_start = int(start.timestamp()) * 1_000_000
-            self.signal_rate = rng.choice((0.0, 0.3, 0.8))
+        start = FIRST_DAY + timedelta(seconds=rng.randrange(365 * 86_400))
+        self.wall_start = int(start.timestamp()) * 1_000_000
+        self.signal_rate = rng.choice((0.0, 0.3, 0.8))
 
     # -- the run ----------------------------------------------------------------------------------
 
@@ -264,8 +278,7 @@ class World:
         if self.failure is not None:
             raise self.failure
         self.check_log()
-        if self.variant == "local":
-            self.check_verify()
+        self.check_verify()
         self.check_streams()
         if self.variant == "local":
             book = {(p.user, p.strategy, p.instrument, p.opened_order_id) for p in self.processes[0].sequencer.book}  # type: ignore[attr-defined]
@@ -286,14 +299,11 @@ class World:
             feed = CommitFeed(store, hub, ())  # type: ignore[arg-type]
         else:
             store = FakeSharedStore(self.db, self.faults)
-            sequencer = SharedSequencer(store, self.registry, self.scope, snapshot.opened)  # type: ignore[arg-type]
+            sequencer = SharedSequencer(store, self.registry, self.scope, snapshot.opened, clock=self.clock)  # type: ignore[arg-type]
             hub = EventHub(StreamPosition(self.db.watermark, 0), self.buffer)
             feed = LogTail(store, hub, (), interval=self.rng.choice((0.05, 0.2, 1.0)))  # type: ignore[arg-type]
-        if self.variant == "local":  # as Operations.start: the controls the store holds (a breaker's halt too)
-            stored = self.db.controls
-            sequencer.use_controls(Controls.from_document(orjson.loads(stored)) if stored else NO_CONTROLS)
-        else:
-            sequencer.use_controls(self.controls)
+        stored = self.db.controls  # as Operations.start: the controls the store holds (a breaker's halt too)
+        sequencer.use_controls(Controls.from_document(orjson.loads(stored)) if stored else NO_CONTROLS)
         sequencer.on_commit(feed)
         sequencer.start()
         feed.start()
@@ -320,8 +330,7 @@ class World:
             fresh.feed,
         )
         process.requests = {}
-        if self.variant == "local":
-            await self.restore_risk(process)  # as Operations.start, before the gateway serves
+        await self.restore_risk(process)  # as Operations.start, before the gateway serves
         process.alive = True
 
     async def restore_risk(self, process: Process) -> None:
@@ -397,7 +406,7 @@ class World:
             for order, key in items:
                 if key is not None:
                     self.ids.setdefault(key, IdHistory()).orders.append(order)
-            entries = [self.draw_entry() for _ in items] if self.variant == "local" else None
+            entries = [self.draw_entry() for _ in items]
             patience = rng.choice((None, None, None, rng.uniform(0.001, 0.5)))
             request = asyncio.get_running_loop().create_task(self.send(process, items, entries))
             process.requests[request] = None
@@ -537,15 +546,21 @@ class World:
                 seconds = rng.choice((0.05, 1.0, 7.0))
                 self.note(f"another process keeps {instrument}'s lock for {seconds} s")
                 self.foreign.append(loop.create_task(self.db.hold_foreign([("1", instrument)], seconds)))
-            elif roll < 0.48 and self.variant == "local":
+            elif roll < 0.48:
                 await self.change_risk()
-            elif roll < 0.56 and self.variant == "local":
+            elif roll < 0.56:
                 self.jump_clock()
-            elif roll < 0.63 and self.variant == "local" and any(p.alive for p in self.processes):
+            elif roll < 0.63 and any(p.alive for p in self.processes):
                 process = rng.choice([p for p in self.processes if p.alive])
                 request = loop.create_task(self.flatten(process))
                 process.requests[request] = None  # a crash of the process ends it
                 request.add_done_callback(process.requests.pop)
+            elif roll < 0.67 and any(p.alive for p in self.processes):
+                day = self.today() - timedelta(days=rng.choice((0, 0, 1)))
+                for process in rng.sample([p for p in self.processes if p.alive], rng.randint(1, 2)):
+                    request = loop.create_task(self.square_off(process, day))  # two may find it due at once
+                    process.requests[request] = None
+                    request.add_done_callback(process.requests.pop)
 
     async def reload_profiles(self) -> None:
         registry = self.rng.choice(self.registries)
@@ -563,40 +578,25 @@ class World:
 
     async def change_controls(self) -> None:
         rng = self.rng
-        if self.variant == "local":
-            alive = [p for p in self.processes if p.alive]
-            if not alive:
-                return
-            process = alive[0]
-            halted = [
-                s.target
-                for s in process.sequencer.controls.settings()
-                if s.level is ControlLevel.STRATEGY and s.state is ControlState.HALTED
-            ]
-            if halted and rng.random() < 0.5:  # an admin lets a strategy the breaker (or someone) halted trade again
-                setting = ControlSetting(ControlLevel.STRATEGY, rng.choice(halted), ControlState.ACTIVE)
-            else:
-                level, target = self.draw_scope()
-                state = rng.choice(
-                    (ControlState.ACTIVE, ControlState.ACTIVE, ControlState.HALTED, ControlState.REDUCE_ONLY)
-                )
-                setting = ControlSetting(level, target, state)
-            async with self.operations:
-                await self.set_control(process, setting)
+        alive = [p for p in self.processes if p.alive]
+        if not alive:
             return
-        level, target = self.draw_scope()
-        state = rng.choice((ControlState.ACTIVE, ControlState.ACTIVE, ControlState.HALTED, ControlState.REDUCE_ONLY))
-        controls = self.controls.with_setting(ControlSetting(level, target, state))
-        document = orjson.dumps(controls.to_document()).decode()
-        store = FakeEmbeddedStore(self.db, self.faults)
-        await store.record_control_change(
-            ControlChange("t", ControlSetting(level, target, state), None, controls.fingerprint), document
-        )
-        self.controls = controls
-        self.note(f"controls now {controls.to_document()}")
-        for process in self.processes:
-            if process.alive:
-                process.sequencer.use_controls(controls)
+        process = alive[0] if self.variant == "local" else rng.choice(alive)
+        halted = [
+            s.target
+            for s in process.sequencer.controls.settings()
+            if s.level is ControlLevel.STRATEGY and s.state is ControlState.HALTED
+        ]
+        if halted and rng.random() < 0.5:  # an admin lets a strategy the breaker (or someone) halted trade again
+            setting = ControlSetting(ControlLevel.STRATEGY, rng.choice(halted), ControlState.ACTIVE)
+        else:
+            level, target = self.draw_scope()
+            state = rng.choice(
+                (ControlState.ACTIVE, ControlState.ACTIVE, ControlState.HALTED, ControlState.REDUCE_ONLY)
+            )
+            setting = ControlSetting(level, target, state)
+        async with self.operations:
+            await self.set_control(process, setting)
 
     async def set_control(self, process: Process, setting: ControlSetting) -> None:
         """As ``Operations._set_control`` (the caller holds the operations lock): with the sequencer quiesced
@@ -607,7 +607,11 @@ class World:
         async with sequencer.quiesced():
             built = sequencer.controls.with_setting(setting)
             change = ControlChange(self.clock(), setting, None, built.fingerprint)
-            stored = await process.store.record_control_change(change, orjson.dumps(built.to_document()).decode())
+            try:
+                stored = await process.store.record_control_change(change, orjson.dumps(built.to_document()).decode())
+            except StoreUnavailable as exc:  # (the shared store's controls lock: groups kept it too long)
+                self.note(f"p{process.number}: the control change was not stored: {exc}")
+                return
             controls = Controls.from_document(orjson.loads(stored))
             sequencer.use_controls(controls)
         self.controls = controls
@@ -628,8 +632,8 @@ class World:
             self.note(f"p{process.number} <- {by} {level.value} {target} then {then}")
             try:
                 records, _ = await process.sequencer.flatten(level, target, then, by)
-            except StoreUnavailable as exc:
-                attempt.outcome = "unavailable"
+            except StoreUnavailable as exc:  # not stored; or, a shared store's COMMIT in doubt, maybe stored
+                attempt.outcome = "pending" if "unknown" in str(exc) else "unavailable"
                 self.note(f"p{process.number} -> {by}: {exc}")
                 return
             except asyncio.CancelledError:
@@ -647,6 +651,33 @@ class World:
         if records and [r.order_id for r in records] != list(range(records[0].order_id, records[-1].order_id + 1)):
             raise self.fail(f"{by}'s orders are not consecutive: {[r.order_id for r in records]}")
 
+    def today(self) -> date:
+        return datetime.fromisoformat(self.clock()).date()
+
+    async def square_off(self, process: Process, day: date) -> None:
+        """As ``Operations.square_off_if_due`` once the day's moment has come (under the operations lock on
+        the local variant, as ``Operations`` holds its own; the shared processes may run it at once)."""
+        self.note(f"p{process.number} <- square-off {day}")
+        async with self.operations if self.variant == "local" else contextlib.nullcontext():
+            try:
+                records = await process.sequencer.square_off(day)
+            except StoreUnavailable as exc:
+                self.note(f"p{process.number} -> square-off {day}: {exc}")
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                raise self.fail(f"the square-off of {day} got {type(exc).__name__}: {exc!r}") from exc
+        answered = [r.order_id for r in records] if records is not None else "done already"
+        self.note(f"p{process.number} -> square-off {day}: {answered}")
+        if records is None:
+            return
+        self.square_offs.append((day, [r.order_id for r in records]))
+        for record in records:
+            stored = self.db.orders.get(record.order_id)
+            if stored is None or _content(stored) != _content(record) or stored.origin is not Origin.SQUARE_OFF:
+                raise self.fail(f"the square-off's order {record.order_id} was answered but the store holds {stored}")
+
     async def change_risk(self) -> None:
         """An operator changes the limits or the session (now and then lifts every limit, so that the
         next one rebuilds the state from the log)."""
@@ -654,7 +685,7 @@ class World:
         alive = [p for p in self.processes if p.alive]
         if not alive:
             return
-        process = alive[0]
+        process = alive[0] if self.variant == "local" else rng.choice(alive)
         in_force = process.sequencer.risk
         roll = rng.random()
         if roll < 0.1:
@@ -785,6 +816,8 @@ class World:
             return
         strategy = record.order.strategy
         in_force = process.sequencer.controls.state_of(ControlLevel.STRATEGY, strategy)
+        if self.variant == "shared":  # it decides under the controls each group reads: the store's count
+            in_force = ControlState.HALTED
         stored = Controls.from_document(orjson.loads(self.db.controls or "{}"))
         if (
             in_force is not ControlState.HALTED
@@ -816,6 +849,7 @@ class World:
         history = self.history = model.History()
         policies: dict[str, model.ModelPolicy] = {}
         flattening: FlattenAttempt | None = None  # the flatten whose orders the replay is in
+        self.square_off_runs = []
         owed: list[tuple[str, str, model.Canonical]] = []  # the orders it still owes
         for order_id in sorted(self.db.orders):
             record = self.db.orders[order_id]
@@ -865,6 +899,7 @@ class World:
                 raise self.fail(f"{by} was answered StoreUnavailable, but its orders {stored_ids} are stored")
             if attempt.outcome == "stored" and sorted(stored_ids) != [r.order_id for r in attempt.records]:
                 raise self.fail(f"{by} was answered with {[r.order_id for r in attempt.records]}, stored {stored_ids}")
+        self.check_square_offs()
         replayed = {(h.user, h.strategy, h.instrument, h.opened_order_id) for h in book.values()}
         stored = {(p.user, p.strategy, p.instrument, p.opened_order_id) for p in self.db.positions.values()}
         if replayed != stored:
@@ -880,9 +915,17 @@ class World:
         """One order of a flatten in the replay: its first one draws the orders the model says the scope's
         open positions need; each must be the next of them, back to back, and the last carries ``then``."""
         order_id, by = record.order_id, record.actor or ""
-        if record.origin is not Origin.FLATTEN:
+        if record.origin is Origin.STRATEGY or (owed and record.origin is not flattening_origin(flattening)):
             raise self.fail(f"order {order_id} ({record.origin}) comes inside a flatten that owes {len(owed)} orders")
-        if not owed:
+        if not owed and record.origin is Origin.SQUARE_OFF:
+            if by != RISK_ACTOR:
+                raise self.fail(f"square-off order {order_id} is sent by {by!r}")
+            flattening = FlattenAttempt(ControlLevel.GLOBAL, None, None, "stored", first=order_id, square_off=True)
+            self.square_off_runs.append(flattening)
+            owed = model.flatten_expected(book, "global", None)
+            if not owed:
+                raise self.fail(f"order {order_id}: a square-off stored orders for a book the model finds empty")
+        elif not owed:
             attempt = self.flattens.get(by)
             if attempt is None or attempt.first is not None:
                 raise self.fail(f"order {order_id} is a flatten order of {by!r}, which sent no (other) flatten")
@@ -891,7 +934,9 @@ class World:
             if not owed:
                 raise self.fail(f"order {order_id}: {by} stored orders for a scope the model finds empty")
         assert flattening is not None
-        if flattening is not self.flattens.get(by):
+        if flattening.square_off:
+            flattening.records.append(record)
+        elif flattening is not self.flattens.get(by):
             raise self.fail(f"order {order_id} of {by} comes inside another flatten that owes {len(owed)} orders")
         strategy, instrument, want = owed.pop(0)
         got = _canonical(record)
@@ -919,6 +964,30 @@ class World:
         model.apply(book, self.scope.value, order_id, strategy, instrument, got[2])
         self.history.add(model.micros_of(record.received_at), strategy, instrument, got[2], False)
         return (None if not owed else flattening), owed
+
+    def check_square_offs(self) -> None:
+        """Once a day: the stored marks' days increase; each mark names exactly the orders of one square-off
+        (back to back in the log, as the replay found them), and each answered square-off has its mark.
+        On the shared store the mark is in the orders' transaction, so every square-off has one; the
+        embedded store writes it after the orders, so a crash in between leaves a square-off unmarked."""
+        marks = [
+            (date.fromisoformat(m["day"]), m["orders"])
+            for m in (orjson.loads(c.change) for c in self.db.risk_changes if c.kind == SQUARE_OFF)
+        ]
+        days = [day for day, _ in marks]
+        if days != sorted(set(days)):
+            raise self.fail(f"the square-off marks' days do not increase: {days}")
+        runs = {run.first: [r.order_id for r in run.records] for run in self.square_off_runs}
+        marked = set()
+        for day, ids in marks:
+            if ids and runs.get(ids[0]) != ids:
+                raise self.fail(f"the square-off mark of {day} names orders {ids}; the log holds {runs.get(ids[0])}")
+            marked.update(ids[:1])
+        if self.variant == "shared" and set(runs) - marked:
+            raise self.fail(f"square-offs with no mark in their transaction: orders {sorted(set(runs) - marked)}")
+        for day, ids in self.square_offs:
+            if (day, ids) not in marks:
+                raise self.fail(f"the square-off of {day} was answered with orders {ids}, but no mark says so")
 
     def replay_trip(self, record: OrderRecord, risk: model.RiskInput | None) -> None:
         """Whether the order (just added to the history) trips its strategy's breaker, by the model; the log

@@ -700,3 +700,59 @@ def test_a_state_rebuilt_after_a_breaker_trip_does_not_count_the_rejections_the_
     un_halt: Step = ("control", (ControlLevel.STRATEGY, "S1"), ControlState.ACTIVE)
     # three rejections trip the breaker; the admin lets S1 trade again; a restart; one more rejection
     run_rebuilt_against_folded({"Ann": {"S1": ["ACC"]}}, Scope.ACCOUNT, breaker, [sell, sell, sell, un_halt], 0, [sell])
+
+
+# -- a log whose order ids are not in time order ------------------------------------------------------
+
+folded_events = st.lists(
+    st.tuples(
+        st.sampled_from(STRATEGIES),
+        st.sampled_from(USERS),
+        st.sampled_from(INSTRUMENTS),
+        st.sampled_from(["opened", "closed", "rejected"]),
+        st.floats(0, 120, allow_nan=False),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@PROPERTY
+@given(folded_events, st.randoms(use_true_random=False))
+def test_the_state_counts_the_same_whatever_order_the_log_folds_its_orders_in(
+    events: list[tuple[str, str, str, str, float]], shuffler: Any
+) -> None:
+    """Without limits in force, a shared store's groups commit on their instruments in any order, so a log
+    rebuilt by order_id meets times out of order; the state must count as if folded in time order."""
+    base = epoch_of(START.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+    def fold_all(order: list[tuple[str, str, str, str, float]]) -> RiskState:
+        state = RiskState()
+        for strategy, user, instrument, kind, offset in order:
+            side = Side.SELL if kind == "closed" else Side.BUY
+            applied = () if kind == "rejected" else (Effect(user, Action(kind.upper()), strategy),)
+            status = Status.REJECTED if kind == "rejected" else Status.ACCEPTED
+            reason = Reason.NO_OPEN_POSITION if kind == "rejected" else None
+            state.record(Order(strategy, instrument, side), status, reason, applied, base + offset)
+        return state
+
+    in_time = fold_all(sorted(events, key=lambda event: event[4]))
+    shuffled = list(events)
+    shuffler.shuffle(shuffled)
+    any_order = fold_all(shuffled)
+    latest = base + max(offset for *_, offset in events)
+    for at in (latest, latest + 0.5, latest + 30):
+        for seconds in (1, 5, 60, 600):
+            for count in (1, 2, 3, 5):
+                for strategy in STRATEGIES:
+                    assert any_order.rejects_reach(strategy, at, seconds, count) == in_time.rejects_reach(
+                        strategy, at, seconds, count
+                    )
+                for user in USERS:
+                    since = at - seconds
+                    assert any_order.opens_reach(any_order.opens.get(user), since, count) == in_time.opens_reach(
+                        in_time.opens.get(user), since, count
+                    )
+        for strategy in (None, *STRATEGIES):
+            assert any_order.orders_within_minute(strategy, at) == in_time.orders_within_minute(strategy, at)
+    assert any_order.last_close == in_time.last_close

@@ -29,9 +29,9 @@ every strategy's default).
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -471,11 +471,13 @@ class Folded(NamedTuple):
     counters: list[tuple[dict[Any, Any], Any, Any]]
     """``(table, key, value before)``: ``None`` before means the key was absent."""
     appended: list[list[float]]
-    """Lists of times that got one entry appended at their end."""
+    """Lists of times that got the order's time (at their end, unless a later time is in them already)."""
     windows: list[tuple[deque[float], list[float]]]
-    """``(window, entries it dropped)``: one entry was appended at its right end."""
+    """``(window, entries it dropped)``: the order's time was added (at its right end, as above)."""
     cleared: list[tuple[str, deque[float]]]
     """``(strategy, its rejections)``: a breaker that tripped forgot them."""
+    at: float = 0.0
+    """The order's time, as it was added."""
 
 
 @dataclass(slots=True)
@@ -485,6 +487,12 @@ class RiskState:
     Times are kept as they are (seconds since the epoch), never as days: which day a time falls on
     depends on the session's zone, and that may change; a count "today" is the entries since the
     start of the trading day of the order being decided.
+
+    Each list of times stays in time order whatever order the orders are folded in: a shared store
+    commits orders on different instruments in any order while no limit is in force, so a log read by
+    order_id may go back in time, and the limits count by time, not by order_id (the last close of a
+    position is the latest one, too). Orders decided under limits are decided one at a time, so their
+    times only grow, and appending is the common case.
     """
 
     open_by_user: dict[str, int] = field(default_factory=dict)
@@ -525,7 +533,7 @@ class RiskState:
         ``count_positions=False`` leaves the open positions alone: a state rebuilt over the open book
         (:meth:`of_book`) folds in the orders of the horizon for their times only.
         """
-        folded = Folded([], [], [], [])
+        folded = Folded([], [], [], [], at)
         counters, appended = folded.counters, folded.appended
         instrument = order.instrument
         for user, action, position_strategy in applied:
@@ -540,10 +548,14 @@ class RiskState:
                     _add(counters, self.open_by_user, user, -1)
                     _add(counters, self.open_by_user_strategy, (user, position_strategy), -1)
                 key = (user, instrument)
-                counters.append((self.last_close, key, self.last_close.get(key)))
-                self.last_close[key] = at
+                before = self.last_close.get(key)
+                counters.append((self.last_close, key, before))
+                self.last_close[key] = at if before is None or before <= at else before
         for times in appended:
-            times.append(at)
+            if times and times[-1] > at:
+                insort(times, at)
+            else:
+                times.append(at)
         if origin is Origin.STRATEGY:  # a flatten is the gateway's own: not a strategy's order or rejection
             strategy = order.strategy
             _slide(folded, self.orders, at, RATE_WINDOW)
@@ -566,12 +578,19 @@ class RiskState:
         """Take one :meth:`record` (and its :meth:`trip`) out again: the last one not yet reverted."""
         for strategy, rejects in reversed(folded.cleared):
             self.rejects_by_strategy[strategy] = rejects
+        at = folded.at
         for window, dropped in reversed(folded.windows):
-            window.pop()
+            if window[-1] == at:
+                window.pop()
+            else:
+                window.remove(at)
             window.extendleft(reversed(dropped))
         for times in folded.appended:
             if times:  # (a sweep may have dropped it with everything older than the horizon: never read again)
-                times.pop()
+                if times[-1] == at:
+                    times.pop()
+                elif at in times:
+                    times.remove(at)
         for table, key, before in reversed(folded.counters):
             if before is None:
                 table.pop(key, None)
@@ -666,14 +685,18 @@ def _window(table: dict[str, deque[float]], key: str) -> deque[float]:
 
 
 def _slide(folded: Folded, window: deque[float], at: float, keep: int) -> None:
-    """Append ``at``, dropping the entries older than ``keep`` seconds before it (kept for the undo)."""
+    """Add ``at`` (in time order: at the end unless a later time is in already), dropping the entries older
+    than ``keep`` seconds before it (kept for the undo)."""
     oldest = at - keep
     dropped: list[float] = _NONE_DROPPED
     if window and window[0] <= oldest:
         dropped = []
         while window and window[0] <= oldest:
             dropped.append(window.popleft())
-    window.append(at)
+    if window and window[-1] > at:
+        window.insert(bisect_right(window, at), at)
+    else:
+        window.append(at)
     folded.windows.append((window, dropped))
 
 
@@ -843,6 +866,18 @@ def tripped(
     halted = controls.with_setting(setting)
     change = ControlChange(record.received_at, setting, RISK_ACTOR, halted.fingerprint, BREAKER, record.order_id)
     return halted, change
+
+
+def square_off_mark(at: str, day: date, order_ids: Sequence[int], policy_fingerprint: str) -> RiskChange:
+    """The mark that says ``day`` was squared off (by the orders ``order_ids``), stored as a risk change of
+    kind :data:`SQUARE_OFF` under the policy in force, so that it runs once a day across restarts."""
+    change = orjson.dumps({"day": day.isoformat(), "orders": list(order_ids)}).decode()
+    return RiskChange(at, SQUARE_OFF, None, None, change, RISK_ACTOR, policy_fingerprint)
+
+
+def squared_off_day(mark: RiskChange | None) -> date:
+    """The day a :func:`square_off_mark` names (``date.min`` for none)."""
+    return date.fromisoformat(orjson.loads(mark.change)["day"]) if mark is not None else date.min
 
 
 class RiskChange(NamedTuple):

@@ -146,6 +146,11 @@ class Committer:
                 ticket.future.set_exception(result)
                 ticket.future.exception()  # retrieved even if its caller went away
         self._window.committed(answered)
+        self.publish(records)
+
+    def publish(self, records: list[OrderRecord]) -> None:
+        """Hand orders committed now to the listeners, in order_id order (also those committed outside the
+        loop: the shared sequencer's flatten)."""
         if records:
             records.sort(key=lambda record: record.order_id)
             for listener in self._listeners:

@@ -34,17 +34,15 @@ import orjson
 
 from ordergate.domain.controls import (
     NO_CONTROLS,
-    RISK_ACTOR,
     ControlLevel,
     Controls,
     ControlSetting,
     ControlState,
     check_setting,
 )
-from ordergate.domain.model import Origin
 from ordergate.domain.record import OrderRecord
 from ordergate.domain.registry import Registry
-from ordergate.domain.risk import NO_RISK, SQUARE_OFF, RiskChange, RiskLevel, RiskPolicy, TradingSession, epoch_of
+from ordergate.domain.risk import NO_RISK, RiskChange, RiskLevel, RiskPolicy, TradingSession, epoch_of
 from ordergate.errors import OrdergateError, StartupError, StoreUnavailable
 from ordergate.profiles import load_registry
 from ordergate.service.clock import Clock, utc_now
@@ -67,11 +65,6 @@ class RiskRefused(OrdergateError):
     """A risk change this gateway cannot put in force (answered 409 with the message)."""
 
 
-def _has_breaker(policy: RiskPolicy) -> bool:
-    levels = [policy.gateway, *policy.strategies.values(), *policy.users.values()]
-    return any(limits.breaker is not None for limits in levels)
-
-
 @dataclass(frozen=True, slots=True)
 class Reload:
     fingerprint: str
@@ -89,7 +82,7 @@ class Operations:
         self._gateway = gateway
         self._clock = clock
         self._square_off_every = square_off_every
-        self._squared_off: date | None = None  # the last day squared off (read from the store once)
+        self._squared_off = date.min  # the last day this process knows was squared off
         self._square_offs: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one change at a time: each is stored before the next is built
         self._sighup_loop: asyncio.AbstractEventLoop | None = None
@@ -166,7 +159,7 @@ class Operations:
     ) -> tuple[list[OrderRecord], Controls]:
         """Close every open position in the scope in one transaction, then set ``then`` in that same
         transaction; an empty scope closes nothing (and still sets ``then``). Raises ``ControlError`` for a
-        bad scope, :class:`~ordergate.service.sequencing.FlattenRefused` where flatten cannot be done."""
+        bad scope."""
         check_setting(ControlSetting(level, target, then or ControlState.ACTIVE))
         async with self._lock:
             records, controls = await self._sequencer.flatten(level, target, then, by)
@@ -220,16 +213,6 @@ class Operations:
         sequencer = self._sequencer
         if not sequencer.decides_risk and built.restricts_anything:
             raise RiskRefused("this gateway's sequencer decides without risk limits and trading sessions")
-        if not sequencer.trips_breakers and _has_breaker(built):
-            raise RiskRefused(
-                "limits.breaker: the circuit breaker needs the embedded SQLite store in this release "
-                "(a shared PostgreSQL store does not halt strategies by itself yet)"
-            )
-        if not sequencer.flattens and built.session is not None and built.session.square_off is not None:
-            raise RiskRefused(
-                "session.square_off: the square-off needs the embedded SQLite store in this release "
-                "(a shared PostgreSQL store cannot flatten yet); set the session without it"
-            )
         document = orjson.dumps(built.to_document()).decode()
         stored = await self._gateway.store.record_risk_change(change, document)
         # the store's answer: on a shared store another process may have changed the policy this one saw
@@ -239,34 +222,21 @@ class Operations:
 
     async def square_off_if_due(self) -> list[OrderRecord]:
         """Flatten everything if the session's square-off moment has come and this day was not squared off
-        yet (a mark in the store says so, so it is once a day across restarts); returns the orders."""
-        policy = self.risk
-        session = policy.session
-        if session is None or not self._sequencer.flattens:
+        yet (a mark in the store says so, so it is once a day across restarts, and across the processes of
+        a shared store, whose sequencer checks the mark under its locks); returns the orders."""
+        session = self.risk.session
+        if session is None:
             return []
         day = session.square_off_day(epoch_of(self._clock()))
-        if day is None:
+        if day is None or day <= self._squared_off:
             return []
         async with self._lock:
-            if self._squared_off is None:
-                marks = await self._gateway.store.risk_changes(1, SQUARE_OFF)
-                self._squared_off = date.fromisoformat(orjson.loads(marks[0].change)["day"]) if marks else date.min
             if day <= self._squared_off:
                 return []
-            records, _ = await self._sequencer.flatten(
-                ControlLevel.GLOBAL, None, None, RISK_ACTOR, origin=Origin.SQUARE_OFF
-            )
-            mark = RiskChange(
-                self._clock(),
-                SQUARE_OFF,
-                None,
-                None,
-                orjson.dumps({"day": day.isoformat(), "orders": [r.order_id for r in records]}).decode(),
-                RISK_ACTOR,
-                policy.fingerprint,
-            )  # after the orders: a crash in between squares off again, closing nothing twice
-            await self._gateway.store.record_risk_change(mark, orjson.dumps(policy.to_document()).decode())
+            records = await self._sequencer.square_off(day)
             self._squared_off = day
+        if records is None:
+            return []  # done already (before a restart, or by another process)
         log.warning(
             "square-off of %s: %d orders closed %d positions",
             day,

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import date
 
 import orjson
 
@@ -40,6 +41,7 @@ from ordergate.domain.book import Book, Change
 from ordergate.domain.controls import (
     FLATTEN,
     NO_CONTROLS,
+    RISK_ACTOR,
     ControlChange,
     ControlLevel,
     Controls,
@@ -52,6 +54,7 @@ from ordergate.domain.record import ANONYMOUS, DIRECT, Entry, OrderRecord, decid
 from ordergate.domain.registry import Registry
 from ordergate.domain.risk import (
     NO_RISK,
+    SQUARE_OFF,
     Folded,
     RiskContext,
     RiskPolicy,
@@ -59,6 +62,8 @@ from ordergate.domain.risk import (
     epoch_of,
     horizon_start,
     rebuilt,
+    square_off_mark,
+    squared_off_day,
     tripped,
 )
 from ordergate.domain.rules import decide, decide_and_apply
@@ -75,8 +80,6 @@ class LocalSequencer:
 
     cascade_failures = True
     decides_risk = True
-    trips_breakers = True
-    flattens = True
 
     def __init__(
         self,
@@ -351,6 +354,18 @@ class LocalSequencer:
         self._core.enqueue(ticket)
         await asyncio.shield(ticket.future)
         return records, self._controls
+
+    async def square_off(self, day: date) -> list[OrderRecord] | None:
+        """As the protocol says; the mark is stored after the orders (the store commits orders alone), so a
+        crash in between squares off again on start, which closes only what was opened since."""
+        marks = await self._store.risk_changes(1, SQUARE_OFF)
+        if squared_off_day(marks[0] if marks else None) >= day:
+            return None
+        records, _ = await self.flatten(ControlLevel.GLOBAL, None, None, RISK_ACTOR, origin=Origin.SQUARE_OFF)
+        policy = self._risk
+        mark = square_off_mark(self._clock(), day, [r.order_id for r in records], policy.fingerprint)
+        await self._store.record_risk_change(mark, orjson.dumps(policy.to_document()).decode())
+        return records
 
     async def commit(self, group: list[Ticket]) -> Sequence[Result]:
         records = [record for ticket in group for record in (_decided(ticket), *ticket.also)]

@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import date
 from typing import NamedTuple, Protocol
 
 from ordergate.domain.book import Undo
@@ -34,10 +35,6 @@ MAX_GROUP = 1000
 
 CommitListener = Callable[[Sequence[OrderRecord]], None]
 """Called with each group of orders this process committed (decided now, not replays), in order_id order."""
-
-
-class FlattenRefused(OrdergateError):
-    """A flatten this gateway cannot do (answered 409 with the message)."""
 
 
 class Outcome(NamedTuple):
@@ -73,10 +70,6 @@ class Ticket:
 class Sequencing(Protocol):
     decides_risk: bool
     """Whether it decides under a risk policy (SPEC section 10); one that does not never gets one."""
-    trips_breakers: bool
-    """Whether it halts a strategy whose rejections reach its breaker (else a policy with one is refused)."""
-    flattens: bool
-    """Whether it can flatten (and so square off); else flatten and a session's ``square_off`` are refused."""
 
     @property
     def registry(self) -> Registry: ...
@@ -143,8 +136,13 @@ class Sequencing(Protocol):
     ) -> tuple[list[OrderRecord], Controls]:
         """Close every open position in the scope by orders of ``origin`` (flatten, square-off), committed as one
         transaction with the control ``then`` (if any) set in it; returns the orders and the controls
-        now in force. Raises :class:`~ordergate.errors.StoreUnavailable` when nothing could be stored,
-        and :class:`FlattenRefused` where it cannot be done."""
+        now in force. Raises :class:`~ordergate.errors.StoreUnavailable` when nothing could be stored."""
+        ...
+
+    async def square_off(self, day: date) -> list[OrderRecord] | None:
+        """The trading session's square-off of ``day``: flatten everything (orders of origin ``square_off``
+        by ``risk``) and store the day's mark (:func:`~ordergate.domain.risk.square_off_mark`), unless the
+        store already holds a mark of that day or a later one (then ``None``: nothing was done)."""
         ...
 
     def use_registry(self, registry: Registry) -> None:

@@ -63,6 +63,22 @@ is paid but one shared lock and one indexed read per group. A process also rebui
 any group, under the same lock, when limits come into force (through it, or as its idle refresh
 reads them), so that ``check()`` counts at once and its first group under them need not.
 
+The circuit breaker: a group deciding under a policy with a breaker holds the risk lock exclusively
+(and the controls lock shared, as every group), so when an order's rejection trips its strategy's
+breaker, the halt is built on the controls the group read under those locks (no one can change them
+before it commits: an admin's change waits for the controls lock exclusively, another group's trip for
+the risk lock), stored in the order's transaction, and decided under by the group's later orders; every
+group of every process that locks after it reads it. Folding a tripping order read back from the log
+(with the control change it caused) empties the strategy's window, as it did where it was decided.
+
+Flatten and the square-off: the positions of a scope span instruments whose locks groups take one by
+one, so a flatten is a transaction of its own (:meth:`~ordergate.store.base.SharedStore.lock_cluster`)
+that takes the controls and risk locks exclusively. Every group takes the risk lock before any
+instrument lock, so once it holds it no group anywhere is deciding: it reads every open position,
+draws the flatten's order ids, brings the risk state up to date as a group would, and commits the
+orders with ``then`` set by the last of them. The square-off is such a flatten that first reads the
+day's mark under those locks and writes it in the same transaction: once a day in the whole cluster.
+
 Trading controls: the controls in force live in the database, not in any one process. Each group
 transaction reads them in step 2, after taking a shared lock on them (a change of controls takes it
 exclusively, see :mod:`ordergate.store.postgres.store`), and decides every order of the group under
@@ -95,13 +111,24 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import orjson
 
 from ordergate.domain.book import Book, Opened, Position
-from ordergate.domain.controls import NO_CONTROLS, ControlLevel, Controls, ControlState
+from ordergate.domain.controls import (
+    FLATTEN,
+    NO_CONTROLS,
+    RISK_ACTOR,
+    ControlChange,
+    ControlLevel,
+    Controls,
+    ControlSetting,
+    ControlState,
+)
+from ordergate.domain.flatten import flatten_orders, positions_in_scope
 from ordergate.domain.model import Decision, Order, Origin, Scope
-from ordergate.domain.record import DIRECT, Entry, OrderRecord, decided_record
+from ordergate.domain.record import ANONYMOUS, DIRECT, Entry, OrderRecord, decided_record
 from ordergate.domain.registry import Registry
 from ordergate.domain.risk import (
     HORIZON,
@@ -112,14 +139,16 @@ from ordergate.domain.risk import (
     epoch_of,
     fold,
     horizon_start,
+    square_off_mark,
+    tripped,
 )
 from ordergate.domain.rules import decide, decide_and_apply
 from ordergate.errors import ClientOrderIdConflict, OrdergateError, StoreUnavailable
 from ordergate.service.clock import Clock, utc_now
 from ordergate.service.committer import Committer, Result
 from ordergate.service.idempotency import IdempotencyWindow, outcome_after
-from ordergate.service.sequencing import MAX_GROUP, CommitListener, FlattenRefused, Outcome, Ticket
-from ordergate.store.base import CommitInDoubt, LockedGroup, OrderGroup, RiskRead, SharedStore
+from ordergate.service.sequencing import MAX_GROUP, CommitListener, Outcome, Ticket
+from ordergate.store.base import ClusterGroup, CommitInDoubt, LockedGroup, OrderGroup, RiskRead, SharedStore
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +180,6 @@ class SharedSequencer:
 
     cascade_failures = False
     decides_risk = True
-    trips_breakers = False
-    flattens = False
 
     def __init__(
         self,
@@ -270,11 +297,114 @@ class SharedSequencer:
         by: str | None,
         origin: Origin = Origin.FLATTEN,
     ) -> tuple[list[OrderRecord], Controls]:
-        """Refused: the positions of a scope span instruments whose locks other processes take one by one."""
-        raise FlattenRefused(
-            "flatten needs the embedded SQLite store in this release; on a shared PostgreSQL store halt with "
-            "PUT /v1/controls and close positions with SELL orders"
-        )
+        """Close every open position in the scope in one transaction that holds every process still (see the
+        module docstring), setting ``then`` in it."""
+        done = await self._flatten(level, target, then, Entry(by or ANONYMOUS, None, origin), None)
+        assert done is not None  # (only a square-off finds its work done)
+        return done
+
+    async def square_off(self, day: date) -> list[OrderRecord] | None:
+        """As the protocol says: the day's mark is read and written inside the flatten's transaction, under
+        the locks every process takes, so the square-off runs once a day in the whole cluster."""
+        done = await self._flatten(ControlLevel.GLOBAL, None, None, Entry(RISK_ACTOR, None, Origin.SQUARE_OFF), day)
+        return done[0] if done is not None else None
+
+    async def _flatten(
+        self, level: ControlLevel, target: str | None, then: ControlState | None, entry: Entry, day: date | None
+    ) -> tuple[list[OrderRecord], Controls] | None:
+        async with self._risk_turn:  # the risk state is this transaction's alone meanwhile
+            read, counted = self._risk_read() if self._limits is not None else (None, None)
+            try:
+                async with self._shared.lock_cluster(risk=read) as tx:
+                    done = await self._flatten_in(tx, level, target, then, entry, day, counted)
+            except BaseException:  # failed or cancelled: the state may count orders that do not exist
+                self._forget(counted)
+                raise
+        if done is None:
+            return None
+        records, controls, books = done
+        self._view.update(books)
+        if controls is not self._controls:
+            self.use_controls(controls)
+        self._core.publish(list(records))
+        return records, self._controls
+
+    async def _flatten_in(
+        self,
+        tx: ClusterGroup,
+        level: ControlLevel,
+        target: str | None,
+        then: ControlState | None,
+        entry: Entry,
+        day: date | None,
+        counted: _Counted | None,
+    ) -> tuple[list[OrderRecord], Controls, dict[str, Book]] | None:
+        """Decide the flatten against every open position read under the locks, and commit it (with the
+        square-off's mark for ``day``); ``None`` when that day's square-off is stored already."""
+        locked = tx.locked
+        self._adopt_in_force(locked)
+        if day is not None and tx.squared_off is not None and date.fromisoformat(tx.squared_off) >= day:
+            return None
+        book = Book(self._scope, locked.positions)
+        flattened = flatten_orders(positions_in_scope(book, level, target))
+        controls = self._controls
+        if not flattened and day is None:
+            return [], controls, {}  # nothing to close (the caller sets ``then`` on its own)
+        instruments = sorted({order.instrument for order, _ in flattened})
+        order_ids = await tx.reserve(instruments, len(flattened))
+        limits = self._limits
+        state = None
+        if limits is not None and order_ids:
+            state = self._brought_up_to_date(locked, counted, through=order_ids[-1]).state
+        at = self._clock()
+        restricting = self._restricting
+        records: list[OrderRecord] = []
+        for (order, decision), order_id in zip(flattened, order_ids, strict=True):
+            changes = book.apply(order, decision.applied, order_id, at)
+            records.append(
+                decided_record(
+                    order_id,
+                    at,
+                    order,
+                    decision,
+                    self._scope,
+                    self._registry.fingerprint,
+                    None,
+                    changes,
+                    restricting.fingerprint if restricting is not None else None,
+                    entry,
+                    limits.fingerprint if limits is not None else None,
+                )
+            )
+            if state is not None:
+                state.record(order, decision.status, None, decision.applied, epoch_of(at), entry.origin)
+        if then is not None and records:  # set in the transaction of the orders, by the last of them
+            setting = ControlSetting(level, target, then)
+            controls = controls.with_setting(setting)
+            change = ControlChange(at, setting, entry.actor, controls.fingerprint, FLATTEN, records[-1].order_id)
+            records[-1] = records[-1]._replace(control_change=(change, orjson.dumps(controls.to_document()).decode()))
+        mark = None
+        if day is not None:
+            policy = self._risk
+            mark = (
+                square_off_mark(at, day, order_ids, policy.fingerprint),
+                orjson.dumps(policy.to_document()).decode(),
+            )
+        try:
+            await tx.commit(records, mark)
+        except CommitInDoubt as doubt:
+            self._core.note_failure()
+            committed = await doubt.outcome()
+            if committed is None:
+                raise StoreUnavailable(
+                    f"{doubt}; the database stayed unreachable, so whether the flatten was stored is unknown: "
+                    "GET /v1/positions shows what is open, and flattening again closes only that",
+                    retry_after=5,
+                ) from None
+            if not committed:
+                raise StoreUnavailable(f"{doubt}; nothing of the flatten was stored", retry_after=5) from None
+        books = {i: Book(self._scope, (p for p in book if p.instrument == i)) for i in instruments}
+        return records, controls, books
 
     def check(self, order: Order, entry: Entry = DIRECT) -> Decision:
         """The decision ``order`` would get against this process's view of the book and its last risk
@@ -436,23 +566,14 @@ class SharedSequencer:
             instruments, client_order_ids, len(tickets), patient=patient, risk=read
         ) as tx:
             locked = tx.locked
-            if locked.scope is not None and locked.scope is not self._scope:
-                raise StoreUnavailable(
-                    f"the database is now kept in scope '{locked.scope}' by another process; restart this "
-                    f"gateway with --scope {locked.scope}",
-                    retry_after=30,
-                )
-            if locked.controls_read:
-                self._adopt_controls(locked.controls)
-            if locked.risk_read:
-                self._adopt_risk(locked.risk)
+            self._adopt_in_force(locked)
             limits = self._limits if locked.risk_read else None
             if limits is not None and not exclusive:
                 return _RETRY  # leaving the transaction rolls it back: nothing was decided
             if limits is None:
                 return await self._decide_in(tx, tickets, instruments, None)
             try:
-                counted = self._brought_up_to_date(locked, counted)
+                counted = self._brought_up_to_date(locked, counted, through=max(locked.order_ids))
                 done = await self._decide_in(tx, tickets, instruments, (limits, counted))
             except BaseException:  # failed or cancelled: the state may count orders that do not exist
                 self._forget(counted)
@@ -460,6 +581,19 @@ class SharedSequencer:
             if done[0] is None:  # in doubt: likewise
                 self._forget(counted)
             return done
+
+    def _adopt_in_force(self, locked: LockedGroup) -> None:
+        """Refuse a database kept in the other scope; believe the controls and risk policy read under the locks."""
+        if locked.scope is not None and locked.scope is not self._scope:
+            raise StoreUnavailable(
+                f"the database is now kept in scope '{locked.scope}' by another process; restart this "
+                f"gateway with --scope {locked.scope}",
+                retry_after=30,
+            )
+        if locked.controls_read:
+            self._adopt_controls(locked.controls)
+        if locked.risk_read:
+            self._adopt_risk(locked.risk)
 
     async def _rebuild(self, *, quiet: bool) -> None:
         """Rebuild the risk state, if limits are believed in force and there is none, outside any group.
@@ -481,7 +615,7 @@ class SharedSequencer:
                     if locked.risk_read:
                         self._adopt_risk(locked.risk)
                         if self._limits is not None:
-                            self._brought_up_to_date(locked, counted)
+                            self._brought_up_to_date(locked, counted, through=max(locked.order_ids))
             except StoreUnavailable as exc:
                 log.log(
                     logging.DEBUG if quiet else logging.WARNING,
@@ -498,12 +632,12 @@ class SharedSequencer:
         if counted is not None and self._counted is counted:
             self._counted = None
 
-    def _brought_up_to_date(self, locked: LockedGroup, counted: _Counted | None) -> _Counted:
+    def _brought_up_to_date(self, locked: LockedGroup, counted: _Counted | None, *, through: int) -> _Counted:
         """The risk state ``counted`` (the one the group's :class:`RiskRead` was asked for, even if
         dropped meanwhile: it still accounts for the log up to its ``through``), with what the group read
-        under the exclusive lock folded in; or rebuilt from what it read."""
+        under the exclusive lock folded in; or rebuilt from what it read. ``through``: an order id drawn
+        under that lock (every order committed after this group will have a greater one)."""
         epoch = epoch_of(self._clock())
-        through = max(locked.order_ids)  # every order committed after this group will have a greater id
         if counted is None:
             if locked.risk_counts is None:
                 raise StoreUnavailable("the store did not read the open positions the risk state is rebuilt from")
@@ -532,7 +666,7 @@ class SharedSequencer:
             held[position.instrument].append(position)
         books = {instrument: Book(self._scope, positions) for instrument, positions in held.items()}
         fresh_ids = iter(locked.order_ids)
-        registry, controls = self._registry, self._restricting
+        registry, controls, in_force = self._registry, self._restricting, self._controls
         for index, ticket in enumerate(tickets):
             order, client_order_id = ticket.order, ticket.client_order_id
             book = books.get(order.instrument)
@@ -561,9 +695,14 @@ class SharedSequencer:
                 context.policy.fingerprint if context is not None else None,
             )
             if context is not None:
-                context.state.record(
+                folded = context.state.record(
                     order, decision.status, decision.reason, decision.applied, context.at, ticket.entry.origin
                 )
+                trip = tripped(record, context, in_force, folded)
+                if trip is not None:  # the strategy halts in this transaction: the next order sees it
+                    in_force, change = trip
+                    controls = in_force
+                    record = record._replace(control_change=(change, orjson.dumps(in_force.to_document()).decode()))
             records.append(record)
             results[index] = Outcome(record, False)
         if records:
@@ -576,6 +715,8 @@ class SharedSequencer:
                 self._core.track(self._settle(doubt, answerable, books, seen), name="settle-in-doubt")
                 return None, busy
         self._view.update(books)  # committed: this is now what the database holds for these instruments
+        if in_force is not self._controls:
+            self.use_controls(in_force)  # a breaker tripped (every process reads it under its next locks)
         return results, busy
 
     async def _settle(

@@ -371,7 +371,38 @@ class OrderGroup(Protocol):
         ...
 
 
+class ClusterGroup(OrderGroup, Protocol):
+    """A transaction of a :class:`SharedStore` that holds every process still: the controls and the risk
+    lock exclusively, so no group of any process decides (or holds an instrument lock) until it ends.
+
+    Its :attr:`~OrderGroup.locked` holds *every* open position and no order id: the caller learns from
+    the positions which orders it makes, then draws their ids with :meth:`reserve`. A flatten and the
+    session's square-off are such transactions (:mod:`ordergate.service.shared_sequencer`).
+    """
+
+    @property
+    def squared_off(self) -> str | None:
+        """The day (``YYYY-MM-DD``) of the last square-off stored, read under the lock (``None``: never)."""
+        ...
+
+    async def reserve(self, instruments: Sequence[str], count: int) -> list[int]:
+        """Draw ``count`` fresh order ids (ascending) and read the hash-chain heads of ``instruments``."""
+        ...
+
+    async def commit(self, records: Sequence[OrderRecord], mark: tuple[RiskChange, str] | None = None) -> None:
+        """As :meth:`OrderGroup.commit`, storing ``mark`` (a ``square_off`` risk change, with the document of
+        the policy it names) in the same transaction."""
+        ...
+
+
 class SharedStore(Store, Protocol):
+    def lock_cluster(self, *, risk: RiskRead | None = None) -> AbstractAsyncContextManager[ClusterGroup]:
+        """Open a :class:`ClusterGroup`: wait (up to the lock timeout) for every group deciding now, then
+        read the scope, the controls, the risk policy (and what ``risk`` names) and every open position.
+        Raises :class:`~ordergate.errors.StoreUnavailable` when the store cannot be reached or the wait
+        timed out."""
+        ...
+
     def lock_group(
         self,
         instruments: Sequence[str],

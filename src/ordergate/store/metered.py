@@ -19,6 +19,7 @@ from ordergate.domain.record import OrderRecord, Trade
 from ordergate.domain.risk import RiskChange
 from ordergate.errors import ReadsBusy, StoreUnavailable
 from ordergate.store.base import (
+    ClusterGroup,
     ControlChange,
     OrderGroup,
     OrderQuery,
@@ -162,6 +163,15 @@ class MeteredSharedStore(MeteredStore):
             async with self.shared.lock_group(
                 instruments, client_order_ids, reserve, patient=patient, risk=risk
             ) as group:
+                yield group
+        except StoreUnavailable:
+            self.errors.record("commit")
+            raise
+
+    @asynccontextmanager
+    async def lock_cluster(self, *, risk: RiskRead | None = None) -> AsyncIterator[ClusterGroup]:
+        try:
+            async with self.shared.lock_cluster(risk=risk) as group:
                 yield group
         except StoreUnavailable:
             self.errors.record("commit")

@@ -1,7 +1,8 @@
 """``ordergate orders | positions | trades``: one page of a running gateway's listings, as a table or JSON.
 
-These commands are clients of the HTTP API (``GET /v1/orders``, ``/v1/positions``, ``/v1/trades``):
-the filters and the paging are the API's own, answered by the process that owns the store, so they
+These commands are clients of the HTTP API (``GET /v1/orders``, ``/v1/positions``, ``/v1/trades``)
+through the Python client (:mod:`ordergate.client`): the filters and the paging are the API's own,
+answered by the process that owns the store, so they
 show exactly what the gateway serves (committed state only) and will follow it wherever the API
 goes (another host, a shared database, access keys). Bulk copies of a whole log are the job of
 ``ordergate export``, which reads the store directly.
@@ -9,45 +10,28 @@ goes (another host, a shared database, access keys). Bulk copies of a whole log 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-import httpx
-import orjson
 from rich.table import Table
+
+from ordergate.client import Client, Page
 
 Listing = Literal["orders", "positions", "trades"]
 
 
-class ListingError(Exception):
-    """The listing could not be fetched; the message says why, for the user."""
-
-
-def fetch_page(
-    url: str,
-    listing: Listing,
-    filters: Mapping[str, object | None],
-    *,
-    timeout: float = 10.0,
-    api_key: str | None = None,
-) -> dict[str, Any]:
-    """``GET /v1/<listing>`` with the given filters (``None`` values left out): ``{"items", "next"}``."""
-    params = {name: str(value) for name, value in filters.items() if value is not None}
-    endpoint = f"{url.rstrip('/')}/v1/{listing}"
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    try:
-        response = httpx.get(endpoint, params=params, timeout=timeout, headers=headers)
-    except httpx.TransportError as exc:
-        raise ListingError(
-            f"no gateway answers at {url} ({type(exc).__name__}); start one with 'ordergate serve' or pass --url"
-        ) from None
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        body = None
-    if response.status_code != 200 or not isinstance(body, dict) or "items" not in body:
-        raise ListingError(f"GET {endpoint} answered HTTP {response.status_code}: {_problem(body, response.text)}")
-    return body
+def fetch_page(client: Client, listing: Listing, filters: Mapping[str, Any]) -> dict[str, Any]:
+    """One page of ``GET /v1/<listing>`` with the given filters (``None`` ones left out), as the API's
+    JSON ``{"items", "next"}``; raises the client's :class:`~ordergate.client.OrdergateError`."""
+    fetch: Callable[..., Page[Any, int]]
+    if listing == "orders":
+        fetch = client.orders
+    elif listing == "positions":
+        fetch = client.positions
+    else:
+        fetch = client.trades
+    page: dict[str, Any] = fetch(**filters).model_dump(mode="json", by_alias=True)
+    return page
 
 
 def render(listing: Listing, page: Mapping[str, Any]) -> Table:
@@ -117,12 +101,3 @@ def _trades(items: list[dict[str, Any]]) -> Table:
 def _when(stamp: str) -> str:
     """``2026-01-02 03:04:05`` from a stored ``2026-01-02T03:04:05.123456Z`` (the JSON keeps it whole)."""
     return stamp[:19].replace("T", " ")
-
-
-def _problem(body: object, text: str) -> str:
-    if isinstance(body, dict):
-        for key in ("message", "detail"):
-            value = body.get(key)
-            if isinstance(value, str):
-                return value
-    return " ".join(text.split())[:200] or "(empty body)"

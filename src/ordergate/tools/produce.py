@@ -5,26 +5,28 @@ side drawn uniformly from the catalogue and POSTed to ``/create_order``. The sam
 load tests: a global rate shared by concurrent workers, the ``/v1`` API, and the ``universe`` mode
 that only draws instruments a strategy's subscribers trade, so most orders mean something. Every
 order carries a client order id that each retry repeats, so a retry after a lost answer can never
-apply an order twice. Drawing, answer reading and the summary maths are pure and tested without a
-server; the CLI prints the table :func:`render_summary` returns.
+apply an order twice. The retries are the Python client's (:mod:`ordergate.client.retry` decides,
+:func:`ordergate.client.transport.asend_with_retries` loops); the bodies are encoded once per order
+and the answers read without models, which keeps the producer's own cost per order small enough to
+load a gateway. Drawing, answer reading and the summary maths are pure and tested without a server;
+the CLI prints the table :func:`render_summary` returns.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import random
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Literal
 
 import orjson
 
+from ordergate.client.retry import RETRYABLE_STATUSES, RetryPolicy
+from ordergate.client.transport import Outcome, asend_with_retries
 from ordergate.domain.model import Order, Side
 from ordergate.tools.catalogue import Catalogue
 
@@ -38,13 +40,23 @@ Mode = Literal["uniform", "universe"]
 Api = Literal["legacy", "v1"]
 Profiles = Mapping[str, Mapping[str, Collection[str]]]
 
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 BACKOFF_BASE_SECONDS = 0.1
 BACKOFF_CAP_SECONDS = 5.0
 RETRY_AFTER_CAP_SECONDS = 60.0
 ERROR_SAMPLES = 5
 _SIDES = (Side.BUY, Side.SELL)
-_log = logging.getLogger(__name__)
+
+
+def retry_policy(retries: int) -> RetryPolicy:
+    """The producer's retries: ``retries`` after the first try, with no bound on the total time (a load
+    run waits out an outage rather than count its orders as errors)."""
+    return RetryPolicy(
+        attempts=retries + 1,
+        base_seconds=BACKOFF_BASE_SECONDS,
+        cap_seconds=BACKOFF_CAP_SECONDS,
+        retry_after_cap_seconds=RETRY_AFTER_CAP_SECONDS,
+        total_seconds=math.inf,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,12 +278,7 @@ def read_answer(api: Api, status_code: int, body: bytes) -> Answer | Failure:
 def retry_delay(attempt: int, retry_after: str | None, jitter: random.Random) -> float:
     """Seconds to wait before retry ``attempt`` (0-based): the server's ``Retry-After`` when it gave
     one, else capped exponential backoff with jitter so that many workers do not retry in step."""
-    if retry_after is not None:
-        seconds = _parse_retry_after(retry_after)
-        if seconds is not None:
-            return min(seconds, RETRY_AFTER_CAP_SECONDS)
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0**attempt)
-    return ceiling / 2 + jitter.uniform(0, ceiling / 2)
+    return retry_policy(0).delay(attempt, retry_after, jitter)
 
 
 def render_summary(summary: ProducerSummary) -> Table:
@@ -370,6 +377,7 @@ class _Run:
         self._on_outcome = on_outcome
         self._prefix = f"prod-{uuid.uuid4().hex[:8]}-"
         self._jitter = random.Random()
+        self._policy = retry_policy(config.retries)
         self._next = 0
         self._started = time.perf_counter()
 
@@ -401,24 +409,15 @@ class _Run:
         import httpx
 
         request = order_request(self._config, order, client_order_id)
-        attempt = 0
-        while True:
-            retry_after: str | None = None
-            try:
-                response = await self._client.post(request.url, content=request.body, headers=request.headers)
-            except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            else:
-                if response.status_code not in RETRYABLE_STATUSES:
-                    return read_answer(self._config.api, response.status_code, response.content)
-                problem = f"HTTP {response.status_code}: {_detail(response.content)}"
-                retry_after = response.headers.get("Retry-After")
-            if attempt == self._config.retries:
-                return Failure(f"{problem} (gave up after {attempt + 1} attempts)")
-            delay = retry_delay(attempt, retry_after, self._jitter)
-            _log.debug("order %s: %s; retrying in %.2fs", client_order_id, problem, delay)
-            await asyncio.sleep(delay)
-            attempt += 1
+        budget = self._policy.start(jitter=self._jitter)
+        outcome = await asend_with_retries(
+            lambda: self._client.post(request.url, content=request.body, headers=request.headers),
+            budget,
+            idempotent=True,  # the client order id makes every order safe to send again
+        )
+        if isinstance(outcome, httpx.Response) and outcome.status_code not in RETRYABLE_STATUSES:
+            return read_answer(self._config.api, outcome.status_code, outcome.content)
+        return Failure(f"{_problem(outcome)} (gave up after {budget.attempts} attempts)")
 
 
 def _progress_bar(console: Console, *, enabled: bool) -> Progress:
@@ -440,25 +439,18 @@ def _show(bar: Progress, task_id: TaskID, summary: ProducerSummary) -> None:
     bar.update(task_id, advance=1, tally=tally)
 
 
-def _parse_retry_after(value: str) -> float | None:
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _json_or_none(body: bytes) -> object:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
+
+
+def _problem(outcome: Outcome) -> str:
+    """The last problem of an order that got no decision: ``HTTP 503: ...`` or ``ConnectError: ...``."""
+    if isinstance(outcome, Exception):
+        return f"{type(outcome).__name__}: {outcome}" if str(outcome) else type(outcome).__name__
+    return f"HTTP {outcome.status_code}: {_detail(outcome.content)}"
 
 
 def _detail(body: bytes) -> str:

@@ -28,7 +28,6 @@ from ordergate.api.schemas import (
 )
 from ordergate.domain.controls import ControlChange, ControlError, Controls, ControlSetting
 from ordergate.service.operations import Operations, ProfilesRefused
-from ordergate.service.sequencing import FlattenRefused
 
 router = APIRouter(tags=["controls"])
 
@@ -111,7 +110,6 @@ async def put_controls(ops: OperationsDep, request: Request) -> Response:
     response_model=FlattenOut,
     summary="Close every open position of the gateway, a strategy or a user at once (a kill switch with then=HALTED)",
     responses={
-        409: {"model": Problem, "description": "This gateway cannot flatten (a shared store)."},
         413: {"model": Problem, "description": "Body over the size limit."},
         422: {"model": InvalidOut, "description": "Not a valid scope; `detail` says what is wrong."},
         503: {"model": Problem, "description": "Not stored: nothing was closed, retry."},
@@ -128,8 +126,6 @@ async def flatten(ops: OperationsDep, request: Request) -> Response:
         )
     except ControlError as exc:
         raise ClientError(422, str(exc)) from None
-    except FlattenRefused as exc:
-        raise ClientError(409, str(exc)) from None
     answer = {
         "orders": [order_answer(r) for r in records],
         "controls": controls_answer(controls, await ops.recent_changes()),

@@ -30,7 +30,11 @@ meet another application's single-key advisory locks:
   force and *exclusive* while it believes one is (a :class:`~ordergate.store.base.RiskRead`). Under
   it the group reads the risk policy in force, and, exclusively, the orders its process's risk state
   lacks. So a change waits for the groups deciding under the old policy, and while a policy is in
-  force the groups of every process run one at a time (see the shared sequencer).
+  force the groups of every process run one at a time (see the shared sequencer);
+- a flatten's transaction (:meth:`PostgresStore.lock_cluster`) takes the controls and risk locks
+  exclusively, after the schema lock shared: no group of any process runs until it ends, so every
+  position and chain head it reads stays as read, and it writes its orders (and the square-off's
+  mark) as a group does.
 
 Every transaction takes its locks in one global order (space, then key), so lock waits cannot form a
 cycle. Sessions set ``lock_timeout`` and ``idle_in_transaction_session_timeout``, so a stuck process
@@ -72,7 +76,7 @@ from ordergate.domain.chain import Chains, chain_per_instrument
 from ordergate.domain.controls import NO_CONTROLS, Controls
 from ordergate.domain.model import Action, Scope
 from ordergate.domain.record import OrderRecord, Trade
-from ordergate.domain.risk import RiskChange
+from ordergate.domain.risk import SQUARE_OFF, RiskChange
 from ordergate.errors import StartupError, StoreUnavailable
 from ordergate.store.admission import READ_CONNECTIONS, READ_QUEUE, Admission
 from ordergate.store.base import (
@@ -163,7 +167,28 @@ _WATERMARK = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 _SHARED_LOCKS = "SELECT pg_advisory_xact_lock_shared(%s, 0), pg_advisory_xact_lock_shared(%s, %s)"
 _RISK_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 _RISK_EXCLUSIVE = "SELECT pg_advisory_xact_lock(%s, %s)"
+_EXCLUSIVE = _RISK_EXCLUSIVE
 _OPEN_COUNTS = "SELECT user_name, strategy, count(*) FROM positions GROUP BY user_name, strategy"
+_CAUSED = (
+    "SELECT c.at, c.level, c.target, c.state, c.changed_by, c.fingerprint, c.reason, c.order_id, s.document"
+    " FROM control_changes c JOIN controls_sets s USING (fingerprint)"
+)
+"""The control changes orders caused (a breaker trip, a flatten's ``then``), with the controls they put in
+force: :func:`~ordergate.domain.risk.fold` needs a breaker trip with its order."""
+_CAUSED_AFTER = f"{_CAUSED} WHERE c.order_id > %s"
+_CAUSED_SINCE = f"{_CAUSED} WHERE c.order_id IS NOT NULL AND c.at >= %s"
+_LAST_SQUARE_OFF = "SELECT change FROM risk_changes WHERE kind = %s ORDER BY change_id DESC LIMIT 1"
+_INSERT_CONTROLS_SET = "INSERT INTO controls_sets (fingerprint, document) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+_INSERT_CAUSED = (
+    "INSERT INTO control_changes (at, level, target, state, changed_by, fingerprint, reason, order_id)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_INSERT_RISK_SET = "INSERT INTO risk_sets (fingerprint, document) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+_INSERT_RISK_CHANGE = (
+    "INSERT INTO risk_changes (at, kind, level, target, change, changed_by, fingerprint)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+_ALL_POSITIONS = "SELECT user_name, strategy, instrument, opened_order_id, opened_at FROM positions"
 _CHAIN_HEADS = """
 SELECT i, (SELECT chain_hash FROM orders WHERE instrument = i ORDER BY order_id DESC LIMIT 1)
 FROM unnest(%s::text[]) AS i
@@ -328,6 +353,21 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
 
+    @asynccontextmanager
+    async def lock_cluster(self, *, risk: RiskRead | None = None) -> AsyncIterator[_Group]:
+        try:
+            async with self._pooled().connection() as conn:
+                group = _Group(self, conn, risk)
+                try:
+                    await group.lock_all()
+                    yield group
+                finally:
+                    if not group.finished:
+                        with contextlib.suppress(psycopg.Error):
+                            await conn.execute("ROLLBACK")
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
+
     async def _resolve(self, backend_pid: int, order_id: int) -> bool | None:
         """Whether the group holding ``order_id`` committed, once its session ``backend_pid`` is gone.
 
@@ -423,16 +463,8 @@ class PostgresStore:
         try:
             async with self._pooled().connection() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_SPACE_SCHEMA, RISK_KEY))
-                await conn.execute(
-                    "INSERT INTO risk_sets (fingerprint, document) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                    (change.fingerprint, document),
-                )
-                await conn.execute(
-                    "INSERT INTO risk_changes (at, kind, level, target, change, changed_by, fingerprint)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    (change.at, change.kind, change.level, change.target, change.change, change.by,
-                     change.fingerprint),
-                )  # fmt: skip
+                await conn.execute(_INSERT_RISK_SET, (change.fingerprint, document))
+                await conn.execute(_INSERT_RISK_CHANGE, _risk_change_row(change))
         except psycopg.Error as exc:
             raise StoreUnavailable(f"PostgreSQL {self.location}: {problem_of(exc)}") from exc
         return document
@@ -458,10 +490,13 @@ class PostgresStore:
         serves rebuilding the risk state (:mod:`ordergate.domain.risk`), not each order's decision. The
         timestamps are all of one fixed-width UTC form, so comparing the text compares the times.
         """
-        rows = await self._run(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE received_at >= %s ORDER BY order_id", (since,)
-        )
-        return [decode_record(*row) for row in rows]
+        async with self._pooled().connection() as conn, conn.transaction():  # one snapshot for both reads
+            orders = await conn.execute(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE received_at >= %s ORDER BY order_id", (since,)
+            )
+            rows = await orders.fetchall()
+            caused = await (await conn.execute(_CAUSED_SINCE, (since,))).fetchall()
+        return _with_caused([decode_record(*row) for row in rows], caused)
 
     async def commit(self, records: Sequence[OrderRecord]) -> None:
         """Not used with several processes: orders are committed inside :meth:`lock_group`."""
@@ -612,6 +647,7 @@ class _Group:
         self._risk = risk
         self._locked: LockedGroup | None = None
         self._heads: dict[str, str] = {}  # the hash of the last stored order of each instrument locked
+        self.squared_off: str | None = None  # read by :meth:`lock_all` only
         self.finished = False
 
     @property
@@ -666,6 +702,33 @@ class _Group:
             busy_client_order_ids=frozenset(client_order_ids) - frozenset(free_ids),
         )
 
+    async def lock_all(self) -> None:
+        """Begin and hold every process still (:class:`~ordergate.store.base.ClusterGroup`): the schema lock
+        shared, the controls and risk locks exclusively, in the global order. Every group takes the risk
+        lock before any instrument lock and keeps it to its end, so once this holds it no group anywhere
+        holds an instrument lock: every position and chain head stays as read until this ends."""
+        conn = self._conn
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            await conn.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", (LOCK_SPACE_SCHEMA,))
+            await conn.execute(_EXCLUSIVE, (LOCK_SPACE_SCHEMA, CONTROLS_KEY))
+            await conn.execute(_EXCLUSIVE, (LOCK_SPACE_SCHEMA, RISK_KEY))
+            reads = await self._send_reads(None, (), 0)
+            mark = await conn.execute(_LAST_SQUARE_OFF, (SQUARE_OFF,))
+        self._locked = await self._take_reads(reads)
+        row = await mark.fetchone()
+        if row is not None:
+            day = orjson.loads(row[0]).get("day")
+            self.squared_off = day if isinstance(day, str) else None
+
+    async def reserve(self, instruments: Sequence[str], count: int) -> list[int]:
+        conn = self._conn
+        async with conn.pipeline():
+            heads = await conn.execute(_CHAIN_HEADS, (list(instruments),))
+            ids = await conn.execute("SELECT nextval('order_ids') FROM generate_series(1, %s)", (count,))
+        self._heads = {str(i): str(h) for i, h in await heads.fetchall() if h is not None}
+        return sorted(int(row[0]) for row in await ids.fetchall())
+
     async def _lock_and_read(
         self,
         keys: list[tuple[int, int]],
@@ -695,13 +758,14 @@ class _Group:
         await conn.execute(_RISK_SHARED if self._risk is None else _RISK_EXCLUSIVE, (LOCK_SPACE_SCHEMA, RISK_KEY))
 
     async def _send_reads(
-        self, instruments: Sequence[str], client_order_ids: Sequence[str], reserve: int
+        self, instruments: Sequence[str] | None, client_order_ids: Sequence[str], reserve: int
     ) -> list[psycopg.AsyncCursor[Any]]:
         """Queue (inside a pipeline) the reads a group is decided against; :meth:`_take_reads` collects them.
 
         Under the exclusive risk lock also the orders its :class:`~ordergate.store.base.RiskRead` names:
         those after an order id (index scan), or, to rebuild, the open positions counted per (user,
-        strategy) and the orders of the horizon (a scan of the orders: ``received_at`` has no index).
+        strategy) and the orders of the horizon (a scan of the orders: ``received_at`` has no index), each
+        with the control change it caused. ``instruments`` ``None``: every open position (:meth:`lock_all`).
         """
         conn = self._conn
         risk = self._risk
@@ -712,26 +776,29 @@ class _Group:
                     f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id > %s ORDER BY order_id", (risk.after,)
                 )
             )
+            risk_reads.append(await conn.execute(_CAUSED_AFTER, (risk.after,)))
         elif risk is not None:
             risk_reads.append(
                 await conn.execute(
                     f"SELECT {ORDER_COLUMNS} FROM orders WHERE received_at >= %s ORDER BY order_id", (risk.since,)
                 )
             )
+            risk_reads.append(await conn.execute(_CAUSED_SINCE, (risk.since,)))
             risk_reads.append(await conn.execute(_OPEN_COUNTS))
+        positions = (
+            await conn.execute(_ALL_POSITIONS)
+            if instruments is None
+            else await conn.execute(f"{_ALL_POSITIONS} WHERE instrument = ANY(%s)", (list(instruments),))
+        )
         return [
             *risk_reads,
             await conn.execute("SELECT value FROM meta WHERE key = 'scope'"),
             await conn.execute(_CURRENT_CONTROLS),
-            await conn.execute(
-                "SELECT user_name, strategy, instrument, opened_order_id, opened_at FROM positions"
-                " WHERE instrument = ANY(%s)",
-                (list(instruments),),
-            ),
+            positions,
             await conn.execute(
                 f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ANY(%s)", (list(client_order_ids),)
             ),
-            await conn.execute(_CHAIN_HEADS, (list(instruments),)),
+            await conn.execute(_CHAIN_HEADS, (list(instruments or ()),)),
             await conn.execute("SELECT nextval('order_ids') FROM generate_series(1, %s)", (reserve,)),
         ]
 
@@ -746,9 +813,10 @@ class _Group:
         risk_orders: list[OrderRecord] = []
         risk_counts: dict[tuple[str, str], int] | None = None
         if self._risk is not None:
-            risk_orders = [decode_record(*row) for row in await reads[1].fetchall()]
+            rows, caused = await reads[1].fetchall(), await reads[2].fetchall()
+            risk_orders = _with_caused([decode_record(*row) for row in rows], caused)
             if self._risk.after is None:
-                risk_counts = {(str(u), str(s)): int(n) for u, s, n in await reads[2].fetchall()}
+                risk_counts = {(str(u), str(s)): int(n) for u, s, n in await reads[3].fetchall()}
         scope, controls, positions, stored, heads, ids = reads[len(reads) - 6 :]
         scope_row = await scope.fetchone()
         controls_row = await controls.fetchone()
@@ -768,8 +836,11 @@ class _Group:
             risk_counts=risk_counts,
         )
 
-    async def commit(self, records: Sequence[OrderRecord]) -> None:
-        """Write the group (one statement per table), check it, and commit; see the module docstring."""
+    async def commit(self, records: Sequence[OrderRecord], mark: tuple[RiskChange, str] | None = None) -> None:
+        """Write the group (one statement per table), check it, and commit; see the module docstring.
+
+        The control change an order caused (a breaker trip, a flatten's ``then``) is written with it, and
+        ``mark`` (a square-off's, :meth:`lock_all` only) too: all of it commits, or none."""
         store, conn = self._store, self._conn
         changes = group_changes(store._scope, records)
         scoped = store._scope is Scope.STRATEGY
@@ -833,6 +904,15 @@ class _Group:
                     await conn.execute(
                         _INSERT_TRADES, tuple(list(column) for column in zip(*changes.trades, strict=True))
                     )
+                for record in records:
+                    if record.control_change is not None:
+                        change, document = record.control_change
+                        await conn.execute(_INSERT_CONTROLS_SET, (change.fingerprint, document))
+                        await conn.execute(_INSERT_CAUSED, _control_change_row(change))
+                if mark is not None:
+                    marked, policy = mark
+                    await conn.execute(_INSERT_RISK_SET, (marked.fingerprint, policy))
+                    await conn.execute(_INSERT_RISK_CHANGE, _risk_change_row(marked))
             if deleted is not None and deleted.rowcount != len(changes.deletes):
                 raise StoreUnavailable(
                     f"PostgreSQL {store.location}: closed {deleted.rowcount} positions where the group closes "
@@ -990,6 +1070,33 @@ def _refuse_other_scope(held: str, open_positions: int, scope: Scope, where: str
             f"the store {where} holds {open_positions} open positions keyed by scope '{held}'; "
             f"start with --scope {held} (or use another database for scope '{scope.value}')"
         )
+
+
+def _control_change_row(change: ControlChange) -> tuple[object, ...]:
+    setting = change.setting
+    return (
+        change.at,
+        setting.level.value,
+        setting.target,
+        setting.state.value,
+        change.by,
+        change.fingerprint,
+        change.reason,
+        change.order_id,
+    )
+
+
+def _risk_change_row(change: RiskChange) -> tuple[object, ...]:
+    return (change.at, change.kind, change.level, change.target, change.change, change.by, change.fingerprint)
+
+
+def _with_caused(records: list[OrderRecord], caused: Sequence[tuple[Any, ...]]) -> list[OrderRecord]:
+    """``records`` with the control change each caused attached (as :func:`~ordergate.domain.risk.fold` reads
+    a breaker trip), from rows of :data:`_CAUSED`."""
+    if not caused:
+        return records
+    by_order = {int(row[7]): (ControlChange.from_row(*row[:8]), str(row[8])) for row in caused}
+    return [r._replace(control_change=by_order[r.order_id]) if r.order_id in by_order else r for r in records]
 
 
 def _by_client_order_id(rows: Sequence[tuple[Any, ...]]) -> dict[str, OrderRecord]:
