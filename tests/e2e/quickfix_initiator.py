@@ -124,8 +124,8 @@ class Initiator:
         return self
 
     def stop(self) -> None:
-        """Log out and stop. QuickFIX keeps its sessions in one registry per process, by SessionID, until
-        the initiator object is destroyed: it is dropped here, and each test uses its own SenderCompID."""
+        """Log out and stop. QuickFIX keeps its sessions in one registry per process, by SessionID, beyond
+        a stop: each test uses a SenderCompID of its own (the ``sender`` fixture)."""
         if self._started:
             self._initiator.stop()
             self._started = False
