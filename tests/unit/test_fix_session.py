@@ -394,3 +394,14 @@ def test_a_frame_split_across_reads_is_put_back_together() -> None:
     [message] = reader.feed(good[30:])
     assert isinstance(message, Message)
     assert message.msg_type == "0"
+
+
+def test_a_resend_request_behind_a_gap_is_answered_at_once_and_only_once() -> None:
+    session, client = logged_on(SessionState(1, 1))  # ours so far: the Logon (1)
+    step = session.receive(client.frame("2", [(Tag.BEGIN_SEQ_NO, "1"), (Tag.END_SEQ_NO, "0")], seq=4), T0)
+    assert step.resend == (1, 1)
+    assert [m.msg_type for m in sent(step)] == ["2"]  # and ours for the gap 2..3
+    filled = session.receive(client.frame("4", [(Tag.GAP_FILL_FLAG, "Y"), (Tag.NEW_SEQ_NO, "4")], seq=2), T0)
+    assert filled.resend is None
+    assert filled.out == []
+    assert session.next_in == 5

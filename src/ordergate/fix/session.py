@@ -169,8 +169,9 @@ class Session:
         self._test_requests = 0
         self._logout_sent_at: datetime | None = None
         self._logon: Message | None = None
-        self._opening_logon: Message | None = None
-        """The Logon that opened the session, while it waits behind a gap for its turn in the sequence."""
+        self._answered_early: set[int] = set()
+        """Queued messages (behind a gap) already acted on when they came, which only count in their turn:
+        the Logon that opened the session and ResendRequests (answered at once, as the counterparty waits)."""
         self._queued: dict[int, Message] = {}
         self._asked_until: int | None = None
         """The highest MsgSeqNum seen while a ResendRequest of ours is outstanding."""
@@ -215,7 +216,8 @@ class Session:
             reply.append((Tag.RESET_SEQ_NUM_FLAG, "Y"))
         step.out.append(self._send("A", reply, now))
         if seq > self.next_in:
-            self._queued[seq] = self._opening_logon = logon
+            self._queued[seq] = logon
+            self._answered_early.add(seq)
             return step.then(self._ask_resend(seq, now))
         self.next_in += 1
         return step
@@ -389,6 +391,7 @@ class Session:
         step = Step()
         if message.msg_type == "2":  # answered at once: the counterparty waits for it
             step.then(self._dispatch(message, seq, now))
+            self._answered_early.add(seq)
         self._queued[seq] = message
         return step.then(self._ask_resend(seq, now))
 
@@ -411,8 +414,8 @@ class Session:
             self.next_in = new
             return Step()
         self.next_in += 1
-        if message is self._opening_logon:  # its number comes after a gap: it counts now, once
-            self._opening_logon = None
+        if seq in self._answered_early:  # its number comes after a gap: it counts now, once
+            self._answered_early.discard(seq)
             return Step()
         return self._dispatch(message, seq, now)
 
