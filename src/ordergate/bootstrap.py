@@ -113,13 +113,14 @@ def fix_doors(settings: Settings, journal: Callable[[], FixJournal]) -> tuple[Do
     port = settings.fix_port
     if port is None:
         return ()
-    from ordergate.fix.server import FixAcceptor
+    from ordergate.fix.server import FixAcceptor, listening_socket
     from ordergate.security.keys import KeyRing
 
     keys = KeyRing.load(settings.auth) if settings.auth is not None else None
+    listening = listening_socket(settings.host, port)  # a port in use stops the start here, in one line
 
     def acceptor(sequencer: Sequencing) -> FixAcceptor:
-        return FixAcceptor(sequencer, journal(), settings.host, port, keys=keys)
+        return FixAcceptor(sequencer, journal(), listening, keys=keys)
 
     return (acceptor,)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -45,6 +46,26 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The acceptor's socket, bound and listening before any server starts, so that a port in use is one
+    line at start-up (:class:`StartupError`), not a failed application start."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise StartupError(f"--fix-port {port}: cannot listen on {host}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"--fix-port {port}: cannot listen on {host}: {exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
+
+
 def key_check(keys: KeyRing | None) -> LogonCheck:
     """The Logon check of ``--auth``: ``Password (554)`` must be an active producer (or admin) key."""
     if keys is None:
@@ -64,19 +85,20 @@ def key_check(keys: KeyRing | None) -> LogonCheck:
 
 
 class FixAcceptor:
-    """Listens on ``host:port`` and serves FIX sessions into ``sequencer``, journaled in ``journal``."""
+    """Serves the FIX sessions of ``listening`` (:func:`listening_socket`) into ``sequencer``, journaled in
+    ``journal``."""
 
     def __init__(
         self,
         sequencer: Sequencing,
         journal: FixJournal,
-        host: str,
-        port: int,
+        listening: socket.socket,
         *,
         keys: KeyRing | None = None,
         now: Now = utc_now,
     ) -> None:
-        self.host, self.port = host, port
+        self._socket = listening
+        self.host, self.port = listening.getsockname()[:2]
         self._desk = OrderDesk(sequencer)
         self._journal = journal
         self._keys = keys
@@ -89,14 +111,7 @@ class FixAcceptor:
 
     async def start(self) -> None:
         await self._journal.open()
-        try:
-            self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=READ_BYTES)
-        except OSError as exc:
-            await self._journal.close()
-            raise StartupError(f"--fix-port {self.port}: cannot listen on {self.host}: {exc.strerror}") from None
-        sockets = self._server.sockets
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self._server = await asyncio.start_server(self._serve, sock=self._socket, limit=READ_BYTES)
         log.info("FIX 4.4 acceptor listening on %s:%d (TargetCompID ORDERGATE)", self.host, self.port)
 
     async def stop(self) -> None:
