@@ -19,6 +19,7 @@ import pytest
 
 from tests.e2e.conftest import GatewayProcess, Profile, StartGateway, free_port, run_ordergate
 from tests.e2e.quickfix_initiator import Initiator, fields_of, require_quickfix
+from tests.postgres import fresh_database
 
 PROFILE: Profile = {
     "Holland Proctor": {"STRATEGY_A": ["GRASIM", "EICHER", "BIRLASOFT"], "STRATEGY_B": ["MINDA"]},
@@ -206,10 +207,25 @@ def test_a_sequence_gap_is_filled_by_a_resend_request_and_a_resend_carries_poss_
     assert client.rejects_sent() == []
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_args(request: pytest.FixtureRequest) -> Iterator[tuple[str, ...]]:
+    """``serve`` arguments of the store: the embedded SQLite one, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield ()
+        return
+    with fresh_database() as url:
+        yield ("--db", url)
+
+
 def test_a_gateway_killed_with_kill_9_resumes_the_session_and_loses_no_answered_order(
-    start_gateway: StartGateway, home: Path, tmp_path: Path, initiators: list[Initiator], sender: str
+    start_gateway: StartGateway,
+    home: Path,
+    tmp_path: Path,
+    initiators: list[Initiator],
+    sender: str,
+    store_args: tuple[str, ...],
 ) -> None:
-    gateway, port = fix_gateway(start_gateway, home)
+    gateway, port = fix_gateway(start_gateway, home, *store_args)
     client = Initiator(tmp_path / "qf", port, sender=sender).start()
     initiators.append(client)
     client.logged_on()
