@@ -112,14 +112,17 @@ async def test_a_session_resumes_its_numbers_after_the_gateway_restarts(store: s
         writer.write(_frame("D", 2, *order))
         report = await _receive(reader)
         assert (report[35], report[34], report[11]) == ("8", "2", "resume-1")
+        writer.write(_frame("5", 3))
+        logout = await _receive(reader)
+        assert (logout[35], logout[34]) == ("5", "3")
         writer.close()
     async with running_gateway(home, **settings):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(_frame("A", 3, (98, "0"), (108, "30")))
+        writer.write(_frame("A", 4, (98, "0"), (108, "30")))
         logon = await _receive(reader)
-        assert (logon[35], logon[34]) == ("A", "4")  # 3 was the Logout of the stopping gateway
+        assert (logon[35], logon[34]) == ("A", "4")  # 3 was the answer to the Logout
         # it asks for the report again: the stored one comes back as a possible duplicate
-        writer.write(_frame("2", 4, (7, "2"), (16, "2")))
+        writer.write(_frame("2", 5, (7, "2"), (16, "2")))
         again = await _receive(reader)
         assert (again[35], again[34], again[43], again[37]) == ("8", "2", "Y", report[37])
         writer.close()
