@@ -71,6 +71,9 @@ def main() -> None:
         if not wanted or {"H1", "H1O"} & wanted:
             with console.status("H1 running (alert webhooks beside /v1/orders, open loop)"):
                 rows += hook_scenarios.h1(plan)
+        if not wanted or "F1" in wanted:
+            with console.status("F1 running (FIX order entry, open loop)"):
+                rows.append(scenarios.f1(plan))
         if not wanted or "S7" in wanted:
             with console.status("S7 running (two processes on one PostgreSQL database)"):
                 rows.append(postgres_scenarios.s7(plan))

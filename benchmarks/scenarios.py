@@ -663,6 +663,16 @@ async def _fill_many(url: str, bodies: list[bytes], batches: int, clients: int =
     await asyncio.gather(*(client(n) for n in range(clients)))
 
 
+def f1(plan: Plan) -> Row:
+    """FIX order entry at a fixed rate on S1w's home shape (:mod:`benchmarks.fix_scenarios`)."""
+    from benchmarks.fix_scenarios import QUICK_RATE, RATE
+    from benchmarks.fix_scenarios import f1 as run_f1
+
+    home = new_home(plan, "f1", WIDE_USERS)
+    command = [str(BIN / "ordergate"), "serve", "--home", str(home), "--port", "{port}"]
+    return run_f1(plan.work, home, rate=QUICK_RATE if plan.quick else RATE, seconds=plan.seconds, serve_command=command)
+
+
 def _result(met: bool, checked: str) -> str:
     if checked != "ok":
         return f"FAILED verify: {checked}"

@@ -17,6 +17,7 @@ Everything else (the service, the API, the CLI) sees the interfaces: :class:`~or
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ from ordergate.errors import StartupError
 from ordergate.profiles import load_registry
 from ordergate.service.clock import Clock, utc_now
 from ordergate.service.feeds import CommitFeed, LogTail
-from ordergate.service.gateway import Gateway
+from ordergate.service.gateway import DoorFactory, Gateway
 from ordergate.service.runtime import StartPause
 from ordergate.service.sequencer import LocalSequencer
 from ordergate.service.sequencing import Sequencing
@@ -37,6 +38,7 @@ from ordergate.store.metered import MeteredSharedStore, MeteredStore, StoreError
 from ordergate.store.sqlite import SQLiteLogReader, SQLiteStore
 
 if TYPE_CHECKING:
+    from ordergate.fix.journal import FixJournal
     from ordergate.store.postgres import PostgresStore
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -106,6 +108,23 @@ def prepare_gateway(settings: Settings, *, clock: Clock = utc_now) -> Gateway:
     return gateway
 
 
+def fix_doors(settings: Settings, journal: Callable[[], FixJournal]) -> tuple[DoorFactory, ...]:
+    """The FIX acceptor of ``--fix-port`` (none without it), journaled in the gateway's own store."""
+    port = settings.fix_port
+    if port is None:
+        return ()
+    from ordergate.fix.server import FixAcceptor, listening_socket
+    from ordergate.security.keys import KeyRing
+
+    keys = KeyRing.load(settings.auth) if settings.auth is not None else None
+    listening = listening_socket(settings.host, port)  # a port in use stops the start here, in one line
+
+    def acceptor(sequencer: Sequencing) -> FixAcceptor:
+        return FixAcceptor(sequencer, journal(), listening, keys=keys)
+
+    return (acceptor,)
+
+
 def _gateway(settings: Settings, clock: Clock) -> Gateway:
     registry = load_registry(settings.profile_path)
     errors = StoreErrors()
@@ -118,7 +137,14 @@ def _gateway(settings: Settings, clock: Clock) -> Gateway:
         def shared_sequencer(snapshot: Snapshot, registry: Registry) -> Sequencing:
             return SharedSequencer(metered_shared, registry, scope, snapshot.opened, clock=clock)
 
-        return Gateway(settings, registry, metered_shared, shared_sequencer, LogTail, errors, clock=clock)
+        def postgres_journal() -> FixJournal:
+            from ordergate.store.postgres.fix_journal import PostgresFixJournal
+
+            assert settings.db is not None
+            return PostgresFixJournal(settings.db, settings.durability)
+
+        doors = fix_doors(settings, postgres_journal)
+        return Gateway(settings, registry, metered_shared, shared_sequencer, LogTail, errors, clock=clock, doors=doors)
 
     embedded = SQLiteStore(sqlite_path(settings), settings.durability)
     embedded.lock()
@@ -128,4 +154,12 @@ def _gateway(settings: Settings, clock: Clock) -> Gateway:
         book = Book.restore(scope, snapshot.opened)
         return LocalSequencer(metered, registry, book, snapshot.last_order_id, clock=clock)
 
-    return Gateway(settings, registry, metered, local_sequencer, CommitFeed, errors, clock=clock)
+    path = sqlite_path(settings)
+
+    def sqlite_journal() -> FixJournal:
+        from ordergate.store.sqlite.fix_journal import SQLiteFixJournal
+
+        return SQLiteFixJournal(path, settings.durability)
+
+    doors = fix_doors(settings, sqlite_journal)
+    return Gateway(settings, registry, metered, local_sequencer, CommitFeed, errors, clock=clock, doors=doors)

@@ -134,6 +134,10 @@ def generate(
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on. Env: ORDERGATE_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Port. Env: ORDERGATE_PORT.")] = None,
+    fix_port: Annotated[
+        int | None,
+        typer.Option(help="Also accept FIX 4.4 sessions on this port (off by default). Env: ORDERGATE_FIX_PORT."),
+    ] = None,
     scope: Annotated[Scope | None, typer.Option(help="Position scope (SPEC section 2).")] = None,
     db: DbOption = None,
     durability: Annotated[
@@ -215,6 +219,7 @@ def serve(
     settings = settings_from(
         host=host,
         port=port,
+        fix_port=fix_port,
         scope=scope,
         db=db,
         durability=durability,

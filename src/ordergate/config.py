@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=Path.cwd, description="Folder holding Jsons/, Logs/ and data/.")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    fix_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port of the FIX 4.4 acceptor on ``host`` (SPEC section 11); ``None``: no FIX acceptor."""
     scope: Scope = Scope.ACCOUNT
     db: str | None = Field(default=None, description="Database URL; none means SQLite under <home>/data/.")
     durability: Durability = Durability.FULL

@@ -68,15 +68,17 @@ SIDE_INDEXED = {
 }
 """SQLite: the side index of each filter of orders and trades that moved there (table, column, key)."""
 LATER_SQLITE = [
-    "ALTER TABLE orders DROP COLUMN door",
+    "DROP TABLE fix_messages",  # version 8: the FIX journal
+    "DROP TABLE fix_sessions",
+    "ALTER TABLE orders DROP COLUMN door",  # version 7: doors
     "DROP TABLE risk_changes",
     "DROP TABLE risk_sets",
     *(f"ALTER TABLE orders DROP COLUMN {column}" for column in ("origin", "actor", "risk_fingerprint", "signal_time")),
     "ALTER TABLE control_changes DROP COLUMN reason",
     "ALTER TABLE control_changes DROP COLUMN order_id",
 ]
-"""SQLite: what the versions after the current listing indexes added (version 6, pre-trade risk; 7, doors),
-undone first."""
+"""SQLite: what the versions after the current listing indexes added (version 6, pre-trade risk; 7, doors;
+8, the FIX journal), undone first."""
 
 
 ENTRY_FIELDS = {"origin": "strategy", "actor": None, "risk_fingerprint": None, "signal_time": None, "door": None}
@@ -123,6 +125,7 @@ class Database:
             statements.append("DELETE FROM meta WHERE key IN ('indexed_order_id', 'indexed_trade_id')")
             statements.append(f"PRAGMA user_version = {PREVIOUS['sqlite']}")
         else:  # and what the versions after it added: the order entry columns and the risk tables (8), doors (9)
+            statements.append("DROP TABLE fix_messages, fix_sessions")  # version 10: the FIX journal
             statements.append("DROP TABLE risk_changes, risk_sets")
             statements.append(
                 "ALTER TABLE orders DROP COLUMN origin, DROP COLUMN actor, DROP COLUMN risk_fingerprint,"

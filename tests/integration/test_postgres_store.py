@@ -22,7 +22,7 @@ from ordergate.domain.model import Action, Decision, Effect, Order, Scope, Side,
 from ordergate.domain.record import OrderRecord
 from ordergate.errors import StartupError, StoreUnavailable
 from ordergate.store.postgres import PostgresStore
-from ordergate.store.postgres.schema import LATEST_VERSION
+from ordergate.store.postgres.schema import MIGRATIONS
 from tests.conftest import write_home
 from tests.integration.conftest import running_gateway
 from tests.postgres import fresh_database
@@ -72,7 +72,7 @@ async def test_processes_starting_together_migrate_once_and_reopening_keeps_the_
     for store in stores:
         await store.close()
     versions = rows(database, "SELECT version FROM schema_migrations ORDER BY version")
-    assert versions == [(v,) for v in range(1, LATEST_VERSION + 1)]
+    assert versions == [(v,) for v, _ in MIGRATIONS]  # in order; a version number may be left out
 
     again = PostgresStore(database)
     snapshot = await again.open(Scope.ACCOUNT)

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import orjson
 
@@ -43,6 +44,20 @@ SequencerFactory = Callable[[Snapshot, Registry], Sequencing]
 """Builds the sequencer of a store from the committed state the store was opened with."""
 
 
+class Door(Protocol):
+    """An entrypoint besides HTTP that runs in the gateway's event loop (the FIX acceptor)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None:
+        """Stop taking orders and answer those in flight (the sequencer still runs meanwhile)."""
+        ...
+
+
+DoorFactory = Callable[[Sequencing], Door]
+"""Builds a door over the started sequencer (the composition root knows which doors are on)."""
+
+
 @dataclass
 class Gateway:
     settings: Settings
@@ -53,6 +68,8 @@ class Gateway:
     store_errors: StoreErrors = field(default_factory=StoreErrors, repr=False)
     clock: Clock = field(default=utc_now, repr=False)
     """Stamps orders (in the sequencer) and operator changes: one clock, so tests can move it."""
+    doors: Sequence[DoorFactory] = field(default=(), repr=False)
+    """Opened once the sequencer runs, before the gateway is ready; stopped before the sequencer."""
     sequencer: Sequencing | None = None
     ready: bool = False
     telemetry: Telemetry | None = None
@@ -61,6 +78,7 @@ class Gateway:
     _exit_hook: ExitSignalHook | None = field(default=None, repr=False)
     _history: asyncio.Task[None] | None = field(default=None, repr=False)
     _feed: Feed | None = field(default=None, repr=False)
+    _open_doors: list[Door] = field(default_factory=list, repr=False)
 
     async def start(self) -> Sequencing:
         """Restore the committed state and start the sequencer: ready once this returns."""
@@ -96,6 +114,10 @@ class Gateway:
         sequencer.start()
         feed.start()
         self.sequencer = sequencer
+        for new_door in self.doors:
+            door = new_door(sequencer)
+            await door.start()
+            self._open_doors.append(door)
         self.ready = True
         return sequencer
 
@@ -111,6 +133,8 @@ class Gateway:
 
     async def stop(self) -> None:
         self.ready = False
+        while self._open_doors:
+            await self._open_doors.pop().stop()
         if self._history is not None and not self._history.done():
             self._history.cancel()
         if self._exit_hook is not None:

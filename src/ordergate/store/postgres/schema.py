@@ -162,6 +162,25 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE orders ADD COLUMN IF NOT EXISTS door text;
         """,
     ),
+    (
+        10,
+        """
+        CREATE TABLE IF NOT EXISTS fix_sessions (
+            counterparty text NOT NULL,
+            acceptor     text NOT NULL,
+            next_in      bigint NOT NULL,
+            next_out     bigint NOT NULL,
+            PRIMARY KEY (counterparty, acceptor)
+        );
+        CREATE TABLE IF NOT EXISTS fix_messages (
+            counterparty text NOT NULL,
+            acceptor     text NOT NULL,
+            seq          bigint NOT NULL,
+            frame        bytea NOT NULL,
+            PRIMARY KEY (counterparty, acceptor, seq)
+        );
+        """,
+    ),
 )
 """Version 3: trading controls, as SQLite's version 3 keeps them (the sets in force, named by
 fingerprint, and every change made, in the order the changes committed). Version 4: each order's
@@ -191,7 +210,9 @@ versions 6 and 7, so a store put back to an earlier version by hand migrates aga
 change marks the day's square-off as done; a control change gains its ``reason`` (``BREAKER``) and the
 ``order_id`` of the order that caused it, written in that order's transaction. Version 9: the door each
 order came through (SPEC section 11), NULL in the orders stored before it, covered by the hash chain only
-when set, as version 8's columns (:data:`DOOR_VERSION`); idempotent too."""
+when set, as version 8's columns (:data:`DOOR_VERSION`); idempotent too. Version 10: the FIX
+acceptor's journal, as SQLite's version 8 keeps it (:mod:`ordergate.store.postgres.fix_journal`): the
+counters of each FIX session (``fix_sessions``) and the application messages it sent (``fix_messages``)."""
 
 ENTRY_VERSION = 8
 """The schema version from which every order has the columns of how it came in and its risk policy."""

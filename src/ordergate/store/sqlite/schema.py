@@ -196,6 +196,25 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE orders ADD COLUMN door TEXT;
         """,
     ),
+    (
+        8,
+        """
+        CREATE TABLE fix_sessions (
+            counterparty TEXT NOT NULL,
+            acceptor     TEXT NOT NULL,
+            next_in      INTEGER NOT NULL,
+            next_out     INTEGER NOT NULL,
+            PRIMARY KEY (counterparty, acceptor)
+        ) WITHOUT ROWID;
+        CREATE TABLE fix_messages (
+            counterparty TEXT NOT NULL,
+            acceptor     TEXT NOT NULL,
+            seq          INTEGER NOT NULL,
+            frame        BLOB NOT NULL,
+            PRIMARY KEY (counterparty, acceptor, seq)
+        ) WITHOUT ROWID;
+        """,
+    ),
 )
 """Version 3: trading controls (the sets in force, named by fingerprint, and every change made) and,
 per order, the controls it was decided under and its hash-chain link (filled in for older orders by
@@ -247,7 +266,12 @@ written in that order's transaction.
 
 Version 7: the door each order came through (SPEC section 11: ``api``, ``legacy``, ``hook``, ``fix``,
 ``gateway``), nullable and ``NULL`` in older rows, which the hash chain covers only when set, as
-version 6's columns: the migration rewrites no row and every stored link stays valid."""
+version 6's columns: the migration rewrites no row and every stored link stays valid.
+
+Version 8: the FIX acceptor's journal (SPEC section 11, :mod:`ordergate.store.sqlite.fix_journal`): per
+FIX session (the counterparty's SenderCompID and ``ORDERGATE``) the next MsgSeqNum expected and the
+next to send (``fix_sessions``), and every application message sent, as its frame, by MsgSeqNum
+(``fix_messages``), so that a session resumes and answers ResendRequests after a crash."""
 
 _ORDERS_INDEXED, _TRADES_INDEXED = indexed_up_to("order_id"), indexed_up_to("trade_id")
 
