@@ -26,13 +26,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from ordergate.domain.names import name_problem
 from ordergate.domain.registry import json_path, json_type
 from ordergate.errors import StartupError
 from ordergate.security.keys import Principal, Role
-from ordergate.security.secrets_file import FileWatch, matches, save_private, token_digest, token_id_of
+from ordergate.security.secrets_file import (
+    FileWatch,
+    matches,
+    read_document,
+    save_private,
+    token_digest,
+    token_id_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,19 +110,8 @@ class HookFile:
     @classmethod
     def load(cls, path: Path) -> HookFile:
         """Read and check the hooks file, or raise :class:`HookFileError` naming the file and the JSON path."""
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise HookFileError(
-                f"{path}: hooks file not found; create a hook with 'ordergate hooks create --strategy S'"
-            ) from None
-        except OSError as exc:
-            raise HookFileError(f"{path}: cannot read the hooks file: {exc.strerror}") from None
-        try:
-            document = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise HookFileError(f"{path}: not valid JSON: {exc}") from None
-        return _parse(path, document)
+        missing = "create a hook with 'ordergate hooks create --strategy S'"
+        return _parse(path, read_document(path, "hooks file", missing, HookFileError))
 
     @classmethod
     def load_or_new(cls, path: Path) -> HookFile:

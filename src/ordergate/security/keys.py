@@ -29,12 +29,17 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import orjson
-
 from ordergate.domain.names import name_problem
 from ordergate.domain.registry import json_path, json_type
 from ordergate.errors import StartupError
-from ordergate.security.secrets_file import FileWatch, matches, save_private, token_digest, token_id_of
+from ordergate.security.secrets_file import (
+    FileWatch,
+    matches,
+    read_document,
+    save_private,
+    token_digest,
+    token_id_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,18 +130,8 @@ class KeyFile:
     @classmethod
     def load(cls, path: Path) -> KeyFile:
         """Read and check the key file, or raise :class:`KeyFileError` naming the file and the JSON path."""
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise KeyFileError(
-                f"{path}: key file not found; create a key with 'ordergate keys create --role admin --file {path}'"
-            ) from None
-        except OSError as exc:
-            raise KeyFileError(f"{path}: cannot read the key file: {exc.strerror}") from None
-        try:
-            document = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise KeyFileError(f"{path}: not valid JSON: {exc}") from None
+        missing = f"create a key with 'ordergate keys create --role admin --file {path}'"
+        document = read_document(path, "key file", missing, KeyFileError)
         try:
             return _parse(path, document)
         except _Problem as exc:

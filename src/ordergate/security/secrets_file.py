@@ -49,6 +49,21 @@ def token_id_of(prefix: str, token: str) -> str | None:
     return token_id
 
 
+def read_document(path: Path, what: str, missing: str, error: Callable[[str], Exception]) -> Any:
+    """The JSON document of the secrets file at ``path`` (``what``: "key file", "hooks file"), or ``error`` of
+    one line naming the file: not found (with ``missing``, what to run to make one), unreadable, not JSON."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found; {missing}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON: {exc}") from None
+
+
 def save_private(path: Path, document: Any) -> None:
     """Write ``document`` as indented JSON to ``path`` atomically (a reader sees the old file or the new
     one, never half of it), readable by its owner only (mode 0600)."""
