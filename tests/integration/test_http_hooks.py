@@ -4,6 +4,8 @@ OpenAPI document. The end-to-end suite (``tests/e2e/test_webhooks.py``) drives r
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,26 @@ async def test_the_openapi_document_describes_the_hook_endpoint(seed_home: Path)
     assert {"201", "200", "403", "404", "409", "413", "422", "429"} <= set(operation["responses"])
     assert "security" not in operation  # the secret path is the credential, no key
     assert [p["name"] for p in operation["parameters"] if p["in"] == "path"] == ["token"]
+    alert = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rpartition("/")[2]
+    instrument = schema["components"]["schemas"][alert]["properties"]["instrument"]
+    assert instrument["pattern"].startswith("^[^")
+    assert instrument["maxLength"] == 64 + 32
+
+
+def test_serving_the_api_does_not_scan_the_unicode_database_before_the_document_is_asked_for(seed_home: Path) -> None:
+    """The name pattern of the OpenAPI document scans every code point (about half a second here): a
+    gateway's start-up, and every restart, must not pay for it."""
+    probe = (
+        "from ordergate.api.app import create_app\n"
+        "from ordergate.bootstrap import prepare_gateway\n"
+        "from ordergate.config import Settings\n"
+        "from ordergate.domain.names import name_pattern\n"
+        f"settings = Settings(home={str(seed_home)!r})\n"
+        "create_app(settings, prepare_gateway(settings))\n"
+        "print(name_pattern.cache_info().currsize)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, "0"), done.stderr
 
 
 async def test_on_postgresql_an_alert_is_stored_with_its_door_and_actor_and_verifies(seed_home: Path) -> None:

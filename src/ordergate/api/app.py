@@ -152,7 +152,9 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> GatewayApp
                 [(model, "validation") for model in BODY_MODELS],
                 ref_template="#/components/schemas/{model}",
             )
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(defs.get("$defs", {}))
+            components[hooks.ALERT_SCHEMA_NAME] = hooks.alert_schema()
             _document_access(schema)
             app.openapi_schema = schema
         return app.openapi_schema

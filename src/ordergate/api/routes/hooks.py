@@ -21,9 +21,15 @@ from ordergate.api.webhooks import HookDoor
 router = APIRouter()
 
 
-def _alert_schema() -> dict[str, Any]:
+ALERT_SCHEMA_NAME = "AlertIn"
+
+
+def alert_schema() -> dict[str, Any]:
     """The JSON form of an alert, from the v1 order's own schemas (names, signal time), so the two
-    cannot drift apart: an instrument may carry an exchange prefix (up to 32 characters more)."""
+    cannot drift apart: an instrument may carry an exchange prefix (up to 32 characters more).
+
+    Built when the API document is (``create_app``'s ``openapi``, under ``components``), not at import:
+    the name pattern scans the Unicode database, which a gateway's start-up need not wait for."""
     v1 = OrderIn.model_json_schema()["properties"]
     name = {key: v1["strategy"][key] for key in ("pattern", "minLength", "maxLength")}
     instrument = {"type": "string", **name, "maxLength": name["maxLength"] + 32}
@@ -58,7 +64,7 @@ ALERT_BODY: dict[str, Any] = {
         "or the text form `BUY GRASIM`, `sell NSE:GRASIM id=abc` (options `id=`, `strategy=`, `signal_time=`).",
         "content": {
             "application/json": {
-                "schema": _alert_schema(),
+                "schema": {"$ref": f"#/components/schemas/{ALERT_SCHEMA_NAME}"},
                 "example": {"ticker": "NSE:GRASIM", "action": "buy", "id": "Long-2026-12-03T09:15:00Z"},
             },
             "text/plain": {"schema": {"type": "string"}, "example": "sell NSE:GRASIM id=abc"},
