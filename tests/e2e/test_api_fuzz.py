@@ -34,6 +34,7 @@ def schemathesis() -> list[str]:
     return [found]
 
 
+@pytest.mark.heavy
 def test_generated_requests_never_get_a_5xx_and_every_answer_matches_the_schema(
     home: Path, start_gateway: StartGateway
 ) -> None:

@@ -207,6 +207,7 @@ def assert_positions_replay_the_log(client: httpx.Client, log: list[dict[str, An
     assert sorted((t["closed_order_id"], t["user"]) for t in trades) == sorted(closes)
 
 
+@pytest.mark.heavy
 @pytest.mark.e2e
 @pytest.mark.parametrize("durability", ["full", "fast"])
 def test_sigkill_under_load_keeps_every_answered_order_and_restarts_consistent(

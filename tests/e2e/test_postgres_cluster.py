@@ -186,6 +186,7 @@ def assert_log_holds_the_answers(log: list[dict[str, object]], answered: dict[in
             assert (order["status"], order["reason"]) == (answer.status, answer.reason), order_id
 
 
+@pytest.mark.heavy
 def test_random_concurrent_load_across_three_processes_replays_by_order_id(
     tmp_path: Path, start_gateway: StartGateway, database: str
 ) -> None:

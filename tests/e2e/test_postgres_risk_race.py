@@ -127,6 +127,7 @@ def test_64_rejections_over_two_processes_trip_the_breaker_once_and_halt_the_str
     assert f"{len(INSTRUMENTS) + 2} orders" in assert_verified(database)
 
 
+@pytest.mark.heavy
 def test_a_square_off_both_processes_find_due_closes_every_position_once(
     tmp_path: Path, start_gateway: StartGateway, database: str
 ) -> None:

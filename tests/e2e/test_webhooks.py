@@ -204,41 +204,39 @@ def test_without_auth_a_strategy_mismatch_is_refused_too(home: Path, start_gatew
     assert stored_orders(gateway) == []
 
 
-@pytest.mark.parametrize(
-    ("body", "status", "says"),
-    [
-        ("", 422, "the alert is empty"),
-        ("   \n", 422, "the alert is empty"),
-        ("HOLD GRASIM", 422, "side must be buy or sell (any letter case), not 'HOLD'"),
-        ({"ticker": "GRASIM", "action": "long"}, 422, "action must be buy or sell"),
-        ({"ticker": "GRASIM"}, 422, "the alert names no side (or action)"),
-        ({"action": "buy"}, 422, "the alert names no instrument (or ticker, symbol)"),
-        ('{"ticker": "GRASIM", "action": ', 422, "is not valid JSON"),
-        ("[1, 2]", 422, "the alert must be a JSON object"),
-        ("BUY", 422, "needs a side and an instrument"),
-        ("BUY GRASIM qty=5", 422, "'qty=5' is not an option of the text form"),
-        ({"ticker": "GRASIM", "action": "buy", "id": "x" * 129}, 422, "id must be 1 to 128 printable ASCII"),
-        ({"ticker": "GRASIM", "symbol": "EICHER", "action": "buy"}, 422, "gives the instrument more than once"),
-        ({"ticker": "GRASIM", "action": "buy", "signal_time": "yesterday"}, 422, "signal_time"),
-        ({"ticker": "", "action": "buy"}, 422, "ticker"),
-        ({"ticker": 5, "action": "buy"}, 422, "ticker must be a string"),
-    ],
-    ids=[
+BAD_ALERTS: list[tuple[str | dict[str, Any], int, str]] = [
+    ("", 422, "the alert is empty"),
+    ("   \n", 422, "the alert is empty"),
+    ("HOLD GRASIM", 422, "side must be buy or sell (any letter case), not 'HOLD'"),
+    ({"ticker": "GRASIM", "action": "long"}, 422, "action must be buy or sell"),
+    ({"ticker": "GRASIM"}, 422, "the alert names no side (or action)"),
+    ({"action": "buy"}, 422, "the alert names no instrument (or ticker, symbol)"),
+    ('{"ticker": "GRASIM", "action": ', 422, "is not valid JSON"),
+    ("[1, 2]", 422, "the alert must be a JSON object"),
+    ("BUY", 422, "needs a side and an instrument"),
+    ("BUY GRASIM qty=5", 422, "'qty=5' is not an option of the text form"),
+    ({"ticker": "GRASIM", "action": "buy", "id": "x" * 129}, 422, "id must be 1 to 128 printable ASCII"),
+    ({"ticker": "GRASIM", "symbol": "EICHER", "action": "buy"}, 422, "gives the instrument more than once"),
+    ({"ticker": "GRASIM", "action": "buy", "signal_time": "yesterday"}, 422, "signal_time"),
+    ({"ticker": "", "action": "buy"}, 422, "ticker"),
+    ({"ticker": 5, "action": "buy"}, 422, "ticker must be a string"),
+]
+BAD_ALERT_NAMES = [
         "empty", "blank", "bad-side-text", "bad-side-json", "no-side", "no-instrument", "broken-json",
         "json-array", "side-alone", "unknown-option", "long-id", "two-instruments", "bad-signal-time",
         "empty-ticker", "number-ticker",
-    ],
-)  # fmt: skip
-def test_a_bad_alert_is_a_4xx_naming_the_problem_and_stores_nothing(
-    home: Path, start_gateway: StartGateway, body: str | dict[str, Any], status: int, says: str
-) -> None:
+]  # fmt: skip
+
+
+def test_a_bad_alert_is_a_4xx_naming_the_problem_and_stores_nothing(home: Path, start_gateway: StartGateway) -> None:
     gateway = start_gateway(home)
     path = create_hook(home, "STRATEGY_A")
-    answer = alert(gateway, path, body)
-    assert answer.status_code == status, answer.text
-    detail = answer.json()
-    assert says in str(detail.get("message", detail["detail"])), detail
-    assert stored_orders(gateway) == []
+    for name, (body, status, says) in zip(BAD_ALERT_NAMES, BAD_ALERTS, strict=True):
+        answer = alert(gateway, path, body)
+        assert answer.status_code == status, (name, answer.text)
+        detail = answer.json()
+        assert says in str(detail.get("message", detail["detail"])), (name, detail)
+        assert stored_orders(gateway) == [], name
 
 
 def test_unknown_instruments_get_the_normal_rejection_and_oversize_bodies_a_413(

@@ -93,6 +93,7 @@ async def load_while_killing_writers(gateway: GatewayProcess, seed: int) -> tupl
     return run, refused, killed
 
 
+@pytest.mark.heavy
 @pytest.mark.e2e
 def test_a_killed_writer_process_costs_at_most_503s_and_every_answer_stays_true(
     home: Path, start_gateway: StartGateway

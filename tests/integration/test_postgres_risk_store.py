@@ -237,8 +237,19 @@ async def test_an_order_says_how_it_came_in_through_every_read_and_its_link_cove
     # ... and the order without any hashes in the form of every hash stored before they existed
     assert links[1] == spelled_out_link(GENESIS_HASH, plain)
 
-    stream = await store.stream_page(StreamPosition(0, 0), 100)
-    assert [record for _, record in stream.rows] == logged
+    assert [record for _, record in await streamed(store, len(logged))] == logged
+
+
+async def streamed(store: PostgresStore, count: int) -> list[Any]:
+    """The stream's first ``count`` rows, once its watermark has passed them: the watermark is the oldest
+    transaction running anywhere in the cluster, so another database's writer (another test) may hold it
+    back for a moment."""
+    for _ in range(200):
+        rows = (await store.stream_page(StreamPosition(0, 0), 100)).rows
+        if len(rows) >= count:
+            return list(rows)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the stream gave {len(rows)} of {count} rows in 10 s")
 
 
 def limits_change(base: RiskPolicy, level: str, target: str | None, patch: dict[str, Any]) -> RiskChange:

@@ -40,6 +40,7 @@ SEARCH = 400
 """Seeds a reverted fix may take to be found, at most (each was found within a few dozen)."""
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_invariant_holds_for_every_seed(variant: str) -> None:
     answers = 0
