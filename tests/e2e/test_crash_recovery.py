@@ -161,10 +161,18 @@ async def load_until_killed(gateway: GatewayProcess, seed: int, tag: str) -> Loa
     return run
 
 
+FETCH_TIMEOUT = 120.0
+"""Seconds for reading back every answered order (a thousand GETs over 16 connections)."""
+
+
 async def fetch_orders(url: str, order_ids: list[int]) -> dict[int, httpx.Response]:
     limits = httpx.Limits(max_connections=16)
-    async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT, limits=limits) as client:
-        responses = await asyncio.gather(*(client.get(f"/v1/orders/{order_id}") for order_id in order_ids))
+    # each request is bounded, not its wait for one of the 16 connections (the whole read is, below):
+    # on a loaded machine the last of a thousand queued requests may wait longer than one request may take
+    timeout = httpx.Timeout(REQUEST_TIMEOUT, pool=None)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
+        reads = asyncio.gather(*(client.get(f"/v1/orders/{order_id}") for order_id in order_ids))
+        responses = await asyncio.wait_for(reads, FETCH_TIMEOUT)
     return dict(zip(order_ids, responses, strict=True))
 
 

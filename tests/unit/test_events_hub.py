@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Sequence
 
 import pytest
@@ -87,14 +88,12 @@ async def test_a_subscriber_past_its_buffer_limit_is_dropped_and_its_buffer_free
 
 
 async def test_publishing_never_waits_even_for_a_subscriber_that_never_reads() -> None:
+    assert not inspect.iscoroutinefunction(EventHub.publish)  # a plain call: it cannot wait for a reader
     hub = EventHub(buffer_limit=100)
     hub.subscribe()
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     for first in range(1, 100_001, 1000):
         hub.publish(records(first, 1000))
-    assert loop.time() - started < 1.0
-    assert hub.clients == 0
+    assert hub.clients == 0  # the reader that never read was dropped, not waited for or buffered without end
 
 
 async def test_closing_the_hub_ends_readers_after_what_they_already_have() -> None:
