@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -29,8 +30,13 @@ _TRAILER = re.compile(rb"\x0110=\d{3}\x01")
 _SIDE = {"BUY": "1", "SELL": "2"}
 
 
+def utc_now_text() -> str:
+    """Now as a FIX UTCTimestamp: ordergate refuses a SendingTime more than two minutes off its clock."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+
+
 def frame(sender: str, msg_type: str, seq: int, body: list[tuple[int, str]]) -> bytes:
-    fields = [(35, msg_type), (49, sender), (56, "ORDERGATE"), (34, str(seq)), (52, "20261203-10:00:00.000"), *body]
+    fields = [(35, msg_type), (49, sender), (56, "ORDERGATE"), (34, str(seq)), (52, utc_now_text()), *body]
     content = "".join(f"{tag}={value}\x01" for tag, value in fields).encode()
     head = f"8=FIX.4.4\x019={len(content)}\x01".encode() + content
     return head + f"10={sum(head) % 256:03d}\x01".encode()

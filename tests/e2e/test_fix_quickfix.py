@@ -11,6 +11,7 @@ import re
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -275,16 +276,26 @@ def test_a_gateway_killed_with_kill_9_resumes_the_session_and_loses_no_answered_
 # -- raw bytes: what QuickFIX would never send -------------------------------------------------------
 
 
+def utc_now_text() -> str:
+    """Now as a FIX UTCTimestamp: ordergate refuses a SendingTime more than two minutes off its clock."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+
+
 def raw_frame(
-    msg_type: str, seq: int, *body: tuple[int | str, str], sender: str = "RAW", checksum: str | None = None
+    msg_type: str,
+    seq: int,
+    *body: tuple[int | str, str],
+    sender: str = "RAW",
+    checksum: str | None = None,
+    sent: str | None = None,
 ) -> bytes:
-    """A FIX 4.4 frame built by hand (independently of ordergate's codec)."""
+    """A FIX 4.4 frame built by hand (independently of ordergate's codec); ``sent``: its SendingTime (now)."""
     fields: list[tuple[int | str, str]] = [
         (35, msg_type),
         (49, sender),
         (56, "ORDERGATE"),
         (34, str(seq)),
-        (52, "20261203-10:00:00.000"),
+        (52, sent or utc_now_text()),
         *body,
     ]
     content = "".join(f"{tag}={value}\x01" for tag, value in fields).encode()
@@ -351,6 +362,61 @@ def test_malformed_messages_are_rejected_naming_the_tag_without_dropping_the_ses
         raw.send(raw_frame("1", 7, (112, "still-there")))
         heartbeat = raw.receive()
         assert (heartbeat[35], heartbeat[112]) == ("0", "still-there")
+    finally:
+        raw.close()
+
+
+def test_a_logon_with_reset_seq_num_flag_inside_a_session_resets_both_sides_without_reconnecting(
+    start_gateway: StartGateway, home: Path
+) -> None:
+    _, port = fix_gateway(start_gateway, home)
+    raw = RawClient(port)
+    order = ((55, "GRASIM"), (54, "1"), (1, "STRATEGY_A"))
+    try:
+        raw.send(raw_frame("A", 1, (98, "0"), (108, "30")))
+        assert raw.receive()[35] == "A"
+        raw.send(raw_frame("D", 2, (11, "before-reset"), *order))
+        assert raw.receive()[34] == "2"
+
+        raw.send(raw_frame("A", 1, (98, "0"), (108, "30"), (141, "Y")))  # the daily reset, on the same connection
+        logon = raw.receive()
+        assert (logon[35], logon[34], logon[141]) == ("A", "1", "Y")
+        raw.send(raw_frame("D", 2, (11, "after-reset"), (55, "EICHER"), (54, "1"), (1, "STRATEGY_A")))
+        report = raw.receive()
+        assert (report[35], report[34], report[39], report[11]) == ("8", "2", "0", "after-reset")
+
+        raw.send(raw_frame("2", 3, (7, "1"), (16, "0")))  # what was sent before the reset is forgotten
+        gap_fill, resent = raw.receive(), raw.receive()
+        assert (gap_fill[35], gap_fill[34], gap_fill[123], gap_fill[36]) == ("4", "1", "Y", "2")
+        assert (resent[35], resent[34], resent[43], resent[11]) == ("8", "2", "Y", "after-reset")
+    finally:
+        raw.close()
+
+
+def test_a_sending_time_far_off_the_gateways_clock_is_rejected_and_the_session_logged_out(
+    start_gateway: StartGateway, home: Path
+) -> None:
+    _, port = fix_gateway(start_gateway, home)
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+
+    stale_logon = RawClient(port)
+    try:
+        stale_logon.send(raw_frame("A", 1, (98, "0"), (108, "30"), sent=an_hour_ago))
+        refused = stale_logon.receive()
+        assert refused[35] == "5"
+        assert "SendingTime (52)" in refused[58]
+    finally:
+        stale_logon.close()
+
+    raw = RawClient(port)
+    try:
+        raw.send(raw_frame("A", 1, (98, "0"), (108, "30")))
+        assert raw.receive()[35] == "A"
+        raw.send(raw_frame("D", 2, (11, "replayed"), (55, "GRASIM"), (54, "1"), (1, "STRATEGY_A"), sent=an_hour_ago))
+        reject, logout = raw.receive(), raw.receive()
+        assert (reject[35], reject[45], reject[371], reject[373]) == ("3", "2", "52", "10")
+        assert (logout[35], logout[58]) == ("5", reject[58])
+        assert "behind ordergate's clock" in logout[58]
     finally:
         raw.close()
 

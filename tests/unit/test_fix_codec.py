@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
 import simplefix
 
-from ordergate.fix.codec import FrameReader, Message, decode, encode, shown
+from ordergate.fix.codec import FrameReader, Message, decode, encode, sending_time, shown, utc_timestamp
 
 HEADER = [(35, "D"), (49, "DESK"), (56, "ORDERGATE"), (34, "7"), (52, "20261203-10:00:00.000")]
 BODY = [(11, "ord-1"), (55, "L&T"), (54, "1"), (1, "STRATEGY_A"), (58, "ünïcode text")]
@@ -49,3 +52,27 @@ def test_a_logged_frame_masks_the_password() -> None:
     frame = encode([(35, "A"), *HEADER[1:]], [(554, "og_abc_secret"), (108, "30")])
     assert "secret" not in shown(frame)
     assert "554=***" in shown(frame)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("20261203-10:00:00", datetime(2026, 12, 3, 10, 0, 0, tzinfo=UTC)),
+        ("20261203-10:00:00.250", datetime(2026, 12, 3, 10, 0, 0, 250_000, tzinfo=UTC)),
+        ("20261203-10:00:00.123456789", datetime(2026, 12, 3, 10, 0, 0, 123_456, tzinfo=UTC)),
+        ("20261231-23:59:60", datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)),  # a leap second
+        ("20261203-24:00:00", None),
+        ("20261332-10:00:00", None),
+        ("20261203 10:00:00", None),
+        ("20261203-10:00:00.", None),
+        ("2026120\uff13-10:00:00", None),  # a full-width digit
+        ("", None),
+    ],
+)
+def test_a_utc_timestamp_is_read_as_fix_writes_it(text: str, expected: datetime | None) -> None:
+    assert utc_timestamp(text) == expected
+
+
+def test_what_ordergate_writes_as_a_sending_time_reads_back_to_the_millisecond() -> None:
+    at = datetime(2026, 12, 3, 10, 0, 0, 250_000, tzinfo=UTC)
+    assert utc_timestamp(sending_time(at)) == at

@@ -31,8 +31,16 @@ class Counterparty:
         self.seq = seq
 
     def frame(
-        self, msg_type: str, body: list[tuple[int, str]] | None = None, *, seq: int | None = None, **header: str
+        self,
+        msg_type: str,
+        body: list[tuple[int, str]] | None = None,
+        *,
+        seq: int | None = None,
+        sent: str | None = sending_time(T0),
+        originally: str | None = sending_time(T0),
+        **header: str,
     ) -> Message:
+        """``sent``: its SendingTime (``None``: none); ``originally``: a possible duplicate's OrigSendingTime."""
         number = self.seq if seq is None else seq
         if seq is None:
             self.seq += 1
@@ -41,19 +49,24 @@ class Counterparty:
             (Tag.SENDER_COMP_ID, header.get("sender", self.comp_id)),
             (Tag.TARGET_COMP_ID, header.get("target", "ORDERGATE")),
             (Tag.MSG_SEQ_NUM, str(number)),
-            (Tag.SENDING_TIME, sending_time(T0)),
         ]
+        if sent is not None:
+            fields.append((Tag.SENDING_TIME, sent))
         if header.get("poss_dup"):
-            fields += [(Tag.POSS_DUP_FLAG, "Y"), (Tag.ORIG_SENDING_TIME, sending_time(T0))]
+            fields.append((Tag.POSS_DUP_FLAG, "Y"))
+            if originally is not None:
+                fields.append((Tag.ORIG_SENDING_TIME, originally))
         return decode(encode(fields, body or []))
 
-    def logon(self, heartbeat: str = "30", password: str | None = None, **header: str) -> Message:
+    def logon(
+        self, heartbeat: str = "30", password: str | None = None, *, seq: int | None = None, **header: str
+    ) -> Message:
         body = [(Tag.ENCRYPT_METHOD, "0"), (Tag.HEART_BT_INT, heartbeat)]
         if password is not None:
             body.append((Tag.PASSWORD, password))
         if header.pop("reset", None):
             body.append((Tag.RESET_SEQ_NUM_FLAG, "Y"))
-        return self.frame("A", body, **header)
+        return self.frame("A", body, seq=seq, **header)
 
 
 def sent(step: Step) -> list[Message]:
@@ -405,3 +418,93 @@ def test_a_resend_request_behind_a_gap_is_answered_at_once_and_only_once() -> No
     assert filled.resend is None
     assert filled.out == []
     assert session.next_in == 5
+
+
+# -- SendingTime accuracy and a reset inside a session ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("off", "says"), [(timedelta(minutes=-3), "behind"), (timedelta(minutes=2, seconds=1), "ahead")]
+)
+def test_a_message_sent_more_than_two_minutes_off_our_clock_is_rejected_with_reason_10_and_logged_out(
+    off: timedelta, says: str
+) -> None:
+    session, client = logged_on()
+    step = session.receive(client.frame("0", sent=sending_time(T0 + off)), T0)
+    reject, logout = sent(step)
+    assert (reject.msg_type, reject.get(373), reject.get(371), reject.get(45)) == ("3", "10", "52", "2")
+    assert says in (reject.get(Tag.TEXT) or "")
+    assert logout.msg_type == "5"
+    assert session.state.next_in == 3  # it counted
+    assert session.phase is Phase.LOGOUT_SENT
+    assert session.tick(T0 + timedelta(seconds=3)).close is not None
+
+
+def test_a_message_within_two_minutes_of_our_clock_is_taken() -> None:
+    session, client = logged_on()
+    step = session.receive(
+        client.frame("1", [(Tag.TEST_REQ_ID, "t")], sent=sending_time(T0 - timedelta(seconds=119))), T0
+    )
+    assert types(step) == ["0"]
+
+
+@pytest.mark.parametrize(
+    ("sent_at", "reason", "says"),
+    [(None, "1", "SendingTime (52) is missing"), ("2026-12-03 10:00:00", "6", "is not a UTCTimestamp")],
+)
+def test_a_missing_or_malformed_sending_time_is_rejected_naming_tag_52_and_the_session_goes_on(
+    sent_at: str | None, reason: str, says: str
+) -> None:
+    session, client = logged_on()
+    step = session.receive(client.frame("0", sent=sent_at), T0)
+    [reject] = sent(step)
+    assert (reject.msg_type, reject.get(373), reject.get(371)) == ("3", reason, "52")
+    assert says in (reject.get(Tag.TEXT) or "")
+    assert session.phase is Phase.ACTIVE
+    assert types(session.receive(client.frame("1", [(Tag.TEST_REQ_ID, "t")]), T0)) == ["0"]
+
+
+def test_a_possible_duplicate_needs_an_orig_sending_time_no_later_than_its_sending_time() -> None:
+    session, client = logged_on()
+    [missing] = sent(session.receive(client.frame("0", poss_dup="Y", originally=None), T0))
+    assert (missing.get(373), missing.get(371)) == ("1", "122")
+    assert session.phase is Phase.ACTIVE
+    later = sending_time(T0 + timedelta(seconds=5))
+    reject, logout = sent(session.receive(client.frame("0", poss_dup="Y", originally=later), T0))
+    assert (reject.get(373), reject.get(371), logout.msg_type) == ("10", "122", "5")
+
+
+def test_a_logon_sent_far_off_our_clock_is_refused_naming_sending_time() -> None:
+    session = Session(T0)
+    step = session.receive(Counterparty().logon(sent=sending_time(T0 - timedelta(hours=1))), T0)
+    assert step.load is None
+    assert step.close is not None
+    [logout] = sent(step)
+    assert logout.msg_type == "5"
+    assert "SendingTime (52)" in (logout.get(Tag.TEXT) or "")
+
+
+def test_a_logon_with_reset_seq_num_flag_inside_a_session_starts_both_sides_at_one_again() -> None:
+    session, client = logged_on(SessionState(40, 90), Counterparty(seq=40))
+    session.receive(client.frame("0"), T0)
+    assert session.state == SessionState(42, 91)
+    client.seq = 1
+    step = session.receive(client.logon(heartbeat="20", reset="Y"), T0)
+    assert step.reset
+    [reply] = sent(step)
+    assert (reply.msg_type, reply.get(Tag.MSG_SEQ_NUM), reply.get(Tag.RESET_SEQ_NUM_FLAG)) == ("A", "1", "Y")
+    assert reply.get(Tag.HEART_BT_INT) == "20"
+    assert session.state == SessionState(2, 2)
+    order = session.receive(client.frame("D", [(11, "o-1"), (55, "GRASIM"), (54, "1")]), T0)
+    [pending] = order.out
+    assert isinstance(pending, Pending)
+    assert pending.seq == 2
+
+
+def test_a_logon_with_reset_seq_num_flag_inside_a_session_must_carry_seq_num_one() -> None:
+    session, client = logged_on()
+    step = session.receive(client.logon(reset="Y"), T0)
+    assert not step.reset
+    [reject] = sent(step)
+    assert (reject.msg_type, reject.get(373), reject.get(371)) == ("3", "5", "34")
+    assert session.state == SessionState(3, 3)

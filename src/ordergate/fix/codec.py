@@ -148,6 +148,26 @@ def sending_time(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
 
 
+_UTC_TIMESTAMP = re.compile(r"(\d{4})(\d{2})(\d{2})-(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?")
+
+
+def utc_timestamp(value: str) -> datetime | None:
+    """A UTCTimestamp (``YYYYMMDD-HH:MM:SS``, with up to nine digits of a second after a ``.``: FIX 4.4
+    writes milliseconds, later versions more) as a datetime in UTC, or ``None`` when it is not one."""
+    match = _UTC_TIMESTAMP.fullmatch(value) if value.isascii() else None
+    if match is None:
+        return None
+    *parts, fraction = match.groups()
+    year, month, day, hour, minute, second = (int(part) for part in parts)
+    try:
+        at = datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)  # 60: a leap second
+    except ValueError:
+        return None
+    if fraction is None:
+        return at
+    return at.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+
+
 class FrameReader:
     """Cuts a TCP byte stream into frames: feed it what was read, take what is complete."""
 

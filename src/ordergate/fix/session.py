@@ -13,7 +13,9 @@ The rules are FIX 4.4's (Volume 2, the session protocol): the first message must
 too high queues the message and asks for the gap with a ResendRequest; too low without
 ``PossDupFlag (43)=Y`` is a Logout; a ResendRequest is answered with the stored application messages
 sent again (``PossDupFlag``, ``OrigSendingTime (122)``) and SequenceReset-GapFill in place of admin
-messages; silence for HeartBtInt plus a grace brings a TestRequest, and no answer to it a disconnect.
+messages; silence for HeartBtInt plus a grace brings a TestRequest, and no answer to it a disconnect;
+a Logon with ``ResetSeqNumFlag (141)=Y`` inside a session starts both sides again at 1; a
+``SendingTime (52)`` more than :data:`MAX_LATENCY` off the clock is a Reject (reason 10) and a Logout.
 A message whose fields are wrong gets a Reject (``35=3``) naming the tag and ``SessionRejectReason
 (373)``, and the session goes on; an application message type ordergate does not take gets a
 BusinessMessageReject (``35=j``). Application messages (NewOrderSingle) are handed out as
@@ -39,6 +41,7 @@ from ordergate.fix.codec import (
     positive_int,
     possible_duplicate,
     sending_time,
+    utc_timestamp,
 )
 from ordergate.security.keys import Principal
 
@@ -52,6 +55,9 @@ LOGON_TIMEOUT = 10.0
 """Seconds a new connection has to send its Logon."""
 LOGOUT_TIMEOUT = 2.0
 """Seconds to wait for the answer to a Logout ordergate sent before disconnecting."""
+MAX_LATENCY = 120.0
+"""Seconds a message's ``SendingTime (52)`` may lie from ordergate's clock, either way (QuickFIX's
+``MaxLatency`` default): a message further off is a replay or a counterparty with a broken clock."""
 
 
 class Reject(IntEnum):
@@ -64,6 +70,7 @@ class Reject(IntEnum):
     VALUE_INCORRECT = 5
     INCORRECT_DATA_FORMAT = 6
     COMP_ID_PROBLEM = 9
+    SENDING_TIME_ACCURACY = 10
     OTHER = 99
 
 
@@ -192,7 +199,7 @@ class Session:
             return Step()
         self._last_received = now
         if self.phase is Phase.AWAITING_LOGON:
-            return self._first(item)
+            return self._first(item, now)
         return self._in_session(item, now)
 
     def resume(self, stored: SessionState, now: datetime) -> Step:
@@ -302,7 +309,7 @@ class Session:
 
     # -- the first message --------------------------------------------------------------------
 
-    def _first(self, logon: Message) -> Step:
+    def _first(self, logon: Message, now: datetime) -> Step:
         if logon.msg_type != "A" or logon.problem is not None:
             self.phase = Phase.CLOSED
             return Step(close=f"the first message was not a Logon (35=A) but 35={logon.msg_type}")
@@ -316,6 +323,9 @@ class Session:
             return self._refuse(logon, f"TargetCompID (56) must be {ACCEPTOR_COMP_ID}, not {target!r}")
         if logon.seq_num is None:
             return self._refuse(logon, "MsgSeqNum (34) is missing or not a positive integer")
+        late = _sending_time_problem(logon, now)
+        if late is not None:
+            return self._refuse(logon, late[2])
         heartbeat = positive_int(logon.get(Tag.HEART_BT_INT))
         if heartbeat is None or not MIN_HEARTBEAT <= heartbeat <= MAX_HEARTBEAT:
             return self._refuse(
@@ -368,6 +378,11 @@ class Session:
             return step.then(self._logout("SenderCompID (49) or TargetCompID (56) is not this session's", now))
         if seq is None:
             return self._logout("MsgSeqNum (34) is missing or not a positive integer", now, close=True)
+        late = _sending_time_problem(message, now)
+        if late is not None:
+            return self._late(message, seq, late, now)
+        if msg_type == "A" and message.get(Tag.RESET_SEQ_NUM_FLAG) == "Y":
+            return self._reset_in_session(message, seq, now)
         if msg_type == "4" and message.get(Tag.GAP_FILL_FLAG) != "Y":
             return self._sequence_reset(message, now)
         if seq > self.next_in:
@@ -384,6 +399,42 @@ class Session:
         if self._asked_until is not None and self.next_in > self._asked_until:
             self._asked_until = None
         return step
+
+    def _late(self, message: Message, seq: int, problem: tuple[int, Reject, str], now: datetime) -> Step:
+        """A message whose SendingTime (or OrigSendingTime) is missing, malformed or too far off: a
+        Reject naming the tag; it counts if it was the one expected. One too far off (a replay, a broken
+        clock) also ends the session with a Logout, as FIX 4.4 says; the counterparty may log on again."""
+        tag, reason, text = problem
+        if seq == self.next_in:
+            self.next_in += 1
+        step = self._reject(seq, message.msg_type, tag, reason, text, now)
+        if reason is Reject.SENDING_TIME_ACCURACY:
+            return step.then(self._logout(text, now))
+        return step
+
+    def _reset_in_session(self, logon: Message, seq: int, now: datetime) -> Step:
+        """A Logon with ``ResetSeqNumFlag (141)=Y`` inside a session (a daily reset without reconnecting):
+        both sides start again at 1, the counterparty's Logon being its 1, ours answering as our 1; the
+        messages stored for resends are forgotten (``Step.reset``), like at a Logon that resets."""
+        if seq != 1:
+            if seq == self.next_in:
+                self.next_in += 1
+            text = f"a Logon with ResetSeqNumFlag (141)=Y must carry MsgSeqNum (34) 1, not {seq}"
+            return self._reject(seq, "A", Tag.MSG_SEQ_NUM, Reject.VALUE_INCORRECT, text, now)
+        heartbeat = positive_int(logon.get(Tag.HEART_BT_INT))
+        if heartbeat is not None and MIN_HEARTBEAT <= heartbeat <= MAX_HEARTBEAT:
+            self.heartbeat = heartbeat
+        self.next_in, self.next_out = 2, 1
+        self._queued.clear()
+        self._answered_early.clear()
+        self._asked_until = None
+        self._test_request = None
+        reply: list[Field] = [
+            (Tag.ENCRYPT_METHOD, "0"),
+            (Tag.HEART_BT_INT, str(self.heartbeat)),
+            (Tag.RESET_SEQ_NUM_FLAG, "Y"),
+        ]
+        return Step(out=[self._send("A", reply, now)], reset=True)
 
     def _too_high(self, message: Message, seq: int, now: datetime) -> Step:
         if message.msg_type == "5":
@@ -442,10 +493,6 @@ class Session:
         msg_type = message.msg_type
         if msg_type is None:
             return self._reject(seq, None, Tag.MSG_TYPE, Reject.REQUIRED_TAG_MISSING, "MsgType (35) is missing", now)
-        if message.get(Tag.SENDING_TIME) is None:
-            return self._reject(
-                seq, msg_type, Tag.SENDING_TIME, Reject.REQUIRED_TAG_MISSING, "SendingTime (52) is missing", now
-            )
         if msg_type == "0":
             test_id = message.get(Tag.TEST_REQ_ID)
             if self._test_request is not None and test_id == self._test_request[0]:
@@ -545,3 +592,35 @@ class Session:
         out = self._send("5", [], now)
         self.phase = Phase.CLOSED
         return Step(out=[out], close="the counterparty logged out")
+
+
+def _sending_time_problem(message: Message, now: datetime) -> tuple[int, Reject, str] | None:
+    """What is wrong with ``message``'s SendingTime (and, on a possible duplicate, its OrigSendingTime):
+    the tag, the SessionRejectReason and the text; ``None`` when both are sound."""
+    text = message.get(Tag.SENDING_TIME)
+    if text is None:
+        return Tag.SENDING_TIME, Reject.REQUIRED_TAG_MISSING, "SendingTime (52) is missing"
+    sent = utc_timestamp(text)
+    if sent is None:
+        return Tag.SENDING_TIME, Reject.INCORRECT_DATA_FORMAT, f"SendingTime (52) {text!r} is not a UTCTimestamp"
+    off = (sent - now).total_seconds()
+    if abs(off) > MAX_LATENCY:
+        return (
+            Tag.SENDING_TIME,
+            Reject.SENDING_TIME_ACCURACY,
+            f"SendingTime (52) {text} is {abs(off):.0f} s {'ahead of' if off > 0 else 'behind'} ordergate's clock"
+            f" (at most {MAX_LATENCY:.0f} s either way)",
+        )
+    if not message.is_poss_dup:
+        return None
+    original_text = message.get(Tag.ORIG_SENDING_TIME)
+    if original_text is None:
+        return Tag.ORIG_SENDING_TIME, Reject.REQUIRED_TAG_MISSING, "OrigSendingTime (122) is missing (PossDupFlag=Y)"
+    original = utc_timestamp(original_text)
+    if original is None:
+        text = f"OrigSendingTime (122) {original_text!r} is not a UTCTimestamp"
+        return Tag.ORIG_SENDING_TIME, Reject.INCORRECT_DATA_FORMAT, text
+    if original > sent:
+        text = f"OrigSendingTime (122) {original_text} is after SendingTime (52) {text}"
+        return Tag.ORIG_SENDING_TIME, Reject.SENDING_TIME_ACCURACY, text
+    return None
