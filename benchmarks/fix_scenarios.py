@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 
 from benchmarks.harness import Row, Server, free_port, percentile, verify
+from ordergate.fix.codec import sending_time
 from ordergate.tools.produce import OrderDrawer
 
 SESSIONS = 4
@@ -30,13 +31,15 @@ _TRAILER = re.compile(rb"\x0110=\d{3}\x01")
 _SIDE = {"BUY": "1", "SELL": "2"}
 
 
-def utc_now_text() -> str:
-    """Now as a FIX UTCTimestamp: ordergate refuses a SendingTime more than two minutes off its clock."""
-    return datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
-
-
 def frame(sender: str, msg_type: str, seq: int, body: list[tuple[int, str]]) -> bytes:
-    fields = [(35, msg_type), (49, sender), (56, "ORDERGATE"), (34, str(seq)), (52, utc_now_text()), *body]
+    fields = [
+        (35, msg_type),
+        (49, sender),
+        (56, "ORDERGATE"),
+        (34, str(seq)),
+        (52, sending_time(datetime.now(UTC))),
+        *body,
+    ]
     content = "".join(f"{tag}={value}\x01" for tag, value in fields).encode()
     head = f"8=FIX.4.4\x019={len(content)}\x01".encode() + content
     return head + f"10={sum(head) % 256:03d}\x01".encode()

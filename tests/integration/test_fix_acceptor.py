@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ordergate.errors import StoreUnavailable
+from ordergate.fix.codec import sending_time
 from ordergate.fix.journal import MemoryJournal, SentMessage
 from ordergate.fix.server import FixAcceptor, listening_socket
 from ordergate.fix.session import SessionKey, SessionState
@@ -35,15 +36,10 @@ class BrokenJournal(MemoryJournal):
         await super().record(key, state, sent)
 
 
-def utc_now_text() -> str:
-    """Now as a FIX UTCTimestamp: ordergate refuses a SendingTime more than two minutes off its clock."""
-    return datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
-
-
 def _frame(msg_type: str, seq: int, *body: tuple[int, str], poss_dup: bool = False) -> bytes:
-    fields = [(35, msg_type), (49, "DESK"), (56, "ORDERGATE"), (34, str(seq)), (52, utc_now_text())]
+    fields = [(35, msg_type), (49, "DESK"), (56, "ORDERGATE"), (34, str(seq)), (52, sending_time(datetime.now(UTC)))]
     if poss_dup:
-        fields += [(43, "Y"), (122, utc_now_text())]
+        fields += [(43, "Y"), (122, sending_time(datetime.now(UTC)))]
     content = "".join(f"{tag}={value}\x01" for tag, value in [*fields, *body]).encode()
     head = f"8=FIX.4.4\x019={len(content)}\x01".encode() + content
     return head + f"10={sum(head) % 256:03d}\x01".encode()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ordergate.domain.model import Scope
+from ordergate.fix.codec import sending_time
 from ordergate.fix.journal import FixJournal
 from ordergate.fix.session import FRESH, SessionKey, SessionState
 from ordergate.store.base import Durability
@@ -87,13 +88,15 @@ def _port() -> int:
         return int(sock.getsockname()[1])
 
 
-def utc_now_text() -> str:
-    """Now as a FIX UTCTimestamp: ordergate refuses a SendingTime more than two minutes off its clock."""
-    return datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
-
-
 def _frame(msg_type: str, seq: int, *body: tuple[int, str]) -> bytes:
-    fields = [(35, msg_type), (49, "DESK1"), (56, "ORDERGATE"), (34, str(seq)), (52, utc_now_text()), *body]
+    fields = [
+        (35, msg_type),
+        (49, "DESK1"),
+        (56, "ORDERGATE"),
+        (34, str(seq)),
+        (52, sending_time(datetime.now(UTC))),
+        *body,
+    ]
     content = "".join(f"{tag}={value}\x01" for tag, value in fields).encode()
     head = f"8=FIX.4.4\x019={len(content)}\x01".encode() + content
     return head + f"10={sum(head) % 256:03d}\x01".encode()
