@@ -1,6 +1,7 @@
 """The hooks file and the hooks a running gateway holds: only hashes are kept, a token is found in memory
 by its id and checked in constant time, and a change of the file (a new hook, a revoked one, a broken
-file) is picked up at the next look, at most every half second, without reading the file per request."""
+file) is picked up at the next look (every half second, and at once for a token the ring does not know),
+without reading an unchanged file per request."""
 
 from __future__ import annotations
 
@@ -44,17 +45,20 @@ def test_a_hook_is_kept_as_a_hash_and_acts_as_a_producer_of_its_strategy_named_a
         assert ring.find(wrong) is None, wrong
 
 
-def test_no_file_is_no_hooks_and_a_file_made_later_is_picked_up_at_the_next_look(tmp_path: Path) -> None:
+def test_no_file_is_no_hooks_and_a_hook_made_later_answers_on_its_first_use(tmp_path: Path) -> None:
     path = tmp_path / "hooks.json"
     clock = FakeClock()
     ring = HookRing(path, clock=clock)
     assert ring.active_hooks == 0
     hooks, hook, token = HookFile.new(path).create("S1", now=NOW)
     hooks.save()
-    assert ring.find(token) is None  # looked at the file less than half a second ago
-    clock.now += RELOAD_CHECK_SECONDS
+    # the ring looked at the file a moment ago, but a token it does not know makes it look again at once
     assert ring.find(token) == hook
     assert hook.name == f"hook-{hook.hook_id}"
+    hooks, second, second_token = HookFile.load(path).create("S2", now=NOW)
+    hooks.save()
+    assert ring.find(second_token) == second  # no time passed at all
+    assert ring.find(token) == hook
 
 
 def test_a_revoked_hook_is_refused_at_the_next_look_and_others_stay(tmp_path: Path) -> None:
@@ -133,3 +137,26 @@ def test_names_must_be_names_and_an_active_name_is_unique(tmp_path: Path) -> Non
     revoked, _ = hooks.revoke("tv", now=NOW)
     again, second, _ = revoked.create("S2", name="tv", now=NOW)
     assert again.revoke("tv", now=NOW)[1].hook_id == second.hook_id  # the active one of that name
+
+
+def test_unknown_tokens_look_at_the_file_but_read_it_only_once_per_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "hooks.json"
+    hooks, hook, token = HookFile.new(path).create("S1", now=NOW)
+    hooks.save()
+    ring = HookRing(path, clock=FakeClock())
+    loads: list[Path] = []
+    load = HookFile.load
+    monkeypatch.setattr(HookFile, "load", lambda p: loads.append(p) or load(p))
+    for guess in range(100):  # a guesser's misses: one stat each, no read of an unchanged file
+        assert ring.find(f"wh_{guess:012x}_x") is None
+    assert loads == []
+    hooks, made, made_token = HookFile.load(path).create("S2", now=NOW)
+    hooks.save()
+    loads.clear()
+    for _ in range(3):
+        assert ring.find(made_token) == made
+        assert ring.find("wh_000000000000_x") is None
+    assert ring.find(token) == hook
+    assert loads == [path]

@@ -9,8 +9,9 @@ never the token, which ``ordergate hooks create`` prints once, as the key file d
 :mod:`ordergate.security.secrets_file`).
 
 A running gateway holds the active hooks in memory (:class:`HookRing`), so a hook request reads no
-file; it re-reads the file when it changed (looked at at most every half second), so a hook created or
-revoked with the CLI is in force within a second. A file that became unusable is logged once per
+file; it re-reads the file when it changed (looked at every half second, and at once for a token it does
+not know), so a hook created with the CLI answers its first alert and a revoked one is refused within a
+second. A file that became unusable is logged once per
 change and the hooks loaded before stay in force; a missing file is no hooks. A hook acts as a
 producer limited to its strategy, named by the hook's name (the actor the audit shows).
 """
@@ -238,7 +239,12 @@ class HookRing:
         if self._watch.changed():
             self._reload()
         hook_id = token_id_of(HOOK_PREFIX, token)
-        found = self._by_id.get(hook_id) if hook_id is not None else None
+        if hook_id is None:
+            return None
+        found = self._by_id.get(hook_id)
+        if found is None and self._watch.changed(at_once=True):  # a hook made since the last look
+            self._reload()
+            found = self._by_id.get(hook_id)
         if found is None:
             return None
         digest, hook = found

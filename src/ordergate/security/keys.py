@@ -311,7 +311,12 @@ class KeyRing:
         if self._watch.changed():
             self._reload()
         key_id = key_id_of(key)
-        found = self._by_id.get(key_id) if key_id is not None else None
+        if key_id is None:
+            return None
+        found = self._by_id.get(key_id)
+        if found is None and self._watch.changed(at_once=True):  # a key made since the last look
+            self._reload()
+            found = self._by_id.get(key_id)
         if found is None:
             return None
         digest, principal = found

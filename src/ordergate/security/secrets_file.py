@@ -6,7 +6,9 @@ a keyed fast hash is as safe as a slow one and costs about a microsecond per req
 token is found by its id and its HMAC compared with :func:`hmac.compare_digest` (:func:`matches`).
 Both files are written atomically, readable by their owner only (:func:`save_private`), and a running
 gateway notices a change of either within a second (:class:`FileWatch`) without reading the file on
-every request: it looks at the file's stat at most every :data:`RELOAD_CHECK_SECONDS`.
+every request: it looks at the file's stat at most every :data:`RELOAD_CHECK_SECONDS`, and at once when
+a token it does not know is presented, so that a credential made a moment ago works on its first use
+(an operator who creates a hook and fires a test alert straight away must not get a 404 for it).
 """
 
 from __future__ import annotations
@@ -103,10 +105,14 @@ class FileWatch:
         self._stamp = file_stamp(path)
         self._next_check = clock() + RELOAD_CHECK_SECONDS
 
-    def changed(self) -> bool:
-        """True once per change of the file (the caller then reloads it, whatever comes of that)."""
+    def changed(self, *, at_once: bool = False) -> bool:
+        """True once per change of the file (the caller then reloads it, whatever comes of that).
+
+        ``at_once`` looks at the stat even within :data:`RELOAD_CHECK_SECONDS` of the last look: for a
+        token the holder does not know, which a new file may hold. One ``stat`` per such miss is cheap
+        next to the request it refuses, and the file is still read once per change."""
         now = self._clock()
-        if now < self._next_check:
+        if now < self._next_check and not at_once:
             return False
         self._next_check = now + RELOAD_CHECK_SECONDS
         stamp = file_stamp(self.path)
