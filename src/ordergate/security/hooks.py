@@ -32,12 +32,10 @@ from ordergate.domain.registry import json_path, json_type
 from ordergate.errors import StartupError
 from ordergate.security.keys import Principal, Role
 from ordergate.security.secrets_file import (
-    FileWatch,
-    matches,
+    TokenRing,
     read_document,
     save_private,
     token_digest,
-    token_id_of,
 )
 
 log = logging.getLogger(__name__)
@@ -216,19 +214,19 @@ def _parse(path: Path, document: object) -> HookFile:
     return HookFile(path, secret_bytes, tuple(hooks))
 
 
-class HookRing:
+class HookRing(TokenRing[Hook]):
     """The active hooks of a hooks file, as a running gateway finds them on every hook request."""
+
+    prefix, what, log = HOOK_PREFIX, "hooks file", log
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
         """Load the file if it exists (raises :class:`HookFileError` for an unusable one: a start-up error)."""
         self.path = path
-        self._install(HookFile.load(path) if path.exists() else HookFile.new(path))
-        self._watch = FileWatch(path, clock=clock)
+        super().__init__(path, *self._read(), clock=clock)
 
-    def _install(self, hooks: HookFile) -> None:
-        """Switch to ``hooks`` at once: both attributes are built before either is replaced."""
-        by_id = {h.hook_id: (bytes.fromhex(h.digest), h) for h in hooks.hooks if h.is_active}
-        self._secret, self._by_id = hooks.secret, by_id
+    def _read(self) -> tuple[bytes, dict[str, tuple[bytes, Hook]]]:
+        hooks = HookFile.load(self.path) if self.path.exists() else HookFile.new(self.path)
+        return hooks.secret, {h.hook_id: (bytes.fromhex(h.digest), h) for h in hooks.hooks if h.is_active}
 
     @property
     def active_hooks(self) -> int:
@@ -236,28 +234,4 @@ class HookRing:
 
     def find(self, token: str) -> Hook | None:
         """The active hook whose token is ``token``, or ``None`` (unknown, revoked or malformed alike)."""
-        if self._watch.changed():
-            self._reload()
-        hook_id = token_id_of(HOOK_PREFIX, token)
-        if hook_id is None:
-            return None
-        found = self._by_id.get(hook_id)
-        if found is None and self._watch.changed(at_once=True):  # a hook made since the last look
-            self._reload()
-            found = self._by_id.get(hook_id)
-        if found is None:
-            return None
-        digest, hook = found
-        return hook if matches(self._secret, token, digest) else None
-
-    def _reload(self) -> None:
-        """Load the changed file (each version of it is looked at once, whatever comes of it)."""
-        try:
-            self._install(HookFile.load(self.path) if self.path.exists() else HookFile.new(self.path))
-        except HookFileError as exc:
-            log.error("the hooks file changed but cannot be used; the hooks loaded before stay in force: %s", exc)
-            return
-        except Exception:  # a bug, not the file: still no 500 on every hook request, still the old hooks
-            log.exception("the hooks file %s changed but could not be loaded; the old hooks stay in force", self.path)
-            return
-        log.info("hooks file %s reloaded: %d active hooks", self.path, len(self._by_id))
+        return self._find(token)

@@ -23,7 +23,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -33,8 +33,7 @@ from ordergate.domain.names import name_problem
 from ordergate.domain.registry import json_path, json_type
 from ordergate.errors import StartupError
 from ordergate.security.secrets_file import (
-    FileWatch,
-    matches,
+    TokenRing,
     read_document,
     save_private,
     token_digest,
@@ -285,22 +284,24 @@ def _parse(path: Path, document: object) -> KeyFile:
     return KeyFile(path, secret_bytes, tuple(entries))
 
 
-class KeyRing:
+class KeyRing(TokenRing[Principal]):
     """The active keys of a key file, as a running gateway checks them on every request."""
 
-    def __init__(self, keys: KeyFile, *, clock: Any = time.monotonic) -> None:
-        self._path = keys.path
-        self._install(keys)
-        self._watch = FileWatch(keys.path, clock=clock)
+    prefix, what, log = KEY_PREFIX, "key file", log
+
+    def __init__(self, keys: KeyFile, *, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(keys.path, *self._active(keys), clock=clock)
 
     @classmethod
     def load(cls, path: Path) -> KeyRing:
         return cls(KeyFile.load(path))
 
-    def _install(self, keys: KeyFile) -> None:
-        """Switch to ``keys`` at once: both attributes are built before either is replaced."""
-        by_id = {e.key_id: (bytes.fromhex(e.digest), e.principal()) for e in keys.entries if e.is_active}
-        self._secret, self._by_id = keys.secret, by_id
+    @staticmethod
+    def _active(keys: KeyFile) -> tuple[bytes, dict[str, tuple[bytes, Principal]]]:
+        return keys.secret, {e.key_id: (bytes.fromhex(e.digest), e.principal()) for e in keys.entries if e.is_active}
+
+    def _read(self) -> tuple[bytes, dict[str, tuple[bytes, Principal]]]:
+        return self._active(KeyFile.load(self.path))
 
     @property
     def active_keys(self) -> int:
@@ -308,31 +309,4 @@ class KeyRing:
 
     def authenticate(self, key: str) -> Principal | None:
         """The principal of ``key``, or ``None`` when it is not an active key of the file."""
-        if self._watch.changed():
-            self._reload()
-        key_id = key_id_of(key)
-        if key_id is None:
-            return None
-        found = self._by_id.get(key_id)
-        if found is None and self._watch.changed(at_once=True):  # a key made since the last look
-            self._reload()
-            found = self._by_id.get(key_id)
-        if found is None:
-            return None
-        digest, principal = found
-        return principal if matches(self._secret, key, digest) else None
-
-    def _reload(self) -> None:
-        """Load the changed file (each version of it is looked at once, whatever comes of it)."""
-        try:
-            keys = KeyFile.load(self._path)
-            self._install(keys)
-        except KeyFileError as exc:
-            log.error("the key file changed but cannot be used; the keys loaded before stay in force: %s", exc)
-            return
-        except Exception:  # a bug, not the file: still no 500 on every request, still the old keys
-            log.exception(
-                "the key file %s changed but could not be loaded; the keys loaded before stay in force", self._path
-            )
-            return
-        log.info("key file %s reloaded: %d active keys", self._path, len(self._by_id))
+        return self._find(key)

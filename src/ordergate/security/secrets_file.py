@@ -8,7 +8,8 @@ Both files are written atomically, readable by their owner only (:func:`save_pri
 gateway notices a change of either within a second (:class:`FileWatch`) without reading the file on
 every request: it looks at the file's stat at most every :data:`RELOAD_CHECK_SECONDS`, and at once when
 a token it does not know is presented, so that a credential made a moment ago works on its first use
-(an operator who creates a hook and fires a test alert straight away must not get a 404 for it).
+(an operator who creates a hook and fires a test alert straight away must not get a 404 for it). What
+the two files' holders share, finding a token and reloading a changed file, is :class:`TokenRing`.
 """
 
 from __future__ import annotations
@@ -16,17 +17,23 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 import orjson
 
+from ordergate.errors import StartupError
+
 RELOAD_CHECK_SECONDS = 0.5
 """How often a running gateway looks whether a credentials file changed (a change is in force within a second)."""
+
+T = TypeVar("T")
+"""What a token stands for in a :class:`TokenRing` (a key's principal, a hook)."""
 
 Stamp = tuple[int, int, int] | None
 """What says a file changed: its mtime (ns), size and inode, or ``None`` when it does not exist."""
@@ -120,3 +127,58 @@ class FileWatch:
             return False
         self._stamp = stamp
         return True
+
+
+class TokenRing(Generic[T]):
+    """The active tokens of a secrets file, as a running gateway finds them on every request: by id, in
+    memory, checked in constant time, the file reloaded when it changed (a subclass says how it reads).
+
+    A token the ring does not know makes it look at the file at once rather than at the next look, so a
+    credential made a moment ago works on its first use; a revoked one is refused at the next look."""
+
+    prefix: ClassVar[str]
+    """What every token of the file starts with (``og``, ``wh``)."""
+    what: ClassVar[str]
+    """The file, as log lines name it ("key file", "hooks file")."""
+    log: ClassVar[logging.Logger]
+
+    def __init__(
+        self, path: Path, secret: bytes, by_id: dict[str, tuple[bytes, T]], *, clock: Callable[[], float]
+    ) -> None:
+        self.path = path
+        self._secret, self._by_id = secret, by_id
+        self._watch = FileWatch(path, clock=clock)
+
+    def _read(self) -> tuple[bytes, dict[str, tuple[bytes, T]]]:
+        """The file's secret and its active tokens' digests and values by id (raises on an unusable file)."""
+        raise NotImplementedError
+
+    def _find(self, token: str) -> T | None:
+        """What ``token`` stands for, or ``None`` (unknown, revoked or malformed alike)."""
+        if self._watch.changed():
+            self._reload()
+        token_id = token_id_of(self.prefix, token)
+        if token_id is None:
+            return None
+        found = self._by_id.get(token_id)
+        if found is None and self._watch.changed(at_once=True):  # made since the last look?
+            self._reload()
+            found = self._by_id.get(token_id)
+        if found is None:
+            return None
+        digest, value = found
+        return value if matches(self._secret, token, digest) else None
+
+    def _reload(self) -> None:
+        """Load the changed file (each version of it is looked at once, whatever comes of it); the tokens
+        loaded before stay in force when it cannot be used."""
+        try:
+            secret, by_id = self._read()  # both built before either is replaced
+        except StartupError as exc:  # the file's problem, named in one line
+            self.log.error("the %s changed but cannot be used; those loaded before stay in force: %s", self.what, exc)
+            return
+        except Exception:  # a bug, not the file: still no 500 on every request, still the old tokens
+            self.log.exception("the %s %s changed but could not be loaded; the old stay in force", self.what, self.path)
+            return
+        self._secret, self._by_id = secret, by_id
+        self.log.info("%s %s reloaded: %d active", self.what, self.path, len(by_id))
