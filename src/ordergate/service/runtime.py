@@ -10,7 +10,8 @@ walks all of them again (about half a second of a million-position start): a :cl
 the collector off through each step of a start (loading the profiles, restoring the book), then
 freezes what the step built without walking it, and it gives the collector back on a failed step too.
 Nothing stays paused between the steps: a start that never comes (a server that cannot bind its port)
-leaves the collector running.
+leaves the collector running. (While serving, one big order's steps hold it off the same way:
+:func:`ordergate.collector.held_for`.)
 """
 
 from __future__ import annotations

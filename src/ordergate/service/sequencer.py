@@ -37,6 +37,7 @@ from datetime import date
 
 import orjson
 
+from ordergate.collector import held_for
 from ordergate.domain.book import Book, Change
 from ordergate.domain.controls import (
     FLATTEN,
@@ -263,20 +264,21 @@ class LocalSequencer:
         order_id = self._next_id
         at = self._clock()
         risk = self._risk_context(at, entry)
-        decision, undo = decide_and_apply(order, self._registry, self._book, controls, order_id, at, risk)
-        record = decided_record(
-            order_id,
-            at,
-            order,
-            decision,
-            self._book.scope,
-            self._registry.fingerprint,
-            client_order_id,
-            undo,
-            controls.fingerprint if controls is not None else None,
-            entry,
-            risk.policy.fingerprint if risk is not None else None,
-        )
+        with held_for(len(self._registry.subscribers(order.strategy))):
+            decision, undo = decide_and_apply(order, self._registry, self._book, controls, order_id, at, risk)
+            record = decided_record(
+                order_id,
+                at,
+                order,
+                decision,
+                self._book.scope,
+                self._registry.fingerprint,
+                client_order_id,
+                undo,
+                controls.fingerprint if controls is not None else None,
+                entry,
+                risk.policy.fingerprint if risk is not None else None,
+            )
         self._next_id += 1
         ticket = Ticket(order, client_order_id, record=record, undo=undo, entry=entry)
         if risk is not None:

@@ -115,6 +115,7 @@ from datetime import date
 
 import orjson
 
+from ordergate.collector import held_for
 from ordergate.domain.book import Book, Opened, Position
 from ordergate.domain.controls import (
     FLATTEN,
@@ -680,20 +681,21 @@ class SharedSequencer:
             order_id = next(fresh_ids)
             at = self._clock()
             context = _context(risk[0], risk[1].state, at, ticket.entry) if risk is not None else None
-            decision, undo = decide_and_apply(order, registry, book, controls, order_id, at, context)
-            record = decided_record(
-                order_id,
-                at,
-                order,
-                decision,
-                self._scope,
-                registry.fingerprint,
-                client_order_id,
-                undo,
-                controls.fingerprint if controls is not None else None,
-                ticket.entry,
-                context.policy.fingerprint if context is not None else None,
-            )
+            with held_for(len(registry.subscribers(order.strategy))):
+                decision, undo = decide_and_apply(order, registry, book, controls, order_id, at, context)
+                record = decided_record(
+                    order_id,
+                    at,
+                    order,
+                    decision,
+                    self._scope,
+                    registry.fingerprint,
+                    client_order_id,
+                    undo,
+                    controls.fingerprint if controls is not None else None,
+                    ticket.entry,
+                    context.policy.fingerprint if context is not None else None,
+                )
             if context is not None:
                 folded = context.state.record(
                     order, decision.status, decision.reason, decision.applied, context.at, ticket.entry.origin

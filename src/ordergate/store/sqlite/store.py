@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import functools
-import itertools
 import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
+from ordergate.collector import held_for
 from ordergate.domain.book import Opened, Position
 from ordergate.domain.chain import Chains, single_chain
 from ordergate.domain.model import Scope
@@ -49,7 +48,6 @@ from ordergate.store.base import (
     StreamPosition,
     TradeQuery,
 )
-from ordergate.store.changes import group_changes
 from ordergate.store.codec import (
     EncodedOrder,
     caused_by_order,
@@ -76,6 +74,7 @@ from ordergate.store.sqlite.connection import (
 from ordergate.store.sqlite.lanes import LaneClosed, ReadLane
 from ordergate.store.sqlite.log import SQLiteLogReader
 from ordergate.store.sqlite.schema import CATCH_UP
+from ordergate.store.sqlite.statements import Statement, group_statements
 from ordergate.store.sqlite.writer import (
     WRITER_COMMAND,
     CommitPath,
@@ -88,12 +87,10 @@ from ordergate.store.sqlite.writer import (
 R = TypeVar("R")
 T = TypeVar("T")
 
-_ORDER_FIELDS = tuple(column.strip() for column in ORDER_COLUMNS.split(","))
 _POSITION_COLUMNS = "position_id, user, strategy, instrument, opened_order_id, opened_at"
 _TRADE_COLUMNS = (
     "trade_id, user, strategy, instrument, opened_order_id, opened_at, closed_order_id, closed_at, closing_strategy"
 )
-_TRADE_FIELDS = tuple(column.strip() for column in _TRADE_COLUMNS.split(","))[1:]
 _CHANGE_COLUMNS = "at, level, target, state, changed_by, fingerprint, reason, order_id"
 _RISK_CHANGE_COLUMNS = "at, kind, level, target, change, changed_by, fingerprint"
 """A risk change's columns, in :class:`~ordergate.domain.risk.RiskChange`'s order."""
@@ -284,69 +281,22 @@ class SQLiteStore:
         # Commits come one at a time (the sequencer's committer), so the chain head is this group's base.
         # The group's links are computed on a copy of the heads, taken as the new heads once committed.
         chains = Chains(single_chain, self._chains.heads)
-        statements = self._statements(records, encode_and_link(records, chains))
+        with held_for(sum(len(record.decision.applied) for record in records)):
+            statements = self._statements(records, encode_and_link(records, chains))
         await self._commits.commit(statements, records[0].order_id, records[-1].order_id)
         self._chains = chains
 
     def _statements(self, records: Sequence[OrderRecord], encoded: Sequence[EncodedOrder]) -> list[Statement]:
-        """One multi-row statement per table (and parameter-limit chunk) for the whole group.
-
-        Each SQLite step releases the GIL and must win it back from a busy event loop, so a
-        statement per row would make a commit wait on the loop hundreds of times. Every
-        :data:`INDEX_EVERY` orders (or :data:`INDEX_EVERY_TRADES` trades) the group also brings the side
-        index up to date (:data:`~ordergate.store.sqlite.schema.CATCH_UP`) inside the group's transaction.
-        """
-        changes = group_changes(self._scope, records)
-        scoped = self._scope is Scope.STRATEGY
-        statements = _inserts(
-            "orders",
-            _ORDER_FIELDS,
-            [
-                (
-                    r.order_id,
-                    r.received_at,
-                    r.order.strategy,
-                    r.order.instrument,
-                    r.order.side.value,  # plain values: the writer process unpickles nothing else
-                    r.decision.status.value,
-                    r.decision.reason.value if r.decision.reason is not None else None,
-                    r.scope.value,
-                    r.profile_fingerprint,
-                    r.client_order_id,
-                    e.applied,
-                    e.rejected_for,
-                    r.controls_fingerprint,
-                    e.chain_hash,
-                    r.origin.value,
-                    r.actor,
-                    r.risk_fingerprint,
-                    r.signal_time,
-                    r.door.value if r.door is not None else None,
-                )
-                for r, e in zip(records, encoded, strict=True)
-            ],
-        )
-        # one row per user an order applied to: the key of the user's orders (schema version 5)
-        statements += _inserts(
-            "order_users",
-            ("user", "order_id"),
-            [(user, r.order_id) for r in records for user in _applied_users(r)],
-        )
-        statements += _position_deletes(changes.deletes)
-        statements += _inserts(
-            "positions",
-            ("user", "scope_strategy", "instrument", "strategy", "opened_order_id", "opened_at"),
-            [
-                (p.user, p.strategy if scoped else "", p.instrument, p.strategy, p.opened_order_id, p.opened_at)
-                for p in changes.inserts
-            ],
-        )
-        statements += _inserts("trades", _TRADE_FIELDS, changes.trades)
+        """The group's statements (:func:`~ordergate.store.sqlite.statements.group_statements`), its
+        breaker trips, and every :data:`INDEX_EVERY` orders (or :data:`INDEX_EVERY_TRADES` trades) the
+        catch-up of the side index (:data:`~ordergate.store.sqlite.schema.CATCH_UP`), all in the group's
+        transaction."""
+        statements = group_statements(self._scope, records, encoded)
         for record in records:
             if record.control_change is not None:  # a breaker trip: in the order's transaction
                 statements += _control_change_statements(*record.control_change)
         self._unindexed += len(records)
-        self._unindexed_trades += len(changes.trades)
+        self._unindexed_trades += sum(len(record.closed) for record in records)
         if self._unindexed >= INDEX_EVERY or self._unindexed_trades >= INDEX_EVERY_TRADES:
             statements += [(sql, [], None) for sql in CATCH_UP]  # the side index, in this group's transaction
             self._unindexed = self._unindexed_trades = 0
@@ -670,29 +620,6 @@ INDEX_EVERY_TRADES = 4096
 """Trades that make the side index catch up sooner: a big fan-out's trades are indexed in its own group's
 transaction (as any index would), so the trades' tail stays short whatever one order closes."""
 
-_MAX_PARAMETERS = 32_000
-"""Bound parameters per statement; SQLite (3.32 and later) allows 32,766."""
-
-
-@functools.lru_cache(maxsize=256)
-def _rows_sql(prefix: str, width: int, count: int) -> str:
-    row = "(" + ", ".join("?" * width) + ")"
-    return prefix + ", ".join([row] * count)
-
-
-Statement = tuple[str, list[Any], int | None]
-"""SQL, its parameters, and how many rows it must change (``None``: any number)."""
-
-
-def _inserts(table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> list[Statement]:
-    """Statements inserting ``rows``, as few as the parameter limit allows."""
-    prefix = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-    step = _MAX_PARAMETERS // len(columns)
-    return [
-        (_rows_sql(prefix, len(columns), len(chunk)), list(itertools.chain.from_iterable(chunk)), None)
-        for chunk in (rows[start : start + step] for start in range(0, len(rows), step))
-    ]
-
 
 def _control_change_statements(change: ControlChange, document: str) -> list[Statement]:
     """Store a control change and the controls document it puts in force (kept once per fingerprint)."""
@@ -704,24 +631,4 @@ def _control_change_statements(change: ControlChange, document: str) -> list[Sta
             None,
         ),
         (f"INSERT INTO control_changes ({_CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row, None),
-    ]
-
-
-def _applied_users(record: OrderRecord) -> Iterable[str]:
-    """The users ``record`` applied to, each once (an order applies to a user at most once in either
-    scope; the set only makes the primary key of ``order_users`` impossible to break)."""
-    applied = record.decision.applied
-    if len(applied) < 2:
-        return [effect.user for effect in applied]
-    return dict.fromkeys(effect.user for effect in applied)
-
-
-def _position_deletes(keys: Sequence[tuple[str, str, str]]) -> list[Statement]:
-    """Statements closing open positions by key; each must delete exactly its keys."""
-    step = _MAX_PARAMETERS // 3
-    # "IN (SELECT ... FROM (VALUES ...))" searches the unique index; a bare "IN (VALUES ...)" scans the table
-    prefix = "DELETE FROM positions WHERE (user, scope_strategy, instrument) IN (SELECT * FROM (VALUES "
-    return [
-        (_rows_sql(prefix, 3, len(chunk)) + "))", list(itertools.chain.from_iterable(chunk)), len(chunk))
-        for chunk in (keys[start : start + step] for start in range(0, len(keys), step))
     ]
