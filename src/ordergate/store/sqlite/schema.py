@@ -242,8 +242,9 @@ orders over 50 instruments dirties about one page of ``orders_by_instrument`` pe
   *side index*: ``order_strategies``, ``order_instruments``, ``trade_users``, ``trade_strategies`` and
   ``trade_instruments``, one ``(name, id)`` B-tree each, filled in bulk from the order log and the
   trades up to the id kept in ``meta`` as ``indexed_order_id`` and ``indexed_trade_id``
-  (:func:`~ordergate.store.queries.indexed_up_to`), by the store every few hundred orders inside a
-  group's transaction (:data:`ordergate.store.sqlite.store.INDEX_EVERY`) and when it opens. A bulk of
+  (:func:`~ordergate.store.queries.indexed_up_to`), by the store every few hundred orders
+  (:data:`ordergate.store.sqlite.store.INDEX_EVERY`; since 2026-12-06 in a transaction of its own that
+  the writer runs between groups, earlier inside a group's) and when it opens. A bulk of
   orders over a few dozen names touches each name's page once, not once per order. A listing by
   those filters walks the side index up to that id and the few rows after it by primary key
   (:mod:`ordergate.store.queries`), in one snapshot, so it sees every committed row.

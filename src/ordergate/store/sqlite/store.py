@@ -285,21 +285,22 @@ class SQLiteStore:
             statements = self._statements(records, encode_and_link(records, chains))
         await self._commits.commit(statements, records[0].order_id, records[-1].order_id)
         self._chains = chains
+        self._unindexed += len(records)
+        self._unindexed_trades += sum(len(record.closed) for record in records)
+        due = self._unindexed >= INDEX_EVERY or self._unindexed_trades >= INDEX_EVERY_TRADES
+        # the side index, by the writer once no group waits: not in the way of an answer
+        if due and self._commits.post("later", [(sql, [], None) for sql in CATCH_UP]):
+            self._unindexed = self._unindexed_trades = 0
 
     def _statements(self, records: Sequence[OrderRecord], encoded: Sequence[EncodedOrder]) -> list[Statement]:
-        """The group's statements (:func:`~ordergate.store.sqlite.statements.group_statements`), its
-        breaker trips, and every :data:`INDEX_EVERY` orders (or :data:`INDEX_EVERY_TRADES` trades) the
-        catch-up of the side index (:data:`~ordergate.store.sqlite.schema.CATCH_UP`), all in the group's
-        transaction."""
+        """The group's statements (:func:`~ordergate.store.sqlite.statements.group_statements`) and its
+        breaker trips, in the group's transaction. The side index (:data:`~ordergate.store.sqlite.schema.CATCH_UP`)
+        catches up in a transaction of its own, which :meth:`commit` leaves to the writer every
+        :data:`INDEX_EVERY` orders or :data:`INDEX_EVERY_TRADES` trades."""
         statements = group_statements(self._scope, records, encoded)
         for record in records:
             if record.control_change is not None:  # a breaker trip: in the order's transaction
                 statements += _control_change_statements(*record.control_change)
-        self._unindexed += len(records)
-        self._unindexed_trades += sum(len(record.closed) for record in records)
-        if self._unindexed >= INDEX_EVERY or self._unindexed_trades >= INDEX_EVERY_TRADES:
-            statements += [(sql, [], None) for sql in CATCH_UP]  # the side index, in this group's transaction
-            self._unindexed = self._unindexed_trades = 0
         return statements
 
     # -- trading controls ---------------------------------------------------------------------
@@ -617,8 +618,8 @@ INDEX_EVERY = 256
 """Orders between two catch-ups of the side index (:mod:`ordergate.store.sqlite.schema`, version 5): the
 bulk that makes its pages cheap, and about the most of the order log a listing reads as its tail."""
 INDEX_EVERY_TRADES = 4096
-"""Trades that make the side index catch up sooner: a big fan-out's trades are indexed in its own group's
-transaction (as any index would), so the trades' tail stays short whatever one order closes."""
+"""Trades that make the side index catch up sooner: a big fan-out's trades are indexed right after its
+group (in the writer's next pause), so the trades' tail stays short whatever one order closes."""
 
 
 def _control_change_statements(change: ControlChange, document: str) -> list[Statement]:

@@ -2,7 +2,8 @@
 
 :class:`WriterProcess` starts :mod:`ordergate.store.sqlite.writer_process` and talks to it over its
 stdin and stdout through the event loop's pipe transports: no thread, one wake-up per answer.
-Requests are pipelined; the writer answers them in order.
+Requests are pipelined; the writer answers them in order (all but ``later`` work, which
+:meth:`WriterProcess.post` sends and nothing waits for: the side index's catch-up).
 
 :class:`CommitPath` is what the store commits through. Its one hard case is a writer that dies (it
 was killed, it crashed) while a group was in its hands: the group may or may not be on disk, and the
@@ -61,6 +62,10 @@ class WriterLink(Protocol):
 
     async def request(self, kind: str, payload: object) -> Any:
         """Raises :class:`WriterLost` or :class:`WriterRefused`."""
+        ...
+
+    def post(self, kind: str, payload: object) -> bool:
+        """Send a request that is never answered (``later`` work); ``False`` if it could not be sent."""
         ...
 
     async def close(self) -> None: ...
@@ -124,6 +129,13 @@ class WriterProcess:
         if status == "ok":
             return result
         raise WriterRefused(result)
+
+    def post(self, kind: str, payload: object) -> bool:
+        stdin = self._process.stdin
+        if self._lost is not None or stdin is None or stdin.is_closing():
+            return False
+        stdin.write(frame((kind, payload)))  # buffered by the transport; the next request's drain waits for it
+        return True
 
     async def _read_answers(self) -> None:
         stdout = self._process.stdout
@@ -234,6 +246,11 @@ class CommitPath:
         except WriterLost:
             self._forget(link)
             raise
+
+    def post(self, kind: str, payload: object) -> bool:
+        """Send work no answer waits for to the writer in hand; ``False`` (dropped) if there is none."""
+        link = self._link
+        return link is not None and link.alive and link.post(kind, payload)
 
     def _forget(self, link: WriterLink) -> None:
         if self._link is link:
