@@ -240,3 +240,11 @@ def monkeypatch_chunk() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(decision_log, "CHUNK_USERS", 3)
         yield
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_an_order_whose_effects_share_one_action_reads_as_if_written_user_by_user(action: Action) -> None:
+    applied = tuple(Effect(f"user {n}", action, "S1") for n in range(50))
+    line = record(9)._replace(decision=Decision(Status.ACCEPTED, None, applied, ()))
+    users = ", ".join(f"{e.user} {e.action}" for e in applied)
+    assert text_line(line) == f"{STAMP} order=9 ACCEPTED S1 ACC BUY users={users}"

@@ -67,6 +67,10 @@ def _users_text(effects: Sequence[Effect]) -> str:
     """``user ACTION, user ACTION, ...`` (an action is a ``StrEnum``: its text is its value)."""
     if len(effects) <= _FEW:
         return ", ".join([f"{e.user} {e.action}" for e in effects])
+    actions = set(map(_ACTION, effects))
+    if len(actions) == 1:  # every effect of an order but a flatten's: one join, no string per user
+        (action,) = actions
+        return f" {action}, ".join(map(_USER, effects)) + f" {action}"
     return ", ".join(map(" ".join, zip(map(_USER, effects), map(_ACTION, effects), strict=True)))
 
 
