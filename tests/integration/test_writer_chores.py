@@ -140,3 +140,19 @@ def test_a_writer_that_cannot_open_its_database_does_no_chores(tmp_path: Path, k
     answers = served(missing, (kind, insert(1)), ("sql", ("SELECT 1", [])))
     assert all(status == "error" for status, _ in answers)
     assert len(answers) == (1 if kind == "later" else 2)
+
+
+def test_chores_run_one_at_a_time_so_a_waiting_group_goes_between_them(tmp_path: Path) -> None:
+    path = database(tmp_path / "db.sqlite3")
+    conn = open_connection(path, fsync_every_commit=False)
+    chores = Chores(conn)
+    chores.add_later(insert(1))
+    chores.add_later(insert(2))
+    chores.run()
+    assert rows(path) == [1]
+    assert chores.due(idle=True)
+    assert not chores.due(idle=False), "a waiting request goes before the second half"
+    chores.run()
+    assert rows(path) == [1, 2]
+    assert not chores.due(idle=True)
+    conn.close()

@@ -1,6 +1,7 @@
 """A group's SQLite statements store the same rows whether an order's rows go as runs (users as one JSON
-array unpacked by ``json_each``) or as multi-row ``VALUES``: the same orders, users, positions and trades,
-with the same ids, in a real SQLite file with the real schema."""
+array unpacked by ``json_each``) or as multi-row ``VALUES``: the same orders, positions and trades, with
+the same ids, in a real SQLite file with the real schema; and the side index's catch-up then finds every
+user each order applied to (``order_users``), from the stored ``applied`` column alone."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ordergate.store.base import Durability
 from ordergate.store.codec import encode_and_link
 from ordergate.store.sqlite import statements as statements_module
 from ordergate.store.sqlite.connection import connect, migrate
+from ordergate.store.sqlite.schema import CATCH_UP
 from ordergate.store.sqlite.statements import group_statements
 from ordergate.store.sqlite.writer_process import run_transaction
 
@@ -56,6 +58,7 @@ def stored(path: Path, scope: Scope, groups: Sequence[Sequence[OrderRecord]], ru
         patch.setattr(statements_module, "RUN_ROWS", run_rows)
         for group in groups:
             run_transaction(conn, group_statements(scope, group, encode_and_link(group, chains)))
+    run_transaction(conn, [(sql, [], None) for sql in CATCH_UP])
     tables = {table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in TABLES}
     conn.close()
     return tables
@@ -94,6 +97,8 @@ def test_runs_store_the_same_rows_as_values(
     as_runs = stored(work / "runs.db", scope, groups, run_rows=1)
     as_values = stored(work / "values.db", scope, groups, run_rows=10**9)
     assert as_runs == as_values
+    applied_to = {(effect.user, r.order_id) for r in records for effect in r.decision.applied}
+    assert set(as_runs["order_users"]) == applied_to
 
 
 @pytest.mark.parametrize("scope", list(Scope))
@@ -117,7 +122,7 @@ def test_a_fan_out_goes_as_runs_and_a_sell_of_positions_opened_apart_still_store
     assert [len(r.opened) for r in records] == [300, 300, 0]
     assert len(records[2].closed) == 600
     sell = group_statements(scope, [records[2]], encode_and_link([records[2]], Chains(single_chain)))
-    assert sum("json_each" in sql for sql, _, _ in sell) == 2  # its users and its deletes; not its trades
+    assert sum("json_each" in sql for sql, _, _ in sell) == 1  # its deletes; not its trades
     groups = [[r] for r in records]
     as_runs = stored(tmp_path / "runs.db", scope, groups, run_rows=statements_module.RUN_ROWS)
     assert as_runs == stored(tmp_path / "values.db", scope, groups, run_rows=10**9)

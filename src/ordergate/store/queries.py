@@ -14,16 +14,18 @@ candidates it bounds.
 
 A user's orders are the ones that opened or closed one of the user's positions, that is the orders
 whose ``applied`` names the user: the table ``order_users`` keeps one ``(user, order_id)`` row for each,
-written with the order, and its primary key is the walk that drives ``user=`` (schema version 5 on
-SQLite, 7 on PostgreSQL; before, the union of three walks over positions and trades, each an index
-every open and close had to maintain). A page of a user with a long history is bounded like any other.
+and its primary key is the walk that drives ``user=`` (schema version 5 on SQLite, 7 on PostgreSQL;
+before, the union of three walks over positions and trades, each an index every open and close had to
+maintain). PostgreSQL writes its rows with each order; on SQLite it is part of the side index below,
+filled from ``applied`` in SQL (:data:`APPLIED_EFFECTS`), and a page's tail keeps the orders whose
+``applied`` names the user. A page of a user with a long history is bounded like any other.
 
-On SQLite the orders by strategy and by instrument, and the trades by user, strategy and instrument,
-have a *side index* (``order_strategies``, ``order_instruments``, ``trade_users``, ``trade_strategies``,
-``trade_instruments``) that the store fills in bulk, up to the id :func:`indexed_up_to` reads; the rows
-after it, a few hundred at most as a rule, are the *tail*. Such a page is the merge of two
-disjoint arms, the side index's walk up to that id and the tail by primary key, read in one snapshot,
-so it holds exactly what an index of the order log would give. It always probes: the walk for its
+On SQLite a user's orders, the orders by strategy and by instrument, and the trades by user, strategy
+and instrument, have a *side index* (``order_users``, ``order_strategies``, ``order_instruments``,
+``trade_users``, ``trade_strategies``, ``trade_instruments``) that the store fills in bulk, up to the id
+:func:`indexed_up_to` reads; the rows after it, a few hundred at most as a rule, are the *tail*. Such a
+page is the merge of two disjoint arms, the side index's walk up to that id and the tail by primary key,
+read in one snapshot, so it holds exactly what an index of the order log would give. It always probes: the walk for its
 ``budget``-th candidate, and the tail for an order more than ``budget`` ids past where it starts
 (:func:`_tail_probe`), so a tail of any length is bounded as well.
 """
@@ -63,6 +65,15 @@ class Dialect:
     index (SQLite, :data:`SIDE_INDEX`) rather than by indexes of ``orders`` and ``trades`` themselves."""
 
 
+APPLIED_EFFECTS = (
+    "json_each(CASE WHEN typeof(orders.applied) = 'text' AND json_valid(orders.applied)"
+    " THEN orders.applied ELSE '[]' END) AS effect"
+)
+"""SQLite: the effects of an order's ``applied`` column, one row each (``effect.value ->> 0`` is its user);
+a column that is not the JSON array ordergate writes has none (``verify`` reports it). How the side index
+fills ``order_users`` and how a page finds a user's orders in its tail."""
+
+
 def indexed_up_to(key: str) -> str:
     """SQLite (schema version 5): SQL for the last ``key`` (``order_id``, ``trade_id``) the side index of its
     table covers. Every row up to it is in the side index, none after it (0 when the mark in ``meta`` is
@@ -75,6 +86,7 @@ SQLITE = Dialect("?", "user", hints=True, side_index=True)
 POSTGRES = Dialect("%s", "user_name", hints=False)
 
 SIDE_INDEX = {
+    ("orders", "user"): "order_users",
     ("orders", "strategy"): "order_strategies",
     ("orders", "instrument"): "order_instruments",
     ("trades", "user"): "trade_users",
@@ -133,6 +145,9 @@ class PagePlan:
     _indexed: str | None = None
     """SQL for the last id of the side index the page walks; the page then also reads the rows after it
     (the tail, by primary key): see the module docstring."""
+    _tail_conditions: tuple[Statement, ...] = ()
+    """What the tail's rows must also meet, where the side index held a filter the table has no column for
+    (a user's orders: the user among the effects of ``applied``)."""
 
     def probe(self) -> Statement | None:
         """One statement whose one row holds each probe's id (``NULL``: that walk ends within budget);
@@ -175,6 +190,9 @@ class PagePlan:
             # are disjoint and consecutive, so their merge is the page in id order
             select += f" AND {self._key} <= {indexed}"
             tail = self._after_and_filters(f"{self._key} > max({m}, {indexed})", bound, params)
+            for sql, values in self._tail_conditions:
+                tail.append(sql)
+                params += values
             select += f" UNION ALL {self._select}{self._table_hint} WHERE {' AND '.join(tail)}"
         return f"{select} ORDER BY {self._key} LIMIT {m}", [*params, self._limit + 1]
 
@@ -195,7 +213,12 @@ def order_page(query: OrderQuery, columns: str, dialect: Dialect, budget: int = 
     probes: tuple[Statement, ...] = ()
     indexed: str | None = None
     table_hint = _not_indexed(dialect)
-    if query.user is not None:
+    tail_conditions: tuple[Statement, ...] = ()
+    if query.user is not None and dialect.side_index:
+        walks, probes, indexed = _side_walk("orders", "order_id", user, query.user, dialect, query, budget)
+        applied_to = f"effect.type = 'array' AND effect.value ->> 0 = {m}"
+        tail_conditions = ((f"EXISTS (SELECT 1 FROM {APPLIED_EFFECTS} WHERE {applied_to})", [query.user]),)
+    elif query.user is not None:
         walks = (Walk("order_users", "order_id", user, query.user, ORDER_USERS_KEY),)
         probes = tuple(walk.probe(dialect, query.after, budget) for walk in walks)
     else:
@@ -229,6 +252,7 @@ def order_page(query: OrderQuery, columns: str, dialect: Dialect, budget: int = 
         _after=query.after,
         _limit=query.limit,
         _indexed=indexed,
+        _tail_conditions=tail_conditions,
     )
 
 

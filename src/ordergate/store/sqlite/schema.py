@@ -5,7 +5,7 @@ Never edit a migration that has shipped: add the next one. Each runs in its own 
 
 from __future__ import annotations
 
-from ordergate.store.queries import indexed_up_to
+from ordergate.store.queries import APPLIED_EFFECTS, indexed_up_to
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -276,13 +276,21 @@ next to send (``fix_sessions``), and every application message sent, as its fram
 
 _ORDERS_INDEXED, _TRADES_INDEXED = indexed_up_to("order_id"), indexed_up_to("trade_id")
 
-CATCH_UP: tuple[str, ...] = (
+CATCH_UP_ORDERS: tuple[str, ...] = (
+    "INSERT OR IGNORE INTO order_users (user, order_id)"
+    f" SELECT effect.value ->> 0, orders.order_id FROM orders, {APPLIED_EFFECTS}"
+    f" WHERE orders.order_id > {_ORDERS_INDEXED} AND effect.type = 'array' AND typeof(effect.value ->> 0) = 'text'",
     "INSERT OR IGNORE INTO order_strategies (strategy, order_id)"
     f" SELECT strategy, order_id FROM orders WHERE order_id > {_ORDERS_INDEXED}",
     "INSERT OR IGNORE INTO order_instruments (instrument, order_id)"
     f" SELECT instrument, order_id FROM orders WHERE order_id > {_ORDERS_INDEXED}",
     "INSERT INTO meta (key, value) SELECT 'indexed_order_id', coalesce(max(order_id), 0) FROM orders WHERE true"
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+)
+"""The side index of the order log (a user's orders, the orders by strategy and by instrument) up to the
+last order stored, and its mark."""
+
+CATCH_UP_TRADES: tuple[str, ...] = (
     "INSERT OR IGNORE INTO trade_users (user, trade_id)"
     f" SELECT user, trade_id FROM trades WHERE trade_id > {_TRADES_INDEXED}",
     "INSERT OR IGNORE INTO trade_strategies (strategy, trade_id)"
@@ -292,7 +300,14 @@ CATCH_UP: tuple[str, ...] = (
     "INSERT INTO meta (key, value) SELECT 'indexed_trade_id', coalesce(max(trade_id), 0) FROM trades WHERE true"
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
 )
+"""The side index of the trades up to the last trade stored, and its mark."""
+
+CATCH_UP = CATCH_UP_ORDERS + CATCH_UP_TRADES
 """The statements that bring the side index up to the last order stored, in the caller's transaction. They
-hold whatever the store did before (``OR IGNORE``, the upsert): a missing ``meta`` row is re-made."""
+hold whatever the store did before (``OR IGNORE``, the upsert): a missing ``meta`` row is re-made. Since
+2026-12-06 the side index also holds ``order_users`` (a user's orders): the rows of the orders after
+``indexed_order_id`` come from their ``applied`` column here, in SQL, instead of with each order (a store
+of an earlier release has every row already; ``OR IGNORE`` keeps them). Each half has a mark of its own,
+so the two may run as transactions of their own (the writer process does, between groups)."""
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -7,8 +7,8 @@ Python of building and pickling their parameters. Two shapes keep that small:
 - *Multi-row* ``VALUES`` statements, for rows that differ in several columns (a group of small orders:
   a few users each, one row per order, position and trade), as few as SQLite's parameter limit allows.
 - *Runs*, for rows that differ only by user: every position a fan-out opens (made by that one order),
-  and, as a rule, every one it closes (opened by one earlier order) and the round trips it ends, and
-  the ``order_users`` rows of every big order. A run is one statement whose users come as one JSON
+  and, as a rule, every one it closes (opened by one earlier order) and the round trips it ends. A
+  run is one statement whose users come as one JSON
   array that SQLite unpacks with ``json_each``, the other columns as parameters once: no Python tuple
   per row, one string to pickle, and no parameters for SQLite to bind per row. A 100,000-user order's
   rows cost the loop a few milliseconds this way instead of about 200, and the writer less too (a
@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Sequence
-from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -55,24 +54,16 @@ MAX_PARAMETERS = 32_000
 """Bound parameters per statement; SQLite (3.32 and later) allows 32,766."""
 
 _USER = itemgetter(0)
-_ORDER_USERS_RUN = "INSERT INTO order_users (user, order_id) SELECT value, ?"
 _POSITIONS_RUN = f"INSERT INTO positions ({', '.join(POSITION_FIELDS)}) SELECT value, ?, ?, ?, ?, ?"
 _TRADES_RUN = f"INSERT INTO trades ({', '.join(TRADE_FIELDS)}) SELECT value, ?, ?, ?, ?, ?, ?, ?"
 _DELETES_RUN = "DELETE FROM positions WHERE scope_strategy = ? AND instrument = ? AND user IN (SELECT value"
 
 
 def group_statements(scope: Scope, records: Sequence[OrderRecord], encoded: Sequence[EncodedOrder]) -> list[Statement]:
-    """The orders, their users and the changes of positions and trades of ``records`` (without the
-    control changes and the side index, which the store adds)."""
+    """The orders and the changes of positions and trades of ``records`` (without the control changes,
+    which the store adds, and without ``order_users`` and the rest of the side index, which the writer
+    fills from the orders between groups: :data:`~ordergate.store.sqlite.schema.CATCH_UP`)."""
     statements = inserts("orders", ORDER_FIELDS, [_order_row(r, e) for r, e in zip(records, encoded, strict=True)])
-    small: list[tuple[str, int]] = []
-    for record in records:  # one row per user an order applied to: the key of the user's orders
-        users = _applied_users(record)
-        if len(users) >= RUN_ROWS:
-            statements.append(_run(_ORDER_USERS_RUN, [record.order_id], users))
-        else:
-            small += zip(users, repeat(record.order_id))
-    statements += inserts("order_users", ("user", "order_id"), small)
     run = _book_runs(scope, records[0]) if len(records) == 1 else None
     if run is not None:
         return statements + run
@@ -110,15 +101,6 @@ def _order_row(r: OrderRecord, e: EncodedOrder) -> tuple[Any, ...]:
         r.signal_time,
         r.door.value if r.door is not None else None,
     )
-
-
-def _applied_users(record: OrderRecord) -> list[str]:
-    """The users ``record`` applied to, each once (an order applies to a user at most once in either
-    scope; the set only makes the primary key of ``order_users`` impossible to break)."""
-    applied = record.decision.applied
-    if len(applied) < 2:
-        return [effect.user for effect in applied]
-    return list(dict.fromkeys(map(_USER, applied)))
 
 
 def _book_runs(scope: Scope, record: OrderRecord) -> list[Statement] | None:

@@ -73,7 +73,7 @@ from ordergate.store.sqlite.connection import (
 )
 from ordergate.store.sqlite.lanes import LaneClosed, ReadLane
 from ordergate.store.sqlite.log import SQLiteLogReader
-from ordergate.store.sqlite.schema import CATCH_UP
+from ordergate.store.sqlite.schema import CATCH_UP_ORDERS, CATCH_UP_TRADES
 from ordergate.store.sqlite.statements import Statement, group_statements
 from ordergate.store.sqlite.writer import (
     WRITER_COMMAND,
@@ -118,9 +118,9 @@ class SQLiteStore:
         self._writer_command = writer_command
         self._writers: list[WriterProcess] = []
         self._commits = CommitPath(self._spawn_writer, _fence, _committed_through, str(path))
-        self._unindexed = self._unindexed_trades = 0
-        """Orders and trades stored since the side index last caught up (as far as this process knows: a
-        failed group may leave them a little off, which only moves the next catch-up)."""
+        self._unindexed = self._unindexed_rows = 0
+        """Orders, and their trades and users, stored since the side index last caught up (as far as this
+        process knows: a failed group may leave them a little off, which only moves the next catch-up)."""
         self._lookups = ReadLane("ordergate-sqlite-lookup", 1, self._read_connection)
         """Order entry's lane: idempotency lookups, the controls in force, the readiness probe."""
         self._api_reads = ReadLane(
@@ -286,17 +286,17 @@ class SQLiteStore:
         await self._commits.commit(statements, records[0].order_id, records[-1].order_id)
         self._chains = chains
         self._unindexed += len(records)
-        self._unindexed_trades += sum(len(record.closed) for record in records)
-        due = self._unindexed >= INDEX_EVERY or self._unindexed_trades >= INDEX_EVERY_TRADES
+        self._unindexed_rows += sum(len(r.closed) + len(r.decision.applied) for r in records)
+        due = self._unindexed >= INDEX_EVERY or self._unindexed_rows >= INDEX_EVERY_ROWS
         # the side index, by the writer once no group waits: not in the way of an answer
-        if due and self._commits.post("later", [(sql, [], None) for sql in CATCH_UP]):
-            self._unindexed = self._unindexed_trades = 0
+        if due and all(self._commits.post("later", [(sql, [], None) for sql in half]) for half in CATCH_UP_HALVES):
+            self._unindexed = self._unindexed_rows = 0
 
     def _statements(self, records: Sequence[OrderRecord], encoded: Sequence[EncodedOrder]) -> list[Statement]:
         """The group's statements (:func:`~ordergate.store.sqlite.statements.group_statements`) and its
         breaker trips, in the group's transaction. The side index (:data:`~ordergate.store.sqlite.schema.CATCH_UP`)
         catches up in a transaction of its own, which :meth:`commit` leaves to the writer every
-        :data:`INDEX_EVERY` orders or :data:`INDEX_EVERY_TRADES` trades."""
+        :data:`INDEX_EVERY` orders or :data:`INDEX_EVERY_ROWS` trades and users."""
         statements = group_statements(self._scope, records, encoded)
         for record in records:
             if record.control_change is not None:  # a breaker trip: in the order's transaction
@@ -617,9 +617,14 @@ def _holder_alive(fd: int) -> bool:
 INDEX_EVERY = 256
 """Orders between two catch-ups of the side index (:mod:`ordergate.store.sqlite.schema`, version 5): the
 bulk that makes its pages cheap, and about the most of the order log a listing reads as its tail."""
-INDEX_EVERY_TRADES = 4096
-"""Trades that make the side index catch up sooner: a big fan-out's trades are indexed right after its
-group (in the writer's next pause), so the trades' tail stays short whatever one order closes."""
+CATCH_UP_HALVES = (CATCH_UP_ORDERS, CATCH_UP_TRADES)
+"""The side index's catch-up as the writer runs it between groups: two transactions, so that a group that
+arrives meanwhile waits for one half at most."""
+
+INDEX_EVERY_ROWS = 4096
+"""Trades and users applied to that make the side index catch up sooner: a big fan-out's trades and users
+are indexed right after its group (in the writer's next pause), so the tail stays short whatever one
+order opens or closes."""
 
 
 def _control_change_statements(change: ControlChange, document: str) -> list[Statement]:

@@ -158,29 +158,33 @@ class Chores:
             self._later_waited += 1
 
     def due(self, idle: bool) -> bool:
-        """Whether to do them now: ``idle`` when no request is waiting."""
+        """Whether to do one now: ``idle`` when no request is waiting."""
         if self._conn is None:
             return False
         if idle:
             return bool(self._later) or self._unchecked >= CHECKPOINT_BYTES
-        return self._later_waited >= LATER_AT_MOST or self._unchecked >= CHECKPOINT_AT_MOST
+        return (bool(self._later) and self._later_waited >= LATER_AT_MOST) or self._unchecked >= CHECKPOINT_AT_MOST
 
     def run(self) -> None:
+        """Do one chore, the oldest ``later`` work first, then the checkpoint: the writer looks for a
+        waiting request between two of them, so a group that arrives meanwhile waits for one at most."""
         conn = self._conn
         assert conn is not None
-        later, self._later, self._later_waited = self._later, [], 0
-        for statements in later:
+        if self._later and (self._unchecked < CHECKPOINT_AT_MOST or self._later_waited >= LATER_AT_MOST):
+            statements = self._later.pop(0)
+            if not self._later:
+                self._later_waited = 0
             try:
                 run_transaction(conn, statements)
             except sqlite3.Error as exc:
                 print(f"ordergate writer: work left for later failed and was dropped: {exc}", file=sys.stderr)
             self._unchecked += 1 << 12  # a catch-up writes a few pages: count it
-        if self._unchecked >= CHECKPOINT_BYTES:
-            self._unchecked = 0
-            try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error as exc:
-                print(f"ordergate writer: a checkpoint failed: {exc}", file=sys.stderr)
+            return
+        self._unchecked = 0
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            print(f"ordergate writer: a checkpoint failed: {exc}", file=sys.stderr)
 
 
 def serve(path: str, fsync_every_commit: bool, requests: BinaryIO, answers: BinaryIO) -> None:
@@ -196,11 +200,11 @@ def serve(path: str, fsync_every_commit: bool, requests: BinaryIO, answers: Bina
     frames, chores = Requests(requests), Chores(conn)
     try:
         while True:
-            if chores.due(idle=not frames.waiting()):
+            while chores.due(idle=not frames.waiting()):
                 chores.run()
             body = frames.next()
             if body is None:
-                if chores.due(idle=True):
+                while chores.due(idle=True):
                     chores.run()
                 return
             try:
