@@ -14,6 +14,7 @@ the two files' holders share, finding a token and reloading a changed file, is :
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import hmac
@@ -129,7 +130,7 @@ class FileWatch:
         return True
 
 
-class TokenRing(Generic[T]):
+class TokenRing(abc.ABC, Generic[T]):
     """The active tokens of a secrets file, as a running gateway finds them on every request: by id, in
     memory, checked in constant time, the file reloaded when it changed (a subclass says how it reads).
 
@@ -149,9 +150,9 @@ class TokenRing(Generic[T]):
         self._secret, self._by_id = secret, by_id
         self._watch = FileWatch(path, clock=clock)
 
+    @abc.abstractmethod
     def _read(self) -> tuple[bytes, dict[str, tuple[bytes, T]]]:
         """The file's secret and its active tokens' digests and values by id (raises on an unusable file)."""
-        raise NotImplementedError
 
     def _find(self, token: str) -> T | None:
         """What ``token`` stands for, or ``None`` (unknown, revoked or malformed alike)."""
